@@ -1,0 +1,34 @@
+/* addr.h — parse and format socket addresses ("127.0.0.1:80", "[::1]:80",
+ * "*:80", "host.example:80"). Pure functions used by conf, the master, the
+ * workers and the CLI; never logs, never exits. */
+#ifndef SLUICE_ADDR_H
+#define SLUICE_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Longest text addr_format writes, with its NUL: "[v6%scope]:65535". */
+#define ADDR_STRLEN 80
+
+enum addr_flags {
+	ADDR_NUMERIC = 1, /* only numeric hosts (listeners); else resolve names */
+	ADDR_WILDCARD = 2 /* accept "*:port" as 0.0.0.0 and "[::]:port" */
+};
+
+/* Parse "host:port" or "[v6]:port" into *ss/*len. The port is required and
+ * must be 1..65535. Host names are resolved with getaddrinfo (blocking: call
+ * it from the master only) unless ADDR_NUMERIC; the first result is used.
+ * Returns 0, or -1 with a one-line reason in err (e.g. "port 70000 is out of
+ * range 1..65535", "missing port", "cannot resolve \"x\": Name or service
+ * not known"). */
+int addr_parse(const char *text, int flags, struct sockaddr_storage *ss,
+    socklen_t *len, char *err, size_t errlen);
+
+/* Write "a.b.c.d:port" or "[v6]:port" into buf (at least ADDR_STRLEN bytes).
+ * Returns buf. */
+char *addr_format(const struct sockaddr *sa, char *buf, size_t buflen);
+
+/* 1 when both hold the same family, address and port, else 0. */
+int addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+
+#endif

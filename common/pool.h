@@ -1,0 +1,40 @@
+/* pool.h — fixed-size blocks for one process: relay buffers and session
+ * objects. Not shared, not thread-safe: a worker is one thread. Blocks are
+ * carved from large mmap'ed chunks and kept on a LIFO free list so the warmest
+ * memory is reused first. Never logs, never aborts on exhaustion. */
+#ifndef SLUICE_POOL_H
+#define SLUICE_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pool;
+
+struct pool_stats {
+	uint64_t total;        /* blocks carved so far */
+	uint64_t used;         /* blocks handed out now */
+	uint64_t high_water;   /* most blocks handed out at once */
+	uint64_t failed;       /* pool_get calls refused by the budget or mmap */
+	uint64_t bytes_mapped; /* bytes of chunks mapped */
+};
+
+/* A pool of blocks of block_size bytes (rounded up to 16), mapping at most
+ * max_bytes in chunks of about chunk_bytes. Returns NULL with errno (EINVAL
+ * for a zero size or a budget below one chunk, ENOMEM). */
+struct pool *pool_create(size_t block_size, size_t chunk_bytes, size_t max_bytes);
+
+/* Unmap every chunk. Blocks still out become invalid. NULL is harmless. */
+void pool_destroy(struct pool *);
+
+/* Borrow a block (contents undefined). NULL with errno = ENOMEM when the
+ * budget is spent: the caller applies back-pressure and retries after a
+ * pool_put; this is not an error. */
+void *pool_get(struct pool *);
+
+/* Give back a block from pool_get of this pool. */
+void pool_put(struct pool *, void *block);
+
+size_t pool_block_size(const struct pool *);
+void pool_get_stats(const struct pool *, struct pool_stats *out);
+
+#endif
