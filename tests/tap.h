@@ -10,21 +10,21 @@
 
 static int tap_n, tap_failed;
 
-static void
+static void __attribute__((unused))
 plan(int n)
 {
 	printf("1..%d\n", n);
 	fflush(stdout);
 }
 
-static void
+static void __attribute__((unused))
 done_testing(void)
 {
 	printf("1..%d\n", tap_n);
 	fflush(stdout);
 }
 
-static void __attribute__((format(printf, 1, 2)))
+static void __attribute__((format(printf, 1, 2))) __attribute__((unused))
 diag(const char *fmt, ...)
 {
 	va_list ap;
@@ -37,7 +37,7 @@ diag(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static int __attribute__((format(printf, 2, 3)))
+static int __attribute__((format(printf, 2, 3))) __attribute__((unused))
 ok(int cond, const char *fmt, ...)
 {
 	va_list ap;
@@ -71,7 +71,7 @@ ok(int cond, const char *fmt, ...)
 			    is_w_ ? is_w_ : "(null)");                             \
 	} while (0)
 
-static void __attribute__((format(printf, 2, 3)))
+static void __attribute__((format(printf, 2, 3))) __attribute__((unused))
 skip(int n, const char *fmt, ...)
 {
 	va_list ap;
@@ -85,7 +85,7 @@ skip(int n, const char *fmt, ...)
 	fflush(stdout);
 }
 
-static void __attribute__((format(printf, 1, 2), noreturn))
+static void __attribute__((format(printf, 1, 2), noreturn)) __attribute__((unused))
 bail(const char *fmt, ...)
 {
 	va_list ap;
@@ -100,7 +100,7 @@ bail(const char *fmt, ...)
 }
 
 /* Exit status for the end of main: non-zero when any test failed. */
-static int
+static int __attribute__((unused))
 tap_exit(void)
 {
 	return tap_failed ? 1 : 0;
