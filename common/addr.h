@@ -15,7 +15,7 @@ enum addr_flags {
 	ADDR_WILDCARD = 2 /* accept "*:port" as 0.0.0.0 and "[::]:port" */
 };
 
-/* Parse "host:port" or "[v6]:port" into *ss/*len. The port is required and
+/* Parse "host:port" or "[v6]:port" into *ss and *len. The port is required and
  * must be 1..65535. Host names are resolved with getaddrinfo (blocking: call
  * it from the master only) unless ADDR_NUMERIC; the first result is used.
  * Returns 0, or -1 with a one-line reason in err (e.g. "port 70000 is out of

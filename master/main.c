@@ -1,0 +1,250 @@
+/* main.c — sluiced's entry: options, config check (-t), the pid file and its
+ * lock, listeners and the stats segment, daemonizing, then the master loop.
+ * Runs in the master before any worker exists. Start-up errors go to stderr
+ * (and the log) and exit 1; nothing here runs after the loop but clean-up. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "listen.h"
+#include "log.h"
+#include "master.h"
+#include "stats.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/usr/local/etc"
+#endif
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+static int foreground;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: sluiced [-f] [-t] [-c FILE] [-V] [-h]\n"
+	    "  -c FILE  configuration file (default %s/sluice.conf)\n"
+	    "  -f       stay in the foreground and log to stderr\n"
+	    "  -t       check the configuration, print the first error and exit\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       print this help and exit\n"
+	    "signals: HUP reload, TERM/INT fast stop, QUIT graceful stop, USR1 reopen log\n",
+	    SYSCONFDIR);
+}
+
+/* Before the daemon detaches, the operator must see why it did not start. */
+static void __attribute__((format(printf, 1, 2), noreturn))
+startup_fail(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sluiced: %s\n", msg);
+	if (!foreground)
+		log_errx("%s", msg);
+	exit(1);
+}
+
+/* Create the directory a run file lives in when it is missing (one level,
+ * like /run/sluice), so a fresh machine needs no set-up step. */
+static void
+make_parent_dir(const char *path)
+{
+	char buf[PATH_MAX];
+	char *dir;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	dir = dirname(buf);
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+		startup_fail("cannot create directory %s: %s", dir, strerror(errno));
+}
+
+static int
+pidfile_lock(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	make_parent_dir(path);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd == -1)
+		startup_fail("cannot open pid file %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK)
+			startup_fail("cannot lock pid file %s: %s", path, strerror(errno));
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		startup_fail("another sluiced is running (pid %s, pid file %s)",
+		    buf[0] ? buf : "unknown", path);
+	}
+	return fd;
+}
+
+static void
+pidfile_write(int fd, const char *path)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
+		startup_fail("cannot write pid file %s: %s", path, strerror(errno));
+}
+
+/* Detach. The starting process exits 0 only when the daemon says it is
+ * running (one byte on the pipe), so scripts can rely on its status. Returns
+ * the pipe's write end in the daemon. */
+static int
+daemonize(void)
+{
+	int p[2], nul;
+	char c;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		startup_fail("pipe: %s", strerror(errno));
+	if ((pid = fork()) == -1)
+		startup_fail("fork: %s", strerror(errno));
+	if (pid != 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1)
+			_exit(0);
+		fprintf(stderr, "sluiced: the daemon exited during start-up; see the log\n");
+		_exit(1);
+	}
+	close(p[0]);
+	if (setsid() == -1)
+		startup_fail("setsid: %s", strerror(errno));
+	if (chdir("/") == -1)
+		startup_fail("chdir /: %s", strerror(errno));
+	if ((nul = open("/dev/null", O_RDWR)) != -1) {
+		dup2(nul, STDIN_FILENO);
+		dup2(nul, STDOUT_FILENO);
+		dup2(nul, STDERR_FILENO);
+		if (nul > STDERR_FILENO)
+			close(nul);
+	}
+	return p[1];
+}
+
+/* Processes each get the full descriptor budget: take the hard limit. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = SYSCONFDIR "/sluice.conf";
+	char abspath[PATH_MAX], err[1024];
+	struct master_start st;
+	struct stats_seg seg;
+	struct conf *conf;
+	int test = 0, opt, rc;
+	char *pid_file, *stats_file;
+
+	while ((opt = getopt(argc, argv, "c:ftVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("sluiced %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	foreground |= test;
+
+	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
+	if (realpath(path, abspath) == NULL)
+		startup_fail("cannot read configuration %s: %s", path, strerror(errno));
+	if ((conf = conf_load(abspath, err, sizeof(err))) == NULL)
+		startup_fail("%s", err);
+	if (test) {
+		printf("%s: configuration OK\n", path);
+		conf_free(conf);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	log_set_role("master");
+	if (foreground)
+		log_open(LOG_TARGET_STDERR, NULL, 0, conf->log_level);
+	else if (log_open(conf->log_target, conf->log_file, conf->log_facility,
+	             conf->log_level) == -1)
+		startup_fail("cannot open log file %s: %s", conf->log_file, strerror(errno));
+
+	pid_file = strdup(conf->pid_file);
+	stats_file = strdup(conf->stats_file);
+	if (pid_file == NULL || stats_file == NULL)
+		startup_fail("out of memory");
+	memset(&st, 0, sizeof(st));
+	st.pid_fd = pidfile_lock(pid_file);
+	if ((st.listen_fds = listen_open(conf, NULL, NULL, err, sizeof(err))) == NULL)
+		startup_fail("%s", err);
+	make_parent_dir(stats_file);
+	if (stats_create(&seg, stats_file, STATS_SLOTS, err, sizeof(err)) == -1)
+		startup_fail("%s", err);
+	master_check_fd_budget(conf);
+
+	st.ready_fd = foreground ? -1 : daemonize();
+	pidfile_write(st.pid_fd, pid_file);
+	seg.hdr->master_pid = getpid();
+
+	st.conf = conf;
+	st.stats = &seg;
+	st.foreground = foreground;
+	rc = master_run(&st);
+
+	unlink(stats_file);
+	unlink(pid_file);
+	stats_detach(&seg);
+	free(pid_file);
+	free(stats_file);
+	return rc;
+}

@@ -1,0 +1,27 @@
+/* master.h — the master's life after start-up: the process table, spawning,
+ * reaping and respawning workers, signals and reload. Never touches client
+ * traffic. */
+#ifndef SLUICE_MASTER_H
+#define SLUICE_MASTER_H
+
+struct conf;
+struct stats_seg;
+
+struct master_start {
+	struct conf *conf;       /* owned by the master from here on */
+	int *listen_fds;         /* parallel to conf->listeners, owned likewise */
+	struct stats_seg *stats; /* created, mapped shared */
+	int pid_fd;              /* locked pid file: closed in every worker */
+	int ready_fd;            /* -1, or a pipe to write one byte to once running */
+	int foreground;          /* logging stays on stderr across reloads */
+};
+
+/* Fork the workers and run the master loop until a stop completes. Returns the
+ * exit status for the process. */
+int master_run(struct master_start *);
+
+/* Warn (log) when limits.max_connections cannot fit in the descriptors the
+ * workers have. Returns 1 when it fits, 0 when it warned. */
+int master_check_fd_budget(const struct conf *);
+
+#endif

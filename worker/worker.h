@@ -1,0 +1,90 @@
+/* worker.h — the state of one worker process, shared by worker.c (loop,
+ * accept, drain), relay.c (sessions) and upstream.c (server choice, connect).
+ * Never included by master/: only heritage.h crosses the fork. */
+#ifndef SLUICE_WORKER_H
+#define SLUICE_WORKER_H
+
+#include <ev.h>
+#include <stdint.h>
+
+struct conf;
+struct heritage;
+struct pool;
+struct session;
+struct stats_slot;
+
+/* Slots of a timeout wheel. A wheel of timeout T ticks every T/(WHEEL_SLOTS-2),
+ * so a connection is closed at most one tick after its real deadline and never
+ * before it. */
+#define WHEEL_SLOTS 64
+
+/*
+ * A single-revolution timing wheel: every session in it has a deadline within
+ * one timeout from now, filed by the tick its deadline falls in. Activity costs
+ * nothing (a session only records when it was last active); a session whose
+ * slot comes due and that was active since is simply filed again. Per session:
+ * two pointers and a timestamp.
+ */
+struct wheel {
+	ev_timer timer;
+	ev_tstamp timeout; /* seconds */
+	ev_tstamp tick;    /* seconds per slot */
+	uint64_t cursor;   /* next tick to process */
+	unsigned count;    /* sessions filed */
+	struct session *slot[WHEEL_SLOTS];
+};
+
+struct worker {
+	struct ev_loop *loop;
+	const struct conf *conf;
+	const struct heritage *h;
+	struct stats_slot *slot;
+	struct pool *buffers;  /* relay buffers, conf->buffer_size each */
+	struct pool *sessions; /* struct session objects */
+	size_t buffer_size;
+
+	unsigned active;     /* sessions open */
+	unsigned max_active; /* this worker's share of limits.max_connections */
+	int draining;        /* SIGQUIT seen: no accepts, exit when active == 0 */
+	int accept_paused;   /* accept watchers stopped (limit or EMFILE) */
+
+	ev_io *accept_w; /* one per listener */
+	unsigned naccept;
+	ev_timer accept_resume; /* re-arms accepting after EMFILE/ENFILE */
+
+	struct wheel connect_wheel; /* sessions connecting upstream */
+	struct wheel idle_wheel;    /* sessions relaying */
+	struct session *starved;    /* sessions waiting for a relay buffer */
+
+	unsigned *rr; /* next server per upstream (round robin) */
+};
+
+/* relay.c ------------------------------------------------------------------ */
+
+/* Prepare the wheels and pools' consumers. Call once before accepting. */
+void relay_init(struct worker *);
+
+/* Take ownership of an accepted client fd from listener li and start its
+ * session: connect upstream, then relay. Never fails loudly: a refused session
+ * is counted and its fd closed. */
+void relay_start(struct worker *, int client_fd, unsigned li);
+
+/* Close every session at once (fast stop, end of drain). */
+void relay_close_all(struct worker *);
+
+/* upstream.c --------------------------------------------------------------- */
+
+/* Start a non-blocking connect for the session to the next server of its
+ * listener's upstream (round robin). Returns the fd, or -1 with errno when
+ * the attempt failed at once; *server is the index of the server tried. */
+int upstream_connect(struct worker *, unsigned li, unsigned *server);
+
+/* Text of an upstream server address for logs. */
+const char *upstream_name(const struct worker *, unsigned li, unsigned server);
+
+/* worker.c ----------------------------------------------------------------- */
+
+/* A session closed: resume accepting below the limit; finish a drain. */
+void worker_session_closed(struct worker *);
+
+#endif
