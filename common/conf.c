@@ -1,0 +1,970 @@
+/* conf.c — read a libconfig file and validate every setting into a struct
+ * conf, or explain the first problem as "FILE:LINE: SETTING: reason". Runs in
+ * the master (start, -t, SIGHUP reload); must never log, exit, open sockets
+ * or touch the running daemon: a failed reload has to leave nothing behind. */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "addr.h"
+#include "conf.h"
+
+#define CONF_DEFAULT_PID_FILE "/run/sluice/sluiced.pid"
+#define CONF_DEFAULT_STATS_FILE "/run/sluice/stats"
+#define CONF_BUFFER_MIN 512
+#define CONF_BUFFER_MAX (1024 * 1024)
+/* A worker needs room for a useful number of buffers, not just one. */
+#define CONF_MEMORY_BUFFERS 64
+#define CONF_MAX_CONNECTIONS 10000000
+#define CONF_WEIGHT_MAX 256
+#define CONF_BACKLOG_MAX 65535
+/* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
+#define CONF_DURATION_MAX_MS UINT32_MAX
+
+/* Where errors go while one file is being checked. */
+struct conf_ctx {
+	const char *path;
+	char *err;
+	size_t errlen;
+	const char *dir; /* where @include looks */
+};
+
+struct conf_name {
+	const char *name;
+	int value;
+};
+
+static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file", "log", "pool",
+    "limits", "timeouts", "upstreams", "listeners", NULL};
+static const char *const conf_log_keys[] = {"target", "file", "facility", "level", NULL};
+static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", NULL};
+static const char *const conf_limits_keys[] = {"max_connections", NULL};
+static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", NULL};
+static const char *const conf_upstream_keys[] = {"name", "balance", "servers", NULL};
+static const char *const conf_server_keys[] = {"address", "weight", NULL};
+static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog", NULL};
+
+static const struct conf_name conf_targets[] = {
+    {"syslog", LOG_TARGET_SYSLOG},
+    {"stderr", LOG_TARGET_STDERR},
+    {"file", LOG_TARGET_FILE},
+    {NULL, 0},
+};
+
+static const struct conf_name conf_facilities[] = {
+    {"daemon", LOG_DAEMON},
+    {"user", LOG_USER},
+    {"local0", LOG_LOCAL0},
+    {"local1", LOG_LOCAL1},
+    {"local2", LOG_LOCAL2},
+    {"local3", LOG_LOCAL3},
+    {"local4", LOG_LOCAL4},
+    {"local5", LOG_LOCAL5},
+    {"local6", LOG_LOCAL6},
+    {"local7", LOG_LOCAL7},
+    {NULL, 0},
+};
+
+/* Parsed here rather than with log_level_parse so that conf stays free of
+ * the logger (the CLI and tests link conf without log.c). */
+static const struct conf_name conf_levels[] = {
+    {"error", LOG_LEVEL_ERROR},
+    {"warning", LOG_LEVEL_WARNING},
+    {"notice", LOG_LEVEL_NOTICE},
+    {"info", LOG_LEVEL_INFO},
+    {"debug", LOG_LEVEL_DEBUG},
+    {NULL, 0},
+};
+
+/* "upstreams[0].servers[1].address": the name users see in errors. */
+static void
+conf_setting_path(const config_setting_t *s, char *buf, size_t len)
+{
+	const config_setting_t *parent = config_setting_parent(s);
+	size_t n;
+
+	buf[0] = '\0';
+	if (parent == NULL)
+		return;
+	conf_setting_path(parent, buf, len);
+	n = strlen(buf);
+	if (n + 1 >= len)
+		return;
+	if (config_setting_is_group(parent))
+		snprintf(buf + n, len - n, "%s%s", n > 0 ? "." : "", config_setting_name(s));
+	else
+		snprintf(buf + n, len - n, "[%d]", config_setting_index(s));
+}
+
+/* Settings and syntax errors from an @include name their own file, which
+ * libconfig records as written in the directive: relative to the include
+ * directory, not to the daemon's working directory. */
+static void
+conf_file_name(const struct conf_ctx *c, const char *src, char *buf, size_t len)
+{
+	if (src == NULL || strcmp(src, c->path) == 0)
+		snprintf(buf, len, "%s", c->path);
+	else if (src[0] != '/' && c->dir != NULL)
+		snprintf(buf, len, "%s/%s", c->dir, src);
+	else
+		snprintf(buf, len, "%s", src);
+}
+
+/* Report a problem with setting s or, when missing is set, with the absent
+ * member missing of group s (the line is then the group's). Returns -1. */
+static int __attribute__((format(printf, 4, 5)))
+conf_fail(struct conf_ctx *c, const config_setting_t *s, const char *missing, const char *fmt, ...)
+{
+	char where[256], reason[2048], file[PATH_MAX + 256];
+	unsigned line;
+	size_t n;
+	va_list ap;
+
+	if (c->err == NULL || c->errlen == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	conf_setting_path(s, where, sizeof(where));
+	if (missing != NULL) {
+		n = strlen(where);
+		snprintf(where + n, sizeof(where) - n, "%s%s", n > 0 ? "." : "", missing);
+	}
+	conf_file_name(c, config_setting_source_file(s), file, sizeof(file));
+	line = config_setting_source_line(s);
+	if (line > 0)
+		snprintf(c->err, c->errlen, "%s:%u: %s: %s", file, line, where, reason);
+	else
+		snprintf(c->err, c->errlen, "%s: %s: %s", file, where, reason);
+	errno = EINVAL;
+	return -1;
+}
+
+static int
+conf_nomem(struct conf_ctx *c)
+{
+	if (c->err != NULL && c->errlen > 0)
+		snprintf(c->err, c->errlen, "%s: out of memory", c->path);
+	errno = ENOMEM;
+	return -1;
+}
+
+static int
+conf_strdup(struct conf_ctx *c, const char *text, char **out)
+{
+	*out = strdup(text);
+	return *out == NULL ? conf_nomem(c) : 0;
+}
+
+/* "a, b or c" for error messages. */
+static void
+conf_join(const char *const *names, char *buf, size_t len)
+{
+	const char *sep;
+	size_t n = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; names[i] != NULL && n < len; i++) {
+		sep = ", ";
+		if (i == 0)
+			sep = "";
+		else if (names[i + 1] == NULL)
+			sep = " or ";
+		snprintf(buf + n, len - n, "%s%s", sep, names[i]);
+		n = strlen(buf);
+	}
+}
+
+/* Unknown settings are errors, not ignored: a typo such as "idel" would
+ * otherwise silently leave the default in force. */
+static int
+conf_check_keys(struct conf_ctx *c, const config_setting_t *group, const char *const *known)
+{
+	const config_setting_t *m;
+	const char *name;
+	char list[256];
+	int i, k, n;
+
+	n = config_setting_length(group);
+	for (i = 0; i < n; i++) {
+		m = config_setting_get_elem(group, (unsigned)i);
+		name = config_setting_name(m);
+		for (k = 0; known[k] != NULL; k++)
+			if (strcmp(name, known[k]) == 0)
+				break;
+		if (known[k] == NULL) {
+			conf_join(known, list, sizeof(list));
+			return conf_fail(
+			    c, m, NULL, "unknown setting \"%s\" (expected %s)", name, list);
+		}
+	}
+	return 0;
+}
+
+/* The optional group name of parent, checked for unknown members; *out is
+ * NULL when it is absent. */
+static int
+conf_group(struct conf_ctx *c, config_setting_t *parent, const char *name, const char *const *known,
+    config_setting_t **out)
+{
+	config_setting_t *g;
+
+	*out = NULL;
+	g = config_setting_get_member(parent, name);
+	if (g == NULL)
+		return 0;
+	if (!config_setting_is_group(g))
+		return conf_fail(c, g, NULL, "expected a group { ... }");
+	if (conf_check_keys(c, g, known) == -1)
+		return -1;
+	*out = g;
+	return 0;
+}
+
+/* A list that must have at least one element; what says what it holds. */
+static int
+conf_list(struct conf_ctx *c, config_setting_t *parent, const char *name, const char *what,
+    config_setting_t **out)
+{
+	config_setting_t *l;
+
+	l = config_setting_get_member(parent, name);
+	if (l == NULL)
+		return conf_fail(c, parent, name, "at least one %s is required", what);
+	if (!config_setting_is_list(l) && !config_setting_is_array(l))
+		return conf_fail(c, l, NULL, "expected a list ( ... ) of %ss", what);
+	if (config_setting_length(l) == 0)
+		return conf_fail(c, l, NULL, "at least one %s is required", what);
+	*out = l;
+	return 0;
+}
+
+static int
+conf_string(struct conf_ctx *c, const config_setting_t *s, const char **out)
+{
+	*out = NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return conf_fail(c, s, NULL, "expected a string");
+	*out = config_setting_get_string(s);
+	return 0;
+}
+
+static int
+conf_is_int(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_INT ||
+	       config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+/* Note that libconfig 1.5 itself wraps a plain integer literal beyond 32 bits
+ * (3000000000 reads as negative); sizes that large belong in strings. */
+static int
+conf_int(struct conf_ctx *c, const config_setting_t *s, long long min, long long max, unsigned *out)
+{
+	long long v;
+
+	if (!conf_is_int(s))
+		return conf_fail(c, s, NULL, "expected an integer");
+	v = config_setting_get_int64(s);
+	if (v < min || v > max)
+		return conf_fail(c, s, NULL, "must be between %lld and %lld", min, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* One of names, by value; the message lists the choices. */
+static int
+conf_choice(struct conf_ctx *c, const config_setting_t *s, const char *what,
+    const struct conf_name *names, int *out)
+{
+	const char *text, *list[16];
+	char choices[256];
+	int i;
+
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	for (i = 0; names[i].name != NULL; i++) {
+		if (strcmp(text, names[i].name) == 0) {
+			*out = names[i].value;
+			return 0;
+		}
+	}
+	for (i = 0; names[i].name != NULL && i < 15; i++)
+		list[i] = names[i].name;
+	list[i] = NULL;
+	conf_join(list, choices, sizeof(choices));
+	return conf_fail(c, s, NULL, "unknown %s \"%s\" (use %s)", what, text, choices);
+}
+
+/* Paths are resolved by the daemon after it may have changed directory, so
+ * a relative one would mean different files at start and at reload. */
+static int
+conf_abs_path(struct conf_ctx *c, const config_setting_t *s, char **out)
+{
+	const char *text;
+
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	if (text[0] != '/')
+		return conf_fail(c, s, NULL, "must be an absolute path");
+	free(*out);
+	return conf_strdup(c, text, out);
+}
+
+static int
+conf_size(struct conf_ctx *c, const config_setting_t *s, uint64_t *out)
+{
+	const char *text;
+	long long v;
+
+	if (conf_is_int(s)) {
+		v = config_setting_get_int64(s);
+		if (v < 0)
+			return conf_fail(c, s, NULL, "must not be negative");
+		*out = (uint64_t)v;
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return conf_fail(c, s, NULL, "expected a size (bytes, or a string such as \"4K\")");
+	text = config_setting_get_string(s);
+	if (conf_parse_size(text, out) == 0)
+		return 0;
+	if (errno == ERANGE)
+		return conf_fail(c, s, NULL, "size \"%s\" is too large", text);
+	return conf_fail(
+	    c, s, NULL, "invalid size \"%s\" (use bytes, or a number with K, M or G)", text);
+}
+
+/* A timeout: more than zero, at most CONF_DURATION_MAX_MS. */
+static int
+conf_timeout(struct conf_ctx *c, const config_setting_t *s, unsigned *out)
+{
+	const char *text;
+	uint64_t ms;
+	long long v;
+
+	if (conf_is_int(s)) {
+		v = config_setting_get_int64(s);
+		if (v <= 0)
+			return conf_fail(c, s, NULL, "must be greater than 0");
+		if (v > (long long)(CONF_DURATION_MAX_MS / 1000))
+			return conf_fail(
+			    c, s, NULL, "%lld seconds is too long (at most 49 days)", v);
+		*out = (unsigned)(v * 1000);
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return conf_fail(
+		    c, s, NULL, "expected a duration (seconds, or a string such as \"5s\")");
+	text = config_setting_get_string(s);
+	if (conf_parse_duration(text, &ms) == -1) {
+		if (errno == ERANGE)
+			return conf_fail(
+			    c, s, NULL, "duration \"%s\" is too long (at most 49 days)", text);
+		return conf_fail(
+		    c, s, NULL, "invalid duration \"%s\" (use ms, s, m, h or d)", text);
+	}
+	if (ms == 0)
+		return conf_fail(c, s, NULL, "must be greater than 0");
+	*out = (unsigned)ms;
+	return 0;
+}
+
+static int
+conf_workers(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *s;
+	long long v;
+	long n;
+
+	s = config_setting_get_member(root, "workers");
+	if (s != NULL && conf_is_int(s)) {
+		v = config_setting_get_int64(s);
+		if (v < 1 || v > CONF_WORKERS_MAX)
+			return conf_fail(
+			    c, s, NULL, "must be \"auto\" or between 1 and %d", CONF_WORKERS_MAX);
+		conf->workers = (unsigned)v;
+		conf->workers_auto = 0;
+		return 0;
+	}
+	if (s != NULL && (config_setting_type(s) != CONFIG_TYPE_STRING ||
+	                     strcmp(config_setting_get_string(s), "auto") != 0))
+		return conf_fail(c, s, NULL, "must be \"auto\" or an integer between 1 and %d",
+		    CONF_WORKERS_MAX);
+	/* One worker per core: more would only add context switches. */
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > CONF_WORKERS_MAX)
+		n = CONF_WORKERS_MAX;
+	conf->workers = (unsigned)n;
+	conf->workers_auto = 1;
+	return 0;
+}
+
+static int
+conf_log(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *g, *s;
+	int v;
+
+	conf->log_target = LOG_TARGET_SYSLOG;
+	conf->log_facility = LOG_DAEMON;
+	conf->log_level = LOG_LEVEL_INFO;
+	if (conf_group(c, root, "log", conf_log_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if ((s = config_setting_get_member(g, "target")) != NULL) {
+		if (conf_choice(c, s, "target", conf_targets, &v) == -1)
+			return -1;
+		conf->log_target = (enum log_target)v;
+	}
+	if ((s = config_setting_get_member(g, "facility")) != NULL) {
+		if (conf_choice(c, s, "facility", conf_facilities, &v) == -1)
+			return -1;
+		conf->log_facility = v;
+	}
+	if ((s = config_setting_get_member(g, "level")) != NULL) {
+		if (conf_choice(c, s, "level", conf_levels, &v) == -1)
+			return -1;
+		conf->log_level = (enum log_level)v;
+	}
+	s = config_setting_get_member(g, "file");
+	/* A file with another target is still checked but not kept: switching
+	 * target to stderr for a while should not require deleting it. */
+	if (s != NULL && conf_abs_path(c, s, &conf->log_file) == -1)
+		return -1;
+	if (conf->log_target != LOG_TARGET_FILE) {
+		free(conf->log_file);
+		conf->log_file = NULL;
+	} else if (conf->log_file == NULL) {
+		return conf_fail(c, g, "file", "file is required when target is \"file\"");
+	}
+	return 0;
+}
+
+static int
+conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *g, *s;
+	uint64_t v, min;
+
+	conf->buffer_size = 4096;
+	conf->max_memory = (size_t)256 * 1024 * 1024;
+	if (conf_group(c, root, "pool", conf_pool_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if ((s = config_setting_get_member(g, "buffer_size")) != NULL) {
+		if (conf_size(c, s, &v) == -1)
+			return -1;
+		if (v < CONF_BUFFER_MIN || v > CONF_BUFFER_MAX)
+			return conf_fail(c, s, NULL, "must be between %d and %d bytes",
+			    CONF_BUFFER_MIN, CONF_BUFFER_MAX);
+		conf->buffer_size = (size_t)v;
+	}
+	min = (uint64_t)conf->buffer_size * CONF_MEMORY_BUFFERS;
+	s = config_setting_get_member(g, "max_memory");
+	if (s != NULL) {
+		if (conf_size(c, s, &v) == -1)
+			return -1;
+		if (v > SIZE_MAX)
+			return conf_fail(c, s, NULL, "is too large for this machine");
+		conf->max_memory = (size_t)v;
+	}
+	if (conf->max_memory < min)
+		return conf_fail(c, s != NULL ? s : g, s != NULL ? NULL : "max_memory",
+		    "must be at least %d * buffer_size (%llu bytes)", CONF_MEMORY_BUFFERS,
+		    (unsigned long long)min);
+	return 0;
+}
+
+static int
+conf_limits(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *g, *s;
+
+	conf->max_connections = 10000;
+	if (conf_group(c, root, "limits", conf_limits_keys, &g) == -1)
+		return -1;
+	if (g != NULL && (s = config_setting_get_member(g, "max_connections")) != NULL)
+		return conf_int(c, s, 1, CONF_MAX_CONNECTIONS, &conf->max_connections);
+	return 0;
+}
+
+static int
+conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *g, *s;
+
+	conf->connect_timeout_ms = 5 * 1000;
+	conf->idle_timeout_ms = 10 * 60 * 1000;
+	conf->drain_timeout_ms = 30 * 1000;
+	if (conf_group(c, root, "timeouts", conf_timeouts_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if ((s = config_setting_get_member(g, "connect")) != NULL &&
+	    conf_timeout(c, s, &conf->connect_timeout_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "idle")) != NULL &&
+	    conf_timeout(c, s, &conf->idle_timeout_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "drain")) != NULL &&
+	    conf_timeout(c, s, &conf->drain_timeout_ms) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+conf_valid_name(const char *name)
+{
+	size_t i, n = strlen(name);
+
+	if (n == 0 || n >= CONF_NAME_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		        (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* One element of servers: a bare "host:port" string or a group. */
+static int
+conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
+{
+	config_setting_t *a = e, *w;
+	const char *text;
+	char why[1200];
+
+	srv->weight = 1;
+	if (config_setting_is_group(e)) {
+		if (conf_check_keys(c, e, conf_server_keys) == -1)
+			return -1;
+		a = config_setting_get_member(e, "address");
+		if (a == NULL)
+			return conf_fail(c, e, "address", "a server needs an address");
+		if ((w = config_setting_get_member(e, "weight")) != NULL &&
+		    conf_int(c, w, 1, CONF_WEIGHT_MAX, &srv->weight) == -1)
+			return -1;
+	} else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+		return conf_fail(
+		    c, e, NULL, "expected \"host:port\" or a group { address = \"host:port\"; }");
+	}
+	if (conf_string(c, a, &text) == -1)
+		return -1;
+	/* Names are resolved once, here: a worker must never block on DNS. */
+	if (addr_parse(text, 0, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
+		return conf_fail(c, a, NULL, "invalid address \"%s\": %s", text, why);
+	return conf_strdup(c, text, &srv->address);
+}
+
+static int
+conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsigned idx)
+{
+	struct conf_upstream *up = &conf->upstreams[idx];
+	config_setting_t *s, *list;
+	const char *text;
+	unsigned i, n;
+
+	if (!config_setting_is_group(g))
+		return conf_fail(
+		    c, g, NULL, "expected a group { name = \"...\"; servers = ( ... ); }");
+	if (conf_check_keys(c, g, conf_upstream_keys) == -1)
+		return -1;
+
+	if ((s = config_setting_get_member(g, "name")) == NULL)
+		return conf_fail(c, g, "name", "an upstream needs a name");
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	if (!conf_valid_name(text))
+		return conf_fail(c, s, NULL,
+		    "invalid name \"%s\" (use 1 to %d characters from A-Z a-z 0-9 _ . -)", text,
+		    CONF_NAME_MAX - 1);
+	for (i = 0; i < idx; i++)
+		if (strcmp(conf->upstreams[i].name, text) == 0)
+			return conf_fail(c, s, NULL,
+			    "duplicate upstream name \"%s\" (also upstreams[%u])", text, i);
+	snprintf(up->name, sizeof(up->name), "%s", text);
+
+	if ((s = config_setting_get_member(g, "balance")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		if (strcmp(text, "roundrobin") != 0)
+			return conf_fail(c, s, NULL,
+			    "unknown balance \"%s\" (only \"roundrobin\" is supported)", text);
+	}
+
+	if (conf_list(c, g, "servers", "server", &list) == -1)
+		return -1;
+	n = (unsigned)config_setting_length(list);
+	up->servers = calloc(n, sizeof(*up->servers));
+	if (up->servers == NULL)
+		return conf_nomem(c);
+	up->nservers = n;
+	for (i = 0; i < n; i++)
+		if (conf_server(c, config_setting_get_elem(list, i), &up->servers[i]) == -1)
+			return -1;
+	return 0;
+}
+
+/* Two listeners that bind() would refuse side by side: the same address,
+ * or a wildcard and a specific address of one family on one port. */
+static int
+conf_listeners_clash(const struct conf_listener *a, const struct conf_listener *b, int *same)
+{
+	const struct sockaddr_in *a4, *b4;
+	const struct sockaddr_in6 *a6, *b6;
+
+	*same = addr_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr);
+	if (*same)
+		return 1;
+	if (a->addr.ss_family != b->addr.ss_family)
+		return 0; /* IPv6 listeners are V6ONLY */
+	if (a->addr.ss_family == AF_INET) {
+		a4 = (const struct sockaddr_in *)&a->addr;
+		b4 = (const struct sockaddr_in *)&b->addr;
+		return a4->sin_port == b4->sin_port &&
+		       (a4->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		           b4->sin_addr.s_addr == htonl(INADDR_ANY));
+	}
+	a6 = (const struct sockaddr_in6 *)&a->addr;
+	b6 = (const struct sockaddr_in6 *)&b->addr;
+	return a6->sin6_port == b6->sin6_port &&
+	       (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr));
+}
+
+static int
+conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsigned idx)
+{
+	struct conf_listener *l = &conf->listeners[idx];
+	config_setting_t *s;
+	const char *text;
+	char why[1200], mine[ADDR_STRLEN], theirs[ADDR_STRLEN];
+	unsigned i;
+	int same;
+
+	if (!config_setting_is_group(g))
+		return conf_fail(
+		    c, g, NULL, "expected a group { listen = \"host:port\"; upstream = \"...\"; }");
+	if (conf_check_keys(c, g, conf_listener_keys) == -1)
+		return -1;
+
+	if ((s = config_setting_get_member(g, "listen")) == NULL)
+		return conf_fail(c, g, "listen", "a listener needs an address");
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	if (addr_parse(
+	        text, ADDR_NUMERIC | ADDR_WILDCARD, &l->addr, &l->addrlen, why, sizeof(why)) == -1)
+		return conf_fail(c, s, NULL, "invalid address \"%s\": %s", text, why);
+	for (i = 0; i < idx; i++) {
+		if (!conf_listeners_clash(l, &conf->listeners[i], &same))
+			continue;
+		addr_format((const struct sockaddr *)&l->addr, mine, sizeof(mine));
+		if (same)
+			return conf_fail(c, s, NULL,
+			    "duplicate listener address %s (also listeners[%u])", mine, i);
+		addr_format(
+		    (const struct sockaddr *)&conf->listeners[i].addr, theirs, sizeof(theirs));
+		return conf_fail(
+		    c, s, NULL, "address %s overlaps %s (listeners[%u])", mine, theirs, i);
+	}
+	if (conf_strdup(c, text, &l->address) == -1)
+		return -1;
+
+	if ((s = config_setting_get_member(g, "upstream")) == NULL)
+		return conf_fail(c, g, "upstream", "a listener needs an upstream");
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	for (i = 0; i < conf->nupstreams; i++)
+		if (strcmp(conf->upstreams[i].name, text) == 0)
+			break;
+	if (i == conf->nupstreams)
+		return conf_fail(c, s, NULL, "upstream \"%s\" is not defined", text);
+	l->upstream = i;
+
+	l->backlog = 511;
+	if ((s = config_setting_get_member(g, "backlog")) != NULL &&
+	    conf_int(c, s, 1, CONF_BACKLOG_MAX, &l->backlog) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *list, *s;
+	unsigned i, n;
+
+	if (conf_check_keys(c, root, conf_top_keys) == -1)
+		return -1;
+	if (conf_strdup(c, c->path, &conf->path) == -1 || conf_workers(c, root, conf) == -1)
+		return -1;
+
+	if (conf_strdup(c, CONF_DEFAULT_PID_FILE, &conf->pid_file) == -1 ||
+	    conf_strdup(c, CONF_DEFAULT_STATS_FILE, &conf->stats_file) == -1)
+		return -1;
+	if ((s = config_setting_get_member(root, "pid_file")) != NULL &&
+	    conf_abs_path(c, s, &conf->pid_file) == -1)
+		return -1;
+	if ((s = config_setting_get_member(root, "stats_file")) != NULL &&
+	    conf_abs_path(c, s, &conf->stats_file) == -1)
+		return -1;
+
+	if (conf_log(c, root, conf) == -1 || conf_pool(c, root, conf) == -1 ||
+	    conf_limits(c, root, conf) == -1 || conf_timeouts(c, root, conf) == -1)
+		return -1;
+
+	/* Upstreams before listeners: a listener names one. */
+	if (conf_list(c, root, "upstreams", "upstream", &list) == -1)
+		return -1;
+	n = (unsigned)config_setting_length(list);
+	conf->upstreams = calloc(n, sizeof(*conf->upstreams));
+	if (conf->upstreams == NULL)
+		return conf_nomem(c);
+	conf->nupstreams = n;
+	for (i = 0; i < n; i++)
+		if (conf_upstream(c, config_setting_get_elem(list, i), conf, i) == -1)
+			return -1;
+
+	if (conf_list(c, root, "listeners", "listener", &list) == -1)
+		return -1;
+	n = (unsigned)config_setting_length(list);
+	conf->listeners = calloc(n, sizeof(*conf->listeners));
+	if (conf->listeners == NULL)
+		return conf_nomem(c);
+	conf->nlisteners = n;
+	for (i = 0; i < n; i++)
+		if (conf_listener(c, config_setting_get_elem(list, i), conf, i) == -1)
+			return -1;
+	return 0;
+}
+
+/* libconfig reports only "file I/O error"; say which one. */
+static int
+conf_check_file(struct conf_ctx *c)
+{
+	struct stat st;
+	int fd, saved;
+
+	fd = open(c->path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		saved = errno;
+		if (fd != -1)
+			close(fd);
+		if (c->err != NULL && c->errlen > 0)
+			snprintf(
+			    c->err, c->errlen, "%s: cannot open: %s", c->path, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	if (S_ISDIR(st.st_mode)) {
+		if (c->err != NULL && c->errlen > 0)
+			snprintf(c->err, c->errlen, "%s: is a directory", c->path);
+		errno = EISDIR;
+		return -1;
+	}
+	return 0;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	struct conf_ctx c = {path, err, errlen, NULL};
+	struct conf *conf;
+	config_t cfg;
+	char dir[PATH_MAX], efile[PATH_MAX + 256];
+	const char *slash;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (path == NULL || *path == '\0') {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "no configuration file given");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (conf_check_file(&c) == -1)
+		return NULL;
+
+	config_init(&cfg);
+	/* @include "x" means next to this file, not the daemon's cwd. */
+	slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	config_set_include_dir(&cfg, dir);
+	c.dir = dir;
+
+	if (config_read_file(&cfg, path) == CONFIG_FALSE) {
+		conf_file_name(&c, config_error_file(&cfg), efile, sizeof(efile));
+		if (err != NULL && errlen > 0) {
+			if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
+				snprintf(err, errlen, "%s: cannot read: %s", efile,
+				    config_error_text(&cfg));
+			else if (strcmp(config_error_text(&cfg), "syntax error") == 0)
+				snprintf(err, errlen, "%s:%d: syntax error", efile,
+				    config_error_line(&cfg));
+			else
+				snprintf(err, errlen, "%s:%d: syntax error: %s", efile,
+				    config_error_line(&cfg), config_error_text(&cfg));
+		}
+		config_destroy(&cfg);
+		errno = EINVAL;
+		return NULL;
+	}
+
+	conf = calloc(1, sizeof(*conf));
+	if (conf == NULL) {
+		conf_nomem(&c);
+	} else if (conf_build(&c, config_root_setting(&cfg), conf) == -1) {
+		conf_free(conf);
+		conf = NULL;
+	}
+	config_destroy(&cfg);
+	return conf;
+}
+
+void
+conf_free(struct conf *conf)
+{
+	unsigned i, j;
+
+	if (conf == NULL)
+		return;
+	for (i = 0; i < conf->nupstreams; i++) {
+		for (j = 0; j < conf->upstreams[i].nservers; j++)
+			free(conf->upstreams[i].servers[j].address);
+		free(conf->upstreams[i].servers);
+	}
+	free(conf->upstreams);
+	for (i = 0; i < conf->nlisteners; i++)
+		free(conf->listeners[i].address);
+	free(conf->listeners);
+	free(conf->path);
+	free(conf->pid_file);
+	free(conf->stats_file);
+	free(conf->log_file);
+	free(conf);
+}
+
+/* Digits with no sign, blank or base prefix; ERANGE past UINT64_MAX. */
+static int
+conf_digits(const char **p, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *s = *p;
+	int overflow = 0;
+	unsigned d;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			overflow = 1;
+		else
+			v = v * 10 + d;
+	}
+	*p = s;
+	*out = v;
+	return overflow ? 1 : 0;
+}
+
+int
+conf_parse_size(const char *text, uint64_t *out)
+{
+	const char *p = text;
+	uint64_t v, mult = 1;
+	int rc;
+
+	if (text == NULL || (rc = conf_digits(&p, &v)) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	switch (*p) {
+	case 'k':
+	case 'K':
+		mult = 1024;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1024 * 1024;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1024 * 1024 * 1024;
+		p++;
+		break;
+	}
+	if (*p == 'b' || *p == 'B')
+		p++;
+	if (*p != '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	if (rc == 1 || v > UINT64_MAX / mult) {
+		errno = ERANGE;
+		return -1;
+	}
+	*out = v * mult;
+	return 0;
+}
+
+int
+conf_parse_duration(const char *text, uint64_t *ms)
+{
+	const char *p = text;
+	uint64_t v, mult;
+	int rc;
+
+	if (text == NULL || (rc = conf_digits(&p, &v)) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (strcmp(p, "") == 0 || strcmp(p, "s") == 0)
+		mult = 1000;
+	else if (strcmp(p, "ms") == 0)
+		mult = 1;
+	else if (strcmp(p, "m") == 0)
+		mult = 60 * 1000;
+	else if (strcmp(p, "h") == 0)
+		mult = 60 * 60 * 1000;
+	else if (strcmp(p, "d") == 0)
+		mult = 24 * 60 * 60 * 1000;
+	else {
+		errno = EINVAL;
+		return -1;
+	}
+	if (rc == 1 || v > CONF_DURATION_MAX_MS / mult) {
+		errno = ERANGE;
+		return -1;
+	}
+	*ms = v * mult;
+	return 0;
+}
