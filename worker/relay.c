@@ -409,7 +409,7 @@ session_connect(struct worker *w, struct session *s)
 {
 	while (s->tries < RELAY_CONNECT_TRIES) {
 		unsigned srv;
-		int fd = upstream_connect(w, s->listener, &srv);
+		int fd = upstream_connect(w, s->listener, s->tries ? s->server_idx : -1, &srv);
 
 		s->tries++;
 		s->server_idx = (uint16_t)srv;

@@ -6,10 +6,11 @@
 #include "worker.h"
 
 int
-upstream_connect(struct worker *w, unsigned li, unsigned *server)
+upstream_connect(struct worker *w, unsigned li, int failed, unsigned *server)
 {
-	const struct conf_upstream *u = &w->conf->upstreams[w->conf->listeners[li].upstream];
-	unsigned i = w->rr[w->conf->listeners[li].upstream]++ % u->nservers;
+	unsigned ui = w->conf->listeners[li].upstream;
+	const struct conf_upstream *u = &w->conf->upstreams[ui];
+	unsigned i = failed < 0 ? w->rr[ui]++ % u->nservers : ((unsigned)failed + 1) % u->nservers;
 
 	*server = i;
 	return net_connect((const struct sockaddr *)&u->servers[i].addr, u->servers[i].addrlen);

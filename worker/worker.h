@@ -74,10 +74,12 @@ void relay_close_all(struct worker *);
 
 /* upstream.c --------------------------------------------------------------- */
 
-/* Start a non-blocking connect for the session to the next server of its
- * listener's upstream (round robin). Returns the fd, or -1 with errno when
- * the attempt failed at once; *server is the index of the server tried. */
-int upstream_connect(struct worker *, unsigned li, unsigned *server);
+/* Start a non-blocking connect to a server of listener li's upstream: the
+ * next in this worker's round robin when failed < 0, else the server after
+ * `failed` (a retry must not land on the server that just failed, whatever
+ * other sessions did to the round robin meanwhile). *server is the index
+ * tried. Returns the fd, or -1 with errno when the attempt failed at once. */
+int upstream_connect(struct worker *, unsigned li, int failed, unsigned *server);
 
 /* Text of an upstream server address for logs. */
 const char *upstream_name(const struct worker *, unsigned li, unsigned server);
