@@ -4,6 +4,7 @@
  * Runs in the master and in readers; never logs, never exits, and never
  * blocks a worker (readers only load, the master only folds reaped slots). */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 #include "stats.h"
 
 /* A reader that keeps losing the race against folds still has to answer. */
-#define STATS_TOTAL_RETRIES 10000
+#define STATS_TOTAL_PATIENCE_MS 500
 
 const struct stats_field stats_fields[] = {
 #define STATS_X_DESC(name, kind, help) \
@@ -292,12 +293,24 @@ void
 stats_total(const struct stats_seg *seg, struct stats_counters *out)
 {
 	const struct stats_header *hdr = seg->hdr;
-	uint64_t before, after;
-	int tries;
+	uint64_t before, after, give_up = 0;
+	unsigned long tries;
 
 	/* A fold moves counters from a slot to retired; a sum that overlaps it
-	 * would count them twice or not at all, so it is taken again. */
-	for (tries = 0; tries < STATS_TOTAL_RETRIES; tries++) {
+	 * would count them twice or not at all, so it is taken again. The bound
+	 * is in time, not tries: a master preempted mid-fold on a busy machine
+	 * holds fold_seq odd for a scheduler tick, far longer than any number of
+	 * spins, while one that died mid-fold must not hang readers. */
+	for (tries = 0;; tries++) {
+		if ((tries & 63) == 63) {
+			uint64_t now = stats_now_ms();
+
+			if (give_up == 0)
+				give_up = now + STATS_TOTAL_PATIENCE_MS;
+			else if (now > give_up)
+				break;
+			sched_yield();
+		}
 		before = __atomic_load_n(&hdr->fold_seq, __ATOMIC_ACQUIRE);
 		if (before & 1)
 			continue;
@@ -307,7 +320,6 @@ stats_total(const struct stats_seg *seg, struct stats_counters *out)
 		if (after == before)
 			return;
 	}
-	/* A master stuck mid-fold (killed, stopped) must not hang readers. */
 	stats_sum(seg, out);
 }
 

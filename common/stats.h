@@ -117,7 +117,8 @@ int stats_attach(struct stats_seg *, const char *path, char *err, size_t errlen)
 void stats_detach(struct stats_seg *);
 
 /* Sum of retired and every non-free slot, consistent with respect to the
- * master's folds (retries while one is under way). */
+ * master's folds: retries while one is under way, for up to half a second;
+ * past that (a master that died mid-fold) the sum may be off by one fold. */
 void stats_total(const struct stats_seg *, struct stats_counters *out);
 
 /* Master, after reaping the slot's worker: add its COUNTERs to retired and

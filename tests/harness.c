@@ -154,6 +154,33 @@ h_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return 0;
 }
 
+/* Sanitizer reports from the daemons go to their logs, and a worker that
+ * aborts is simply replaced: without this check a sanitizer build would pass
+ * with errors in it. Sets h_sanitizer_found when any *.log has one. */
+static int h_sanitizer_found;
+
+static int
+h_sanitizer_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	static const char *const marks[] = { "AddressSanitizer", "LeakSanitizer",
+		"UndefinedBehaviorSanitizer", "runtime error:" };
+	size_t n = strlen(path);
+	char *text;
+
+	if (flag != FTW_F || n < 4 || strcmp(path + n - 4, ".log") != 0)
+		return 0;
+	if ((text = h_read_file(path)) == NULL)
+		return 0;
+	for (unsigned i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (strstr(text, marks[i]) != NULL) {
+			printf("# sanitizer report in %s:\n", path);
+			h_sanitizer_found = 1;
+			break;
+		}
+	free(text);
+	return 0;
+}
+
 static void
 h_cleanup(void)
 {
@@ -164,6 +191,13 @@ h_cleanup(void)
 	h_stop_all(2000);
 	if (h_dirbuf[0] == '\0')
 		return;
+	nftw(h_dirbuf, h_sanitizer_cb, 16, FTW_PHYS);
+	if (h_sanitizer_found) {
+		printf("Bail out! a sanitizer reported errors in a daemon log (kept in %s)\n",
+		    h_dirbuf);
+		fflush(stdout);
+		_exit(255);
+	}
 	keep = getenv("H_KEEP");
 	if (keep && strcmp(keep, "1") == 0) {
 		h_diag("H_KEEP=1: keeping %s", h_dirbuf);

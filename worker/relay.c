@@ -122,6 +122,10 @@ wheel_init(struct wheel *wh, unsigned timeout_ms)
 	if (wh->tick < 0.001)
 		wh->tick = 0.001;
 	ev_init(&wh->timer, wheel_cb);
+	/* libev runs callbacks due in one iteration by priority: I/O first, so
+	 * a session whose bytes arrived during a stall is marked active before
+	 * its timeout is judged. */
+	ev_set_priority(&wh->timer, EV_MINPRI);
 	wh->timer.data = wh;
 }
 
