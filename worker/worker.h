@@ -48,8 +48,13 @@ struct worker {
 	int draining;        /* SIGQUIT seen: no accepts, exit when active == 0 */
 	int accept_paused;   /* accept watchers stopped (limit or EMFILE) */
 
-	ev_io *accept_w; /* one per listener */
-	unsigned naccept;
+	/* Listeners are watched through a private epoll set (accept_epfd) in
+	 * which each is registered EPOLLEXCLUSIVE and re-registered after every
+	 * wake-up: the kernel then wakes one idle worker per connection, in
+	 * turn, instead of all of them (thundering herd) or always the first. */
+	int accept_epfd;
+	ev_io accept_w;         /* readable accept_epfd */
+	const int *listen_fds;  /* parallel to conf->listeners */
 	ev_timer accept_resume; /* re-arms accepting after EMFILE/ENFILE */
 
 	struct wheel connect_wheel; /* sessions connecting upstream */
