@@ -48,7 +48,7 @@ struct conf_name {
 static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file", "log", "pool",
     "limits", "timeouts", "upstreams", "listeners", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level", NULL};
-static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", NULL};
+static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice", NULL};
 static const char *const conf_limits_keys[] = {"max_connections", NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", NULL};
@@ -286,6 +286,15 @@ conf_int(struct conf_ctx *c, const config_setting_t *s, long long min, long long
 	return 0;
 }
 
+static int
+conf_bool(struct conf_ctx *c, const config_setting_t *s, int *out)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return conf_fail(c, s, NULL, "expected true or false");
+	*out = config_setting_get_bool(s);
+	return 0;
+}
+
 /* One of names, by value; the message lists the choices. */
 static int
 conf_choice(struct conf_ctx *c, const config_setting_t *s, const char *what,
@@ -466,10 +475,13 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 
 	conf->buffer_size = 4096;
 	conf->max_memory = (size_t)256 * 1024 * 1024;
+	conf->splice = 1;
 	if (conf_group(c, root, "pool", conf_pool_keys, &g) == -1)
 		return -1;
 	if (g == NULL)
 		return 0;
+	if ((s = config_setting_get_member(g, "splice")) != NULL && conf_bool(c, s, &conf->splice) == -1)
+		return -1;
 	if ((s = config_setting_get_member(g, "buffer_size")) != NULL) {
 		if (conf_size(c, s, &v) == -1)
 			return -1;

@@ -49,6 +49,8 @@ struct conf {
 
 	size_t buffer_size;      /* pool.buffer_size, 512..1M, default 4096 */
 	size_t max_memory;       /* pool.max_memory per worker, default 256M */
+	int splice;              /* pool.splice: zero-copy relaying of bulk
+	                          * transfers through pooled pipes; default 1 */
 	unsigned max_connections; /* limits.max_connections, whole daemon, default 10000 */
 
 	unsigned connect_timeout_ms; /* timeouts.connect, default 5s */

@@ -92,7 +92,7 @@ test_full(void)
 	    "stats_file = \"/tmp/sluice-test/stats\";\n"
 	    "log = { target = \"file\"; file = \"/var/log/sluice.log\";\n"
 	    "        facility = \"local3\"; level = \"debug\"; };\n"
-	    "pool = { buffer_size = \"16K\"; max_memory = 1048576; };\n"
+	    "pool = { buffer_size = \"16K\"; max_memory = 1048576; splice = false; };\n"
 	    "limits = { max_connections = 5000; };\n"
 	    "timeouts = { connect = \"250ms\"; idle = 90; drain = \"2m\"; };\n"
 	    "upstreams = (\n"
@@ -126,6 +126,7 @@ test_full(void)
 	is(c->log_level, LOG_LEVEL_DEBUG, "log.level");
 	is(c->buffer_size, 16384, "pool.buffer_size from \"16K\"");
 	is(c->max_memory, 1048576, "pool.max_memory from an integer");
+	is(c->splice, 0, "pool.splice = false turns zero-copy off");
 	is(c->max_connections, 5000, "limits.max_connections");
 	is(c->connect_timeout_ms, 250, "timeouts.connect from \"250ms\"");
 	is(c->idle_timeout_ms, 90000, "timeouts.idle from an integer (seconds)");
@@ -190,6 +191,7 @@ test_minimal(void)
 	is(c->log_level, LOG_LEVEL_INFO, "default log.level");
 	is(c->buffer_size, 4096, "default pool.buffer_size");
 	is(c->max_memory, 256 * 1024 * 1024, "default pool.max_memory");
+	is(c->splice, 1, "default pool.splice is on");
 	is(c->max_connections, 10000, "default limits.max_connections");
 	is(c->connect_timeout_ms, 5000, "default timeouts.connect");
 	is(c->idle_timeout_ms, 600000, "default timeouts.idle");
@@ -245,7 +247,7 @@ static const struct bad_case bad_cases[] = {
         ":1: log.colour: unknown setting \"colour\" (expected target, file, facility or level)",
         "unknown log setting"},
     {"pool = { buffers = 4; };\n" UP LS,
-        ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size or max_memory)",
+        ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory or splice)",
         "unknown pool setting"},
     {"limits = { max_conns = 4; };\n" UP LS,
         ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections)",
@@ -299,6 +301,9 @@ static const struct bad_case bad_cases[] = {
     {"pool = { buffer_size = 4.5; };\n" UP LS,
         ":1: pool.buffer_size: expected a size (bytes, or a string such as \"4K\")",
         "size of the wrong type"},
+    {"pool = { splice = \"yes\"; };\n" UP LS,
+        ":1: pool.splice: expected true or false",
+        "splice not a boolean"},
     {"pool = { max_memory = \"64K\"; };\n" UP LS,
         ":1: pool.max_memory: must be at least 64 * buffer_size (262144 bytes)",
         "max_memory below 64 buffers"},

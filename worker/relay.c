@@ -4,6 +4,7 @@
  * outside the pools, never blocks, never exits the process: a worker outlives
  * any one connection. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,9 +27,13 @@ enum session_where { IN_NONE, IN_CONNECT_WHEEL, IN_IDLE_WHEEL, IN_STARVED };
 #define F_S2C_EOF 0x04
 #define F_S2C_SHUT 0x08
 #define F_STARVED 0x10 /* no relay buffer to be had: reading paused */
+#define F_C2S_SPLICE 0x20 /* bulk seen: this direction relays by splice */
+#define F_S2C_SPLICE 0x40
 
 #define RELAY_CONNECT_TRIES 2 /* the first server, then the next one once */
 #define RELAY_READS_PER_EVENT 4
+/* Bytes one splice moves at most: the default pipe capacity (16 pages). */
+#define RELAY_SPLICE_CHUNK (64 * 1024)
 
 enum close_reason {
 	CLOSE_DONE,
@@ -43,10 +48,14 @@ enum close_reason {
 static const char *const close_names[] = { "done", "client error", "server error",
 	"connect failed", "connect timeout", "idle timeout", "shutdown" };
 
-/* Bytes of one direction that the destination could not take yet. Holds a
- * pooled buffer only while len > 0. */
+/* Bytes of one direction that the destination could not take yet: in a
+ * pooled buffer (buf, from off to len), or, once the direction relays by
+ * splice, in a pooled pipe (len bytes). Either is held only while len > 0. */
 struct half {
-	char *buf;
+	union {
+		char *buf;
+		int pipe[2]; /* read end, write end */
+	};
 	uint32_t off, len;
 };
 
@@ -270,6 +279,115 @@ count_bytes(struct worker *w, int c2s, size_t n)
 		STATS_ADD(w->slot, bytes_out, n);
 }
 
+/* --- zero-copy ------------------------------------------------------------
+ * A direction that reads a full buffer is moving bulk data; from then on it
+ * goes socket -> pipe -> socket with splice(2), never through user space. A
+ * pipe is borrowed only while bytes sit in it: pipes cost two descriptors and
+ * kernel pages, so idle and small-message connections hold none. */
+
+static int
+pipe_get(struct worker *w, int p[2])
+{
+	if (w->npipes > 0) {
+		w->npipes--;
+		p[0] = w->pipes[w->npipes][0];
+		p[1] = w->pipes[w->npipes][1];
+		return 0;
+	}
+	return pipe2(p, O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Only an empty pipe may be reused: one with bytes left would carry them into
+ * another connection. */
+static void
+pipe_put(struct worker *w, int p[2], int empty)
+{
+	if (empty && w->npipes < RELAY_IDLE_PIPES) {
+		w->pipes[w->npipes][0] = p[0];
+		w->pipes[w->npipes][1] = p[1];
+		w->npipes++;
+		return;
+	}
+	close(p[0]);
+	close(p[1]);
+}
+
+static int
+half_splice(struct worker *w, struct session *s, int c2s)
+{
+	int src = c2s ? s->client.fd : s->server.fd;
+	int dst = c2s ? s->server.fd : s->client.fd;
+	struct half *h = c2s ? &s->c2s : &s->s2c;
+
+	for (int i = 0; i < RELAY_READS_PER_EVENT; i++) {
+		ssize_t n, m;
+
+		if (pipe_get(w, h->pipe) == -1) {
+			/* Out of descriptors: this event goes through a buffer. */
+			s->flags &= ~(c2s ? F_C2S_SPLICE : F_S2C_SPLICE);
+			return 0;
+		}
+		n = splice(src, NULL, h->pipe[1], NULL, RELAY_SPLICE_CHUNK,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n <= 0) {
+			pipe_put(w, h->pipe, 1);
+			if (n == 0) {
+				s->flags |= c2s ? F_C2S_EOF : F_S2C_EOF;
+				return half_shut(w, s, c2s);
+			}
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			relay_close(w, s, c2s ? CLOSE_CLIENT_ERROR : CLOSE_SERVER_ERROR);
+			return -1;
+		}
+		s->active = ev_now(w->loop);
+		m = splice(h->pipe[0], NULL, dst, NULL, (size_t)n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (m == -1) {
+			if (errno != EAGAIN && errno != EINTR) {
+				pipe_put(w, h->pipe, 0);
+				relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
+				return -1;
+			}
+			m = 0;
+		}
+		count_bytes(w, c2s, (size_t)m);
+		if (m < n) {
+			h->off = 0;
+			h->len = (uint32_t)(n - m);
+			return 0;
+		}
+		pipe_put(w, h->pipe, 1);
+		if (n < RELAY_SPLICE_CHUNK)
+			return 0;
+	}
+	return 0;
+}
+
+static int
+half_splice_flush(struct worker *w, struct session *s, int c2s)
+{
+	int dst = c2s ? s->server.fd : s->client.fd;
+	struct half *h = c2s ? &s->c2s : &s->s2c;
+	ssize_t m;
+
+	m = splice(h->pipe[0], NULL, dst, NULL, h->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (m == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
+		return -1;
+	}
+	s->active = ev_now(w->loop);
+	count_bytes(w, c2s, (size_t)m);
+	h->len -= (uint32_t)m;
+	if (h->len > 0)
+		return 0;
+	pipe_put(w, h->pipe, 1);
+	if (s->flags & (c2s ? F_C2S_EOF : F_S2C_EOF))
+		return half_shut(w, s, c2s);
+	return 0;
+}
+
 /* Read from the direction's source and write straight on. Bytes the
  * destination cannot take stay in the pooled buffer they were read into;
  * otherwise the buffer goes back at once. Returns -1 once the session is
@@ -322,6 +440,11 @@ half_pump(struct worker *w, struct session *s, int c2s)
 		buffer_put(w, buf);
 		if ((size_t)n < w->buffer_size)
 			return 0; /* short read: the socket is very likely drained */
+		if (w->conf->splice) {
+			/* A full buffer: bulk data. Splice from now on. */
+			s->flags |= c2s ? F_C2S_SPLICE : F_S2C_SPLICE;
+			return half_splice(w, s, c2s);
+		}
 	}
 	return 0;
 }
@@ -355,16 +478,34 @@ half_flush(struct worker *w, struct session *s, int c2s)
 	return 0;
 }
 
+/* A direction relays by splice once it has seen bulk data, else through a
+ * buffer; pending bytes sit in a pipe exactly when the splice flag is set. */
+static int
+half_move(struct worker *w, struct session *s, int c2s)
+{
+	if (s->flags & (c2s ? F_C2S_SPLICE : F_S2C_SPLICE))
+		return half_splice(w, s, c2s);
+	return half_pump(w, s, c2s);
+}
+
+static int
+half_drain(struct worker *w, struct session *s, int c2s)
+{
+	if (s->flags & (c2s ? F_C2S_SPLICE : F_S2C_SPLICE))
+		return half_splice_flush(w, s, c2s);
+	return half_flush(w, s, c2s);
+}
+
 static void
 client_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct worker *w = ev_userdata(loop);
 	struct session *s = io->data;
 
-	if ((revents & EV_WRITE) && s->s2c.len && half_flush(w, s, 0) == -1)
+	if ((revents & EV_WRITE) && s->s2c.len && half_drain(w, s, 0) == -1)
 		return;
 	if ((revents & EV_READ) && !(s->flags & (F_C2S_EOF | F_STARVED)) && s->c2s.len == 0 &&
-	    half_pump(w, s, 1) == -1)
+	    half_move(w, s, 1) == -1)
 		return;
 	session_update(w, s);
 }
@@ -398,10 +539,10 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 		session_update(w, s);
 		return;
 	}
-	if ((revents & EV_WRITE) && s->c2s.len && half_flush(w, s, 1) == -1)
+	if ((revents & EV_WRITE) && s->c2s.len && half_drain(w, s, 1) == -1)
 		return;
 	if ((revents & EV_READ) && !(s->flags & (F_S2C_EOF | F_STARVED)) && s->s2c.len == 0 &&
-	    half_pump(w, s, 0) == -1)
+	    half_move(w, s, 0) == -1)
 		return;
 	session_update(w, s);
 }
@@ -474,8 +615,19 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	if (s->server.fd != -1)
 		close(s->server.fd);
 	session_unfile(w, s);
-	c2s = s->c2s.buf;
-	s2c = s->s2c.buf;
+	c2s = s2c = NULL;
+	if (s->c2s.len != 0) {
+		if (s->flags & F_C2S_SPLICE)
+			pipe_put(w, s->c2s.pipe, 0);
+		else
+			c2s = s->c2s.buf;
+	}
+	if (s->s2c.len != 0) {
+		if (s->flags & F_S2C_SPLICE)
+			pipe_put(w, s->s2c.pipe, 0);
+		else
+			s2c = s->s2c.buf;
+	}
 	pool_put(w->sessions, s);
 	w->active--;
 	STATS_SET(w->slot, active, w->active);

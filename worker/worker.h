@@ -18,6 +18,9 @@ struct stats_slot;
  * before it. */
 #define WHEEL_SLOTS 64
 
+/* Empty pipes a worker keeps for zero-copy relaying. */
+#define RELAY_IDLE_PIPES 32
+
 /*
  * A single-revolution timing wheel: every session in it has a deadline within
  * one timeout from now, filed by the tick its deadline falls in. Activity costs
@@ -62,6 +65,11 @@ struct worker {
 	struct session *starved;    /* sessions waiting for a relay buffer */
 
 	unsigned *rr; /* next server per upstream (round robin) */
+
+	/* Empty pipes kept for splicing, so a bulk transfer does not pay
+	 * pipe2+close per burst; capped because each costs two descriptors. */
+	int pipes[RELAY_IDLE_PIPES][2];
+	unsigned npipes;
 };
 
 /* relay.c ------------------------------------------------------------------ */
