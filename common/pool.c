@@ -1,8 +1,16 @@
 /* pool.c — fixed-size block pools for one worker process: relay buffers and
- * session objects. Blocks are carved lazily from mmap'ed chunks (untouched
- * memory costs no RSS) and recycled through a LIFO free list, so the most
- * recently used, cache-warm block goes out first. Not thread-safe by design:
- * a worker is one thread. Never logs, never aborts when the budget is spent. */
+ * session objects. Not thread-safe by design: a worker is one thread. Never
+ * logs, never aborts when the budget is spent.
+ *
+ * The whole budget is reserved up front as one address range (no memory is
+ * committed until touched) and cut into chunks. Blocks are carved lazily and
+ * recycled LIFO within their chunk, so the most recently used, cache-warm
+ * block goes out first. Allocation prefers the chunk most recently given a
+ * block back, and a chunk whose blocks have all come back is returned to the
+ * OS with MADV_DONTNEED once one spare empty chunk is already kept: after a
+ * burst, memory drains back instead of pinning RSS forever. A block's chunk is
+ * found by arithmetic on its address, so get and put are O(1) and touch no
+ * other chunk. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,20 +28,35 @@
 #define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+/* Empty chunks kept committed, so a pool breathing around a chunk boundary
+ * does not pay a page fault storm per breath. */
+#define POOL_SPARE_CHUNKS 1
+
 struct pool_free {
 	struct pool_free *next;
 };
 
+struct chunk {
+	struct chunk *next, *prev; /* in the pool's list of chunks with room */
+	struct pool_free *free;    /* blocks given back, LIFO */
+	unsigned used;             /* blocks handed out */
+	unsigned carved;           /* blocks ever carved since committed */
+	unsigned char live;        /* holds memory (carved from, not released) */
+	unsigned char listed;      /* on the room list */
+};
+
 struct pool {
+	char *base;               /* the reserved range */
 	size_t block_size;
-	size_t chunk_bytes;     /* mapped per chunk, a multiple of the page size */
-	size_t blocks_per_chunk;
-	size_t max_chunks;      /* budget */
-	size_t nchunks;
-	void **chunks;          /* every mapping, for pool_destroy */
-	struct pool_free *free; /* LIFO */
-	char *carve;            /* next uncarved block in the newest chunk */
-	size_t carve_left;      /* blocks left to carve there */
+	size_t chunk_bytes;       /* a multiple of the page size */
+	unsigned per_chunk;       /* blocks per chunk */
+	unsigned nchunks;         /* chunks in the budget */
+	unsigned fresh;           /* chunks [fresh, nchunks) never used */
+	unsigned empty;           /* live chunks with no block out */
+	struct chunk *room;       /* live chunks with a free or uncarved block */
+	unsigned *released;       /* stack of chunks given back to the OS */
+	unsigned nreleased;
+	struct chunk *chunks;     /* headers, one per chunk of the budget */
 	struct pool_stats st;
 };
 
@@ -51,7 +74,7 @@ pool_create(size_t block_size, size_t chunk_bytes, size_t max_bytes)
 	if (chunk_bytes < block_size)
 		chunk_bytes = block_size;
 	chunk_bytes = (chunk_bytes + page - 1) / page * page;
-	if (max_bytes < chunk_bytes) {
+	if (max_bytes < chunk_bytes || max_bytes / chunk_bytes > UINT32_MAX) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -59,14 +82,26 @@ pool_create(size_t block_size, size_t chunk_bytes, size_t max_bytes)
 		return NULL;
 	p->block_size = block_size;
 	p->chunk_bytes = chunk_bytes;
-	p->blocks_per_chunk = chunk_bytes / block_size;
-	p->max_chunks = max_bytes / chunk_bytes;
-	/* The chunk table is small (a pointer per chunk of the budget) and is
-	 * allocated once here, never on the get/put path. */
-	if ((p->chunks = calloc(p->max_chunks, sizeof(void *))) == NULL) {
+	p->per_chunk = (unsigned)(chunk_bytes / block_size);
+	p->nchunks = (unsigned)(max_bytes / chunk_bytes);
+	/* Headers and the release stack are small (tens of bytes per chunk of
+	 * the budget) and allocated once, never on the get/put path. */
+	p->chunks = calloc(p->nchunks, sizeof(*p->chunks));
+	p->released = calloc(p->nchunks, sizeof(*p->released));
+	/* Address space only: MAP_NORESERVE pages cost nothing until touched. */
+	p->base = mmap(NULL, (size_t)p->nchunks * chunk_bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p->chunks == NULL || p->released == NULL || p->base == MAP_FAILED) {
+		if (p->base != MAP_FAILED && p->base != NULL)
+			munmap(p->base, (size_t)p->nchunks * chunk_bytes);
+		free(p->chunks);
+		free(p->released);
 		free(p);
+		errno = ENOMEM;
 		return NULL;
 	}
+	/* Not poisoned here: ASan's shadow for the whole range would cost an
+	 * eighth of the budget in RSS. Blocks are poisoned as they come back. */
 	return p;
 }
 
@@ -75,55 +110,107 @@ pool_destroy(struct pool *p)
 {
 	if (p == NULL)
 		return;
-	for (size_t i = 0; i < p->nchunks; i++)
-		munmap(p->chunks[i], p->chunk_bytes);
+	POOL_UNPOISON(p->base, (size_t)p->nchunks * p->chunk_bytes);
+	munmap(p->base, (size_t)p->nchunks * p->chunk_bytes);
 	free(p->chunks);
+	free(p->released);
 	free(p);
 }
 
-static int
-pool_grow(struct pool *p)
+static char *
+chunk_base(const struct pool *p, const struct chunk *c)
 {
-	void *c;
+	return p->base + (size_t)(c - p->chunks) * p->chunk_bytes;
+}
 
-	if (p->nchunks == p->max_chunks) {
-		errno = ENOMEM;
-		return -1;
-	}
-	c = mmap(NULL, p->chunk_bytes, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (c == MAP_FAILED) {
-		errno = ENOMEM;
-		return -1;
-	}
-	POOL_POISON(c, p->chunk_bytes);
-	p->chunks[p->nchunks++] = c;
-	p->carve = c;
-	p->carve_left = p->blocks_per_chunk;
+static void
+room_push(struct pool *p, struct chunk *c)
+{
+	c->prev = NULL;
+	c->next = p->room;
+	if (p->room != NULL)
+		p->room->prev = c;
+	p->room = c;
+	c->listed = 1;
+}
+
+static void
+room_unlink(struct pool *p, struct chunk *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		p->room = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	c->listed = 0;
+}
+
+/* Commit a chunk: one given back to the OS earlier, or a never-used one. */
+static struct chunk *
+chunk_take(struct pool *p)
+{
+	struct chunk *c;
+
+	if (p->nreleased > 0)
+		c = &p->chunks[p->released[--p->nreleased]];
+	else if (p->fresh < p->nchunks)
+		c = &p->chunks[p->fresh++];
+	else
+		return NULL;
+	c->live = 1;
+	c->used = c->carved = 0;
+	c->free = NULL;
+	p->empty++;
 	p->st.bytes_mapped += p->chunk_bytes;
-	return 0;
+	room_push(p, c);
+	return c;
+}
+
+/* Give an empty chunk's pages back to the OS; its addresses stay reserved. */
+static void
+chunk_release(struct pool *p, struct chunk *c)
+{
+	char *b = chunk_base(p, c);
+
+	room_unlink(p, c);
+	POOL_UNPOISON(b, p->chunk_bytes);
+	madvise(b, p->chunk_bytes, MADV_DONTNEED);
+	POOL_POISON(b, p->chunk_bytes);
+	c->live = 0;
+	p->empty--;
+	p->st.total -= c->carved;
+	p->st.bytes_mapped -= p->chunk_bytes;
+	p->st.released++;
+	p->released[p->nreleased++] = (unsigned)(c - p->chunks);
 }
 
 void *
 pool_get(struct pool *p)
 {
+	struct chunk *c = p->room;
 	void *b;
 
-	if (p->free != NULL) {
-		b = p->free;
+	if (c == NULL && (c = chunk_take(p)) == NULL) {
+		p->st.failed++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (c->free != NULL) {
+		b = c->free;
 		POOL_UNPOISON(b, p->block_size);
-		p->free = p->free->next;
+		c->free = c->free->next;
 	} else {
-		if (p->carve_left == 0 && pool_grow(p) == -1) {
-			p->st.failed++;
-			return NULL;
-		}
-		b = p->carve;
+		b = chunk_base(p, c) + (size_t)c->carved * p->block_size;
 		POOL_UNPOISON(b, p->block_size);
-		p->carve += p->block_size;
-		p->carve_left--;
+		c->carved++;
 		p->st.total++;
 	}
+	if (c->used++ == 0)
+		p->empty--;
+	if (c->free == NULL && c->carved == p->per_chunk)
+		room_unlink(p, c);
 	if (++p->st.used > p->st.high_water)
 		p->st.high_water = p->st.used;
 	return b;
@@ -132,6 +219,7 @@ pool_get(struct pool *p)
 void
 pool_put(struct pool *p, void *block)
 {
+	struct chunk *c = &p->chunks[((char *)block - p->base) / p->chunk_bytes];
 	struct pool_free *f = block;
 
 #ifdef SLUICE_DEBUG
@@ -139,10 +227,17 @@ pool_put(struct pool *p, void *block)
 	 * another: make any read of stale data obvious in debug builds. */
 	memset(block, 0xdb, p->block_size);
 #endif
-	f->next = p->free;
-	p->free = f;
+	f->next = c->free;
+	c->free = f;
 	POOL_POISON((char *)block + sizeof(*f), p->block_size - sizeof(*f));
 	p->st.used--;
+	/* The chunk just given a block back is the warmest: allocate from it
+	 * next. */
+	if (c->listed)
+		room_unlink(p, c);
+	room_push(p, c);
+	if (--c->used == 0 && ++p->empty > POOL_SPARE_CHUNKS)
+		chunk_release(p, c);
 }
 
 size_t

@@ -1,7 +1,8 @@
 /* pool.h — fixed-size blocks for one process: relay buffers and session
  * objects. Not shared, not thread-safe: a worker is one thread. Blocks are
- * carved from large mmap'ed chunks and kept on a LIFO free list so the warmest
- * memory is reused first. Never logs, never aborts on exhaustion. */
+ * carved from chunks of one reserved address range and reused LIFO so the
+ * warmest memory goes out first; chunks whose blocks have all come back are
+ * returned to the OS. Never logs, never aborts on exhaustion. */
 #ifndef SLUICE_POOL_H
 #define SLUICE_POOL_H
 
@@ -11,16 +12,18 @@
 struct pool;
 
 struct pool_stats {
-	uint64_t total;        /* blocks carved so far */
+	uint64_t total;        /* blocks carved in chunks holding memory */
 	uint64_t used;         /* blocks handed out now */
 	uint64_t high_water;   /* most blocks handed out at once */
 	uint64_t failed;       /* pool_get calls refused by the budget or mmap */
-	uint64_t bytes_mapped; /* bytes of chunks mapped */
+	uint64_t bytes_mapped; /* bytes of chunks holding memory now */
+	uint64_t released;     /* chunks given back to the OS so far */
 };
 
-/* A pool of blocks of block_size bytes (rounded up to 16), mapping at most
- * max_bytes in chunks of about chunk_bytes. Returns NULL with errno (EINVAL
- * for a zero size or a budget below one chunk, ENOMEM). */
+/* A pool of blocks of block_size bytes (rounded up to 16), holding at most
+ * max_bytes in chunks of about chunk_bytes (rounded up to pages). Reserves
+ * max_bytes of address space, commits nothing. Returns NULL with errno
+ * (EINVAL for a zero size or a budget below one chunk, ENOMEM). */
 struct pool *pool_create(size_t block_size, size_t chunk_bytes, size_t max_bytes);
 
 /* Unmap every chunk. Blocks still out become invalid. NULL is harmless. */
