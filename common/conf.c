@@ -49,7 +49,8 @@ static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file",
     "limits", "timeouts", "upstreams", "listeners", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level", NULL};
 static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice", NULL};
-static const char *const conf_limits_keys[] = {"max_connections", NULL};
+static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
+    NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", NULL};
 static const char *const conf_server_keys[] = {"address", "weight", NULL};
@@ -514,8 +515,11 @@ conf_limits(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	conf->max_connections = 10000;
 	if (conf_group(c, root, "limits", conf_limits_keys, &g) == -1)
 		return -1;
-	if (g != NULL && (s = config_setting_get_member(g, "max_connections")) != NULL)
-		return conf_int(c, s, 1, CONF_MAX_CONNECTIONS, &conf->max_connections);
+	if (g != NULL && (s = config_setting_get_member(g, "max_connections")) != NULL &&
+	    conf_int(c, s, 1, CONF_MAX_CONNECTIONS, &conf->max_connections) == -1)
+		return -1;
+	if (g != NULL && (s = config_setting_get_member(g, "max_connections_per_worker")) != NULL)
+		return conf_int(c, s, 0, CONF_MAX_CONNECTIONS, &conf->max_connections_per_worker);
 	return 0;
 }
 
@@ -979,4 +983,14 @@ conf_parse_duration(const char *text, uint64_t *ms)
 	}
 	*ms = v * mult;
 	return 0;
+}
+
+unsigned
+conf_fd_capacity(const struct conf *c, unsigned long nofile)
+{
+	/* Listeners, the log and stats descriptors, stdio, slack, and the idle
+	 * pipe cache a worker keeps for splicing (two descriptors each). */
+	unsigned long reserve = 32 + c->nlisteners + 2 * 32;
+
+	return nofile > reserve ? (unsigned)((nofile - reserve) / 2) : 0;
 }

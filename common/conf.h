@@ -52,6 +52,9 @@ struct conf {
 	int splice;              /* pool.splice: zero-copy relaying of bulk
 	                          * transfers through pooled pipes; default 1 */
 	unsigned max_connections; /* limits.max_connections, whole daemon, default 10000 */
+	unsigned max_connections_per_worker; /* limits.max_connections_per_worker;
+	                                      * 0 (default): what a worker's
+	                                      * descriptors can hold */
 
 	unsigned connect_timeout_ms; /* timeouts.connect, default 5s */
 	unsigned idle_timeout_ms;    /* timeouts.idle, default 10m */
@@ -62,6 +65,11 @@ struct conf {
 	struct conf_listener *listeners;
 	unsigned nlisteners; /* >= 1 */
 };
+
+/* Relayed connections one process with nofile descriptors can hold: two per
+ * connection, after a reserve for listeners, the log, the stats segment and
+ * idle splice pipes. */
+unsigned conf_fd_capacity(const struct conf *, unsigned long nofile);
 
 /* Read and validate path. Returns a new conf owned by the caller (free with
  * conf_free), or NULL with the first problem in err as

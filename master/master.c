@@ -25,7 +25,6 @@
 #define MASTER_CRASH_WINDOW 1.0   /* a worker dying younger than this is crash-looping */
 #define MASTER_BACKOFF_FIRST 0.1
 #define MASTER_BACKOFF_MAX 30.0
-#define MASTER_FD_RESERVE 32      /* per worker: listeners, log, stats, slack */
 
 struct child {
 	pid_t pid; /* 0: the slot is free */
@@ -77,8 +76,12 @@ master_check_fd_budget(const struct conf *c)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
 		return 1;
-	per_worker = rl.rlim_cur > MASTER_FD_RESERVE + c->nlisteners
-	    ? (rl.rlim_cur - MASTER_FD_RESERVE - c->nlisteners) / 2 : 0;
+	per_worker = conf_fd_capacity(c, (unsigned long)rl.rlim_cur);
+	if (c->max_connections_per_worker != 0 && c->max_connections_per_worker > per_worker)
+		log_warnx("limits.max_connections_per_worker = %u cannot fit: a worker's %lu "
+		          "descriptors (RLIMIT_NOFILE) hold at most %lu relayed connections; "
+		          "accepting will pause on EMFILE",
+		    c->max_connections_per_worker, (unsigned long)rl.rlim_cur, per_worker);
 	fit = per_worker * c->workers;
 	if (c->max_connections <= fit)
 		return 1;

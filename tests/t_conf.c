@@ -192,6 +192,7 @@ test_minimal(void)
 	is(c->buffer_size, 4096, "default pool.buffer_size");
 	is(c->max_memory, 256 * 1024 * 1024, "default pool.max_memory");
 	is(c->splice, 1, "default pool.splice is on");
+	is(c->max_connections_per_worker, 0, "default per-worker limit: from descriptors");
 	is(c->max_connections, 10000, "default limits.max_connections");
 	is(c->connect_timeout_ms, 5000, "default timeouts.connect");
 	is(c->idle_timeout_ms, 600000, "default timeouts.idle");
@@ -250,7 +251,7 @@ static const struct bad_case bad_cases[] = {
         ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory or splice)",
         "unknown pool setting"},
     {"limits = { max_conns = 4; };\n" UP LS,
-        ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections)",
+        ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections or max_connections_per_worker)",
         "unknown limits setting"},
     {"upstreams = ({ name = \"app\";\n  servers = (\"127.0.0.1:9000\");\n  check = true; });\n" LS,
         ":3: upstreams[0].check: unknown setting \"check\" (expected name, balance or servers)",
@@ -304,6 +305,9 @@ static const struct bad_case bad_cases[] = {
     {"pool = { splice = \"yes\"; };\n" UP LS,
         ":1: pool.splice: expected true or false",
         "splice not a boolean"},
+    {"limits = { max_connections_per_worker = -1; };\n" UP LS,
+        ":1: limits.max_connections_per_worker: must be between 0 and 10000000",
+        "negative per-worker limit"},
     {"pool = { max_memory = \"64K\"; };\n" UP LS,
         ":1: pool.max_memory: must be at least 64 * buffer_size (262144 bytes)",
         "max_memory below 64 buffers"},

@@ -235,6 +235,10 @@ session_update(struct worker *w, struct session *s)
 static void
 session_starve(struct worker *w, struct session *s)
 {
+	/* Out of buffer memory: new clients wait in the listen queue rather
+	 * than add to the sessions waiting for a buffer. */
+	if (w->starved == NULL)
+		worker_pause(w, WORKER_PAUSE_MEMORY, 1);
 	session_unfile(w, s);
 	list_push(&w->starved, s);
 	s->where = IN_STARVED;
@@ -252,6 +256,8 @@ buffer_put(struct worker *w, char *buf)
 		s->flags &= ~F_STARVED;
 		s->active = ev_now(w->loop);
 		wheel_file(w, s, IN_IDLE_WHEEL);
+		if (w->starved == NULL)
+			worker_pause(w, WORKER_PAUSE_MEMORY, 0);
 		session_update(w, s);
 	}
 }
@@ -565,8 +571,12 @@ session_connect(struct worker *w, struct session *s)
 			s->active = ev_now(w->loop);
 			return 0;
 		}
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Our shortage, not the server's: stop taking clients we
+			 * could not connect onwards either. */
 			log_warn("connect to %s", upstream_name(w, s->listener, srv));
+			worker_pause(w, WORKER_PAUSE_FDS, 1);
+		}
 		else
 			log_info("connect to %s failed: %s", upstream_name(w, s->listener, srv),
 			    strerror(errno));

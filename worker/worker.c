@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 
 #define WORKER_ACCEPTS_PER_WAKEUP 4
 #define WORKER_ACCEPT_PAUSE 0.5 /* seconds to stop accepting on EMFILE/ENFILE */
+#define WORKER_GLOBAL_RECHECK 0.1 /* seconds between checks of the global limit */
 #define WORKER_SESSION_CHUNK (64 * 1024)
 #define WORKER_BUFFER_CHUNK_BUFFERS 16
 
@@ -60,20 +62,71 @@ accept_stop(struct worker *w)
 static void
 accept_start(struct worker *w)
 {
-	if (w->draining || ev_is_active(&w->accept_w))
+	if (w->draining || w->paused || ev_is_active(&w->accept_w))
 		return;
 	for (unsigned i = 0; i < w->conf->nlisteners; i++)
 		accept_ctl(w, EPOLL_CTL_ADD, i);
 	ev_io_start(w->loop, &w->accept_w);
-	w->accept_paused = 0;
 }
 
-static void
-accept_pause(struct worker *w)
+void
+worker_pause(struct worker *w, unsigned why, int on)
 {
-	accept_stop(w);
-	w->accept_paused = 1;
-	STATS_ADD(w->slot, accept_pauses, 1);
+	if (on) {
+		if ((w->paused & why) == 0)
+			STATS_ADD(w->slot, accept_pauses, 1);
+		w->paused |= why;
+		accept_stop(w);
+		if (why == WORKER_PAUSE_FDS) {
+			/* Out of descriptors: try again in a moment rather than
+			 * spin on a listener that stays readable. */
+			ev_timer_stop(w->loop, &w->accept_resume);
+			ev_timer_set(&w->accept_resume, WORKER_ACCEPT_PAUSE, 0.);
+			ev_timer_start(w->loop, &w->accept_resume);
+		}
+	} else if (w->paused & why) {
+		w->paused &= ~why;
+		accept_start(w);
+	}
+}
+
+/* Slots worth reading: one past the highest one in use, refreshed by the
+ * heartbeat with a full scan, so the per-accept sum below reads a handful of
+ * slots instead of all of them. A worker started since is seen within a
+ * second. */
+static void
+global_scan_range(struct worker *w)
+{
+	const struct stats_seg *seg = w->h->stats;
+	unsigned hw = w->h->slot + 1;
+
+	for (unsigned i = 0; i < seg->hdr->nslots; i++)
+		if (__atomic_load_n(&seg->slots[i].state, __ATOMIC_RELAXED) != STATS_SLOT_FREE)
+			hw = i + 1 > hw ? i + 1 : hw;
+	w->slot_hw = hw;
+}
+
+/* Connections open in the whole daemon: every live slot's gauge. */
+static unsigned
+global_active(const struct worker *w)
+{
+	const struct stats_seg *seg = w->h->stats;
+	unsigned sum = 0;
+
+	for (unsigned i = 0; i < w->slot_hw; i++) {
+		const struct stats_slot *s = &seg->slots[i];
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+
+		if (st == STATS_SLOT_RUNNING || st == STATS_SLOT_DRAINING)
+			sum += (unsigned)STATS_GET(s, active);
+	}
+	return sum;
+}
+
+static int
+over_global(struct worker *w)
+{
+	return global_active(w) >= w->conf->max_connections;
 }
 
 /* Accept a few connections from listener li. Returns -1 when accepting was
@@ -86,7 +139,16 @@ accept_some(struct worker *w, unsigned li)
 
 		if (w->active >= w->max_active) {
 			/* Resumed by worker_session_closed below the limit. */
-			accept_pause(w);
+			worker_pause(w, WORKER_PAUSE_LIMIT, 1);
+			return -1;
+		}
+		if (over_global(w)) {
+			/* Others' closes do not reach us: re-checked by timer. */
+			worker_pause(w, WORKER_PAUSE_GLOBAL, 1);
+			if (!ev_is_active(&w->accept_resume)) {
+				ev_timer_set(&w->accept_resume, WORKER_GLOBAL_RECHECK, 0.);
+				ev_timer_start(w->loop, &w->accept_resume);
+			}
 			return -1;
 		}
 		fd = accept4(w->listen_fds[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -106,9 +168,7 @@ accept_some(struct worker *w, unsigned li)
 				 * moment instead of spinning on a ready listener. */
 				log_warn("accept on %s: pausing for %.1fs",
 				    w->conf->listeners[li].address, WORKER_ACCEPT_PAUSE);
-				accept_pause(w);
-				ev_timer_set(&w->accept_resume, WORKER_ACCEPT_PAUSE, 0.);
-				ev_timer_start(w->loop, &w->accept_resume);
+				worker_pause(w, WORKER_PAUSE_FDS, 1);
 				return -1;
 			default:
 				log_warn("accept on %s", w->conf->listeners[li].address);
@@ -139,13 +199,20 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
+/* EMFILE pauses end after a fixed time; a global-limit pause when the daemon
+ * is below the limit again (polled: the closes happen in other workers). */
 static void
 accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = ev_userdata(loop);
 
-	if (w->active < w->max_active)
-		accept_start(w);
+	worker_pause(w, WORKER_PAUSE_FDS, 0);
+	if ((w->paused & WORKER_PAUSE_GLOBAL) && global_active(w) >= w->conf->max_connections) {
+		ev_timer_set(t, WORKER_GLOBAL_RECHECK, 0.);
+		ev_timer_start(loop, t);
+		return;
+	}
+	worker_pause(w, WORKER_PAUSE_GLOBAL, 0);
 }
 
 void
@@ -156,8 +223,8 @@ worker_session_closed(struct worker *w)
 			ev_break(w->loop, EVBREAK_ALL);
 		return;
 	}
-	if (w->accept_paused && w->active < w->max_active && !ev_is_active(&w->accept_resume))
-		accept_start(w);
+	if (w->active < w->max_active)
+		worker_pause(w, WORKER_PAUSE_LIMIT, 0);
 }
 
 static void
@@ -176,7 +243,10 @@ publish_pools(struct worker *w)
 static void
 heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	publish_pools(ev_userdata(loop));
+	struct worker *w = ev_userdata(loop);
+
+	publish_pools(w);
+	global_scan_range(w);
 }
 
 static void
@@ -234,10 +304,20 @@ reopen_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_warn("reopening the log file");
 }
 
+/* Without an explicit cap, a worker takes what its descriptors can hold, up
+ * to the daemon's limit: accepting into EMFILE would only fail later. */
 static unsigned
-share_of(unsigned total, unsigned workers)
+max_active_default(const struct conf *c)
 {
-	return (total + workers - 1) / workers;
+	struct rlimit rl;
+	unsigned cap;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return c->max_connections;
+	cap = conf_fd_capacity(c, (unsigned long)rl.rlim_cur);
+	if (cap == 0)
+		cap = 1;
+	return cap < c->max_connections ? cap : c->max_connections;
 }
 
 void
@@ -257,7 +337,8 @@ worker_main(const struct heritage *h)
 	w->slot = &h->stats->slots[h->slot];
 	w->loop = EV_DEFAULT;
 	w->buffer_size = c->buffer_size;
-	w->max_active = share_of(c->max_connections, c->workers);
+	w->max_active = c->max_connections_per_worker ? c->max_connections_per_worker
+	                                              : max_active_default(c);
 	ev_set_userdata(w->loop, w);
 
 	w->slot->pid = getpid();
@@ -286,6 +367,7 @@ worker_main(const struct heritage *h)
 		w->rr[i] = h->index;
 
 	relay_init(w);
+	global_scan_range(w);
 	ev_io_init(&w->accept_w, accept_cb, w->accept_epfd, EV_READ);
 	ev_init(&w->accept_resume, accept_resume_cb);
 	accept_start(w);

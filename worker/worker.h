@@ -47,9 +47,11 @@ struct worker {
 	size_t buffer_size;
 
 	unsigned active;     /* sessions open */
-	unsigned max_active; /* this worker's share of limits.max_connections */
+	unsigned max_active; /* this worker's cap: limits.max_connections_per_worker,
+	                      * else what its descriptors can hold */
 	int draining;        /* SIGQUIT seen: no accepts, exit when active == 0 */
-	int accept_paused;   /* accept watchers stopped (limit or EMFILE) */
+	unsigned paused;     /* why accepting is paused: WORKER_PAUSE_* bits */
+	unsigned slot_hw;    /* stats slots [0, slot_hw) may be live */
 
 	/* Listeners are watched through a private epoll set (accept_epfd) in
 	 * which each is registered EPOLLEXCLUSIVE and re-registered after every
@@ -101,5 +103,15 @@ const char *upstream_name(const struct worker *, unsigned li, unsigned server);
 
 /* A session closed: resume accepting below the limit; finish a drain. */
 void worker_session_closed(struct worker *);
+
+/* Reasons accepting is paused; it resumes when none is left. New clients
+ * wait in the kernel's listen queue meanwhile (or go to another worker). */
+#define WORKER_PAUSE_LIMIT 0x1  /* this worker holds max_active connections */
+#define WORKER_PAUSE_GLOBAL 0x2 /* the whole daemon holds limits.max_connections */
+#define WORKER_PAUSE_FDS 0x4    /* accept failed with EMFILE/ENFILE */
+#define WORKER_PAUSE_MEMORY 0x8 /* relay buffer budget spent: sessions starve */
+
+/* Pause (on = 1) or resume (on = 0) accepting for one reason. */
+void worker_pause(struct worker *, unsigned why, int on);
 
 #endif
