@@ -25,6 +25,9 @@ net_listen(const struct sockaddr *sa, socklen_t len, int backlog)
 		goto fail;
 	if (bind(fd, sa, len) == -1 || listen(fd, backlog) == -1)
 		goto fail;
+	/* Accepted sockets inherit it: relayed bytes go out at once without a
+	 * setsockopt per connection. */
+	net_nodelay(fd);
 	return fd;
 fail:
 	e = errno;
