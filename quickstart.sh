@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 mode=${1:-demo}
 case $mode in demo|test) ;; *) echo "usage: $0 [demo|test]" >&2; exit 2 ;; esac
 
-pkgs="build-essential autoconf automake libtool pkg-config libev-dev libconfig-dev"
+pkgs="build-essential autoconf automake libtool pkg-config libev-dev libconfig-dev libncurses-dev tmux"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,7 +20,9 @@
 #include <libconfig.h>
 
 #include "addr.h"
+#include "cidr.h"
 #include "conf.h"
+#include "proxy.h"
 
 #define CONF_DEFAULT_PID_FILE "/run/sluice/sluiced.pid"
 #define CONF_DEFAULT_STATS_FILE "/run/sluice/stats"
@@ -28,6 +32,11 @@
 #define CONF_MEMORY_BUFFERS 64
 #define CONF_MAX_CONNECTIONS 10000000
 #define CONF_WEIGHT_MAX 256
+/* Each retry is one more server within the same connect timeout. */
+#define CONF_RETRIES_MAX 32
+#define CONF_FAILS_MAX 1000
+/* health.send and health.expect fit in one small read and write. */
+#define CONF_CHECK_TEXT_MAX 512
 #define CONF_BACKLOG_MAX 65535
 /* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
 #define CONF_DURATION_MAX_MS UINT32_MAX
@@ -45,16 +54,31 @@ struct conf_name {
 	int value;
 };
 
-static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file", "log", "pool",
-    "limits", "timeouts", "upstreams", "listeners", NULL};
-static const char *const conf_log_keys[] = {"target", "file", "facility", "level", NULL};
+static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file", "user",
+    "group", "chroot", "log", "pool", "limits", "timeouts", "upstreams", "listeners", NULL};
+static const char *const conf_log_keys[] = {"target", "file", "facility", "level",
+    "connections", NULL};
 static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice", NULL};
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
     NULL};
-static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", NULL};
-static const char *const conf_upstream_keys[] = {"name", "balance", "servers", NULL};
-static const char *const conf_server_keys[] = {"address", "weight", NULL};
-static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog", NULL};
+static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
+    NULL};
+static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
+    "max_fails", "fail_timeout", "health", NULL};
+static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
+    NULL};
+static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "fall", "send",
+    "expect", NULL};
+static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
+    "proxy_protocol", "accept_proxy", "trusted", "allow", "deny", "max_connections_per_source",
+    "rate_limit", NULL};
+
+static const struct conf_name conf_balances[] = {
+    {"roundrobin", CONF_BALANCE_ROUNDROBIN},
+    {"leastconn", CONF_BALANCE_LEASTCONN},
+    {"source", CONF_BALANCE_SOURCE},
+    {NULL, 0},
+};
 
 static const struct conf_name conf_targets[] = {
     {"syslog", LOG_TARGET_SYSLOG},
@@ -454,6 +478,9 @@ conf_log(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 			return -1;
 		conf->log_level = (enum log_level)v;
 	}
+	if ((s = config_setting_get_member(g, "connections")) != NULL &&
+	    conf_bool(c, s, &conf->log_connections) == -1)
+		return -1;
 	s = config_setting_get_member(g, "file");
 	/* A file with another target is still checked but not kept: switching
 	 * target to stderr for a while should not require deleting it. */
@@ -531,6 +558,7 @@ conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	conf->connect_timeout_ms = 5 * 1000;
 	conf->idle_timeout_ms = 10 * 60 * 1000;
 	conf->drain_timeout_ms = 30 * 1000;
+	conf->proxy_header_timeout_ms = 5 * 1000;
 	if (conf_group(c, root, "timeouts", conf_timeouts_keys, &g) == -1)
 		return -1;
 	if (g == NULL)
@@ -544,6 +572,51 @@ conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	if ((s = config_setting_get_member(g, "drain")) != NULL &&
 	    conf_timeout(c, s, &conf->drain_timeout_ms) == -1)
 		return -1;
+	if ((s = config_setting_get_member(g, "proxy_header")) != NULL &&
+	    conf_timeout(c, s, &conf->proxy_header_timeout_ms) == -1)
+		return -1;
+	return 0;
+}
+
+/* user, group and chroot: who the workers run as and where. Names are looked
+ * up now so that -t and a reload catch a typo; the master decides whether it
+ * can switch (it must run as root). Needs conf_log done: a worker inside a
+ * chroot could not reopen a log file named outside it. */
+static int
+conf_user(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *s;
+	const struct passwd *pw;
+	const struct group *gr;
+	const char *text;
+
+	if ((s = config_setting_get_member(root, "user")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		if (*text == '\0' || (pw = getpwnam(text)) == NULL)
+			return conf_fail(c, s, NULL, "unknown user \"%s\"", text);
+		conf->uid = pw->pw_uid;
+		conf->gid = pw->pw_gid;
+		if (conf_strdup(c, text, &conf->user) == -1)
+			return -1;
+	}
+	if ((s = config_setting_get_member(root, "group")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		if (*text == '\0' || (gr = getgrnam(text)) == NULL)
+			return conf_fail(c, s, NULL, "unknown group \"%s\"", text);
+		conf->gid = gr->gr_gid;
+		if (conf_strdup(c, text, &conf->group) == -1)
+			return -1;
+	}
+	if ((s = config_setting_get_member(root, "chroot")) != NULL) {
+		if (conf_abs_path(c, s, &conf->chroot) == -1)
+			return -1;
+		if (conf->log_target == LOG_TARGET_FILE)
+			return conf_fail(c, s, NULL,
+			    "workers inside a chroot cannot reopen log.file; log to "
+			    "\"syslog\" or \"stderr\" instead");
+	}
 	return 0;
 }
 
@@ -582,6 +655,12 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 		if ((w = config_setting_get_member(e, "weight")) != NULL &&
 		    conf_int(c, w, 1, CONF_WEIGHT_MAX, &srv->weight) == -1)
 			return -1;
+		if ((w = config_setting_get_member(e, "max_connections")) != NULL &&
+		    conf_int(c, w, 0, CONF_MAX_CONNECTIONS, &srv->max_connections) == -1)
+			return -1;
+		if ((w = config_setting_get_member(e, "backup")) != NULL &&
+		    conf_bool(c, w, &srv->backup) == -1)
+			return -1;
 	} else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 		return conf_fail(
 		    c, e, NULL, "expected \"host:port\" or a group { address = \"host:port\"; }");
@@ -592,6 +671,63 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 	if (addr_parse(text, 0, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, a, NULL, "invalid address \"%s\": %s", text, why);
 	return conf_strdup(c, text, &srv->address);
+}
+
+/* A string of printable text (libconfig's escapes such as \r\n allowed),
+ * for health.send and health.expect. */
+static int
+conf_check_text(struct conf_ctx *c, const config_setting_t *s, char **out)
+{
+	const char *text;
+
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	if (*text == '\0')
+		return conf_fail(c, s, NULL, "must not be empty");
+	if (strlen(text) > CONF_CHECK_TEXT_MAX)
+		return conf_fail(c, s, NULL, "is longer than %d bytes", CONF_CHECK_TEXT_MAX);
+	return conf_strdup(c, text, out);
+}
+
+/* health = { interval; timeout; rise; fall; send; expect; }: active checks. */
+static int
+conf_health(struct conf_ctx *c, config_setting_t *g, struct conf_upstream *up)
+{
+	struct conf_health *h = &up->health;
+	config_setting_t *hg, *s, *t;
+
+	h->interval_ms = 2000;
+	h->timeout_ms = 1000;
+	h->rise = 2;
+	h->fall = 3;
+	if (conf_group(c, g, "health", conf_health_keys, &hg) == -1)
+		return -1;
+	if (hg == NULL)
+		return 0;
+	h->enabled = 1;
+	if ((s = config_setting_get_member(hg, "interval")) != NULL &&
+	    conf_timeout(c, s, &h->interval_ms) == -1)
+		return -1;
+	if ((t = config_setting_get_member(hg, "timeout")) != NULL &&
+	    conf_timeout(c, t, &h->timeout_ms) == -1)
+		return -1;
+	/* One check at a time per server: a check must end before the next. */
+	if (h->timeout_ms > h->interval_ms)
+		return conf_fail(c, t != NULL ? t : hg, t != NULL ? NULL : "timeout",
+		    "must not be longer than health.interval (%u ms)", h->interval_ms);
+	if ((s = config_setting_get_member(hg, "rise")) != NULL &&
+	    conf_int(c, s, 1, CONF_FAILS_MAX, &h->rise) == -1)
+		return -1;
+	if ((s = config_setting_get_member(hg, "fall")) != NULL &&
+	    conf_int(c, s, 1, CONF_FAILS_MAX, &h->fall) == -1)
+		return -1;
+	if ((s = config_setting_get_member(hg, "send")) != NULL &&
+	    conf_check_text(c, s, &h->send) == -1)
+		return -1;
+	if ((s = config_setting_get_member(hg, "expect")) != NULL &&
+	    conf_check_text(c, s, &h->expect) == -1)
+		return -1;
+	return 0;
 }
 
 static int
@@ -622,13 +758,28 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 			    "duplicate upstream name \"%s\" (also upstreams[%u])", text, i);
 	snprintf(up->name, sizeof(up->name), "%s", text);
 
+	up->balance = CONF_BALANCE_ROUNDROBIN;
 	if ((s = config_setting_get_member(g, "balance")) != NULL) {
-		if (conf_string(c, s, &text) == -1)
+		int v;
+
+		if (conf_choice(c, s, "balance", conf_balances, &v) == -1)
 			return -1;
-		if (strcmp(text, "roundrobin") != 0)
-			return conf_fail(c, s, NULL,
-			    "unknown balance \"%s\" (only \"roundrobin\" is supported)", text);
+		up->balance = (enum conf_balance)v;
 	}
+	up->retries = 1;
+	if ((s = config_setting_get_member(g, "retries")) != NULL &&
+	    conf_int(c, s, 0, CONF_RETRIES_MAX, &up->retries) == -1)
+		return -1;
+	up->max_fails = 3;
+	if ((s = config_setting_get_member(g, "max_fails")) != NULL &&
+	    conf_int(c, s, 0, CONF_FAILS_MAX, &up->max_fails) == -1)
+		return -1;
+	up->fail_timeout_ms = 10 * 1000;
+	if ((s = config_setting_get_member(g, "fail_timeout")) != NULL &&
+	    conf_timeout(c, s, &up->fail_timeout_ms) == -1)
+		return -1;
+	if (conf_health(c, g, up) == -1)
+		return -1;
 
 	if (conf_list(c, g, "servers", "server", &list) == -1)
 		return -1;
@@ -667,6 +818,89 @@ conf_listeners_clash(const struct conf_listener *a, const struct conf_listener *
 	b6 = (const struct sockaddr_in6 *)&b->addr;
 	return a6->sin6_port == b6->sin6_port &&
 	       (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr));
+}
+
+/* A list of networks ("10.0.0.0/8", "::1", ...) for allow, deny, trusted;
+ * absent leaves *out NULL and *n 0, an empty list is an error. */
+static int
+conf_cidrs(struct conf_ctx *c, config_setting_t *g, const char *name, struct cidr **out,
+    unsigned *n)
+{
+	config_setting_t *l, *e;
+	const char *text;
+	char why[256];
+	unsigned i, len;
+
+	if ((l = config_setting_get_member(g, name)) == NULL)
+		return 0;
+	if (!config_setting_is_list(l) && !config_setting_is_array(l))
+		return conf_fail(c, l, NULL, "expected a list ( \"10.0.0.0/8\", \"::1\", ... )");
+	len = (unsigned)config_setting_length(l);
+	if (len == 0)
+		return conf_fail(c, l, NULL, "at least one network is required");
+	if ((*out = calloc(len, sizeof(**out))) == NULL)
+		return conf_nomem(c);
+	*n = len;
+	for (i = 0; i < len; i++) {
+		e = config_setting_get_elem(l, i);
+		if (conf_string(c, e, &text) == -1)
+			return -1;
+		if (cidr_parse(text, &(*out)[i], why, sizeof(why)) == -1)
+			return conf_fail(c, e, NULL, "invalid network \"%s\": %s", text, why);
+	}
+	return 0;
+}
+
+static const struct conf_name conf_proxy_send[] = {
+    {"v1", PROXY_V1},
+    {"v2", PROXY_V2},
+    {NULL, 0},
+};
+
+static const struct conf_name conf_proxy_accept[] = {
+    {"v1", PROXY_V1},
+    {"v2", PROXY_V2},
+    {"any", PROXY_ANY},
+    {NULL, 0},
+};
+
+/* PROXY protocol, access lists and limits of one listener. */
+static int
+conf_listener_edge(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
+{
+	config_setting_t *s;
+	int v;
+
+	if ((s = config_setting_get_member(g, "proxy_protocol")) != NULL) {
+		if (conf_choice(c, s, "proxy_protocol", conf_proxy_send, &v) == -1)
+			return -1;
+		l->proxy_send = (unsigned)v;
+	}
+	if ((s = config_setting_get_member(g, "accept_proxy")) != NULL) {
+		if (conf_choice(c, s, "accept_proxy", conf_proxy_accept, &v) == -1)
+			return -1;
+		l->proxy_accept = (unsigned)v;
+	}
+	if (conf_cidrs(c, g, "trusted", &l->trusted, &l->ntrusted) == -1 ||
+	    conf_cidrs(c, g, "allow", &l->allow, &l->nallow) == -1 ||
+	    conf_cidrs(c, g, "deny", &l->deny, &l->ndeny) == -1)
+		return -1;
+	/* Trusting every client to name its own address would let anyone
+	 * spoof one: the trusted fronts must be listed, even if as ::/0. */
+	if (l->proxy_accept && l->ntrusted == 0)
+		return conf_fail(c, g, "trusted",
+		    "accept_proxy needs the networks allowed to send the header, e.g. "
+		    "trusted = ( \"10.0.0.0/8\" )");
+	if (!l->proxy_accept && l->ntrusted > 0)
+		return conf_fail(c, config_setting_get_member(g, "trusted"), NULL,
+		    "trusted applies only with accept_proxy");
+	if ((s = config_setting_get_member(g, "max_connections_per_source")) != NULL &&
+	    conf_int(c, s, 0, CONF_MAX_CONNECTIONS, &l->max_per_source) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "rate_limit")) != NULL &&
+	    conf_int(c, s, 0, CONF_MAX_CONNECTIONS, &l->rate_limit) == -1)
+		return -1;
+	return 0;
 }
 
 static int
@@ -722,7 +956,7 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if ((s = config_setting_get_member(g, "backlog")) != NULL &&
 	    conf_int(c, s, 1, CONF_BACKLOG_MAX, &l->backlog) == -1)
 		return -1;
-	return 0;
+	return conf_listener_edge(c, g, l);
 }
 
 static int
@@ -746,7 +980,8 @@ conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	    conf_abs_path(c, s, &conf->stats_file) == -1)
 		return -1;
 
-	if (conf_log(c, root, conf) == -1 || conf_pool(c, root, conf) == -1 ||
+	if (conf_log(c, root, conf) == -1 || conf_user(c, root, conf) == -1 ||
+	    conf_pool(c, root, conf) == -1 ||
 	    conf_limits(c, root, conf) == -1 || conf_timeouts(c, root, conf) == -1)
 		return -1;
 
@@ -875,15 +1110,24 @@ conf_free(struct conf *conf)
 		for (j = 0; j < conf->upstreams[i].nservers; j++)
 			free(conf->upstreams[i].servers[j].address);
 		free(conf->upstreams[i].servers);
+		free(conf->upstreams[i].health.send);
+		free(conf->upstreams[i].health.expect);
 	}
 	free(conf->upstreams);
-	for (i = 0; i < conf->nlisteners; i++)
+	for (i = 0; i < conf->nlisteners; i++) {
 		free(conf->listeners[i].address);
+		free(conf->listeners[i].trusted);
+		free(conf->listeners[i].allow);
+		free(conf->listeners[i].deny);
+	}
 	free(conf->listeners);
 	free(conf->path);
 	free(conf->pid_file);
 	free(conf->stats_file);
 	free(conf->log_file);
+	free(conf->user);
+	free(conf->group);
+	free(conf->chroot);
 	free(conf);
 }
 

@@ -7,8 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "log.h"
+
+struct cidr;
 
 #define CONF_NAME_MAX 64
 #define CONF_WORKERS_MAX 128
@@ -17,13 +20,37 @@ struct conf_server {
 	char *address; /* as written in the file, for logs */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	unsigned weight; /* 1..256, default 1 */
+	unsigned weight;          /* 1..256, default 1 */
+	unsigned max_connections; /* across all workers; 0 (default) = no limit */
+	int backup;               /* 1: used only when no other server can be */
+};
+
+enum conf_balance {
+	CONF_BALANCE_ROUNDROBIN, /* smooth weighted round robin, per worker */
+	CONF_BALANCE_LEASTCONN,  /* fewest active connections (all workers) per weight */
+	CONF_BALANCE_SOURCE      /* consistent hash of the client address */
+};
+
+/* Active health checks of one group (health = { ... }), run by the checker. */
+struct conf_health {
+	int enabled;          /* 1 when the group has a health group */
+	unsigned interval_ms; /* default 2s */
+	unsigned timeout_ms;  /* default 1s, at most interval */
+	unsigned rise;        /* successes in a row that bring a server UP, default 2 */
+	unsigned fall;        /* failures in a row that take it DOWN, default 3 */
+	char *send;           /* NULL, or sent once connected */
+	char *expect;         /* NULL, or the prefix the reply must start with */
 };
 
 struct conf_upstream {
 	char name[CONF_NAME_MAX];
 	struct conf_server *servers;
 	unsigned nservers; /* >= 1 */
+	enum conf_balance balance; /* default roundrobin */
+	unsigned retries;          /* other servers tried after a failed connect, default 1 */
+	unsigned max_fails;        /* passive: failures in a row that mark a server down; 0 = never */
+	unsigned fail_timeout_ms;  /* passive: how long such a mark lasts, default 10s */
+	struct conf_health health;
 };
 
 struct conf_listener {
@@ -32,6 +59,19 @@ struct conf_listener {
 	socklen_t addrlen;
 	unsigned backlog;  /* 1..65535, default 511 */
 	unsigned upstream; /* index into conf.upstreams */
+
+	/* The edge (see worker/edge.c). Versions are proxy.h's PROXY_V1,
+	 * PROXY_V2 and PROXY_ANY; 0 = off. */
+	unsigned proxy_send;   /* proxy_protocol: header written to the upstream */
+	unsigned proxy_accept; /* accept_proxy: header every client must send */
+	struct cidr *trusted;  /* who may send it; required with accept_proxy */
+	unsigned ntrusted;
+	struct cidr *allow;    /* when nallow > 0, only these sources */
+	unsigned nallow;
+	struct cidr *deny;     /* never these sources (deny wins over allow) */
+	unsigned ndeny;
+	unsigned max_per_source; /* max_connections_per_source, per worker; 0 = none */
+	unsigned rate_limit;     /* new connections per second, whole daemon; 0 = none */
 };
 
 struct conf {
@@ -46,6 +86,15 @@ struct conf {
 	char *log_file;             /* set when log_target is LOG_TARGET_FILE */
 	int log_facility;           /* syslog LOG_*; default LOG_DAEMON */
 	enum log_level log_level;   /* default info */
+	int log_connections;        /* log.connections: a line per closed connection */
+
+	/* Who the workers run as (see master/priv.c for a master started as
+	 * root without `user`). Names are looked up here, at load. */
+	char *user;   /* user; NULL when not set */
+	uid_t uid;    /* user's uid, valid when user is set */
+	gid_t gid;    /* group's gid, else the user's primary one (valid when either is set) */
+	char *group;  /* group; NULL when not set (then the user's primary group) */
+	char *chroot; /* absolute directory workers chroot into; NULL: none */
 
 	size_t buffer_size;      /* pool.buffer_size, 512..1M, default 4096 */
 	size_t max_memory;       /* pool.max_memory per worker, default 256M */
@@ -59,6 +108,7 @@ struct conf {
 	unsigned connect_timeout_ms; /* timeouts.connect, default 5s */
 	unsigned idle_timeout_ms;    /* timeouts.idle, default 10m */
 	unsigned drain_timeout_ms;   /* timeouts.drain, default 30s */
+	unsigned proxy_header_timeout_ms; /* timeouts.proxy_header, default 5s */
 
 	struct conf_upstream *upstreams;
 	unsigned nupstreams; /* >= 1 */

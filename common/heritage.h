@@ -23,11 +23,26 @@ struct heritage {
 	unsigned index;           /* worker number within its generation */
 	uint32_t generation;
 	pid_t master_pid;
+	/* Stats rows of this generation (stats_listener_row/stats_server_row),
+	 * the same for every generation that has the same listener or server,
+	 * STATS_NO_ROW where the directory was full. listener_rows is parallel
+	 * to conf->listeners; server_rows to every server of every upstream in
+	 * config order (upstream 0's servers, then upstream 1's, ...). Also the
+	 * index of a server's health in the segment. NULL: no rows at all. */
+	const uint16_t *listener_rows;
+	const uint16_t *server_rows;
 };
 
 /* Run a worker until it is told to stop; never returns. Called in the child
  * right after fork, once the master has stopped its own watchers, called
- * ev_loop_fork on the default loop and closed what the worker must not hold. */
+ * ev_loop_fork on the default loop, closed what the worker must not hold and
+ * dropped privileges (master/priv.c). Every signal is still blocked: the
+ * worker unblocks them once its own signal watchers are started. */
 void worker_main(const struct heritage *) __attribute__((noreturn));
+
+/* Run the health checker (worker/health.c) until told to stop; never returns.
+ * Forked like a worker, one per generation whose config has health checks;
+ * slot and index are unused. It writes only the stats segment's health area. */
+void checker_main(const struct heritage *) __attribute__((noreturn));
 
 #endif

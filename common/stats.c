@@ -1,41 +1,85 @@
 /* stats.c — the shared-memory statistics segment: creation by the master
- * before its first fork, read-only attachment by sluicestat and the tests,
- * and the fold of an exited worker's counters into the retired row.
- * Runs in the master and in readers; never logs, never exits, and never
- * blocks a worker (readers only load, the master only folds reaped slots). */
+ * before its first fork, the directory of listener and server rows, read-only
+ * attachment and snapshots for sluicestat and the tests, the fold of an
+ * exited worker into the retired rows, and the health checker's area.
+ * Runs in the master, the checker and readers; never logs, never exits, and
+ * never blocks a worker (readers only load, the master only folds reaped
+ * slots and writes the directory, which workers never read). */
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "stats.h"
 
 /* A reader that keeps losing the race against folds still has to answer. */
 #define STATS_TOTAL_PATIENCE_MS 500
+/* Row indexes are 16-bit, STATS_NO_ROW excluded. */
+#define STATS_ROWS_MAX (STATS_NO_ROW - 1)
+#define STATS_SLOTS_MAX 65536
+#define STATS_LINE 64
 
 const struct stats_field stats_fields[] = {
-#define STATS_X_DESC(name, kind, help) \
-	{ #name, STATS_##kind, help, offsetof(struct stats_counters, name) },
+#define STATS_X_DESC(name, kind, view, help) \
+	{ #name, STATS_##kind, STATS_##view, help, offsetof(struct stats_counters, name) },
 	STATS_WORKER_FIELDS(STATS_X_DESC)
+#undef STATS_X_DESC
+#define STATS_X_DESC(up, name, help)                          \
+	{ "closed_" #name, STATS_COUNTER, STATS_DETAIL, help, \
+	    offsetof(struct stats_counters, closed_by[STATS_CLOSE_##up]) },
+	STATS_CLOSE_REASONS(STATS_X_DESC)
+#undef STATS_X_DESC
+#define STATS_X_DESC(up, name, help)                           \
+	{ "refused_" #name, STATS_COUNTER, STATS_DETAIL, help, \
+	    offsetof(struct stats_counters, refused_by[STATS_REFUSE_##up]) },
+	STATS_REFUSE_REASONS(STATS_X_DESC)
 #undef STATS_X_DESC
 };
 const unsigned stats_nfields = sizeof(stats_fields) / sizeof(stats_fields[0]);
 
-_Static_assert(sizeof(struct stats_counters) % sizeof(uint64_t) == 0,
-    "stats_counters holds only 64-bit fields");
-_Static_assert(sizeof(stats_fields) / sizeof(stats_fields[0]) ==
-    sizeof(struct stats_counters) / sizeof(uint64_t),
-    "every counter has a descriptor");
-_Static_assert(sizeof(struct stats_slot) % 64 == 0,
+const struct stats_field stats_listener_fields[] = {
+#define STATS_X_DESC(name, kind, help) \
+	{ #name, STATS_##kind, STATS_BRIEF, help, offsetof(struct stats_listener_counters, name) },
+	STATS_LISTENER_FIELDS(STATS_X_DESC)
+#undef STATS_X_DESC
+};
+const unsigned stats_listener_nfields =
+    sizeof(stats_listener_fields) / sizeof(stats_listener_fields[0]);
+
+const struct stats_field stats_server_fields[] = {
+#define STATS_X_DESC(name, kind, help) \
+	{ #name, STATS_##kind, STATS_BRIEF, help, offsetof(struct stats_server_counters, name) },
+	STATS_SERVER_FIELDS(STATS_X_DESC)
+#undef STATS_X_DESC
+};
+const unsigned stats_server_nfields = sizeof(stats_server_fields) / sizeof(stats_server_fields[0]);
+
+/* The sums below walk counters structs as arrays of 64-bit words. */
+_Static_assert(sizeof(struct stats_counters) ==
+    sizeof(stats_fields) / sizeof(stats_fields[0]) * sizeof(uint64_t),
+    "every worker field is a described 64-bit counter");
+_Static_assert(sizeof(struct stats_listener_counters) ==
+    sizeof(stats_listener_fields) / sizeof(stats_listener_fields[0]) * sizeof(uint64_t),
+    "every listener field is a described 64-bit counter");
+_Static_assert(sizeof(struct stats_server_counters) ==
+    sizeof(stats_server_fields) / sizeof(stats_server_fields[0]) * sizeof(uint64_t),
+    "every server field is a described 64-bit counter");
+_Static_assert(sizeof(struct stats_slot) % STATS_LINE == 0,
     "a slot fills whole cache lines, so no two writers share one");
-_Static_assert(sizeof(struct stats_header) % 64 == 0,
-    "the first slot starts on its own cache line");
+_Static_assert(sizeof(struct stats_header) % STATS_LINE == 0,
+    "the areas after the header start on their own cache line");
+_Static_assert(sizeof(struct stats_health) == STATS_LINE,
+    "one server's health is one cache line");
+_Static_assert(STATS_LISTENERS <= STATS_ROWS_MAX && STATS_SERVERS <= STATS_ROWS_MAX,
+    "row indexes fit 16 bits");
 
 static const char *const stats_state_names[] = {
 	[STATS_SLOT_FREE] = "free",
@@ -45,24 +89,55 @@ static const char *const stats_state_names[] = {
 	[STATS_SLOT_EXITED] = "exited",
 };
 
+static const char *const stats_health_names[] = {
+	[STATS_HEALTH_UNKNOWN] = "unknown",
+	[STATS_HEALTH_UP] = "up",
+	[STATS_HEALTH_DOWN] = "down",
+};
+
+static const char *const stats_check_names[] = {
+	[STATS_CHECK_NONE] = "none",
+	[STATS_CHECK_OK] = "ok",
+	[STATS_CHECK_REFUSED] = "refused",
+	[STATS_CHECK_TIMEOUT] = "timeout",
+	[STATS_CHECK_BAD_REPLY] = "bad_reply",
+	[STATS_CHECK_ERROR] = "error",
+};
+
+#define NAME_OF(table, i) \
+	((i) < sizeof(table) / sizeof((table)[0]) && (table)[i] != NULL ? (table)[i] : "?")
+
 const char *
 stats_state_name(uint32_t state)
 {
-	if (state >= sizeof(stats_state_names) / sizeof(stats_state_names[0]))
-		return "?";
-	return stats_state_names[state];
+	return NAME_OF(stats_state_names, state);
 }
 
-static uint64_t *
-stats_field_ptr(struct stats_counters *c, unsigned i)
+const char *
+stats_health_name(uint32_t state)
 {
-	return (uint64_t *)((char *)c + stats_fields[i].offset);
+	return NAME_OF(stats_health_names, state);
 }
 
-static const uint64_t *
-stats_field_cptr(const struct stats_counters *c, unsigned i)
+const char *
+stats_check_name(uint32_t result)
 {
-	return (const uint64_t *)((const char *)c + stats_fields[i].offset);
+	return NAME_OF(stats_check_names, result);
+}
+
+uint64_t
+stats_field_get(const void *c, const struct stats_field *f)
+{
+	return __atomic_load_n((const uint64_t *)((const char *)c + f->offset), __ATOMIC_RELAXED);
+}
+
+int
+stats_field_find(const struct stats_field *table, unsigned n, const char *name)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(table[i].name, name) == 0)
+			return (int)i;
+	return -1;
 }
 
 uint64_t
@@ -74,86 +149,159 @@ stats_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Where each area starts, in bytes from the header. */
+struct stats_layout {
+	uint64_t listeners, servers, health, listener_retired, server_retired, slots;
+	uint64_t listener_rows, server_rows, listener_stride, server_stride, size;
+};
+
+static uint64_t
+stats_align(uint64_t n)
+{
+	return (n + STATS_LINE - 1) / STATS_LINE * STATS_LINE;
+}
+
+/* Computes the layout; -1 when a count is out of range (then no product
+ * below can overflow 64 bits either). */
+static int
+stats_layout(uint64_t nslots, uint64_t nl, uint64_t ns, struct stats_layout *lo)
+{
+	uint64_t at = sizeof(struct stats_header);
+
+	if (nslots == 0 || nslots > STATS_SLOTS_MAX || nl > STATS_ROWS_MAX || ns > STATS_ROWS_MAX)
+		return -1;
+	lo->listeners = at;
+	at = stats_align(at + nl * sizeof(struct stats_listener_entry));
+	lo->servers = at;
+	at = stats_align(at + ns * sizeof(struct stats_server_entry));
+	lo->health = at;
+	at = stats_align(at + ns * sizeof(struct stats_health));
+	lo->listener_retired = at;
+	at = stats_align(at + nl * sizeof(struct stats_listener_counters));
+	lo->server_retired = at;
+	at = stats_align(at + ns * sizeof(struct stats_server_counters));
+	lo->slots = at;
+	at += nslots * sizeof(struct stats_slot);
+	lo->listener_stride = stats_align(nl * sizeof(struct stats_listener_counters));
+	lo->server_stride = stats_align(ns * sizeof(struct stats_server_counters));
+	lo->listener_rows = at;
+	at += nslots * lo->listener_stride;
+	lo->server_rows = at;
+	at += nslots * lo->server_stride;
+	lo->size = at;
+	return 0;
+}
+
+static void
+stats_map(struct stats_seg *seg, void *map, const struct stats_layout *lo, int writable)
+{
+	char *base = map;
+
+	seg->hdr = map;
+	seg->listeners = (struct stats_listener_entry *)(base + lo->listeners);
+	seg->servers = (struct stats_server_entry *)(base + lo->servers);
+	seg->health = (struct stats_health *)(base + lo->health);
+	seg->listener_retired = (struct stats_listener_counters *)(base + lo->listener_retired);
+	seg->server_retired = (struct stats_server_counters *)(base + lo->server_retired);
+	seg->slots = (struct stats_slot *)(base + lo->slots);
+	seg->listener_rows = base + lo->listener_rows;
+	seg->server_rows = base + lo->server_rows;
+	seg->listener_stride = lo->listener_stride;
+	seg->server_stride = lo->server_stride;
+	seg->size = lo->size;
+	seg->writable = writable;
+}
+
 int
 stats_create(struct stats_seg *seg, const char *path, unsigned nslots,
     char *err, size_t errlen)
 {
+	struct stats_layout lo;
 	struct stats_header *hdr;
-	size_t size;
+	char *tmp;
 	void *map;
 	int fd, saved;
 
 	memset(seg, 0, sizeof(*seg));
-	if (nslots == 0 ||
-	    __builtin_mul_overflow((size_t)nslots, sizeof(struct stats_slot), &size) ||
-	    __builtin_add_overflow(size, sizeof(*hdr), &size) || (off_t)size < 0) {
+	if (stats_layout(nslots, STATS_LISTENERS, STATS_SERVERS, &lo) == -1 ||
+	    (off_t)lo.size < 0 || (uint64_t)(size_t)lo.size != lo.size) {
 		snprintf(err, errlen, "%s: cannot hold %u worker slots", path, nslots);
 		errno = EINVAL;
 		return -1;
 	}
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	/* Made aside and renamed into place: a reader of the previous segment
+	 * (sluicestat -w) keeps its file and never maps one being sized. */
+	if (asprintf(&tmp, "%s.XXXXXX", path) == -1) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		errno = ENOMEM;
+		return -1;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd == -1) {
 		saved = errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		free(tmp);
 		errno = saved;
 		return -1;
 	}
-	/* The umask must not decide who may read the counters; an old file
-	 * left with other permissions gets ours too. */
+	/* The umask must not decide who may read the counters. */
 	if (fchmod(fd, 0640) == -1) {
 		saved = errno;
 		snprintf(err, errlen, "%s: chmod: %s", path, strerror(saved));
 		goto fail;
 	}
-	/* Truncating to zero first drops whatever a previous master left, so
-	 * no stale slot or magic survives into the new segment. */
-	if (ftruncate(fd, 0) == -1 || ftruncate(fd, (off_t)size) == -1) {
+	/* Sparse: rows never written cost no memory or disk. */
+	if (ftruncate(fd, (off_t)lo.size) == -1) {
 		saved = errno;
-		snprintf(err, errlen, "%s: cannot size to %zu bytes: %s", path, size,
+		snprintf(err, errlen, "%s: cannot size to %" PRIu64 " bytes: %s", path, lo.size,
 		    strerror(saved));
 		goto fail;
 	}
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	map = mmap(NULL, (size_t)lo.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		saved = errno;
 		snprintf(err, errlen, "%s: mmap: %s", path, strerror(saved));
 		goto fail;
 	}
-	close(fd);
 
 	hdr = map;
 	hdr->version = STATS_VERSION;
 	hdr->header_size = sizeof(*hdr);
-	hdr->size = size;
+	hdr->size = lo.size;
 	hdr->nslots = nslots;
 	hdr->master_pid = (int32_t)getpid();
 	hdr->start_ms = stats_now_ms();
 	hdr->generation = 1;
-	hdr->fold_seq = 0;
-	memset(&hdr->retired, 0, sizeof(hdr->retired));
+	hdr->nlisteners = STATS_LISTENERS;
+	hdr->nservers = STATS_SERVERS;
 	/* Readers trust nothing before the magic: it goes last, released. */
 	__atomic_store_n(&hdr->magic, STATS_MAGIC, __ATOMIC_RELEASE);
 
-	seg->hdr = hdr;
-	seg->slots = (struct stats_slot *)((char *)map + sizeof(*hdr));
-	seg->size = size;
-	seg->writable = 1;
+	if (rename(tmp, path) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "%s: rename: %s", path, strerror(saved));
+		munmap(map, (size_t)lo.size);
+		goto fail;
+	}
+	close(fd);
+	free(tmp);
+	stats_map(seg, map, &lo, 1);
 	return 0;
 
 fail:
 	close(fd);
+	unlink(tmp);
+	free(tmp);
 	errno = saved;
 	return -1;
 }
 
-/* Checks a mapped segment of size bytes; 0, or -1 with err and errno. */
+/* Checks a mapped segment of size bytes and fills *lo; 0, or -1 with err and
+ * errno. */
 static int
 stats_check(const struct stats_header *hdr, size_t size, const char *path,
-    char *err, size_t errlen)
+    struct stats_layout *lo, char *err, size_t errlen)
 {
-	uint64_t want;
-
 	if (__atomic_load_n(&hdr->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC) {
 		snprintf(err, errlen, "%s: not a sluice statistics segment", path);
 		errno = EINVAL;
@@ -181,11 +329,13 @@ stats_check(const struct stats_header *hdr, size_t size, const char *path,
 		errno = EINVAL;
 		return -1;
 	}
-	/* In 64 bits, so a hostile nslots cannot wrap around to match. */
-	want = sizeof(*hdr) + (uint64_t)hdr->nslots * sizeof(struct stats_slot);
-	if (hdr->nslots == 0 || want != size) {
-		snprintf(err, errlen, "%s: %" PRIu32 " slots need %" PRIu64
-		    " bytes, segment has %zu", path, hdr->nslots, want, size);
+	/* In 64 bits with bounded counts, so hostile counts cannot wrap around
+	 * to match. */
+	if (stats_layout(hdr->nslots, hdr->nlisteners, hdr->nservers, lo) == -1 ||
+	    lo->size != size) {
+		snprintf(err, errlen, "%s: %" PRIu32 " slots, %" PRIu32 " listeners and %" PRIu32
+		    " servers do not fit a segment of %zu bytes", path, hdr->nslots,
+		    hdr->nlisteners, hdr->nservers, size);
 		errno = EINVAL;
 		return -1;
 	}
@@ -195,6 +345,7 @@ stats_check(const struct stats_header *hdr, size_t size, const char *path,
 int
 stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 {
+	struct stats_layout lo;
 	struct stat st;
 	size_t size;
 	void *map;
@@ -237,16 +388,13 @@ stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 	}
 	close(fd);
 
-	if (stats_check(map, size, path, err, errlen) == -1) {
+	if (stats_check(map, size, path, &lo, err, errlen) == -1) {
 		saved = errno;
 		munmap(map, size);
 		errno = saved;
 		return -1;
 	}
-	seg->hdr = map;
-	seg->slots = (struct stats_slot *)((char *)map + sizeof(struct stats_header));
-	seg->size = size;
-	seg->writable = 0;
+	stats_map(seg, map, &lo, 0);
 	return 0;
 
 fail:
@@ -263,44 +411,70 @@ stats_detach(struct stats_seg *seg)
 	memset(seg, 0, sizeof(*seg));
 }
 
-/* One pass over retired and the live slots, without regard to folds. */
+struct stats_listener_counters *
+stats_slot_listener(const struct stats_seg *seg, unsigned slot, unsigned row)
+{
+	return (struct stats_listener_counters *)(seg->listener_rows +
+	    (size_t)slot * seg->listener_stride) + row;
+}
+
+struct stats_server_counters *
+stats_slot_server(const struct stats_seg *seg, unsigned slot, unsigned row)
+{
+	return (struct stats_server_counters *)(seg->server_rows +
+	    (size_t)slot * seg->server_stride) + row;
+}
+
+/* dst += src, word by word; src may be changing under a writer. */
+static void
+stats_add_words(void *dst, const void *src, size_t bytes)
+{
+	uint64_t *d = dst;
+	const uint64_t *s = src;
+
+	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
+		d[i] += __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+static int
+stats_slot_live(const struct stats_slot *s)
+{
+	/* Acquire pairs with the release-store that published the slot: its
+	 * reset fields are visible before we add them. */
+	return __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE;
+}
+
+/* One pass over retired and the live slots, without regard to folds. The
+ * retired row holds no gauges, so adding all of it is right. */
 static void
 stats_sum(const struct stats_seg *seg, struct stats_counters *out)
 {
 	const struct stats_header *hdr = seg->hdr;
-	unsigned i, f;
 
 	memset(out, 0, sizeof(*out));
-	for (f = 0; f < stats_nfields; f++) {
-		if (stats_fields[f].kind == STATS_COUNTER)
-			*stats_field_ptr(out, f) = __atomic_load_n(
-			    stats_field_cptr(&hdr->retired, f), __ATOMIC_RELAXED);
-	}
-	for (i = 0; i < hdr->nslots; i++) {
-		const struct stats_slot *s = &seg->slots[i];
-
-		/* Acquire pairs with the release-store that published the slot:
-		 * its reset fields are visible before we add them. */
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == STATS_SLOT_FREE)
-			continue;
-		for (f = 0; f < stats_nfields; f++)
-			*stats_field_ptr(out, f) += __atomic_load_n(
-			    stats_field_cptr(&s->c, f), __ATOMIC_RELAXED);
-	}
+	stats_add_words(out, &hdr->retired, sizeof(*out));
+	for (unsigned i = 0; i < hdr->nslots; i++)
+		if (stats_slot_live(&seg->slots[i]))
+			stats_add_words(out, &seg->slots[i].c, sizeof(*out));
 }
 
-void
-stats_total(const struct stats_seg *seg, struct stats_counters *out)
+/*
+ * Retry read(seg, arg) until it ran between two equal, even values of
+ * fold_seq. A fold moves counters from a slot to retired; a read that
+ * overlaps it would count them twice or not at all. The bound is in time,
+ * not tries: a master preempted mid-fold on a busy machine holds fold_seq odd
+ * for a scheduler tick, far longer than any number of spins, while one that
+ * died mid-fold must not hang readers. Returns 1 when settled, 0 when it
+ * gave up (the last read stands).
+ */
+static int
+stats_read_settled(const struct stats_seg *seg, void (*read)(const struct stats_seg *, void *),
+    void *arg)
 {
 	const struct stats_header *hdr = seg->hdr;
 	uint64_t before, after, give_up = 0;
 	unsigned long tries;
 
-	/* A fold moves counters from a slot to retired; a sum that overlaps it
-	 * would count them twice or not at all, so it is taken again. The bound
-	 * is in time, not tries: a master preempted mid-fold on a busy machine
-	 * holds fold_seq odd for a scheduler tick, far longer than any number of
-	 * spins, while one that died mid-fold must not hang readers. */
 	for (tries = 0;; tries++) {
 		if ((tries & 63) == 63) {
 			uint64_t now = stats_now_ms();
@@ -314,13 +488,71 @@ stats_total(const struct stats_seg *seg, struct stats_counters *out)
 		before = __atomic_load_n(&hdr->fold_seq, __ATOMIC_ACQUIRE);
 		if (before & 1)
 			continue;
-		stats_sum(seg, out);
+		read(seg, arg);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		after = __atomic_load_n(&hdr->fold_seq, __ATOMIC_RELAXED);
 		if (after == before)
-			return;
+			return 1;
 	}
+	read(seg, arg);
+	return 0;
+}
+
+static void
+stats_total_read(const struct stats_seg *seg, void *out)
+{
 	stats_sum(seg, out);
+}
+
+void
+stats_total(const struct stats_seg *seg, struct stats_counters *out)
+{
+	stats_read_settled(seg, stats_total_read, out);
+}
+
+/* The master's multi-field writes are bracketed by an odd fold_seq. Only the
+ * master writes it, so a relaxed read is exact; the fence keeps the odd value
+ * ahead of the stores that follow: a reader that sees any of them also sees
+ * the write under way. */
+static uint64_t
+stats_write_begin(struct stats_header *hdr)
+{
+	uint64_t seq = __atomic_load_n(&hdr->fold_seq, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&hdr->fold_seq, seq + 1, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	return seq;
+}
+
+static void
+stats_write_end(struct stats_header *hdr, uint64_t seq)
+{
+	__atomic_store_n(&hdr->fold_seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* retired += the COUNTERs of live, then live = 0. Rows never written stay
+ * untouched, so folding costs no memory for the sparse parts. */
+static void
+stats_fold_row(void *retired, void *live, const struct stats_field *fields, unsigned n,
+    size_t bytes)
+{
+	uint64_t *l = live, v;
+	int dirty = 0;
+
+	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
+		if (__atomic_load_n(&l[i], __ATOMIC_RELAXED) != 0)
+			dirty = 1;
+	if (!dirty)
+		return;
+	for (unsigned f = 0; f < n; f++) {
+		uint64_t *r = (uint64_t *)((char *)retired + fields[f].offset);
+
+		if (fields[f].kind != STATS_COUNTER)
+			continue;
+		v = __atomic_load_n(r, __ATOMIC_RELAXED) + stats_field_get(live, &fields[f]);
+		__atomic_store_n(r, v, __ATOMIC_RELAXED);
+	}
+	memset(live, 0, bytes);
 }
 
 void
@@ -328,29 +560,298 @@ stats_fold(struct stats_seg *seg, unsigned slot)
 {
 	struct stats_header *hdr = seg->hdr;
 	struct stats_slot *s;
-	uint64_t seq, v;
-	unsigned f;
+	uint64_t seq;
 
 	if (!seg->writable || slot >= hdr->nslots)
 		return;
 	s = &seg->slots[slot];
-	/* Only the master writes fold_seq, so a relaxed read is exact. The
-	 * fence keeps the odd value ahead of the stores below: a reader that
-	 * sees any of them also sees the fold under way. */
-	seq = __atomic_load_n(&hdr->fold_seq, __ATOMIC_RELAXED);
-	__atomic_store_n(&hdr->fold_seq, seq + 1, __ATOMIC_RELEASE);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-
+	seq = stats_write_begin(hdr);
 	if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) != STATS_SLOT_FREE) {
-		for (f = 0; f < stats_nfields; f++) {
-			if (stats_fields[f].kind != STATS_COUNTER)
-				continue;
-			v = __atomic_load_n(stats_field_ptr(&hdr->retired, f), __ATOMIC_RELAXED);
-			v += __atomic_load_n(stats_field_ptr(&s->c, f), __ATOMIC_RELAXED);
-			__atomic_store_n(stats_field_ptr(&hdr->retired, f), v, __ATOMIC_RELAXED);
-		}
+		stats_fold_row(&hdr->retired, &s->c, stats_fields, stats_nfields, sizeof(s->c));
+		/* Workers write only rows the directory handed out. Rows past
+		 * those are never read: on tmpfs even a read fault on a hole
+		 * would allocate a page. */
+		for (unsigned r = 0; r < hdr->listeners_used && r < hdr->nlisteners; r++)
+			stats_fold_row(&seg->listener_retired[r], stats_slot_listener(seg, slot, r),
+			    stats_listener_fields, stats_listener_nfields,
+			    sizeof(struct stats_listener_counters));
+		for (unsigned r = 0; r < hdr->servers_used && r < hdr->nservers; r++)
+			stats_fold_row(&seg->server_retired[r], stats_slot_server(seg, slot, r),
+			    stats_server_fields, stats_server_nfields,
+			    sizeof(struct stats_server_counters));
 	}
 	memset(s, 0, sizeof(*s));
+	stats_write_end(hdr, seq);
+}
 
-	__atomic_store_n(&hdr->fold_seq, seq + 2, __ATOMIC_RELEASE);
+static void
+stats_copy_text(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src != NULL ? src : "");
+}
+
+unsigned
+stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t len,
+    const char *address, const char *upstream, uint32_t generation)
+{
+	struct stats_header *hdr = seg->hdr;
+	struct stats_listener_entry *e;
+	unsigned used, row;
+	uint64_t seq;
+
+	if (!seg->writable || len > sizeof(e->addr))
+		return STATS_NO_ROW;
+	used = hdr->listeners_used;
+	for (row = 0; row < used; row++)
+		if (addr_equal((const struct sockaddr *)&seg->listeners[row].addr, sa))
+			break;
+	if (row == used && used >= hdr->nlisteners)
+		return STATS_NO_ROW;
+	e = &seg->listeners[row];
+	seq = stats_write_begin(hdr);
+	if (row == used) {
+		memset(e, 0, sizeof(*e));
+		memcpy(&e->addr, sa, len);
+		e->first_generation = generation;
+	}
+	e->generation = generation;
+	stats_copy_text(e->address, sizeof(e->address), address);
+	stats_copy_text(e->upstream, sizeof(e->upstream), upstream);
+	if (row == used)
+		__atomic_store_n(&hdr->listeners_used, used + 1, __ATOMIC_RELEASE);
+	stats_write_end(hdr, seq);
+	return row;
+}
+
+unsigned
+stats_server_row(struct stats_seg *seg, const char *upstream, const struct sockaddr *sa,
+    socklen_t len, const char *address, unsigned weight, int backup, uint32_t generation)
+{
+	struct stats_header *hdr = seg->hdr;
+	struct stats_server_entry *e;
+	unsigned used, row;
+	uint64_t seq;
+
+	if (!seg->writable || len > sizeof(e->addr) || upstream == NULL)
+		return STATS_NO_ROW;
+	used = hdr->servers_used;
+	for (row = 0; row < used; row++)
+		if (strncmp(seg->servers[row].upstream, upstream, STATS_NAME_MAX) == 0 &&
+		    addr_equal((const struct sockaddr *)&seg->servers[row].addr, sa))
+			break;
+	if (row == used && used >= hdr->nservers)
+		return STATS_NO_ROW;
+	e = &seg->servers[row];
+	seq = stats_write_begin(hdr);
+	if (row == used) {
+		memset(e, 0, sizeof(*e));
+		memcpy(&e->addr, sa, len);
+		stats_copy_text(e->upstream, sizeof(e->upstream), upstream);
+		e->first_generation = generation;
+	}
+	e->generation = generation;
+	e->weight = weight;
+	e->backup = backup != 0;
+	stats_copy_text(e->address, sizeof(e->address), address);
+	if (row == used)
+		__atomic_store_n(&hdr->servers_used, used + 1, __ATOMIC_RELEASE);
+	stats_write_end(hdr, seq);
+	return row;
+}
+
+/* Field-by-field relaxed copy of a health record; seq left out. */
+static void
+stats_health_copy(struct stats_health *dst, const struct stats_health *src)
+{
+#define COPY(f) __atomic_store_n(&dst->f, __atomic_load_n(&src->f, __ATOMIC_RELAXED), \
+	    __ATOMIC_RELAXED)
+	COPY(state);
+	COPY(last_result);
+	COPY(last_errno);
+	COPY(successes);
+	COPY(failures);
+	COPY(last_duration_ms);
+	COPY(last_check_ms);
+	COPY(last_change_ms);
+	COPY(checks);
+	COPY(checks_failed);
+#undef COPY
+}
+
+void
+stats_health_publish(struct stats_seg *seg, unsigned row, const struct stats_health *h)
+{
+	struct stats_health *dst;
+	uint64_t seq;
+
+	if (!seg->writable || row >= seg->hdr->nservers)
+		return;
+	dst = &seg->health[row];
+	/* The checker is the only writer: its own seq read is exact. One
+	 * killed mid-write left it odd; start from the next even value so
+	 * readers are not fooled into trusting a half-written record. */
+	seq = __atomic_load_n(&dst->seq, __ATOMIC_RELAXED);
+	seq += seq & 1;
+	__atomic_store_n(&dst->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	stats_health_copy(dst, h);
+	__atomic_store_n(&dst->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+int
+stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health *out)
+{
+	const struct stats_health *src;
+	uint64_t before, after, give_up = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (row >= seg->hdr->nservers)
+		return 1;
+	src = &seg->health[row];
+	/* Bounded in time like stats_read_settled: a checker preempted
+	 * mid-write holds seq odd for a scheduler tick. */
+	for (unsigned long tries = 0;; tries++) {
+		if ((tries & 63) == 63) {
+			uint64_t now = stats_now_ms();
+
+			if (give_up == 0)
+				give_up = now + STATS_TOTAL_PATIENCE_MS;
+			else if (now > give_up)
+				break;
+			sched_yield();
+		}
+		before = __atomic_load_n(&src->seq, __ATOMIC_ACQUIRE);
+		if (before & 1)
+			continue;
+		stats_health_copy(out, src);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		after = __atomic_load_n(&src->seq, __ATOMIC_RELAXED);
+		if (after == before) {
+			out->seq = before;
+			return 1;
+		}
+	}
+	/* A checker that died mid-write: take what is there. */
+	stats_health_copy(out, src);
+	out->seq = __atomic_load_n(&src->seq, __ATOMIC_RELAXED);
+	return 0;
+}
+
+uint32_t
+stats_health_state(const struct stats_seg *seg, unsigned row)
+{
+	if (row >= seg->hdr->nservers)
+		return STATS_HEALTH_UNKNOWN;
+	return __atomic_load_n(&seg->health[row].state, __ATOMIC_RELAXED);
+}
+
+/* One pass of a snapshot (see stats_read_settled), into storage sized for
+ * every slot and every directory entry. */
+static void
+stats_snapshot_read(const struct stats_seg *seg, void *arg)
+{
+	const struct stats_header *hdr = seg->hdr;
+	struct stats_snapshot *sn = arg;
+	unsigned i, r, nl, ns;
+
+	sn->master_pid = __atomic_load_n(&hdr->master_pid, __ATOMIC_RELAXED);
+	sn->start_ms = __atomic_load_n(&hdr->start_ms, __ATOMIC_RELAXED);
+	sn->generation = __atomic_load_n(&hdr->generation, __ATOMIC_RELAXED);
+	nl = __atomic_load_n(&hdr->listeners_used, __ATOMIC_ACQUIRE);
+	ns = __atomic_load_n(&hdr->servers_used, __ATOMIC_ACQUIRE);
+	if (nl > hdr->nlisteners)
+		nl = hdr->nlisteners;
+	if (ns > hdr->nservers)
+		ns = hdr->nservers;
+
+	sn->nworkers = sn->running = sn->draining = 0;
+	for (i = 0; i < hdr->nslots; i++) {
+		const struct stats_slot *s = &seg->slots[i];
+		struct stats_worker_view *v;
+		uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+
+		if (state == STATS_SLOT_FREE)
+			continue;
+		v = &sn->workers[sn->nworkers++];
+		memset(v, 0, sizeof(*v));
+		v->slot = i;
+		v->state = state;
+		v->generation = __atomic_load_n(&s->generation, __ATOMIC_RELAXED);
+		v->index = __atomic_load_n(&s->index, __ATOMIC_RELAXED);
+		v->pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
+		v->started_ms = __atomic_load_n(&s->started_ms, __ATOMIC_RELAXED);
+		v->heartbeat_ms = __atomic_load_n(&s->heartbeat_ms, __ATOMIC_RELAXED);
+		stats_add_words(&v->c, &s->c, sizeof(v->c));
+		if (state == STATS_SLOT_RUNNING)
+			sn->running++;
+		else if (state == STATS_SLOT_DRAINING)
+			sn->draining++;
+	}
+
+	memset(&sn->retired, 0, sizeof(sn->retired));
+	stats_add_words(&sn->retired, &hdr->retired, sizeof(sn->retired));
+	sn->total = sn->retired;
+	for (i = 0; i < sn->nworkers; i++)
+		stats_add_words(&sn->total, &sn->workers[i].c, sizeof(sn->total));
+
+	sn->nlisteners = nl;
+	for (r = 0; r < nl; r++) {
+		struct stats_listener_view *v = &sn->listeners[r];
+
+		memset(v, 0, sizeof(*v));
+		v->row = r;
+		memcpy(&v->entry, &seg->listeners[r], sizeof(v->entry));
+		v->entry.address[sizeof(v->entry.address) - 1] = '\0';
+		v->entry.upstream[sizeof(v->entry.upstream) - 1] = '\0';
+		stats_add_words(&v->c, &seg->listener_retired[r], sizeof(v->c));
+		for (i = 0; i < sn->nworkers; i++)
+			stats_add_words(&v->c, stats_slot_listener(seg, sn->workers[i].slot, r),
+			    sizeof(v->c));
+	}
+	sn->nservers = ns;
+	for (r = 0; r < ns; r++) {
+		struct stats_server_view *v = &sn->servers[r];
+
+		memset(v, 0, sizeof(*v));
+		v->row = r;
+		memcpy(&v->entry, &seg->servers[r], sizeof(v->entry));
+		v->entry.address[sizeof(v->entry.address) - 1] = '\0';
+		v->entry.upstream[sizeof(v->entry.upstream) - 1] = '\0';
+		stats_health_read(seg, r, &v->health);
+		stats_add_words(&v->c, &seg->server_retired[r], sizeof(v->c));
+		for (i = 0; i < sn->nworkers; i++)
+			stats_add_words(&v->c, stats_slot_server(seg, sn->workers[i].slot, r),
+			    sizeof(v->c));
+	}
+}
+
+struct stats_snapshot *
+stats_snapshot_create(const struct stats_seg *seg)
+{
+	const struct stats_header *hdr = seg->hdr;
+	struct stats_snapshot *sn = calloc(1, sizeof(*sn));
+
+	if (sn == NULL)
+		return NULL;
+	sn->workers = calloc(hdr->nslots, sizeof(*sn->workers));
+	sn->listeners = calloc(hdr->nlisteners ? hdr->nlisteners : 1, sizeof(*sn->listeners));
+	sn->servers = calloc(hdr->nservers ? hdr->nservers : 1, sizeof(*sn->servers));
+	if (sn->workers == NULL || sn->listeners == NULL || sn->servers == NULL) {
+		stats_snapshot_destroy(sn);
+		errno = ENOMEM;
+		return NULL;
+	}
+	sn->settled = stats_read_settled(seg, stats_snapshot_read, sn);
+	return sn;
+}
+
+void
+stats_snapshot_destroy(struct stats_snapshot *sn)
+{
+	if (sn == NULL)
+		return;
+	free(sn->workers);
+	free(sn->listeners);
+	free(sn->servers);
+	free(sn);
 }

@@ -1,56 +1,166 @@
 /* stats.h — layout of the shared-memory statistics segment, its creation
  * (master, before the first fork) and read-only attachment (sluicestat, tests).
- * Workers write only their own slot, with relaxed atomic stores and no
- * syscalls or locks; readers never block writers. */
+ * Workers write only their own slot and its rows, with relaxed atomic stores
+ * and no syscalls or locks; readers never block writers. */
 #ifndef SLUICE_STATS_H
 #define SLUICE_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 1
-#define STATS_SLOTS 512 /* worker slots: current and draining generations */
+#define STATS_VERSION 2
+#define STATS_SLOTS 512     /* worker slots: current and draining generations */
+#define STATS_LISTENERS 64  /* distinct listener addresses in one master's life */
+#define STATS_SERVERS 256   /* distinct upstream servers in one master's life */
+#define STATS_NO_ROW 0xffffu /* a listener or server without a row (directory full) */
+#define STATS_NAME_MAX 64   /* upstream name, NUL included */
+#define STATS_ADDR_MAX 128  /* address text as written in the config, NUL included */
 
 /*
- * Every per-worker figure, declared once. X(name, kind, help):
- * kind COUNTER only grows for the life of a worker and is folded into the
- * retired row when the worker exits; GAUGE is a current value, zero once the
- * worker is gone. Struct fields, aggregation, the CLI and its names are all
- * expanded from this list.
+ * Every figure, declared once per kind of row; the structs, the descriptor
+ * tables (and through them aggregation, the CLI table, JSON and Prometheus
+ * names and help) are expanded from these lists.
+ *
+ * Worker slot: X(name, kind, view, help). kind COUNTER only grows for the life
+ * of a worker and is folded into the retired row when the worker exits; GAUGE
+ * is a current value, gone with the worker. view BRIEF: a column of the
+ * per-worker table; DETAIL: in the totals only. Pool and RSS figures are
+ * published once a second (the worker's heartbeat), everything else as it
+ * happens.
  */
-#define STATS_WORKER_FIELDS(X)                                                     \
-	X(accepted, COUNTER, "client connections accepted")                        \
-	X(closed, COUNTER, "client connections closed")                            \
-	X(bytes_in, COUNTER, "bytes relayed client to server")                     \
-	X(bytes_out, COUNTER, "bytes relayed server to client")                    \
-	X(connect_failures, COUNTER, "upstream connect attempts that failed")      \
-	X(timeouts, COUNTER, "connections closed by the connect or idle timeout")  \
-	X(refused, COUNTER, "connections refused (no upstream, no memory)")        \
-	X(accept_pauses, COUNTER, "times accepting paused on EMFILE/ENFILE/limit") \
-	X(active, GAUGE, "client connections open now")                            \
-	X(pool_buffers_total, GAUGE, "relay buffers carved from the pool")         \
-	X(pool_buffers_used, GAUGE, "relay buffers holding data now")              \
-	X(pool_bytes_mapped, GAUGE, "bytes the pools have mapped")
+#define STATS_WORKER_FIELDS(X)                                                                \
+	X(accepted, COUNTER, BRIEF, "client connections accepted")                            \
+	X(active, GAUGE, BRIEF, "client connections open now")                                \
+	X(closed, COUNTER, BRIEF, "client connections closed (every closed_* and refusal)")   \
+	X(refused, COUNTER, BRIEF, "client connections refused (every refused_* reason)")     \
+	X(bytes_in, COUNTER, BRIEF, "bytes relayed client to server")                         \
+	X(bytes_out, COUNTER, BRIEF, "bytes relayed server to client")                        \
+	X(connect_failures, COUNTER, BRIEF, "upstream connect attempts that failed")          \
+	X(timeouts, COUNTER, BRIEF, "connections closed by the connect or idle timeout")      \
+	X(accept_pauses, COUNTER, DETAIL, "times accepting paused on EMFILE/ENFILE or the limit") \
+	X(pool_buffers_total, GAUGE, DETAIL, "relay buffers carved from the pool")            \
+	X(pool_buffers_used, GAUGE, BRIEF, "relay buffers holding data now")                  \
+	X(pool_buffers_free, GAUGE, DETAIL, "relay buffers carved and free")                  \
+	X(pool_buffers_high_water, GAUGE, DETAIL, "most relay buffers in use at once, per worker") \
+	X(pool_buffers_failed, COUNTER, DETAIL, "relay buffer takes refused by the budget")   \
+	X(pool_buffers_bytes_mapped, GAUGE, DETAIL, "bytes mapped for relay buffers")         \
+	X(pool_sessions_total, GAUGE, DETAIL, "session objects carved from the pool")         \
+	X(pool_sessions_used, GAUGE, DETAIL, "session objects in use now")                    \
+	X(pool_sessions_free, GAUGE, DETAIL, "session objects carved and free")               \
+	X(pool_sessions_high_water, GAUGE, DETAIL, "most session objects in use at once, per worker") \
+	X(pool_sessions_failed, COUNTER, DETAIL, "session takes refused by the budget")       \
+	X(pool_sessions_bytes_mapped, GAUGE, DETAIL, "bytes mapped for session objects")      \
+	X(pool_bytes_mapped, GAUGE, DETAIL, "bytes both pools have mapped")                   \
+	X(rss_bytes, GAUGE, BRIEF, "resident memory of the worker processes")
+
+/*
+ * Why a session closed: X(ENUM, name, help). The order is that of
+ * worker/relay.c's enum close_reason, which is defined from this list. Each
+ * becomes a COUNTER "closed_<name>" of the worker slot.
+ */
+#define STATS_CLOSE_REASONS(X)                                                          \
+	X(DONE, done, "sessions closed after both directions finished")                 \
+	X(CLIENT_ERROR, client_error, "sessions closed by a client error or reset")     \
+	X(SERVER_ERROR, server_error, "sessions closed by a server error or reset")     \
+	X(CONNECT_FAILED, connect_failed, "sessions closed because no connect succeeded") \
+	X(CONNECT_TIMEOUT, connect_timeout, "sessions closed by the connect timeout")   \
+	X(IDLE_TIMEOUT, idle_timeout, "sessions closed by the idle timeout")            \
+	X(SHUTDOWN, shutdown, "sessions closed by a fast stop or the end of a drain")
+
+/*
+ * Why a connection was refused (closed before relaying a byte): X(ENUM, name,
+ * help), each a COUNTER "refused_<name>" of the worker slot. Refusing counts
+ * refused_by[reason], refused and closed in the slot and refused in the
+ * listener row; it counts no close reason. So, up to the events under way
+ * as it is read, accepted = active + closed = active + sum(closed_*) + refused.
+ */
+#define STATS_REFUSE_REASONS(X)                                                            \
+	X(NO_MEMORY, no_memory, "refused: the session pool was empty")                     \
+	X(ACL_DENIED, acl_denied, "refused: the client address is not allowed")            \
+	X(RATE_LIMITED, rate_limited, "refused: over the listener's connection rate")      \
+	X(PER_SOURCE_LIMIT, per_source_limit, "refused: too many connections from one source") \
+	X(NO_SERVER, no_server, "refused: every server of the upstream group is down")     \
+	X(PROXY_REJECTED, proxy_rejected, "refused: bad PROXY protocol header")
+
+/* Listener row: X(name, kind, help). Connections accepted on one address. */
+#define STATS_LISTENER_FIELDS(X)                                              \
+	X(accepted, COUNTER, "client connections accepted on this listener")  \
+	X(active, GAUGE, "its client connections open now")                   \
+	X(refused, COUNTER, "its client connections refused (any reason)")    \
+	X(bytes_in, COUNTER, "bytes relayed from its clients to servers")     \
+	X(bytes_out, COUNTER, "bytes relayed from servers to its clients")
+
+/* Server row: X(name, kind, help). Traffic to one server of one group. */
+#define STATS_SERVER_FIELDS(X)                                                  \
+	X(connects, COUNTER, "connect attempts to this server")                 \
+	X(connect_failures, COUNTER, "connect attempts to this server that failed") \
+	X(active, GAUGE, "relayed connections to this server open now")         \
+	X(bytes_in, COUNTER, "bytes relayed to this server")                    \
+	X(bytes_out, COUNTER, "bytes relayed from this server")                 \
+	X(timeouts, COUNTER, "its connections closed by the connect or idle timeout") \
+	X(marked_down, GAUGE, "1 while this worker has the server marked down after failed connects")
 
 enum stats_kind { STATS_COUNTER, STATS_GAUGE };
+enum stats_view { STATS_BRIEF, STATS_DETAIL };
+
+enum stats_close {
+#define STATS_X_ENUM(up, name, help) STATS_CLOSE_##up,
+	STATS_CLOSE_REASONS(STATS_X_ENUM)
+#undef STATS_X_ENUM
+	STATS_CLOSE_COUNT
+};
+
+enum stats_refuse {
+#define STATS_X_ENUM(up, name, help) STATS_REFUSE_##up,
+	STATS_REFUSE_REASONS(STATS_X_ENUM)
+#undef STATS_X_ENUM
+	STATS_REFUSE_COUNT
+};
 
 struct stats_counters {
-#define STATS_X_FIELD(name, kind, help) uint64_t name;
+#define STATS_X_FIELD(name, kind, view, help) uint64_t name;
 	STATS_WORKER_FIELDS(STATS_X_FIELD)
+#undef STATS_X_FIELD
+	uint64_t closed_by[STATS_CLOSE_COUNT];   /* "closed_<reason>" */
+	uint64_t refused_by[STATS_REFUSE_COUNT]; /* "refused_<reason>" */
+};
+
+struct stats_listener_counters {
+#define STATS_X_FIELD(name, kind, help) uint64_t name;
+	STATS_LISTENER_FIELDS(STATS_X_FIELD)
 #undef STATS_X_FIELD
 };
 
-/* Describes one field of stats_counters, for readers that walk them all. */
+struct stats_server_counters {
+#define STATS_X_FIELD(name, kind, help) uint64_t name;
+	STATS_SERVER_FIELDS(STATS_X_FIELD)
+#undef STATS_X_FIELD
+};
+
+/* Describes one 64-bit field of a counters struct, for code that walks them
+ * all: name (as sluicestat -1, JSON and, prefixed, Prometheus spell it). */
 struct stats_field {
 	const char *name;
 	enum stats_kind kind;
+	enum stats_view view;
 	const char *help;
-	size_t offset; /* in struct stats_counters */
+	size_t offset; /* in its counters struct */
 };
-extern const struct stats_field stats_fields[];
+extern const struct stats_field stats_fields[]; /* struct stats_counters */
 extern const unsigned stats_nfields;
+extern const struct stats_field stats_listener_fields[]; /* struct stats_listener_counters */
+extern const unsigned stats_listener_nfields;
+extern const struct stats_field stats_server_fields[]; /* struct stats_server_counters */
+extern const unsigned stats_server_nfields;
+
+/* The field's value in the counters struct c it describes. */
+uint64_t stats_field_get(const void *c, const struct stats_field *);
+
+/* Index of the field called name in the table of n fields, or -1. */
+int stats_field_find(const struct stats_field *table, unsigned n, const char *name);
 
 enum stats_slot_state {
 	STATS_SLOT_FREE = 0,
@@ -64,18 +174,83 @@ enum stats_slot_state {
 const char *stats_state_name(uint32_t state);
 
 /*
- * One per worker. While the worker lives it is the only writer of every field;
- * the master writes the slot only before forking the worker (reset, generation,
- * state STARTING) and after reaping it (fold, state FREE).
+ * One per worker. While the worker lives it is the only writer of every field
+ * and of the slot's listener and server rows; the master writes the slot only
+ * before forking the worker (reset, generation, state STARTING) and after
+ * reaping it (fold, state FREE).
  */
 struct stats_slot {
 	uint32_t state;      /* enum stats_slot_state; release-stored last */
-	uint32_t generation; /* reload generation the worker belongs to */
+	uint32_t generation; /* master: reload generation the worker belongs to */
 	int32_t pid;         /* worker: getpid() at start */
 	uint32_t index;      /* master: worker number within its generation */
 	uint64_t started_ms; /* worker: CLOCK_REALTIME at start, ms */
 	uint64_t heartbeat_ms; /* worker: CLOCK_REALTIME, refreshed every second */
 	struct stats_counters c;
+} __attribute__((aligned(64)));
+
+/*
+ * Directory entries: one per distinct listener address and per distinct
+ * (upstream name, server address) seen in the life of the master, so that
+ * every generation adds to the same row. Written by the master only, inside
+ * a fold_seq bracket; never removed, so a row index stays valid.
+ */
+struct stats_listener_entry {
+	uint32_t generation;       /* the latest generation whose config has it */
+	uint32_t first_generation; /* the generation that added it */
+	char address[STATS_ADDR_MAX];  /* as written in that config */
+	char upstream[STATS_NAME_MAX]; /* the group it relays to there */
+	struct sockaddr_storage addr;  /* identity */
+};
+
+struct stats_server_entry {
+	uint32_t generation;       /* the latest generation whose config has it */
+	uint32_t first_generation;
+	uint32_t weight;           /* in that config */
+	uint32_t backup;           /* 1: a backup server there */
+	char upstream[STATS_NAME_MAX]; /* identity, with addr */
+	char address[STATS_ADDR_MAX];  /* as written */
+	struct sockaddr_storage addr;  /* resolved: identity */
+};
+
+enum stats_health_state {
+	STATS_HEALTH_UNKNOWN = 0, /* not checked (yet, or no checks configured) */
+	STATS_HEALTH_UP,
+	STATS_HEALTH_DOWN
+};
+
+enum stats_check_result {
+	STATS_CHECK_NONE = 0, /* no check done yet */
+	STATS_CHECK_OK,
+	STATS_CHECK_REFUSED,   /* connect refused or reset */
+	STATS_CHECK_TIMEOUT,   /* no connect or no reply within the timeout */
+	STATS_CHECK_BAD_REPLY, /* the reply did not start with the expected text */
+	STATS_CHECK_ERROR      /* anything else; last_errno says what */
+};
+
+/* "unknown", "up", "down", or "?". */
+const char *stats_health_name(uint32_t state);
+/* "none", "ok", "refused", "timeout", "bad_reply", "error", or "?". */
+const char *stats_check_name(uint32_t result);
+
+/*
+ * Health of one server entry (same index as its row). WRITTEN BY THE HEALTH
+ * CHECKER ONLY, through stats_health_publish; workers and readers only read
+ * (stats_health_read, stats_health_state). Entries never checked stay zero:
+ * state UNKNOWN, last_result NONE.
+ */
+struct stats_health {
+	uint64_t seq;            /* odd while the checker writes the rest */
+	uint32_t state;          /* enum stats_health_state */
+	uint32_t last_result;    /* enum stats_check_result */
+	int32_t last_errno;      /* with STATS_CHECK_ERROR/REFUSED/TIMEOUT, else 0 */
+	uint32_t successes;      /* consecutive successful checks */
+	uint32_t failures;       /* consecutive failed checks */
+	uint32_t last_duration_ms; /* how long the last check took */
+	uint64_t last_check_ms;  /* CLOCK_REALTIME of the last check's end */
+	uint64_t last_change_ms; /* CLOCK_REALTIME of the last change of state */
+	uint64_t checks;         /* checks done */
+	uint64_t checks_failed;  /* of which failed */
 } __attribute__((aligned(64)));
 
 /* At offset 0 of the segment. Written by the master only. */
@@ -88,51 +263,153 @@ struct stats_header {
 	int32_t master_pid;
 	uint64_t start_ms;   /* master start, CLOCK_REALTIME ms */
 	uint64_t generation; /* reload generation, 1 at start */
-	/* Odd while the master folds a slot into retired; readers that see it
-	 * odd, or changed across their read, read again. */
+	/* Odd while the master folds a slot into retired or changes the
+	 * directory; readers that see it odd, or changed across their read,
+	 * read again. */
 	uint64_t fold_seq;
+	uint32_t nlisteners;     /* capacity of the listener directory and rows */
+	uint32_t nservers;       /* capacity of the server directory, health and rows */
+	uint32_t listeners_used; /* directory entries in use; release-stored */
+	uint32_t servers_used;
 	struct stats_counters retired; /* folded counters of exited workers */
 } __attribute__((aligned(64)));
 
+/*
+ * A mapping of the segment. Areas after the header, in this order: listener
+ * directory, server directory, server health, retired listener rows, retired
+ * server rows, worker slots, then per slot its nlisteners listener rows and
+ * its nservers server rows (each slot's block of rows starts on its own cache
+ * line: one writer per line).
+ */
 struct stats_seg {
 	struct stats_header *hdr;
 	struct stats_slot *slots; /* hdr->nslots of them */
+	struct stats_listener_entry *listeners;
+	struct stats_server_entry *servers;
+	struct stats_health *health;                    /* parallel to servers */
+	struct stats_listener_counters *listener_retired; /* parallel to listeners */
+	struct stats_server_counters *server_retired;     /* parallel to servers */
+	char *listener_rows; /* per slot: stride listener_stride bytes */
+	char *server_rows;
+	size_t listener_stride, server_stride;
 	size_t size;
 	int writable;
 };
 
 /* Master: create (or replace) the segment file at path, mode 0640, sized for
- * nslots, mapped shared read-write, header filled. Returns 0, or -1 with errno
- * and a reason in err. */
+ * nslots slots, STATS_LISTENERS listeners and STATS_SERVERS servers, mapped
+ * shared read-write, header filled. A new file is renamed over path, so a
+ * reader still mapping an old one keeps reading it, never a half-made one.
+ * Returns 0, or -1 with errno and a reason in err. */
 int stats_create(struct stats_seg *, const char *path, unsigned nslots,
     char *err, size_t errlen);
 
 /* Reader: map path read-only and check magic, version and size. Returns 0, or
  * -1 with a one-line reason in err naming path ("no statistics segment at P
- * (is sluiced running?)", "P: layout version 7, this reader knows 1",
+ * (is sluiced running?)", "P: layout version 7, this reader knows 2",
  * "P: truncated: 100 bytes, header says 4096", ...). */
 int stats_attach(struct stats_seg *, const char *path, char *err, size_t errlen);
 
 /* Unmap (both kinds). The file stays. */
 void stats_detach(struct stats_seg *);
 
+/* Slot slot's listener row `row` (< hdr->nlisteners) and server row. */
+struct stats_listener_counters *stats_slot_listener(const struct stats_seg *, unsigned slot,
+    unsigned row);
+struct stats_server_counters *stats_slot_server(const struct stats_seg *, unsigned slot,
+    unsigned row);
+
 /* Sum of retired and every non-free slot, consistent with respect to the
  * master's folds: retries while one is under way, for up to half a second;
  * past that (a master that died mid-fold) the sum may be off by one fold. */
 void stats_total(const struct stats_seg *, struct stats_counters *out);
 
-/* Master, after reaping the slot's worker: add its COUNTERs to retired and
- * mark the slot free. */
+/* Master, after reaping the slot's worker: add its COUNTERs (slot and rows)
+ * to the retired rows, zero the slot and its rows and mark it free. */
 void stats_fold(struct stats_seg *, unsigned slot);
 
-/* Worker-side updates: single writer, relaxed, no lock prefix. */
-#define STATS_ADD(slot, field, n)                                                     \
-	__atomic_store_n(&(slot)->c.field,                                            \
-	    __atomic_load_n(&(slot)->c.field, __ATOMIC_RELAXED) + (uint64_t)(n), \
-	    __ATOMIC_RELAXED)
-#define STATS_SET(slot, field, v) \
-	__atomic_store_n(&(slot)->c.field, (uint64_t)(v), __ATOMIC_RELAXED)
+/*
+ * Master, at start and on every reload, for each listener and server of the
+ * new config: the row of that identity, reusing the entry an earlier
+ * generation made for the same address (listeners) or the same upstream name
+ * and address (servers), else taking a new one; the entry is stamped with
+ * generation and the config's text. Returns the row, or STATS_NO_ROW when the
+ * directory is full (the caller's figures then go to the worker totals only).
+ */
+unsigned stats_listener_row(struct stats_seg *, const struct sockaddr *, socklen_t,
+    const char *address, const char *upstream, uint32_t generation);
+unsigned stats_server_row(struct stats_seg *, const char *upstream, const struct sockaddr *,
+    socklen_t, const char *address, unsigned weight, int backup, uint32_t generation);
+
+/* The checker: publish h (its seq ignored) as the health of server row `row`.
+ * Readers never see half of it. Out-of-range rows are ignored. */
+void stats_health_publish(struct stats_seg *, unsigned row, const struct stats_health *h);
+
+/* Readers: a consistent copy of row's health (zeroed when out of range).
+ * Returns 1, or 0 when the checker kept writing for half a second (it died
+ * mid-write): then the copy is what was there and may mix two records. */
+int stats_health_read(const struct stats_seg *, unsigned row, struct stats_health *out);
+
+/* Workers: the state alone (enum stats_health_state), one load, no retry. */
+uint32_t stats_health_state(const struct stats_seg *, unsigned row);
+
+/* What one non-free slot showed. */
+struct stats_worker_view {
+	unsigned slot;
+	uint32_t state, generation, index;
+	int32_t pid;
+	uint64_t started_ms, heartbeat_ms;
+	struct stats_counters c;
+};
+
+struct stats_listener_view {
+	unsigned row;
+	struct stats_listener_entry entry;
+	struct stats_listener_counters c; /* retired + live slots */
+};
+
+struct stats_server_view {
+	unsigned row;
+	struct stats_server_entry entry;
+	struct stats_health health;
+	struct stats_server_counters c; /* retired + live slots */
+};
+
+/* Everything a reader shows, read between two equal even fold_seq values. */
+struct stats_snapshot {
+	int32_t master_pid;
+	uint64_t start_ms;
+	uint64_t generation;
+	int settled; /* 0: a fold never finished within the patience; may be off */
+	unsigned running, draining;
+	struct stats_counters retired, total;
+	unsigned nworkers;
+	struct stats_worker_view *workers; /* by slot */
+	unsigned nlisteners;
+	struct stats_listener_view *listeners; /* by row */
+	unsigned nservers;
+	struct stats_server_view *servers; /* by row */
+};
+
+/* Reader: take a snapshot of seg. Returns a new one (free with
+ * stats_snapshot_destroy), or NULL with errno ENOMEM. */
+struct stats_snapshot *stats_snapshot_create(const struct stats_seg *);
+void stats_snapshot_destroy(struct stats_snapshot *);
+
+/* Worker-side updates: single writer, relaxed, no lock prefix. STATS_ADD and
+ * friends take a slot; STATS_ROW_* a listener or server row of that slot. */
+#define STATS_ADD(slot, field, n) STATS_ROW_ADD(&(slot)->c, field, n)
+#define STATS_SET(slot, field, v) STATS_ROW_SET(&(slot)->c, field, v)
 #define STATS_GET(slot, field) __atomic_load_n(&(slot)->c.field, __ATOMIC_RELAXED)
+#define STATS_ROW_ADD(row, field, n)                                                   \
+	__atomic_store_n(&(row)->field,                                                \
+	    __atomic_load_n(&(row)->field, __ATOMIC_RELAXED) + (uint64_t)(n),      \
+	    __ATOMIC_RELAXED)
+#define STATS_ROW_SUB(row, field, n)                                                   \
+	__atomic_store_n(&(row)->field,                                                \
+	    __atomic_load_n(&(row)->field, __ATOMIC_RELAXED) - (uint64_t)(n),      \
+	    __ATOMIC_RELAXED)
+#define STATS_ROW_SET(row, field, v) __atomic_store_n(&(row)->field, (uint64_t)(v), __ATOMIC_RELAXED)
 
 /* CLOCK_REALTIME in milliseconds. */
 uint64_t stats_now_ms(void);

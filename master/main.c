@@ -24,6 +24,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "priv.h"
 #include "stats.h"
 
 #ifndef SYSCONFDIR
@@ -39,10 +40,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: sluiced [-f] [-t] [-c FILE] [-V] [-h]\n"
+	    "usage: sluiced [-f] [-t] [-c FILE] [-s SIGNAL] [-V] [-h]\n"
 	    "  -c FILE  configuration file (default %s/sluice.conf)\n"
 	    "  -f       stay in the foreground and log to stderr\n"
 	    "  -t       check the configuration, print the first error and exit\n"
+	    "  -s SIGNAL  signal the running master (found through the pid file):\n"
+	    "           reload (HUP), stop (TERM), quit (QUIT) or reopen (USR1)\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n"
 	    "signals: HUP reload, TERM/INT fast stop, QUIT graceful stop, USR1 reopen log\n",
@@ -148,6 +151,79 @@ daemonize(void)
 	return p[1];
 }
 
+/* -s: the signals an operator may send by name. */
+static const struct {
+	const char *name;
+	int sig;
+} signal_names[] = {
+	{ "reload", SIGHUP },
+	{ "stop", SIGTERM },
+	{ "quit", SIGQUIT },
+	{ "reopen", SIGUSR1 },
+};
+
+static int
+signal_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++)
+		if (strcmp(name, signal_names[i].name) == 0)
+			return signal_names[i].sig;
+	return 0;
+}
+
+/*
+ * sluiced -s: signal the master named by conf's pid file. It is running only
+ * while it holds the file's lock, so a stale file left by a crash (whose pid
+ * may belong to someone else by now) is never signalled. Returns the exit
+ * status.
+ */
+static int
+signal_master(const struct conf *conf, const char *action, int sig)
+{
+	const char *path = conf->pid_file;
+	char buf[32];
+	ssize_t n;
+	long pid;
+	char *end;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			fprintf(stderr, "sluiced: not running (no pid file %s)\n", path);
+		else
+			fprintf(stderr, "sluiced: cannot open pid file %s: %s\n", path,
+			    strerror(errno));
+		return 1;
+	}
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		fprintf(stderr, "sluiced: not running (pid file %s is not locked)\n", path);
+		close(fd);
+		return 1;
+	}
+	if (errno != EWOULDBLOCK) {
+		fprintf(stderr, "sluiced: cannot check the lock on %s: %s\n", path,
+		    strerror(errno));
+		close(fd);
+		return 1;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	pid = strtol(buf, &end, 10);
+	if (n <= 0 || pid <= 1 || (*end != '\n' && *end != '\0')) {
+		fprintf(stderr, "sluiced: pid file %s holds no pid (is the master still "
+		                "starting?)\n", path);
+		return 1;
+	}
+	if (kill((pid_t)pid, sig) == -1) {
+		fprintf(stderr, "sluiced: cannot send %s to pid %ld: %s\n", action, pid,
+		    strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 /* Processes each get the full descriptor budget: take the hard limit. */
 static void
 raise_nofile(void)
@@ -168,10 +244,12 @@ main(int argc, char **argv)
 	struct master_start st;
 	struct stats_seg seg;
 	struct conf *conf;
-	int test = 0, opt, rc;
+	struct priv priv;
+	int test = 0, opt, rc, sig = 0;
 	char *pid_file, *stats_file;
+	const char *action = NULL;
 
-	while ((opt = getopt(argc, argv, "c:ftVh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:fts:Vh")) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -181,6 +259,15 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			test = 1;
+			break;
+		case 's':
+			action = optarg;
+			if ((sig = signal_by_name(action)) == 0) {
+				fprintf(stderr, "sluiced: -s %s: unknown signal (use reload, stop, "
+				                "quit or reopen)\n", action);
+				usage(stderr);
+				return 2;
+			}
 			break;
 		case 'V':
 			printf("sluiced %s\n", PACKAGE_VERSION);
@@ -197,12 +284,20 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	foreground |= test;
+	/* Neither checking nor signalling starts a daemon: errors go to stderr. */
+	foreground |= test || action != NULL;
 
 	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
 	if (realpath(path, abspath) == NULL)
 		startup_fail("cannot read configuration %s: %s", path, strerror(errno));
 	if ((conf = conf_load(abspath, err, sizeof(err))) == NULL)
+		startup_fail("%s", err);
+	if (action != NULL) {
+		rc = signal_master(conf, action, sig);
+		conf_free(conf);
+		return rc;
+	}
+	if (priv_plan(conf, &priv, err, sizeof(err)) == -1)
 		startup_fail("%s", err);
 	if (test) {
 		printf("%s: configuration OK\n", path);
@@ -218,6 +313,9 @@ main(int argc, char **argv)
 	else if (log_open(conf->log_target, conf->log_file, conf->log_facility,
 	             conf->log_level) == -1)
 		startup_fail("cannot open log file %s: %s", conf->log_file, strerror(errno));
+	else
+		priv_own_log(&priv, conf);
+	priv_log(&priv);
 
 	pid_file = strdup(conf->pid_file);
 	stats_file = strdup(conf->stats_file);
@@ -230,6 +328,9 @@ main(int argc, char **argv)
 	make_parent_dir(stats_file);
 	if (stats_create(&seg, stats_file, STATS_SLOTS, err, sizeof(err)) == -1)
 		startup_fail("%s", err);
+	if (priv_own_stats(&priv, stats_file) == -1)
+		log_warn("cannot give %s to group %s: sluicestat needs root to read it", stats_file,
+		    priv.group);
 	master_check_fd_budget(conf);
 
 	st.ready_fd = foreground ? -1 : daemonize();
@@ -239,6 +340,7 @@ main(int argc, char **argv)
 	st.conf = conf;
 	st.stats = &seg;
 	st.foreground = foreground;
+	st.priv = &priv;
 	rc = master_run(&st);
 
 	unlink(stats_file);

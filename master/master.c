@@ -5,10 +5,13 @@
  * Runs in the master only; never touches client traffic. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -18,6 +21,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "priv.h"
 #include "stats.h"
 
 #define MASTER_TICK 0.2           /* seconds: respawns and kill deadlines */
@@ -25,6 +29,14 @@
 #define MASTER_CRASH_WINDOW 1.0   /* a worker dying younger than this is crash-looping */
 #define MASTER_BACKOFF_FIRST 0.1
 #define MASTER_BACKOFF_MAX 30.0
+/* Reload storms: requests closer than this to the previous reload are
+ * coalesced into one, and a reload waits while this many older generations
+ * still drain (see reload_maybe). */
+#define MASTER_RELOAD_INTERVAL 0.5
+#define MASTER_MAX_DRAINING 4
+/* A worker whose heartbeat (refreshed every second) has not moved for this
+ * long is stuck in a loop or stopped: it is killed and replaced. */
+#define MASTER_HEARTBEAT_STALE 5.0
 
 struct child {
 	pid_t pid; /* 0: the slot is free */
@@ -33,6 +45,10 @@ struct child {
 	ev_tstamp started;
 	ev_tstamp kill_at; /* SIGKILL then if still alive (0: never) */
 	int quitting;      /* told to drain or stop: its exit is expected */
+	uint64_t beat;      /* heartbeat_ms last seen in its slot */
+	double beat_seen;   /* mono_now() when beat last changed */
+	int stuck;          /* killed for a stale heartbeat */
+	unsigned drain_ms;  /* timeouts.drain of its generation's config */
 };
 
 struct respawn {
@@ -52,13 +68,37 @@ static struct {
 	uint32_t generation;
 	enum stopping stopping;
 	ev_tstamp stop_deadline;
+	struct priv priv;     /* what this generation's workers run as */
+	char *stats_path;     /* the segment's file: stats_file as at start */
+	int reload_pending;   /* a SIGHUP not acted on yet (see reload_maybe) */
+	int reload_waiting;   /* ... and its deferral was logged */
+	double last_reload;   /* mono_now() of the last reload attempt */
+	double last_tick;     /* mono_now() of the last tick */
 	unsigned nchildren;
 	struct child children[STATS_SLOTS]; /* indexed by stats slot */
 	struct respawn respawn[CONF_WORKERS_MAX];
+	/* The health checker (worker/health.c): one process outside the stats
+	 * slots, started when the config has health checks. */
+	struct child checker;
+	struct respawn checker_respawn;
+	int checker_wanted;
+	uint16_t *listener_rows; /* this generation's stats rows (heritage.h) */
+	uint16_t *server_rows;
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1;
 	ev_child child_w;
 	ev_timer tick;
 } m;
+
+/* Seconds on CLOCK_MONOTONIC: heartbeats and reload spacing must not jump
+ * with the wall clock (ev_now follows it). */
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void
 signal_children(int sig)
@@ -66,6 +106,8 @@ signal_children(int sig)
 	for (unsigned i = 0; i < STATS_SLOTS; i++)
 		if (m.children[i].pid != 0)
 			kill(m.children[i].pid, sig);
+	if (m.checker.pid != 0)
+		kill(m.checker.pid, sig);
 }
 
 int
@@ -94,12 +136,13 @@ master_check_fd_budget(const struct conf *c)
 }
 
 /* In the new child: forget everything of the master's but what the worker
- * inherits, then become the worker. */
+ * inherits, then become the worker (or, for slot STATS_SLOTS, the health
+ * checker, which inherits the same and has no slot). */
 static void __attribute__((noreturn))
 child_become_worker(unsigned slot, unsigned index)
 {
 	struct heritage h;
-	sigset_t none;
+	char err[PATH_MAX + 256];
 
 	ev_signal_stop(m.loop, &m.sig_hup);
 	ev_signal_stop(m.loop, &m.sig_term);
@@ -110,10 +153,17 @@ child_become_worker(unsigned slot, unsigned index)
 	ev_timer_stop(m.loop, &m.tick);
 	/* The epoll set is shared with the master until the loop is forked. */
 	ev_loop_fork(m.loop);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Every signal stays blocked (spawn forks that way) until worker_main
+	 * has its own watchers: a QUIT arriving now must wait, not kill us or
+	 * vanish into the master's handlers. */
 	/* A worker holding the pid-file lock would keep it past the master. */
 	close(m.pid_fd);
+	/* Before worker_main: it asks for a parent-death signal, which the
+	 * kernel clears when the credentials change. */
+	if (priv_drop(&m.priv, err, sizeof(err)) == -1) {
+		log_errx("worker %u: %s", index, err);
+		_exit(WORKER_EXIT_CONFIG);
+	}
 
 	h.conf = m.conf;
 	h.listen_fds = m.fds;
@@ -122,6 +172,10 @@ child_become_worker(unsigned slot, unsigned index)
 	h.index = index;
 	h.generation = m.generation;
 	h.master_pid = getppid();
+	h.listener_rows = m.listener_rows;
+	h.server_rows = m.server_rows;
+	if (slot == STATS_SLOTS)
+		checker_main(&h);
 	worker_main(&h);
 }
 
@@ -137,11 +191,13 @@ free_slots(void)
 }
 
 static void schedule_respawn(unsigned index, int failed_young);
+static void reload_maybe(void);
 
 static void
 spawn(unsigned index)
 {
 	struct stats_slot *ss;
+	sigset_t all, old;
 	unsigned slot;
 	pid_t pid;
 
@@ -161,17 +217,21 @@ spawn(unsigned index)
 	ss->index = index;
 	__atomic_store_n(&ss->state, STATS_SLOT_STARTING, __ATOMIC_RELEASE);
 
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
+	if (pid == 0)
+		child_become_worker(slot, index);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork for worker %u", index);
 		__atomic_store_n(&ss->state, STATS_SLOT_FREE, __ATOMIC_RELEASE);
 		schedule_respawn(index, 1);
 		return;
 	}
-	if (pid == 0)
-		child_become_worker(slot, index);
 	m.children[slot] = (struct child){ .pid = pid, .generation = m.generation,
-		.index = index, .started = ev_now(m.loop) };
+		.index = index, .started = ev_now(m.loop), .beat_seen = mono_now(),
+		.drain_ms = m.conf->drain_timeout_ms };
 	m.nchildren++;
 	log_debug("worker %u started (pid %d, generation %u)", index, (int)pid, m.generation);
 }
@@ -200,6 +260,117 @@ schedule_respawn(unsigned index, int failed_young)
 	spawn(index);
 }
 
+/* --- the health checker ----------------------------------------------------
+ * Respawned like a worker when it dies, with the same back-off. On reload the
+ * old checker is stopped first and its successor forked once it has exited,
+ * so that the health area never has two writers. */
+
+static void
+checker_spawn(void)
+{
+	sigset_t all, old;
+	pid_t pid;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		child_become_worker(STATS_SLOTS, 0);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1) {
+		log_warn("fork for the health checker");
+		m.checker_respawn.at = ev_now(m.loop) + MASTER_BACKOFF_FIRST;
+		return;
+	}
+	m.checker = (struct child){ .pid = pid, .generation = m.generation,
+		.started = ev_now(m.loop) };
+	log_debug("health checker started (pid %d, generation %u)", (int)pid, m.generation);
+}
+
+/* Start, or on reload replace, the checker for the current config. */
+static void
+checker_replace(void)
+{
+	m.checker_wanted = 0;
+	for (unsigned i = 0; i < m.conf->nupstreams; i++)
+		if (m.conf->upstreams[i].health.enabled)
+			m.checker_wanted = 1;
+	memset(&m.checker_respawn, 0, sizeof(m.checker_respawn));
+	if (m.checker.pid != 0) {
+		if (!m.checker.quitting) {
+			m.checker.quitting = 1;
+			m.checker.kill_at = ev_now(m.loop) + MASTER_KILL_GRACE;
+			kill(m.checker.pid, SIGTERM);
+		}
+		return; /* checker_reaped starts the successor */
+	}
+	if (m.checker_wanted)
+		checker_spawn();
+}
+
+static void
+checker_reaped(struct ev_loop *loop, int status)
+{
+	struct child *c = &m.checker;
+	int expected = c->quitting || m.stopping != RUNNING;
+	struct respawn *r = &m.checker_respawn;
+
+	if (WIFSIGNALED(status) && !expected)
+		log_warnx("health checker (pid %d) killed by signal %d", (int)c->pid,
+		    WTERMSIG(status));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		log_warnx("health checker (pid %d) exited with status %d", (int)c->pid,
+		    WEXITSTATUS(status));
+	else
+		log_info("health checker (pid %d, generation %u) exited", (int)c->pid,
+		    c->generation);
+	c->pid = 0;
+	if (m.stopping != RUNNING) {
+		if (m.nchildren == 0)
+			ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	if (!expected) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {
+			log_errx("the health checker cannot run with this configuration; not "
+			         "restarting it");
+			return;
+		}
+		if (ev_now(loop) - c->started < MASTER_CRASH_WINDOW) {
+			unsigned shift = r->failures > 9 ? 9 : r->failures;
+			ev_tstamp delay = MASTER_BACKOFF_FIRST * (double)(1u << shift);
+
+			r->failures++;
+			if (delay > MASTER_BACKOFF_MAX)
+				delay = MASTER_BACKOFF_MAX;
+			log_warnx("health checker keeps failing (%u in a row): restarting it in "
+			          "%.1fs", r->failures, delay);
+			r->at = ev_now(loop) + delay;
+			return;
+		}
+		r->failures = 0;
+	}
+	if (m.checker_wanted)
+		checker_spawn();
+}
+
+static void
+checker_tick(ev_tstamp now)
+{
+	struct child *c = &m.checker;
+
+	if (c->pid != 0 && c->kill_at != 0 && now >= c->kill_at) {
+		log_warnx("health checker (pid %d) did not stop; killing it", (int)c->pid);
+		kill(c->pid, SIGKILL);
+		c->kill_at = 0;
+	}
+	if (c->pid == 0 && m.checker_respawn.at != 0 && now >= m.checker_respawn.at) {
+		m.checker_respawn.at = 0;
+		if (m.checker_wanted)
+			checker_spawn();
+	}
+}
+
 static void
 child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
@@ -207,6 +378,10 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	struct child *c = NULL;
 	unsigned slot, lvl_expected;
 
+	if (m.checker.pid != 0 && w->rpid == m.checker.pid) {
+		checker_reaped(loop, status);
+		return;
+	}
 	for (slot = 0; slot < STATS_SLOTS; slot++)
 		if (m.children[slot].pid == w->rpid) {
 			c = &m.children[slot];
@@ -234,7 +409,7 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 	if (m.stopping != RUNNING) {
 		c->pid = 0;
-		if (m.nchildren == 0)
+		if (m.nchildren == 0 && m.checker.pid == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
@@ -252,11 +427,14 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 		return;
 	}
 	c->pid = 0;
+	/* An old generation is gone: a reload waiting for that may run. */
+	reload_maybe();
 }
 
 static void
 stop(enum stopping how)
 {
+	unsigned drain_ms = m.conf->drain_timeout_ms;
 	ev_tstamp grace;
 
 	if (m.stopping == STOP_FAST || m.stopping == how)
@@ -268,10 +446,13 @@ stop(enum stopping how)
 	listen_close(m.conf, m.fds, NULL, NULL);
 	m.fds = NULL;
 	signal_children(how == STOP_FAST ? SIGTERM : SIGQUIT);
-	grace = how == STOP_FAST ? MASTER_KILL_GRACE
-	                         : m.conf->drain_timeout_ms / 1000.0 + MASTER_KILL_GRACE;
+	/* Each worker drains by its own generation's timeout. */
+	for (unsigned i = 0; i < STATS_SLOTS; i++)
+		if (m.children[i].pid != 0 && m.children[i].drain_ms > drain_ms)
+			drain_ms = m.children[i].drain_ms;
+	grace = how == STOP_FAST ? MASTER_KILL_GRACE : drain_ms / 1000.0 + MASTER_KILL_GRACE;
 	m.stop_deadline = ev_now(m.loop) + grace;
-	if (m.nchildren == 0)
+	if (m.nchildren == 0 && m.checker.pid == 0)
 		ev_break(m.loop, EVBREAK_ALL);
 }
 
@@ -294,11 +475,64 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		log_warn("reopening the log file");
 	else
 		log_info("log file reopened");
+	/* The workers reopen the file by name after us, as their own user. */
+	if (!m.foreground)
+		priv_own_log(&m.priv, m.conf);
 	signal_children(SIGUSR1);
 }
 
+/* Give the generation's listeners and servers their stats rows, reusing the
+ * rows of the same identities in earlier generations, so that old and new
+ * workers add to one row. A full directory (or no memory) only costs detail:
+ * the worker totals still count everything. */
 static void
-apply_log(const struct conf *c)
+assign_stats_rows(const struct conf *c)
+{
+	unsigned n = 0, k = 0;
+	uint16_t *lr, *sr;
+
+	for (unsigned u = 0; u < c->nupstreams; u++)
+		n += c->upstreams[u].nservers;
+	lr = calloc(c->nlisteners, sizeof(*lr));
+	sr = calloc(n ? n : 1, sizeof(*sr));
+	if (lr == NULL || sr == NULL) {
+		log_warn("statistics rows for generation %u", m.generation);
+		free(lr);
+		free(sr);
+		lr = sr = NULL;
+	}
+	for (unsigned i = 0; lr != NULL && i < c->nlisteners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+
+		lr[i] = (uint16_t)stats_listener_row(m.stats, (const struct sockaddr *)&l->addr,
+		    l->addrlen, l->address, c->upstreams[l->upstream].name, m.generation);
+		if (lr[i] == STATS_NO_ROW)
+			log_warnx("statistics: no row left for listener %s (%u at most); "
+			          "it counts in the totals only", l->address, STATS_LISTENERS);
+	}
+	for (unsigned u = 0; sr != NULL && u < c->nupstreams; u++) {
+		const struct conf_upstream *up = &c->upstreams[u];
+
+		for (unsigned i = 0; i < up->nservers; i++, k++) {
+			const struct conf_server *sv = &up->servers[i];
+
+			sr[k] = (uint16_t)stats_server_row(m.stats, up->name,
+			    (const struct sockaddr *)&sv->addr, sv->addrlen, sv->address,
+			    sv->weight, sv->backup, m.generation);
+			if (sr[k] == STATS_NO_ROW)
+				log_warnx("statistics: no row left for server %s of %s (%u at "
+				          "most); it counts in the totals only", sv->address,
+				    up->name, STATS_SERVERS);
+		}
+	}
+	free(m.listener_rows);
+	free(m.server_rows);
+	m.listener_rows = lr;
+	m.server_rows = sr;
+}
+
+static void
+apply_log(const struct conf *c, const struct priv *p)
 {
 	if (m.foreground) {
 		log_open(LOG_TARGET_STDERR, NULL, 0, c->log_level);
@@ -306,13 +540,54 @@ apply_log(const struct conf *c)
 	}
 	if (log_open(c->log_target, c->log_file, c->log_facility, c->log_level) == -1)
 		log_warn("cannot open log file %s; keeping the previous log", c->log_file);
+	else
+		priv_own_log(p, c);
+}
+
+/* Generations other than the current one that still have a process. */
+static unsigned
+draining_generations(void)
+{
+	uint32_t seen[MASTER_MAX_DRAINING + 1];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < STATS_SLOTS && n <= MASTER_MAX_DRAINING; i++) {
+		const struct child *c = &m.children[i];
+		unsigned k;
+
+		if (c->pid == 0 || c->generation == m.generation)
+			continue;
+		for (k = 0; k < n && seen[k] != c->generation; k++)
+			;
+		if (k == n)
+			seen[n++] = c->generation;
+	}
+	return n;
+}
+
+/* Leave the SIGHUP pending and say why, once per wait. */
+static void __attribute__((format(printf, 1, 2)))
+reload_defer(const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	m.reload_pending = 1;
+	if (m.reload_waiting)
+		return;
+	m.reload_waiting = 1;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warnx("reload deferred: %s", why);
 }
 
 static void
 reload(void)
 {
-	char err[512];
+	char err[PATH_MAX + 512];
 	struct conf *next;
+	struct priv np;
 	int *fds;
 	ev_tstamp now = ev_now(m.loop);
 
@@ -321,10 +596,15 @@ reload(void)
 		log_errx("reload failed, keeping the running configuration: %s", err);
 		return;
 	}
+	if (priv_plan(next, &np, err, sizeof(err)) == -1) {
+		log_errx("reload failed, keeping the running configuration: %s", err);
+		conf_free(next);
+		return;
+	}
 	if ((unsigned)free_slots() < next->workers) {
-		log_errx("reload failed, keeping the running configuration: %u workers of "
-		         "earlier generations are still draining",
-		    STATS_SLOTS - free_slots());
+		reload_defer("%u statistics slots are held by draining workers and %u are "
+		             "needed; it runs once enough have exited",
+		    STATS_SLOTS - (unsigned)free_slots(), next->workers);
 		conf_free(next);
 		return;
 	}
@@ -340,12 +620,18 @@ reload(void)
 	if (strcmp(next->stats_file, m.conf->stats_file) != 0)
 		log_warnx("stats_file changes take effect at restart; still using %s",
 		    m.conf->stats_file);
-	apply_log(next);
+	apply_log(next, &np);
 	master_check_fd_budget(next);
 	listen_close(m.conf, m.fds, next, fds);
 	conf_free(m.conf);
 	m.conf = next;
 	m.fds = fds;
+	if (memcmp(&np, &m.priv, sizeof(np)) != 0)
+		priv_log(&np);
+	/* sluicestat users follow the workers' group. */
+	if (np.gid != m.priv.gid && priv_own_stats(&np, m.stats_path) == -1)
+		log_warn("cannot give %s to group %s", m.stats_path, np.group);
+	m.priv = np;
 
 	/* The new generation starts accepting before the old one stops: the
 	 * kept sockets queue connections in between, so none is refused. */
@@ -354,14 +640,18 @@ reload(void)
 
 		if (c->pid != 0 && !c->quitting) {
 			c->quitting = 1;
-			c->kill_at = now + next->drain_timeout_ms / 1000.0 + MASTER_KILL_GRACE;
+			/* By its own drain timeout, which it obeys, not next's:
+			 * a shorter one must not cut its connections. */
+			c->kill_at = now + c->drain_ms / 1000.0 + MASTER_KILL_GRACE;
 		}
 	}
 	m.generation++;
 	__atomic_store_n(&m.stats->hdr->generation, m.generation, __ATOMIC_RELEASE);
+	assign_stats_rows(next);
 	memset(m.respawn, 0, sizeof(m.respawn));
 	for (unsigned i = 0; i < next->workers; i++)
 		spawn(i);
+	checker_replace();
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 
@@ -372,13 +662,100 @@ reload(void)
 	    next->workers);
 }
 
+/*
+ * Reloads come from operators and scripts, sometimes many at once, and each
+ * forks a generation and leaves the previous one draining for up to
+ * timeouts.drain. Two bounds keep a storm from piling up processes, and
+ * neither refuses a reload nor cuts a connection: requests closer than
+ * MASTER_RELOAD_INTERVAL to the previous reload coalesce into one (the file
+ * is read when it runs, so the last edit wins), and a reload waits while
+ * MASTER_MAX_DRAINING older generations still drain, until one exits (at the
+ * latest at its drain deadline). Called on SIGHUP, on every tick and when an
+ * old worker exits.
+ */
+static void
+reload_maybe(void)
+{
+	double now = mono_now();
+	unsigned draining;
+
+	if (!m.reload_pending)
+		return;
+	if (m.stopping != RUNNING) {
+		m.reload_pending = 0;
+		return;
+	}
+	if (now - m.last_reload < MASTER_RELOAD_INTERVAL)
+		return;
+	draining = draining_generations();
+	if (draining >= MASTER_MAX_DRAINING) {
+		reload_defer("%u older generations are still draining (at most %u); it runs "
+		             "once one of them has exited",
+		    draining, (unsigned)MASTER_MAX_DRAINING);
+		return;
+	}
+	m.reload_pending = 0;
+	m.reload_waiting = 0;
+	m.last_reload = now;
+	log_info("reloading %s", m.conf->path);
+	reload();
+}
+
 static void
 hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	if (m.stopping != RUNNING)
 		return;
-	log_info("reloading %s", m.conf->path);
-	reload();
+	if (m.reload_pending) {
+		log_debug("SIGHUP: a reload is already pending");
+		return;
+	}
+	m.reload_pending = 1;
+	reload_maybe();
+	if (m.reload_pending && !m.reload_waiting)
+		log_info("SIGHUP within %.1fs of the last reload: coalescing requests",
+		    MASTER_RELOAD_INTERVAL);
+}
+
+/*
+ * A worker stuck in a loop, or stopped, holds its connections and its share
+ * of the accept queue hostage. Its heartbeat is judged by whether it moves,
+ * on our monotonic clock, so a wall-clock step does not condemn everyone.
+ */
+static void
+check_heartbeats(double now)
+{
+	/* If we ourselves did not run for a while (stopped, suspended), the
+	 * workers' silence proves nothing: start counting afresh. */
+	int fresh = now - m.last_tick > 2 * MASTER_TICK + 1.0;
+
+	m.last_tick = now;
+	for (unsigned i = 0; i < STATS_SLOTS; i++) {
+		struct child *c = &m.children[i];
+		const struct stats_slot *ss = &m.stats->slots[i];
+		uint32_t state;
+		uint64_t beat;
+
+		if (c->pid == 0 || c->stuck)
+			continue;
+		state = __atomic_load_n(&ss->state, __ATOMIC_ACQUIRE);
+		beat = __atomic_load_n(&ss->heartbeat_ms, __ATOMIC_RELAXED);
+		/* Only a worker in its loop beats; one starting or exiting is
+		 * judged by the drain and stop deadlines instead. */
+		if (beat != c->beat || fresh ||
+		    (state != STATS_SLOT_RUNNING && state != STATS_SLOT_DRAINING)) {
+			c->beat = beat;
+			c->beat_seen = now;
+			continue;
+		}
+		if (now - c->beat_seen < MASTER_HEARTBEAT_STALE)
+			continue;
+		log_warnx("worker %u (pid %d, generation %u) is stuck: no heartbeat for %.1fs; "
+		          "killing it",
+		    c->index, (int)c->pid, c->generation, now - c->beat_seen);
+		kill(c->pid, SIGKILL);
+		c->stuck = 1;
+	}
 }
 
 static void
@@ -411,6 +788,9 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			c->kill_at = 0;
 		}
 	}
+	check_heartbeats(mono_now());
+	checker_tick(now);
+	reload_maybe();
 }
 
 int
@@ -422,8 +802,13 @@ master_run(struct master_start *st)
 	m.stats = st->stats;
 	m.pid_fd = st->pid_fd;
 	m.foreground = st->foreground;
+	m.priv = *st->priv;
+	if ((m.stats_path = strdup(st->conf->stats_file)) == NULL)
+		fatal("out of memory");
+	m.last_tick = mono_now();
 	m.generation = 1;
 	__atomic_store_n(&m.stats->hdr->generation, m.generation, __ATOMIC_RELEASE);
+	assign_stats_rows(m.conf);
 
 	ev_signal_init(&m.sig_hup, hup_cb, SIGHUP);
 	ev_signal_init(&m.sig_term, term_cb, SIGTERM);
@@ -442,6 +827,7 @@ master_run(struct master_start *st)
 
 	for (unsigned i = 0; i < m.conf->workers; i++)
 		spawn(i);
+	checker_replace();
 	log_notice("started: %u workers, %u listeners, generation %u", m.conf->workers,
 	    m.conf->nlisteners, m.generation);
 	if (st->ready_fd != -1) {
@@ -455,5 +841,8 @@ master_run(struct master_start *st)
 	log_notice("stopped");
 	listen_close(m.conf, m.fds, NULL, NULL);
 	conf_free(m.conf);
+	free(m.listener_rows);
+	free(m.server_rows);
+	free(m.stats_path);
 	return 0;
 }

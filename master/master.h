@@ -5,6 +5,7 @@
 #define SLUICE_MASTER_H
 
 struct conf;
+struct priv;
 struct stats_seg;
 
 struct master_start {
@@ -14,6 +15,7 @@ struct master_start {
 	int pid_fd;              /* locked pid file: closed in every worker */
 	int ready_fd;            /* -1, or a pipe to write one byte to once running */
 	int foreground;          /* logging stays on stderr across reloads */
+	const struct priv *priv; /* what the workers run as (priv_plan of conf); copied */
 };
 
 /* Fork the workers and run the master loop until a stop completes. Returns the

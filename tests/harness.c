@@ -7,6 +7,7 @@
 #define _GNU_SOURCE 1
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1414,4 +1415,266 @@ int
 h_echo_many(int port, int n, const size_t *sizes, size_t chunk, int timeout_ms)
 {
 	return h_xfer_finish(h_xfer_start(port, n, sizes, chunk), timeout_ms);
+}
+
+/* ---- processes, descriptors and logs --------------------------------------- */
+
+/* Parent and state of pid from /proc/PID/stat; -1 when it is gone. */
+static int
+h_proc_stat(long pid, long *ppid, char *state)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %c %ld", state, ppid) != 2)
+		return -1;
+	return 0;
+}
+
+int
+h_children(pid_t parent, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char *end, state;
+		long pid = strtol(e->d_name, &end, 10), ppid;
+
+		if (*end != '\0' || pid <= 0 || h_proc_stat(pid, &ppid, &state) == -1)
+			continue;
+		if (ppid != (long)parent || state == 'Z' || state == 'X')
+			continue;
+		if (pids != NULL && n < max)
+			pids[n] = (pid_t)pid;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int
+h_fd_count(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+int
+h_count_lines(const char *path, const char *needle)
+{
+	char *text = h_read_file(path), *line, *save = NULL;
+	int n = 0;
+
+	if (text == NULL)
+		return 0;
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		n += strstr(line, needle) != NULL;
+	free(text);
+	return n;
+}
+
+int
+h_port_refuses(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct pollfd pfd;
+	socklen_t len = sizeof(int);
+	int fd, err = 0, r;
+
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	r = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+	if (r == -1 && errno == EINPROGRESS) {
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, 1000) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+			close(fd);
+			return -1;
+		}
+		r = err == 0 ? 0 : -1;
+		errno = err;
+	}
+	err = errno;
+	close(fd);
+	if (r == 0)
+		return 0;
+	return err == ECONNREFUSED ? 1 : -1;
+}
+
+/* ---- the edge: client source addresses, a backend played by the test ---- */
+
+int
+h_connect_from(const char *src, int port, int timeout_ms)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET}, from = {.sin_family = AF_INET};
+	struct pollfd pfd = {.events = POLLOUT};
+	socklen_t len = sizeof(int);
+	int fd, err = 0, r;
+
+	if (inet_pton(AF_INET, src, &from.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1)
+		goto fail;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		if (errno != EINPROGRESS)
+			goto fail;
+		pfd.fd = fd;
+		do
+			r = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : 0);
+		while (r == -1 && errno == EINTR);
+		if (r <= 0) {
+			errno = r == 0 ? ETIMEDOUT : errno;
+			goto fail;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			goto fail;
+		if (err != 0) {
+			errno = err;
+			goto fail;
+		}
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == -1)
+		goto fail;
+	return fd;
+fail:
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+int
+h_listen(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	int fd, one = 1;
+
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 || listen(fd, 128) == -1)
+		h_bail("harness: listen on 127.0.0.1:%d: %s", port, strerror(errno));
+	return fd;
+}
+
+int
+h_accept(int lfd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	int r;
+
+	do
+		r = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : 0);
+	while (r == -1 && errno == EINTR);
+	if (r <= 0) {
+		errno = r == 0 ? ETIMEDOUT : errno;
+		return -1;
+	}
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+ssize_t
+h_read_n(int fd, void *buf, size_t want, int timeout_ms)
+{
+	uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	size_t got = 0;
+
+	while (got < want) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		uint64_t now = h_now_ms();
+		ssize_t n;
+
+		if (now >= deadline)
+			break;
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		n = recv(fd, (char *)buf + got, want - got, MSG_DONTWAIT);
+		if (n == 0)
+			break;
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return got > 0 ? (ssize_t)got : -1;
+		}
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int
+h_wait_closed(int fd, int timeout_ms)
+{
+	uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	char c;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		uint64_t now = h_now_ms();
+		ssize_t n;
+
+		if (now >= deadline)
+			return 0;
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		n = recv(fd, &c, 1, MSG_DONTWAIT);
+		if (n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE)))
+			return 1;
+		if (n == 1)
+			return 0;
+	}
+}
+
+int
+h_wait_listening(int port, int timeout_ms)
+{
+	uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+
+	for (;;) {
+		int r = h_port_listening(port);
+
+		if (r == 1)
+			return 0;
+		if (r == -1)
+			return h_wait_port(port, timeout_ms);
+		if (h_now_ms() >= deadline)
+			return -1;
+		h_sleep_ms(20);
+	}
 }

@@ -129,4 +129,48 @@ int h_echo_many(int port, int n, const size_t *sizes, size_t chunk, int timeout_
 const char *h_sluiced(void);
 const char *h_sluicestat(void);
 
+/* ---- processes, descriptors and logs (operations tests) ---- */
+
+/* Pids of the live (not zombie) processes whose parent is `parent`, read
+ * from /proc, up to max (pids may be NULL to count only). Returns how many. */
+int h_children(pid_t parent, pid_t *pids, int max);
+
+/* Open descriptors of pid (entries of /proc/PID/fd), or -1 when unreadable. */
+int h_fd_count(pid_t pid);
+
+/* Lines of the file at path that contain needle; 0 when it is unreadable. */
+int h_count_lines(const char *path, const char *needle);
+
+/* 1 when a connect to 127.0.0.1:port is refused now, 0 when it is accepted
+ * (and closed at once), -1 otherwise (bounded at 1 s). */
+int h_port_refuses(int port);
+
+/* ---- the edge: client source addresses, a backend played by the test ---- */
+
+/* Like h_connect, from local address src (e.g. "127.0.0.2": any of
+ * 127.0.0.0/8 works on Linux loopback) bound before connecting. Returns a
+ * blocking fd, or -1 with errno. */
+int h_connect_from(const char *src, int port, int timeout_ms);
+
+/* A blocking listening socket on 127.0.0.1:port, for a test that plays the
+ * upstream server itself. Bails out on failure. */
+int h_listen(int port);
+
+/* Accept one connection on lfd within timeout_ms: a blocking fd, or -1
+ * (errno ETIMEDOUT when none came). */
+int h_accept(int lfd, int timeout_ms);
+
+/* Read until want bytes, EOF or timeout_ms. Returns the bytes read (fewer
+ * on EOF or timeout), or -1 on an error before any byte. */
+ssize_t h_read_n(int fd, void *buf, size_t want, int timeout_ms);
+
+/* 1 when fd reads EOF or a reset within timeout_ms, 0 when a byte arrives
+ * first or time runs out. */
+int h_wait_closed(int fd, int timeout_ms);
+
+/* Poll /proc until something listens on TCP port (any address), without
+ * connecting to it (a connect would count in the peer's logs and counters).
+ * Returns 0, or -1 on timeout. Falls back to h_wait_port without /proc. */
+int h_wait_listening(int port, int timeout_ms);
+
 #endif

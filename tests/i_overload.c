@@ -1,7 +1,8 @@
 /* i_overload.c — overload without harm: the per-worker and global connection
  * limits stop accepting at the limit and resume below it (waiting clients are
- * served, not refused); a spent buffer budget makes relays wait, never abort,
- * and every byte still arrives. Functional assertions only. */
+ * served, not refused); running out of descriptors pauses accepting instead of
+ * spinning and loses no client; a spent buffer budget makes relays wait, never
+ * abort, and every byte still arrives. Functional assertions only. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,6 +82,97 @@ limit_case(const char *what, int workers, const char *extra, int n)
 		close(fds[i]);
 	kill(master, SIGTERM);
 	is(h_wait_exit(master, 10000, NULL), 0, "%s: sluiced stopped", what);
+}
+
+/* Worker CPU seconds (utime + stime) from /proc, in clock ticks. */
+static long
+cpu_ticks(pid_t pid)
+{
+	char path[64], *text, *p;
+	long ut = -1, st = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((text = h_read_file(path)) == NULL)
+		return -1;
+	/* Fields 14 and 15, counted after the ")" that ends the name. */
+	if ((p = strrchr(text, ')')) != NULL)
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st);
+	free(text);
+	return ut < 0 ? -1 : ut + st;
+}
+
+/* Descriptors run out: accepting pauses (no busy loop), clients already in
+ * are served, and the ones that waited are served once others leave. */
+static void
+fd_case(void)
+{
+	int port = h_free_port(), eport = h_free_port(), fds[40], done[40] = { 0 }, served = 0,
+	    alive = 0;
+	struct rlimit rl = { 64, 64 };
+	long t0, t1;
+	pid_t master, worker;
+
+	h_echod_start(eport);
+	/* sluiced inherits this; our own 40 clients fit in it too. */
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		bail("setrlimit: %s", strerror(errno));
+	master = h_sluiced_start(h_conf("fds.conf", 1, port, &eport, 1,
+	                             "limits = { max_connections_per_worker = 1000; };"),
+	    port, 1);
+	ok(h_file_contains(h_path("sluiced.log"), "cannot fit"),
+	    "fds: start-up warns that the limits cannot fit in the descriptors");
+	h_stats_running(&worker, 1, 0);
+	for (int i = 0; i < 40; i++) {
+		fds[i] = h_connect(port, 5000);
+		if (fds[i] != -1 && send(fds[i], "ping\n", 5, MSG_NOSIGNAL) == 5)
+			alive++;
+	}
+	is(alive, 40, "fds: 40 clients connect (the kernel queues what is not accepted)");
+	ok(h_wait_stat("accept_pauses", 1, 10000), "fds: accepting paused on EMFILE");
+	for (int i = 0; i < 40; i++)
+		if (fds[i] != -1 && echo_arrives(fds[i], 50))
+			served += done[i] = 1;
+	ok(served > 0 && served < 40, "fds: some clients served, the rest wait (%d served)",
+	    served);
+	/* While the limit holds, the worker must not spin: over a second it
+	 * may use a small part of a second, never most of it. */
+	t0 = cpu_ticks(worker);
+	{
+		uint64_t end = h_now_ms() + 1000;
+
+		while (h_now_ms() < end)
+			poll(NULL, 0, (int)(end - h_now_ms()));
+	}
+	t1 = cpu_ticks(worker);
+	ok(t0 >= 0 && t1 - t0 < sysconf(_SC_CLK_TCK) / 2,
+	    "fds: no busy loop while out of descriptors (%ld ticks in 1 s)", t1 - t0);
+	/* Let the served ones go; the waiting ones must get their turn. */
+	for (int i = 0; i < 40; i++)
+		if (fds[i] != -1 && done[i]) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	{
+		int later = 0, waiting = 0;
+
+		for (int i = 0; i < 40; i++)
+			if (fds[i] != -1) {
+				waiting++;
+				if (echo_arrives(fds[i], 10000))
+					later++;
+				else
+					diag("waiting client %d was not served", i);
+				close(fds[i]);
+				fds[i] = -1;
+			}
+		/* None lost: a client accepted without a descriptor for its
+		 * server waited for one instead of being closed. */
+		ok(waiting > 0 && later == waiting, "fds: the %d waiting clients were served (%d)",
+		    waiting, later);
+	}
+	ok(h_alive(master), "fds: sluiced kept running");
+	kill(master, SIGTERM);
+	is(h_wait_exit(master, 10000, NULL), 0, "fds: sluiced stopped");
 }
 
 static int
@@ -219,6 +312,7 @@ main(void)
 	limit_case("per-worker", 1, "limits = { max_connections_per_worker = 3; };", 3);
 	limit_case("global", 2, "limits = { max_connections = 4; };", 4);
 	memory_case();
+	fd_case(); /* last: it lowers this process's descriptor limit for good */
 	done_testing();
 	return tap_exit();
 }

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "stats.h"
 #include "tap.h"
@@ -258,18 +260,98 @@ fill_slot(struct stats_slot *s, uint32_t state, int32_t pid, uint64_t base)
 	STATS_SET(s, pool_buffers_total, 16);
 	STATS_SET(s, pool_buffers_used, 2);
 	STATS_SET(s, pool_bytes_mapped, 65536);
+	STATS_SET(s, closed_by[STATS_CLOSE_IDLE_TIMEOUT], 1);
+	STATS_SET(s, refused_by[STATS_REFUSE_NO_MEMORY], base ? 1 : 0);
+	STATS_SET(s, rss_bytes, 1 << 20);
 	__atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
 }
+
+/* Listener row 0 and server row 0 of the slot, as a worker counts them. */
+static void
+fill_rows(struct stats_seg *seg, unsigned slot, uint64_t base)
+{
+	struct stats_listener_counters *l = stats_slot_listener(seg, slot, 0);
+	struct stats_server_counters *s = stats_slot_server(seg, slot, 0);
+
+	STATS_ROW_SET(l, accepted, base + 1);
+	STATS_ROW_SET(l, active, 1);
+	STATS_ROW_SET(l, bytes_in, base * 100 + 7);
+	STATS_ROW_SET(l, bytes_out, base * 1000 + 9);
+	STATS_ROW_SET(s, connects, base + 2);
+	STATS_ROW_SET(s, active, 1);
+	STATS_ROW_SET(s, bytes_in, base * 100 + 7);
+	STATS_ROW_SET(s, timeouts, 1);
+}
+
+static struct sockaddr_storage
+sa_of(const char *ip, int port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	in->sin_family = AF_INET;
+	in->sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, ip, &in->sin_addr);
+	return ss;
+}
+
+/* The directory a master would have made: two listeners (one of an older
+ * generation), three servers (a backup, and one whose upstream name needs
+ * escaping), and the health of the first server. */
+static void
+fill_directory(struct stats_seg *seg)
+{
+	struct sockaddr_storage l1 = sa_of("127.0.0.1", 8080), l2 = sa_of("127.0.0.9", 8080),
+				s1 = sa_of("127.0.0.1", 9000), s2 = sa_of("127.0.0.1", 9001);
+	struct stats_health h;
+
+	if (stats_listener_row(seg, (struct sockaddr *)&l1, sizeof(struct sockaddr_in),
+	        "127.0.0.1:8080", "app", 1) != 0 ||
+	    stats_listener_row(seg, (struct sockaddr *)&l2, sizeof(struct sockaddr_in),
+	        "127.0.0.9:8080", "app", 0) != 1 ||
+	    stats_server_row(seg, "app", (struct sockaddr *)&s1, sizeof(struct sockaddr_in),
+	        "127.0.0.1:9000", 1, 0, 1) != 0 ||
+	    stats_server_row(seg, "app", (struct sockaddr *)&s2, sizeof(struct sockaddr_in),
+	        "127.0.0.1:9001", 1, 1, 1) != 1 ||
+	    stats_server_row(seg, "we\"ird\\name", (struct sockaddr *)&s1,
+	        sizeof(struct sockaddr_in), "127.0.0.1:9000", 2, 0, 1) != 2)
+		bail("cannot fill the directory");
+	memset(&h, 0, sizeof(h));
+	h.state = STATS_HEALTH_DOWN;
+	h.last_result = STATS_CHECK_REFUSED;
+	h.last_errno = ECONNREFUSED;
+	h.failures = 3;
+	h.last_check_ms = stats_now_ms() - 3000;
+	h.last_change_ms = stats_now_ms() - 60000;
+	h.checks = 10;
+	h.checks_failed = 4;
+	stats_health_publish(seg, 0, &h);
+}
+
+/* Index of the BRIEF worker field f among the worker table's columns. */
+static unsigned
+brief_count(void)
+{
+	unsigned f, n = 0;
+
+	for (f = 0; f < stats_nfields; f++)
+		n += stats_fields[f].view == STATS_BRIEF;
+	return n;
+}
+
+#define W_FIELDS 5 /* slot pid gen state beat */
 
 static void
 test_table(struct stats_seg *seg)
 {
-	struct stats_counters t;
+	struct stats_snapshot *sn = stats_snapshot_create(seg);
 	char *line, *words[64], want[64];
 	int n, rc;
-	unsigned f, match;
+	unsigned f, c, match, nb = brief_count();
 
-	stats_total(seg, &t);
+	if (sn == NULL)
+		bail("stats_snapshot_create: %s", strerror(errno));
 	rc = sluicestat_run("-s", path_of("stats"), NULL, NULL);
 	is(rc, 0, "sluicestat -s P exits 0");
 	is_str(err_buf, "", "nothing on stderr for a live master");
@@ -285,31 +367,53 @@ test_table(struct stats_seg *seg)
 	    "header names the segment path");
 	free(line);
 
+	/* Totals: a line per field, its total and its meaning. */
+	match = 1;
+	for (f = 0; f < stats_nfields; f++) {
+		line = line_starting(out_buf, stats_fields[f].name);
+		n = line ? split(line, words, 64) : 0;
+		snprintf(want, sizeof(want), "%llu",
+		    (unsigned long long)field_value(&sn->total, f));
+		if (n < 3 || strcmp(words[1], want) != 0 ||
+		    strncmp(words[2], stats_fields[f].help, strlen(words[2])) != 0) {
+			diag("totals line for %s: %s", stats_fields[f].name, line ? line : "missing");
+			match = 0;
+		}
+		free(line);
+	}
+	ok(match, "a totals line for each of the %u fields: name, total, meaning", stats_nfields);
+	line = line_starting(out_buf, "closed_idle_timeout");
+	ok(line != NULL && strstr(line, " 3 ") != NULL, "closed_idle_timeout total is 3");
+	free(line);
+	line = line_starting(out_buf, "refused_no_memory");
+	ok(line != NULL && strstr(line, " 2 ") != NULL, "refused_no_memory total is 2");
+	free(line);
+
+	/* Workers: identity columns, then the BRIEF fields in list order. */
 	line = line_starting(out_buf, "slot");
 	n = line ? split(line, words, 64) : 0;
-	match = n == (int)(4 + stats_nfields) && strcmp(words[0], "slot") == 0 &&
+	match = n == (int)(W_FIELDS + nb) && strcmp(words[0], "slot") == 0 &&
 	    strcmp(words[1], "pid") == 0 && strcmp(words[2], "gen") == 0 &&
-	    strcmp(words[3], "state") == 0;
-	for (f = 0; match && f < stats_nfields; f++)
-		if (strcmp(words[4 + f], stats_fields[f].name) == 0)
-			match = 1;
-		else
-			match = 0;
-	ok(match, "column names: slot pid gen state, then every stats field in order");
+	    strcmp(words[3], "state") == 0 && strcmp(words[4], "beat") == 0;
+	for (f = 0, c = W_FIELDS; match && f < stats_nfields; f++)
+		if (stats_fields[f].view == STATS_BRIEF)
+			match = strcmp(words[c++], stats_fields[f].name) == 0;
+	ok(match, "worker columns: slot pid gen state beat, then every brief field in order");
 	free(line);
 
 	snprintf(want, sizeof(want), "%d", PID_A);
 	line = line_starting(out_buf, "1");
 	n = line ? split(line, words, 64) : 0;
-	ok(n == (int)(4 + stats_nfields) && strcmp(words[1], want) == 0 &&
-	    strcmp(words[3], "running") == 0 && strcmp(words[4], "11") == 0,
-	    "slot 1 row: pid %d, running, accepted 11", PID_A);
+	ok(n == (int)(W_FIELDS + nb) && strcmp(words[1], want) == 0 &&
+	    strcmp(words[3], "running") == 0 && strcmp(words[5], "11") == 0 &&
+	    strchr(words[4], 's') != NULL, "slot 1 row: pid %d, running, a heartbeat age, "
+	    "accepted 11", PID_A);
 	free(line);
 	snprintf(want, sizeof(want), "%d", PID_B);
 	line = line_starting(out_buf, "4");
 	n = line ? split(line, words, 64) : 0;
-	ok(n == (int)(4 + stats_nfields) && strcmp(words[1], want) == 0 &&
-	    strcmp(words[3], "running") == 0 && strcmp(words[4], "21") == 0,
+	ok(n == (int)(W_FIELDS + nb) && strcmp(words[1], want) == 0 &&
+	    strcmp(words[3], "running") == 0 && strcmp(words[5], "21") == 0,
 	    "slot 4 row: pid %d, running, accepted 21", PID_B);
 	free(line);
 	snprintf(want, sizeof(want), " %d ", PID_GONE);
@@ -317,31 +421,404 @@ test_table(struct stats_seg *seg)
 
 	line = line_starting(out_buf, "retired");
 	n = line ? split(line, words, 64) : 0;
-	match = n == (int)(4 + stats_nfields);
-	for (f = 0; match && f < stats_nfields; f++) {
+	match = n == (int)(W_FIELDS + nb);
+	for (f = 0, c = W_FIELDS; match && f < stats_nfields; f++) {
+		if (stats_fields[f].view != STATS_BRIEF)
+			continue;
 		if (stats_fields[f].kind == STATS_COUNTER)
 			snprintf(want, sizeof(want), "%llu",
 			    (unsigned long long)field_value(&seg->hdr->retired, f));
 		else
 			snprintf(want, sizeof(want), "-");
-		match = strcmp(words[4 + f], want) == 0;
+		match = strcmp(words[c++], want) == 0;
 	}
 	ok(match, "retired row: the folded counters, no gauges");
 	free(line);
 
 	line = line_starting(out_buf, "total");
 	n = line ? split(line, words, 64) : 0;
-	match = n == (int)(4 + stats_nfields);
-	for (f = 0; match && f < stats_nfields; f++) {
-		snprintf(want, sizeof(want), "%llu", (unsigned long long)field_value(&t, f));
-		match = strcmp(words[4 + f], want) == 0;
+	match = n == (int)(W_FIELDS + nb);
+	for (f = 0, c = W_FIELDS; match && f < stats_nfields; f++) {
+		if (stats_fields[f].view != STATS_BRIEF)
+			continue;
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)field_value(&sn->total, f));
+		match = strcmp(words[c++], want) == 0;
 		if (!match)
-			diag("total %s: got %s, want %s", stats_fields[f].name, words[4 + f], want);
+			diag("total %s: got %s, want %s", stats_fields[f].name, words[c - 1], want);
 	}
-	ok(match, "total row equals stats_total for every field");
+	ok(match, "total row equals the snapshot's total for every brief field");
 	free(line);
-	if (!match)
+
+	/* Listeners: address, upstream, status, then every listener field. */
+	line = line_starting(out_buf, "listener");
+	n = line ? split(line, words, 64) : 0;
+	match = n == (int)(3 + stats_listener_nfields) && strcmp(words[1], "upstream") == 0 &&
+	    strcmp(words[2], "status") == 0;
+	for (f = 0; match && f < stats_listener_nfields; f++)
+		match = strcmp(words[3 + f], stats_listener_fields[f].name) == 0;
+	ok(match, "listener columns: listener upstream status, then every listener field");
+	free(line);
+	line = line_starting(out_buf, "127.0.0.1:8080");
+	n = line ? split(line, words, 64) : 0;
+	match = n == (int)(3 + stats_listener_nfields) && strcmp(words[1], "app") == 0 &&
+	    strcmp(words[2], "current") == 0;
+	for (f = 0; match && f < stats_listener_nfields; f++) {
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)stats_field_get(
+		    &sn->listeners[0].c, &stats_listener_fields[f]));
+		match = strcmp(words[3 + f], want) == 0;
+	}
+	ok(match && sn->listeners[0].c.accepted == 33 && sn->listeners[0].c.active == 2,
+	    "listener row: app, current, accepted 33 (live + retired), active 2, ...");
+	free(line);
+	line = line_starting(out_buf, "127.0.0.9:8080");
+	n = line ? split(line, words, 64) : 0;
+	ok(n >= 3 && strcmp(words[2], "removed") == 0,
+	    "a listener of an older generation shows as removed");
+	free(line);
+
+	/* Servers: the health of the checked one, the counters at the end. */
+	line = line_starting(out_buf, "upstream");
+	n = line ? split(line, words, 64) : 0;
+	match = n == (int)(9 + stats_server_nfields) && strcmp(words[1], "server") == 0 &&
+	    strcmp(words[4], "health") == 0;
+	for (f = 0; match && f < stats_server_nfields; f++)
+		match = strcmp(words[9 + f], stats_server_fields[f].name) == 0;
+	ok(match, "server columns: upstream server weight status health streak last_check "
+	    "checks/failed changed, then every server field");
+	free(line);
+	ok(strstr(out_buf, "127.0.0.1:9000") != NULL && strstr(out_buf, " down ") != NULL &&
+	    strstr(out_buf, "3 failed") != NULL && strstr(out_buf, "refused (") != NULL &&
+	    strstr(out_buf, "10/4") != NULL && strstr(out_buf, " unknown ") != NULL,
+	    "server rows show health: down, 3 failed, last check refused, 10/4 checks; "
+	    "the unchecked one unknown");
+	{
+		const char *p = strstr(out_buf, "127.0.0.1:9000");
+		char *l2 = p ? strndup(p, strcspn(p, "\n")) : NULL;
+
+		n = l2 ? split(l2, words, 64) : 0;
+		match = n > (int)stats_server_nfields;
+		for (f = 0; match && f < stats_server_nfields; f++) {
+			snprintf(want, sizeof(want), "%llu", (unsigned long long)stats_field_get(
+			    &sn->servers[0].c, &stats_server_fields[f]));
+			match = strcmp(words[n - (int)stats_server_nfields + (int)f], want) == 0;
+		}
+		ok(match && sn->servers[0].c.connects == 36,
+		    "server row ends with its counters (connects 36, live + retired)");
+		free(l2);
+	}
+	if (!ok(strstr(out_buf, "1 backup") != NULL, "a backup server says so"))
 		diag("stdout:\n%s", out_buf);
+	stats_snapshot_destroy(sn);
+}
+
+/* --- a JSON syntax check, enough to know the output parses ---------------- */
+
+static const char *json_value(const char *p, int depth);
+
+static const char *
+json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *
+json_str(const char *p)
+{
+	if (*p++ != '"')
+		return NULL;
+	for (; *p != '"'; p++) {
+		if ((unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '\\') {
+			p++;
+			if (*p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (!strchr("0123456789abcdefABCDEF", p[i]) || p[i] == '\0')
+						return NULL;
+				p += 4;
+			} else if (!strchr("\"\\/bfnrt", *p) || *p == '\0') {
+				return NULL;
+			}
+		}
+	}
+	return p + 1;
+}
+
+static const char *
+json_num(const char *p)
+{
+	const char *s = p;
+
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
+		return NULL;
+	if (*p == '.') {
+		p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return NULL;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return p > s ? p : NULL;
+}
+
+static const char *
+json_value(const char *p, int depth)
+{
+	if (depth > 32)
+		return NULL;
+	p = json_ws(p);
+	if (*p == '{' || *p == '[') {
+		char close = *p == '{' ? '}' : ']';
+		int object = *p == '{';
+
+		p = json_ws(p + 1);
+		if (*p == close)
+			return p + 1;
+		for (;;) {
+			if (object) {
+				p = json_str(json_ws(p));
+				if (p == NULL)
+					return NULL;
+				p = json_ws(p);
+				if (*p++ != ':')
+					return NULL;
+			}
+			p = json_value(p, depth + 1);
+			if (p == NULL)
+				return NULL;
+			p = json_ws(p);
+			if (*p == close)
+				return p + 1;
+			if (*p++ != ',')
+				return NULL;
+		}
+	}
+	if (*p == '"')
+		return json_str(p);
+	if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
+		return p + 4;
+	if (strncmp(p, "false", 5) == 0)
+		return p + 5;
+	return json_num(p);
+}
+
+/* The number after "key": at or after from, or UINT64_MAX. */
+static uint64_t
+json_u64_after(const char *from, const char *key)
+{
+	char pat[128];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = from ? strstr(from, pat) : NULL;
+	return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+}
+
+static void
+test_json(struct stats_seg *seg)
+{
+	struct stats_snapshot *sn = stats_snapshot_create(seg);
+	const char *end, *totals;
+	unsigned f, good = 1;
+	int rc;
+
+	if (sn == NULL)
+		bail("stats_snapshot_create: %s", strerror(errno));
+	rc = sluicestat_run("-s", path_of("stats"), "--json", NULL);
+	is(rc, 0, "--json exits 0");
+	end = json_value(out_buf, 0);
+	ok(end != NULL && *json_ws(end) == '\0', "--json prints one valid JSON value");
+	if (end == NULL)
+		diag("stdout:\n%s", out_buf);
+	ok(out_buf[0] == '{', "... an object");
+	totals = strstr(out_buf, "\"totals\": {");
+	for (f = 0; f < stats_nfields; f++)
+		if (json_u64_after(totals, stats_fields[f].name) != field_value(&sn->total, f))
+			good = 0;
+	ok(totals != NULL && good, "totals hold every field's total");
+	ok(strstr(out_buf, "\"master\": {\"pid\": ") != NULL &&
+	    strstr(out_buf, "\"running\": true") != NULL, "the master and that it runs");
+	is(json_u64_after(out_buf, "generation"), 1, "generation 1");
+	ok(strstr(out_buf, "\"address\": \"127.0.0.1:8080\"") != NULL &&
+	    strstr(out_buf, "\"current\": false") != NULL, "listeners, current or not");
+	ok(strstr(out_buf, "\"state\": \"down\"") != NULL &&
+	    strstr(out_buf, "\"last_result\": \"refused\"") != NULL &&
+	    json_u64_after(strstr(out_buf, "\"health\": "), "checks") == 10,
+	    "servers with their health");
+	ok(strstr(out_buf, "\"slot\": 1, \"pid\": 31001") != NULL, "workers by slot and pid");
+	ok(strstr(out_buf, "\"upstream\": \"we\\\"ird\\\\name\"") != NULL,
+	    "strings are escaped");
+	stats_snapshot_destroy(sn);
+}
+
+/* --- Prometheus text format ----------------------------------------------- */
+
+static int
+prom_name_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+		    ch == ':' || (i > 0 && ch >= '0' && ch <= '9')))
+			return 0;
+	}
+	return n > 0;
+}
+
+/* Checks the whole exposition; returns the number of problems (diag says
+ * each). */
+static int
+prom_check(const char *text)
+{
+	char families[256][128], types[256][32];
+	unsigned nfam = 0, i;
+	int bad = 0;
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		char line[1024];
+
+		if (eol == NULL) {
+			diag("prometheus: last line without a newline");
+			return bad + 1;
+		}
+		snprintf(line, sizeof(line), "%.*s", (int)len, p);
+		p = eol + 1;
+		if (strncmp(line, "# HELP ", 7) == 0) {
+			size_t n = strcspn(line + 7, " ");
+
+			if (!prom_name_ok(line + 7, n) || nfam == 256) {
+				diag("prometheus: bad HELP: %s", line);
+				bad++;
+				continue;
+			}
+			for (i = 0; i < nfam; i++)
+				if (strlen(families[i]) == n && strncmp(families[i], line + 7, n) == 0) {
+					diag("prometheus: family twice: %s", line);
+					bad++;
+				}
+			snprintf(families[nfam], sizeof(families[0]), "%.*s", (int)n, line + 7);
+			types[nfam][0] = '\0';
+			nfam++;
+		} else if (strncmp(line, "# TYPE ", 7) == 0) {
+			char name[128], type[32];
+
+			if (nfam == 0 || sscanf(line + 7, "%127s %31s", name, type) != 2 ||
+			    strcmp(name, families[nfam - 1]) != 0 ||
+			    (strcmp(type, "counter") != 0 && strcmp(type, "gauge") != 0)) {
+				diag("prometheus: TYPE not right after its HELP: %s", line);
+				bad++;
+				continue;
+			}
+			snprintf(types[nfam - 1], sizeof(types[0]), "%s", type);
+			if (strcmp(type, "counter") == 0 &&
+			    (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total") != 0)) {
+				diag("prometheus: counter without _total: %s", name);
+				bad++;
+			}
+			if (strcmp(type, "gauge") == 0 && strlen(name) >= 6 &&
+			    strcmp(name + strlen(name) - 6, "_total") == 0) {
+				diag("prometheus: gauge named like a counter: %s", name);
+				bad++;
+			}
+		} else if (line[0] == '#' || line[0] == '\0') {
+			diag("prometheus: stray line: \"%s\"", line);
+			bad++;
+		} else {
+			size_t n = strcspn(line, "{ ");
+			const char *v = line + n;
+			char *endp;
+
+			if (nfam == 0 || types[nfam - 1][0] == '\0' ||
+			    strlen(families[nfam - 1]) != n || strncmp(line, families[nfam - 1], n) != 0) {
+				diag("prometheus: sample outside its family: %s", line);
+				bad++;
+				continue;
+			}
+			if (*v == '{') {
+				/* label="value" pairs, values with \\ \" \n escapes */
+				v++;
+				while (*v != '}') {
+					size_t k = strcspn(v, "=");
+
+					if (!prom_name_ok(v, k) || v[k] != '=' || v[k + 1] != '"')
+						break;
+					v += k + 2;
+					while (*v != '"' && *v != '\0')
+						v += *v == '\\' ? 2 : 1;
+					if (*v != '"')
+						break;
+					v++;
+					if (*v == ',')
+						v++;
+				}
+				if (*v != '}') {
+					diag("prometheus: bad labels: %s", line);
+					bad++;
+					continue;
+				}
+				v++;
+			}
+			if (*v != ' ') {
+				diag("prometheus: no value: %s", line);
+				bad++;
+				continue;
+			}
+			strtod(v + 1, &endp);
+			if (endp == v + 1 || *endp != '\0') {
+				diag("prometheus: bad value: %s", line);
+				bad++;
+			}
+		}
+	}
+	for (i = 0; i < nfam; i++)
+		if (types[i][0] == '\0') {
+			diag("prometheus: no TYPE for %s", families[i]);
+			bad++;
+		}
+	return bad;
+}
+
+static void
+test_prometheus(void)
+{
+	int rc;
+
+	rc = sluicestat_run("-s", path_of("stats"), "--prometheus", NULL);
+	is(rc, 0, "--prometheus exits 0");
+	is(prom_check(out_buf), 0, "--prometheus is valid text exposition format");
+	ok(strstr(out_buf, "\nsluice_accepted_total 33\n") != NULL, "accepted as a counter");
+	ok(strstr(out_buf, "# TYPE sluice_active gauge\nsluice_active 2\n") != NULL,
+	    "active as a gauge");
+	ok(strstr(out_buf, "# TYPE sluice_pool_buffers gauge\n") != NULL,
+	    "a gauge named *_total (pool_buffers_total) drops the suffix");
+	ok(strstr(out_buf, "sluice_closed_idle_timeout_total 3\n") != NULL &&
+	    strstr(out_buf, "sluice_refused_no_memory_total 2\n") != NULL,
+	    "close and refusal reasons are counters");
+	ok(strstr(out_buf, "sluice_listener_accepted_total{listener=\"127.0.0.1:8080\","
+	                   "upstream=\"app\"} 33\n") != NULL, "listener rows carry labels");
+	ok(strstr(out_buf, "sluice_server_state{upstream=\"app\",server=\"127.0.0.1:9000\","
+	                   "state=\"down\"} 1\n") != NULL &&
+	    strstr(out_buf, "sluice_server_state{upstream=\"app\",server=\"127.0.0.1:9000\","
+	                    "state=\"up\"} 0\n") != NULL, "server health as a state set");
+	ok(strstr(out_buf, "sluice_server_checks_total{upstream=\"app\",server=\"127.0.0.1:9000\"}"
+	                   " 10\n") != NULL, "server health checks as a counter");
+	ok(strstr(out_buf, "upstream=\"we\\\"ird\\\\name\"") != NULL, "label values are escaped");
+	ok(strstr(out_buf, "\nsluice_up 1\n") != NULL &&
+	    strstr(out_buf, "sluice_workers{state=\"running\"} 2\n") != NULL,
+	    "sluice_up and the workers by state");
 }
 
 static void
@@ -536,6 +1013,35 @@ test_usage(void)
 	is(rc, 2, "a stray argument exits 2");
 	rc = sluicestat_run("-s", path_of("stats"), "-c", path_of("sluice.conf"));
 	is(rc, 2, "-c and -s together exit 2");
+
+	sluicestat_run("-h", NULL, NULL, NULL);
+	ok(strstr(out_buf, "Exit status: 0") != NULL && strstr(out_buf, "; 1 ") != NULL &&
+	    strstr(out_buf, "; 2 usage error") != NULL, "-h documents the exit statuses");
+	ok(strstr(out_buf, "-w SECONDS") != NULL && strstr(out_buf, "--json") != NULL &&
+	    strstr(out_buf, "--prometheus") != NULL && strstr(out_buf, "-1 NAME") != NULL,
+	    "-h lists every output mode");
+
+	rc = sluicestat_run("-s", path_of("stats"), "-w", "1");
+	is(rc, 2, "-w without a terminal exits 2");
+	ok(strstr(err_buf, "terminal") != NULL || strstr(err_buf, "ncurses") != NULL,
+	    "-w without a terminal says why: %s", oneline(err_buf));
+	is_str(out_buf, "", "-w without a terminal prints nothing on stdout");
+	rc = sluicestat_run("-s", path_of("stats"), "-w", "0");
+	is(rc, 2, "-w 0 exits 2");
+	rc = sluicestat_run("-s", path_of("stats"), "-w", "soon");
+	is(rc, 2, "-w soon exits 2");
+	ok(strstr(err_buf, "\"soon\"") != NULL, "-w soon: the message quotes it");
+	rc = sluicestat_run("-s", path_of("stats"), "--json", "--prometheus");
+	is(rc, 2, "--json and --prometheus together exit 2");
+	rc = sluicestat_run("--json", "-1", "accepted", NULL);
+	is(rc, 2, "--json and -1 together exit 2");
+	rc = sluicestat_run("--bogus", NULL, NULL, NULL);
+	is(rc, 2, "an unknown long option exits 2");
+	ok(strstr(err_buf, "--bogus") != NULL, "... and names it: %s", oneline(err_buf));
+	rc = sluicestat_run("-s", path_of("missing"), "--json", NULL);
+	ok(rc == 1 && out_buf[0] == '\0', "--json on a missing segment exits 1, prints nothing");
+	rc = sluicestat_run("-s", path_of("missing"), "--prometheus", NULL);
+	ok(rc == 1 && out_buf[0] == '\0', "--prometheus on a missing segment exits 1");
 }
 
 static void
@@ -587,13 +1093,19 @@ main(void)
 	if (stats_create(&seg, path_of("stats"), NSLOTS, err, sizeof(err)) == -1)
 		bail("stats_create: %s", err);
 	/* Two live workers and one that exited and was folded. */
+	fill_directory(&seg);
 	fill_slot(&seg.slots[1], STATS_SLOT_RUNNING, PID_A, 10);
 	fill_slot(&seg.slots[4], STATS_SLOT_RUNNING, PID_B, 20);
 	fill_slot(&seg.slots[6], STATS_SLOT_RUNNING, PID_GONE, 0);
+	fill_rows(&seg, 1, 10);
+	fill_rows(&seg, 4, 20);
+	fill_rows(&seg, 6, 0);
 	STATS_ADD(&seg.slots[6], bytes_in, 1000);
 	stats_fold(&seg, 6);
 
 	test_table(&seg);
+	test_json(&seg);
+	test_prometheus();
 	test_one(&seg);
 	test_stale(&seg);
 	test_stuck_fold(&seg);

@@ -238,14 +238,16 @@ static const struct bad_case bad_cases[] = {
         "setting given twice"},
     /* unknown settings at every level */
     {"wrkers = 2;\n" UP LS,
-        ":1: wrkers: unknown setting \"wrkers\" (expected workers, pid_file, stats_file, log, "
-        "pool, limits, timeouts, upstreams or listeners)",
+        ":1: wrkers: unknown setting \"wrkers\" (expected workers, pid_file, stats_file, user, "
+        "group, chroot, log, pool, limits, timeouts, upstreams or listeners)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
-        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle or drain)",
+        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain or "
+        "proxy_header)",
         "unknown setting in a group"},
     {"log = { colour = true; };\n" UP LS,
-        ":1: log.colour: unknown setting \"colour\" (expected target, file, facility or level)",
+        ":1: log.colour: unknown setting \"colour\" (expected target, file, facility, "
+        "level or connections)",
         "unknown log setting"},
     {"pool = { buffers = 4; };\n" UP LS,
         ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory or splice)",
@@ -254,15 +256,18 @@ static const struct bad_case bad_cases[] = {
         ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections or max_connections_per_worker)",
         "unknown limits setting"},
     {"upstreams = ({ name = \"app\";\n  servers = (\"127.0.0.1:9000\");\n  check = true; });\n" LS,
-        ":3: upstreams[0].check: unknown setting \"check\" (expected name, balance or servers)",
+        ":3: upstreams[0].check: unknown setting \"check\" (expected name, balance, servers, "
+        "retries, max_fails, fail_timeout or health)",
         "unknown upstream setting"},
     {"upstreams = ({ name = \"app\"; servers = (\n  \"127.0.0.1:9000\",\n"
-     "  { address = \"127.0.0.1:9001\"; backup = true; } ); });\n" LS,
-        ":3: upstreams[0].servers[1].backup: unknown setting \"backup\" (expected address or "
-        "weight)",
+     "  { address = \"127.0.0.1:9001\"; spare = true; } ); });\n" LS,
+        ":3: upstreams[0].servers[1].spare: unknown setting \"spare\" (expected address, "
+        "weight, max_connections or backup)",
         "unknown server setting"},
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
-        ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream or backlog)",
+        ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
+        "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source or "
+        "rate_limit)",
         "unknown listener setting"},
     /* workers */
     {"workers = 0;\n" UP LS, ":1: workers: must be \"auto\" or between 1 and 128", "workers 0"},
@@ -357,10 +362,10 @@ static const struct bad_case bad_cases[] = {
      "  { name = \"app\"; servers = (\"127.0.0.1:9001\"); });\n" LS,
         ":3: upstreams[1].name: duplicate upstream name \"app\" (also upstreams[0])",
         "duplicate upstream"},
-    {"upstreams = ({ name = \"app\"; balance = \"leastconn\"; servers = (\"127.0.0.1:9000\"); "
+    {"upstreams = ({ name = \"app\"; balance = \"random\"; servers = (\"127.0.0.1:9000\"); "
      "});\n" LS,
-        ":1: upstreams[0].balance: unknown balance \"leastconn\" (only \"roundrobin\" is "
-        "supported)",
+        ":1: upstreams[0].balance: unknown balance \"random\" (use roundrobin, leastconn or "
+        "source)",
         "unknown balance"},
     {"upstreams = (\n  { name = \"app\"; });\n" LS,
         ":2: upstreams[0].servers: at least one server is required", "no servers"},
@@ -424,7 +429,104 @@ static const struct bad_case bad_cases[] = {
     {UP "listeners = ( \"127.0.0.1:8080\" );\n",
         ":2: listeners[0]: expected a group { listen = \"host:port\"; upstream = \"...\"; }",
         "listener not a group"},
+    /* the edge: PROXY protocol, access lists, limits, connection log */
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  proxy_protocol = \"v3\"; });\n",
+        ":3: listeners[0].proxy_protocol: unknown proxy_protocol \"v3\" (use v1 or v2)",
+        "proxy_protocol v3"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  proxy_protocol = \"any\"; });\n",
+        ":3: listeners[0].proxy_protocol: unknown proxy_protocol \"any\" (use v1 or v2)",
+        "proxy_protocol any (sending needs one version)"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  accept_proxy = \"v2\"; });\n",
+        ":2: listeners[0].trusted: accept_proxy needs the networks allowed to send the header, "
+        "e.g. trusted = ( \"10.0.0.0/8\" )",
+        "accept_proxy without trusted"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  trusted = ( \"10.0.0.0/8\" ); });\n",
+        ":3: listeners[0].trusted: trusted applies only with accept_proxy",
+        "trusted without accept_proxy"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  accept_proxy = true; trusted = ( \"::1\" ); });\n",
+        ":3: listeners[0].accept_proxy: expected a string", "accept_proxy a boolean"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  allow = ( \"10.0.0.1/8\" ); });\n",
+        ":3: listeners[0].allow[0]: invalid network \"10.0.0.1/8\": host bits set past /8 "
+        "(did you mean 10.0.0.0/8?)",
+        "allow with host bits"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  deny = ( \"::1\", \"2001:db8::/129\" ); });\n",
+        ":3: listeners[0].deny[1]: invalid network \"2001:db8::/129\": prefix length 129 is "
+        "out of range 0..128",
+        "deny prefix too long"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  deny = ( 10 ); });\n",
+        ":3: listeners[0].deny[0]: expected a string", "deny entry not a string"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  allow = \"10.0.0.0/8\"; });\n",
+        ":3: listeners[0].allow: expected a list ( \"10.0.0.0/8\", \"::1\", ... )",
+        "allow not a list"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  allow = ( ); });\n",
+        ":3: listeners[0].allow: at least one network is required", "empty allow"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  rate_limit = -1; });\n",
+        ":3: listeners[0].rate_limit: must be between 0 and 10000000", "negative rate_limit"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+        "  max_connections_per_source = \"5\"; });\n",
+        ":3: listeners[0].max_connections_per_source: expected an integer",
+        "max_connections_per_source a string"},
+    {"log = { connections = \"yes\"; };\n" UP LS,
+        ":1: log.connections: expected true or false", "log.connections not a boolean"},
+    {"timeouts = { proxy_header = \"0s\"; };\n" UP LS,
+        ":1: timeouts.proxy_header: must be greater than 0", "proxy_header timeout 0"},
 };
+
+/* Every edge setting of a listener, and their defaults on another. */
+static void
+test_edge(void)
+{
+	char err[1024];
+	struct conf *c;
+
+	c = load_text("log = { connections = true; };\n"
+		      "timeouts = { proxy_header = \"1500ms\"; };\n" UP
+		      "listeners = (\n"
+		      "  { listen = \"127.0.0.1:8080\"; upstream = \"app\";\n"
+		      "    proxy_protocol = \"v2\"; accept_proxy = \"any\";\n"
+		      "    trusted = ( \"10.0.0.0/8\", \"::1\" );\n"
+		      "    allow = [ \"0.0.0.0/0\" ]; deny = ( \"192.0.2.0/24\", \"2001:db8::/32\", "
+		      "\"127.0.0.2\" );\n"
+		      "    max_connections_per_source = 10; rate_limit = 100; },\n"
+		      "  { listen = \"127.0.0.1:8081\"; upstream = \"app\"; proxy_protocol = \"v1\"; "
+		      "accept_proxy = \"v1\"; trusted = ( \"::/0\" ); } );\n",
+	    err, sizeof(err));
+	if (!ok(c != NULL, "a config with every edge setting loads")) {
+		diag("  error: %s", err);
+		return;
+	}
+	ok(c->log_connections == 1 && c->proxy_header_timeout_ms == 1500,
+	    "log.connections and timeouts.proxy_header are read");
+	ok(c->listeners[0].proxy_send == 2 && c->listeners[0].proxy_accept == 3 &&
+	       c->listeners[1].proxy_send == 1 && c->listeners[1].proxy_accept == 1,
+	    "proxy_protocol and accept_proxy are read (v2/any, v1/v1)");
+	ok(c->listeners[0].ntrusted == 2 && c->listeners[0].nallow == 1 &&
+	       c->listeners[0].ndeny == 3 && c->listeners[1].ntrusted == 1,
+	    "trusted, allow (an array) and deny lists are read");
+	ok(c->listeners[0].max_per_source == 10 && c->listeners[0].rate_limit == 100 &&
+	       c->listeners[1].max_per_source == 0 && c->listeners[1].rate_limit == 0,
+	    "max_connections_per_source and rate_limit are read, 0 by default");
+	conf_free(c);
+
+	c = load_text(UP LS, err, sizeof(err));
+	ok(c != NULL && c->log_connections == 0 && c->proxy_header_timeout_ms == 5000 &&
+	       c->listeners[0].proxy_send == 0 && c->listeners[0].proxy_accept == 0 &&
+	       c->listeners[0].nallow == 0 && c->listeners[0].ndeny == 0 &&
+	       c->listeners[0].ntrusted == 0,
+	    "edge defaults: no log lines, 5 s header deadline, no PROXY, no lists");
+	conf_free(c);
+}
 
 static void
 test_bad(void)
@@ -624,6 +726,7 @@ main(void)
 	test_full();
 	test_minimal();
 	test_bad();
+	test_edge();
 	test_files();
 	test_example();
 

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "stats.h"
 #include "tap.h"
@@ -26,7 +28,7 @@ static char dir[] = "/tmp/t_stats.XXXXXX";
 /* Names of files made in dir, so the clean-up knows them all. */
 static const char *const file_names[] = {
 	"seg", "umask0", "stale", "missing", "empty", "magic", "version",
-	"hsize", "short", "long", "nslots", "race",
+	"hsize", "short", "long", "nslots", "race", "dir", "rows", "health", "replace",
 };
 #define NFILES (sizeof(file_names) / sizeof(file_names[0]))
 
@@ -119,6 +121,60 @@ test_layout(void)
 	    stats_fields[i].offset == offsetof(struct stats_counters, active),
 	    "active: gauge at its offset");
 	is(stats_fields[0].offset, 0, "the first field opens the struct");
+	i = (unsigned)field_index("closed_done");
+	ok(field_index("closed_done") >= 0 && stats_fields[i].kind == STATS_COUNTER &&
+	    stats_fields[i].offset == offsetof(struct stats_counters, closed_by[STATS_CLOSE_DONE]),
+	    "closed_done: counter at closed_by[DONE]");
+	i = (unsigned)field_index("closed_shutdown");
+	ok(field_index("closed_shutdown") >= 0 &&
+	    stats_fields[i].offset == offsetof(struct stats_counters,
+	        closed_by[STATS_CLOSE_SHUTDOWN]), "closed_shutdown: at closed_by[SHUTDOWN]");
+	is(STATS_CLOSE_COUNT, 7, "seven close reasons (relay.c's enum close_reason)");
+	{
+		static const char *const refusals[] = { "refused_no_memory", "refused_acl_denied",
+			"refused_rate_limited", "refused_per_source_limit", "refused_no_server",
+			"refused_proxy_rejected" };
+		unsigned k, found = 0;
+
+		for (k = 0; k < sizeof(refusals) / sizeof(refusals[0]); k++) {
+			int fi = field_index(refusals[k]);
+
+			if (fi >= 0 && stats_fields[fi].kind == STATS_COUNTER &&
+			    stats_fields[fi].offset ==
+			        offsetof(struct stats_counters, refused_by[0]) + k * sizeof(uint64_t))
+				found++;
+		}
+		is(found, 6, "every refusal reason is a counter at refused_by[reason]");
+		is(STATS_REFUSE_COUNT, 6, "six refusal reasons");
+	}
+	{
+		static const char *const kept[] = { "accepted", "closed", "active", "bytes_in",
+			"bytes_out", "connect_failures", "timeouts", "refused", "accept_pauses",
+			"pool_buffers_total", "pool_buffers_used", "pool_bytes_mapped", "rss_bytes" };
+		unsigned k, found = 0;
+
+		for (k = 0; k < sizeof(kept) / sizeof(kept[0]); k++)
+			found += field_index(kept[k]) >= 0;
+		is(found, sizeof(kept) / sizeof(kept[0]), "the names tests and scripts use are kept");
+	}
+	is(stats_listener_nfields, sizeof(struct stats_listener_counters) / sizeof(uint64_t),
+	    "stats_listener_fields describes every listener field");
+	is(stats_server_nfields, sizeof(struct stats_server_counters) / sizeof(uint64_t),
+	    "stats_server_fields describes every server field");
+	ok(stats_field_find(stats_listener_fields, stats_listener_nfields, "accepted") >= 0 &&
+	    stats_field_find(stats_listener_fields, stats_listener_nfields, "bytes_out") >= 0 &&
+	    stats_field_find(stats_server_fields, stats_server_nfields, "connects") >= 0 &&
+	    stats_field_find(stats_server_fields, stats_server_nfields, "timeouts") >= 0 &&
+	    stats_field_find(stats_server_fields, stats_server_nfields, "nope") == -1,
+	    "stats_field_find finds listener and server fields, not others");
+	is(sizeof(struct stats_health), 64, "a server's health is one cache line");
+	is_str(stats_health_name(STATS_HEALTH_UNKNOWN), "unknown", "health name unknown");
+	is_str(stats_health_name(STATS_HEALTH_UP), "up", "health name up");
+	is_str(stats_health_name(STATS_HEALTH_DOWN), "down", "health name down");
+	is_str(stats_health_name(7), "?", "unknown health is ?");
+	is_str(stats_check_name(STATS_CHECK_NONE), "none", "check name none");
+	is_str(stats_check_name(STATS_CHECK_BAD_REPLY), "bad_reply", "check name bad_reply");
+	is_str(stats_check_name(99), "?", "unknown check result is ?");
 
 	is_str(stats_state_name(STATS_SLOT_FREE), "free", "state name free");
 	is_str(stats_state_name(STATS_SLOT_STARTING), "starting", "state name starting");
@@ -168,6 +224,366 @@ make_seg(const char *path, unsigned nslots)
 	return 0;
 }
 
+/* Every area starts on a cache line, inside the file, after the one before. */
+static void
+test_areas(const struct stats_seg *w)
+{
+	const struct stats_header *h = w->hdr;
+	size_t off[] = {
+		(size_t)((const char *)w->listeners - (const char *)h),
+		(size_t)((const char *)w->servers - (const char *)h),
+		(size_t)((const char *)w->health - (const char *)h),
+		(size_t)((const char *)w->listener_retired - (const char *)h),
+		(size_t)((const char *)w->server_retired - (const char *)h),
+		(size_t)((const char *)w->slots - (const char *)h),
+		(size_t)(w->listener_rows - (const char *)h),
+		(size_t)(w->server_rows - (const char *)h),
+	};
+	size_t end[] = {
+		off[0] + h->nlisteners * sizeof(struct stats_listener_entry),
+		off[1] + h->nservers * sizeof(struct stats_server_entry),
+		off[2] + h->nservers * sizeof(struct stats_health),
+		off[3] + h->nlisteners * sizeof(struct stats_listener_counters),
+		off[4] + h->nservers * sizeof(struct stats_server_counters),
+		off[5] + h->nslots * sizeof(struct stats_slot),
+		off[6] + h->nslots * w->listener_stride,
+		off[7] + h->nslots * w->server_stride,
+	};
+	unsigned i, n = sizeof(off) / sizeof(off[0]), aligned = 1, ordered = 1;
+
+	for (i = 0; i < n; i++) {
+		if (off[i] % 64 != 0)
+			aligned = 0;
+		if (off[i] < (i ? end[i - 1] : sizeof(struct stats_header)))
+			ordered = 0;
+	}
+	ok(aligned && w->listener_stride % 64 == 0 && w->server_stride % 64 == 0,
+	    "every area and every slot's block of rows starts on a cache line");
+	ok(ordered, "areas follow the header in order without overlapping");
+	is(end[n - 1], w->size, "the last area ends the file");
+	ok(w->listener_stride >= h->nlisteners * sizeof(struct stats_listener_counters) &&
+	    w->server_stride >= h->nservers * sizeof(struct stats_server_counters),
+	    "a slot's rows hold every listener and server");
+	ok((char *)stats_slot_listener(w, 1, 0) - (char *)stats_slot_listener(w, 0, 0) ==
+	    (ptrdiff_t)w->listener_stride &&
+	    (char *)stats_slot_server(w, 2, 3) - (char *)stats_slot_server(w, 2, 0) ==
+	    (ptrdiff_t)(3 * sizeof(struct stats_server_counters)),
+	    "stats_slot_listener/server index slot and row");
+}
+
+static struct sockaddr_storage
+sa_of(const char *ip, int port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	in->sin_family = AF_INET;
+	in->sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, ip, &in->sin_addr);
+	return ss;
+}
+
+#define SA(ss) ((const struct sockaddr *)&(ss)), sizeof(struct sockaddr_in)
+
+/* The master's directory: one row per identity, reused across generations. */
+static void
+test_directory(void)
+{
+	struct sockaddr_storage l1 = sa_of("127.0.0.1", 8080), l2 = sa_of("127.0.0.2", 8080),
+				s1 = sa_of("127.0.0.1", 9000), s2 = sa_of("127.0.0.1", 9001);
+	struct stats_seg w, r;
+	char err[256];
+	unsigned a, b, c, d, e, i, full;
+	uint64_t seq;
+
+	if (stats_create(&w, path_of("dir"), 2, err, sizeof(err)) == -1)
+		bail("stats_create: %s", err);
+	if (stats_attach(&r, path_of("dir"), err, sizeof(err)) == -1)
+		bail("stats_attach: %s", err);
+
+	seq = w.hdr->fold_seq;
+	a = stats_listener_row(&w, SA(l1), "127.0.0.1:8080", "app", 1);
+	b = stats_listener_row(&w, SA(l2), "127.0.0.2:8080", "app", 1);
+	is(a, 0, "first listener gets row 0");
+	is(b, 1, "second listener gets row 1");
+	is(r.hdr->listeners_used, 2, "two listener entries in use");
+	ok(w.hdr->fold_seq > seq && w.hdr->fold_seq % 2 == 0,
+	    "directory writes move fold_seq and leave it even");
+	is_str(r.listeners[0].address, "127.0.0.1:8080", "entry keeps the address text");
+	is_str(r.listeners[0].upstream, "app", "entry keeps the upstream");
+	ok(r.listeners[0].generation == 1 && r.listeners[0].first_generation == 1,
+	    "entry stamped with generation 1");
+
+	/* Generation 2: the same address (as written differently) and a new
+	 * upstream keep the row. */
+	a = stats_listener_row(&w, SA(l1), "127.0.0.1:08080", "web", 2);
+	is(a, 0, "the same address keeps its row in a later generation");
+	ok(r.listeners[0].generation == 2 && r.listeners[0].first_generation == 1 &&
+	    strcmp(r.listeners[0].upstream, "web") == 0 &&
+	    strcmp(r.listeners[0].address, "127.0.0.1:08080") == 0,
+	    "the entry follows the newest config, first generation kept");
+	ok(r.listeners[1].generation == 1, "a listener gone from the config keeps generation 1");
+	is(r.hdr->listeners_used, 2, "no new entry for a known listener");
+
+	c = stats_server_row(&w, "app", SA(s1), "127.0.0.1:9000", 1, 0, 1);
+	d = stats_server_row(&w, "app", SA(s2), "localhost:9001", 3, 1, 1);
+	e = stats_server_row(&w, "other", SA(s1), "127.0.0.1:9000", 1, 0, 1);
+	ok(c == 0 && d == 1 && e == 2, "servers: a row per (upstream, address): %u %u %u", c, d, e);
+	ok(r.servers[1].weight == 3 && r.servers[1].backup == 1 &&
+	    strcmp(r.servers[1].address, "localhost:9001") == 0 &&
+	    strcmp(r.servers[1].upstream, "app") == 0, "server entry keeps weight, backup, text");
+	is(stats_server_row(&w, "app", SA(s1), "127.0.0.1:9000", 5, 0, 2), 0,
+	    "a known server keeps its row in generation 2");
+	ok(r.servers[0].weight == 5 && r.servers[0].generation == 2 &&
+	    r.servers[0].first_generation == 1, "and its entry follows the new weight");
+	is(r.hdr->servers_used, 3, "three server entries");
+
+	is(stats_listener_row(&r, SA(l1), "x", "y", 3), STATS_NO_ROW,
+	    "a read-only mapping cannot take rows");
+
+	full = 1;
+	for (i = 2; i < STATS_LISTENERS; i++) {
+		struct sockaddr_storage l = sa_of("127.0.1.1", 1000 + (int)i);
+
+		if (stats_listener_row(&w, SA(l), "many", "app", 1) != i)
+			full = 0;
+	}
+	ok(full, "rows up to the capacity are handed out in order");
+	{
+		struct sockaddr_storage l = sa_of("127.0.2.1", 1);
+
+		is(stats_listener_row(&w, SA(l), "one too many", "app", 1), STATS_NO_ROW,
+		    "a full directory answers STATS_NO_ROW");
+		is(stats_listener_row(&w, SA(l1), "127.0.0.1:8080", "app", 4), 0,
+		    "a full directory still finds known listeners");
+	}
+	stats_detach(&r);
+	stats_detach(&w);
+}
+
+/* Listener and server rows of a slot fold into the retired rows like the
+ * slot's counters; gauges vanish with the worker. */
+static void
+test_rows_fold(void)
+{
+	struct sockaddr_storage l1 = sa_of("127.0.0.1", 8080), s1 = sa_of("127.0.0.1", 9000);
+	struct stats_listener_counters *lr;
+	struct stats_server_counters *sr;
+	struct stats_snapshot *sn;
+	struct stats_seg w, r;
+	char err[256];
+	unsigned i, zero;
+
+	if (stats_create(&w, path_of("rows"), 4, err, sizeof(err)) == -1)
+		bail("stats_create: %s", err);
+	if (stats_attach(&r, path_of("rows"), err, sizeof(err)) == -1)
+		bail("stats_attach: %s", err);
+	stats_listener_row(&w, SA(l1), "127.0.0.1:8080", "app", 1);
+	stats_server_row(&w, "app", SA(s1), "127.0.0.1:9000", 1, 0, 1);
+
+	for (i = 0; i < 3; i++) {
+		w.slots[i].pid = 100 + (int)i;
+		w.slots[i].generation = 1;
+		__atomic_store_n(&w.slots[i].state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
+		lr = stats_slot_listener(&w, i, 0);
+		sr = stats_slot_server(&w, i, 0);
+		STATS_ROW_ADD(lr, accepted, 10 * (i + 1));
+		STATS_ROW_ADD(lr, active, 2);
+		STATS_ROW_ADD(lr, active, 1);
+		STATS_ROW_SUB(lr, active, 1);
+		STATS_ROW_ADD(lr, bytes_in, 1000);
+		STATS_ROW_ADD(sr, connects, 5);
+		STATS_ROW_SET(sr, active, 1);
+		STATS_ROW_ADD(sr, bytes_out, 7);
+		STATS_ADD(&w.slots[i], accepted, 10 * (i + 1));
+		STATS_ADD(&w.slots[i], closed_by[STATS_CLOSE_IDLE_TIMEOUT], 1);
+		STATS_ADD(&w.slots[i], refused_by[STATS_REFUSE_NO_SERVER], 2);
+	}
+	/* A free slot's leftovers never count. */
+	STATS_ROW_ADD(stats_slot_listener(&w, 3, 0), accepted, 1000);
+
+	sn = stats_snapshot_create(&r);
+	if (sn == NULL)
+		bail("stats_snapshot_create: %s", strerror(errno));
+	ok(sn->settled, "snapshot settled");
+	is(sn->nworkers, 3, "snapshot: three workers");
+	is(sn->running, 3, "snapshot: three running");
+	ok(sn->nlisteners == 1 && sn->nservers == 1, "snapshot: one listener, one server");
+	is(sn->listeners[0].c.accepted, 60, "listener accepted sums the live slots");
+	is(sn->listeners[0].c.active, 6, "listener active gauge sums the live slots");
+	is(sn->listeners[0].c.bytes_in, 3000, "listener bytes_in");
+	is_str(sn->listeners[0].entry.address, "127.0.0.1:8080", "snapshot copies the entry");
+	is(sn->servers[0].c.connects, 15, "server connects");
+	is(sn->servers[0].c.active, 3, "server active gauge");
+	is(sn->servers[0].c.bytes_out, 21, "server bytes_out");
+	is(sn->total.accepted, 60, "worker total accepted");
+	is(sn->total.closed_by[STATS_CLOSE_IDLE_TIMEOUT], 3, "closed_idle_timeout total");
+	is(sn->total.refused_by[STATS_REFUSE_NO_SERVER], 6, "refused_no_server total");
+	is(sn->workers[1].pid, 101, "snapshot: worker rows by slot");
+	ok(sn->master_pid == getpid() && sn->generation == 1 && sn->start_ms == r.hdr->start_ms,
+	    "snapshot: master identity and generation");
+	stats_snapshot_destroy(sn);
+
+	stats_fold(&w, 1);
+	sn = stats_snapshot_create(&r);
+	if (sn == NULL)
+		bail("stats_snapshot_create: %s", strerror(errno));
+	is(sn->listeners[0].c.accepted, 60, "listener accepted unchanged across the fold");
+	is(sn->listeners[0].c.active, 4, "listener active drops by the folded slot's");
+	is(sn->servers[0].c.connects, 15, "server connects unchanged across the fold");
+	is(sn->servers[0].c.active, 2, "server active drops by the folded slot's");
+	is(sn->total.closed_by[STATS_CLOSE_IDLE_TIMEOUT], 3, "close reasons kept across the fold");
+	is(sn->nworkers, 2, "two workers left");
+	stats_snapshot_destroy(sn);
+	is(r.listener_retired[0].accepted, 20, "retired listener row holds the slot's counters");
+	is(r.listener_retired[0].active, 0, "retired listener row holds no gauge");
+	is(r.server_retired[0].bytes_out, 7, "retired server row holds the slot's bytes");
+	zero = 1;
+	for (i = 0; i < sizeof(struct stats_listener_counters); i++)
+		if (((const unsigned char *)stats_slot_listener(&r, 1, 0))[i] != 0)
+			zero = 0;
+	for (i = 0; i < sizeof(struct stats_server_counters); i++)
+		if (((const unsigned char *)stats_slot_server(&r, 1, 0))[i] != 0)
+			zero = 0;
+	ok(zero, "the folded slot's rows are zeroed");
+
+	stats_fold(&w, 0);
+	stats_fold(&w, 2);
+	sn = stats_snapshot_create(&r);
+	ok(sn != NULL && sn->listeners[0].c.accepted == 60 && sn->listeners[0].c.active == 0 &&
+	    sn->servers[0].c.bytes_out == 21 && sn->nworkers == 0,
+	    "all folded: counters kept, gauges 0");
+	stats_snapshot_destroy(sn);
+	stats_detach(&r);
+	stats_detach(&w);
+}
+
+/* The checker's area: whole records, never half of one. */
+static void
+test_health(void)
+{
+	struct stats_health h, got;
+	struct stats_seg w, r;
+	char err[256];
+	uint64_t deadline;
+	unsigned torn = 0, reads = 0, unsettled = 0;
+	int status = 0;
+	pid_t pid;
+
+	if (stats_create(&w, path_of("health"), 2, err, sizeof(err)) == -1)
+		bail("stats_create: %s", err);
+	if (stats_attach(&r, path_of("health"), err, sizeof(err)) == -1)
+		bail("stats_attach: %s", err);
+
+	stats_health_read(&r, 3, &got);
+	ok(got.state == STATS_HEALTH_UNKNOWN && got.last_result == STATS_CHECK_NONE &&
+	    got.checks == 0, "an unchecked server reads unknown, no result");
+	is(stats_health_state(&r, 3), STATS_HEALTH_UNKNOWN, "stats_health_state: unknown");
+
+	memset(&h, 0, sizeof(h));
+	h.state = STATS_HEALTH_DOWN;
+	h.last_result = STATS_CHECK_REFUSED;
+	h.last_errno = ECONNREFUSED;
+	h.failures = 3;
+	h.last_check_ms = 1000;
+	h.last_change_ms = 900;
+	h.last_duration_ms = 2;
+	h.checks = 10;
+	h.checks_failed = 4;
+	stats_health_publish(&w, 3, &h);
+	stats_health_read(&r, 3, &got);
+	ok(got.state == STATS_HEALTH_DOWN && got.last_result == STATS_CHECK_REFUSED &&
+	    got.last_errno == ECONNREFUSED && got.failures == 3 && got.successes == 0 &&
+	    got.last_check_ms == 1000 && got.last_change_ms == 900 && got.last_duration_ms == 2 &&
+	    got.checks == 10 && got.checks_failed == 4, "published health reads back whole");
+	ok(got.seq == 2, "one publication moves seq by two (%llu)", (unsigned long long)got.seq);
+	is(stats_health_state(&r, 3), STATS_HEALTH_DOWN, "stats_health_state: down");
+	stats_health_publish(&r, 4, &h);
+	stats_health_read(&r, 4, &got);
+	is(got.checks, 0, "a read-only mapping cannot publish");
+	stats_health_publish(&w, STATS_SERVERS, &h);
+	stats_health_read(&r, STATS_SERVERS, &got);
+	ok(got.checks == 0 && stats_health_state(&r, STATS_SERVERS) == STATS_HEALTH_UNKNOWN,
+	    "out-of-range rows are ignored and read empty");
+
+	/* A child publishes records whose fields all derive from one number;
+	 * any mix of two records is caught. */
+	fflush(stdout);
+	pid = fork();
+	if (pid == -1)
+		bail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		uint64_t end = mono_ms() + 1000;
+
+		for (uint64_t n = 1; mono_ms() < end; n++) {
+			h.checks = n;
+			h.checks_failed = n * 3;
+			h.last_check_ms = n * 5;
+			h.successes = (uint32_t)n;
+			h.failures = (uint32_t)(n * 7);
+			stats_health_publish(&w, 5, &h);
+			/* A checker publishes now and then, not back to back:
+			 * leave readers a moment between records. */
+			if (n % 16 == 0)
+				sched_yield();
+		}
+		_exit(0);
+	}
+	deadline = mono_ms() + 30000;
+	while (waitpid(pid, &status, WNOHANG) == 0 && mono_ms() < deadline) {
+		if (!stats_health_read(&r, 5, &got))
+			unsettled++;
+		reads++;
+		if (got.checks_failed != got.checks * 3 || got.last_check_ms != got.checks * 5 ||
+		    got.successes != (uint32_t)got.checks ||
+		    got.failures != (uint32_t)(got.checks * 7))
+			torn++;
+	}
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "publishing child finished");
+	is(unsettled, 0, "every read settled");
+	is(torn, 0, "no torn health record in %u reads", reads);
+	stats_detach(&r);
+	stats_detach(&w);
+}
+
+/* A restarted master makes a new file: a reader of the old one keeps it,
+ * and a new attach tells the two masters apart. */
+static void
+test_replace(void)
+{
+	struct stats_seg a, b, old, fresh;
+	char err[256];
+
+	if (stats_create(&a, path_of("replace"), 2, err, sizeof(err)) == -1)
+		bail("stats_create: %s", err);
+	STATS_ADD(&a.slots[0], accepted, 5);
+	__atomic_store_n(&a.slots[0].state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
+	if (stats_attach(&old, path_of("replace"), err, sizeof(err)) == -1)
+		bail("stats_attach: %s", err);
+	a.hdr->start_ms -= 1000; /* the same pid, an earlier start: another master */
+
+	if (stats_create(&b, path_of("replace"), 2, err, sizeof(err)) == -1)
+		bail("stats_create over: %s", err);
+	is(STATS_GET(&old.slots[0], accepted), 5, "a reader of the replaced file still reads it");
+	if (stats_attach(&fresh, path_of("replace"), err, sizeof(err)) == -1)
+		bail("stats_attach: %s", err);
+	ok(fresh.hdr->start_ms != old.hdr->start_ms, "the new file is another master's (start)");
+	is(STATS_GET(&fresh.slots[0], accepted), 0, "and starts from zero");
+	{
+		struct stat st;
+		char probe[512];
+
+		snprintf(probe, sizeof(probe), "%s", path_of("replace"));
+		ok(stat(probe, &st) == 0 && (st.st_mode & 07777) == 0640,
+		    "the replacement has mode 0640");
+	}
+	stats_detach(&fresh);
+	stats_detach(&old);
+	stats_detach(&b);
+	stats_detach(&a);
+}
+
 static void
 test_create_attach(void)
 {
@@ -176,7 +592,7 @@ test_create_attach(void)
 	struct stat st;
 	char err[256];
 	uint64_t before, after;
-	size_t want = sizeof(struct stats_header) + NSLOTS * sizeof(struct stats_slot);
+	size_t want;
 	unsigned i, clean = 1;
 	mode_t old;
 	int fd;
@@ -188,21 +604,30 @@ test_create_attach(void)
 	after = stats_now_ms();
 	umask(old);
 	h = w.hdr;
+	want = w.size;
 
 	memset(&st, 0, sizeof(st));
 	if (stat(path_of("seg"), &st) == -1)
 		diag("stat: %s", strerror(errno));
 	ok((st.st_mode & 07777) == 0640, "created with mode 0640 under umask 077 (got %o)",
 	    (unsigned)(st.st_mode & 07777));
-	is(st.st_size, want, "file is header + %d slots", NSLOTS);
-	is(w.size, want, "seg.size is the file size");
+	is(st.st_size, want, "seg.size is the file size");
+	ok(want >= sizeof(struct stats_header) + NSLOTS * sizeof(struct stats_slot) +
+	    NSLOTS * (STATS_LISTENERS * sizeof(struct stats_listener_counters) +
+	    STATS_SERVERS * sizeof(struct stats_server_counters)),
+	    "file holds header, slots and every slot's rows (%zu bytes)", want);
+	ok(st.st_blocks * 512 < (off_t)want / 4, "the file is sparse (%lld of %zu bytes used)",
+	    (long long)st.st_blocks * 512, want);
 	ok(w.writable, "created segment is writable");
-	ok(w.slots == (struct stats_slot *)(h + 1), "slots follow the header");
+	test_areas(&w);
 	ok(h->magic == STATS_MAGIC, "magic set");
 	is(h->version, STATS_VERSION, "version set");
 	is(h->header_size, sizeof(struct stats_header), "header_size set");
 	is(h->size, want, "size set");
 	is(h->nslots, NSLOTS, "nslots set");
+	is(h->nlisteners, STATS_LISTENERS, "listener capacity set");
+	is(h->nservers, STATS_SERVERS, "server capacity set");
+	ok(h->listeners_used == 0 && h->servers_used == 0, "the directory starts empty");
 	is(h->master_pid, getpid(), "master_pid is the creator");
 	ok(h->start_ms >= before && h->start_ms <= after, "start_ms is creation time");
 	is(h->generation, 1, "generation starts at 1");
@@ -258,7 +683,11 @@ test_create_attach(void)
 	ok(r.hdr != w.hdr, "a second mapping");
 	is(r.size, want, "attached size");
 	is(r.hdr->nslots, NSLOTS, "attached nslots");
-	ok(r.slots == (struct stats_slot *)(r.hdr + 1), "attached slots follow the header");
+	ok((char *)r.slots - (char *)r.hdr == (char *)w.slots - (char *)w.hdr &&
+	    r.listener_rows - (char *)r.hdr == w.listener_rows - (char *)w.hdr &&
+	    r.server_rows - (char *)r.hdr == w.server_rows - (char *)w.hdr &&
+	    (char *)r.health - (char *)r.hdr == (char *)w.health - (char *)w.hdr,
+	    "reader and creator agree on the layout");
 
 	/* The worker's side: publish the slot, then count with relaxed stores. */
 	w.slots[3].pid = 4242;
@@ -435,6 +864,8 @@ race_child(struct stats_seg *w, struct race *race)
 		seen = now;
 		if (step % 2 == 0) {
 			STATS_SET(s, accepted, 1);
+			STATS_ROW_SET(stats_slot_listener(w, RACE_SLOTS - 1, 0), accepted, 1);
+			STATS_ROW_SET(stats_slot_server(w, RACE_SLOTS - 1, 0), bytes_in, 1);
 			__atomic_store_n(&s->state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
 		} else {
 			stats_fold(w, RACE_SLOTS - 1);
@@ -451,8 +882,9 @@ test_fold_race(void)
 	struct stats_counters t;
 	struct race *race;
 	char err[256];
-	uint64_t last = 0, reads = 0, deadline, folds;
-	int backwards = 0, status = 0, done = 0;
+	struct sockaddr_storage l1 = sa_of("127.0.0.1", 80), s1 = sa_of("127.0.0.1", 81);
+	uint64_t last = 0, reads = 0, deadline, folds, seq0, last_sn = 0, snaps = 0;
+	int backwards = 0, status = 0, done = 0, torn = 0;
 	unsigned i;
 	pid_t pid;
 
@@ -462,6 +894,9 @@ test_fold_race(void)
 		bail("stats_attach: %s", err);
 	for (i = 0; i < RACE_SLOTS - 1; i++)
 		__atomic_store_n(&w.slots[i].state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
+	stats_listener_row(&w, SA(l1), "127.0.0.1:80", "app", 1);
+	stats_server_row(&w, "app", SA(s1), "127.0.0.1:81", 1, 0, 1);
+	seq0 = w.hdr->fold_seq;
 	race = mmap(NULL, sizeof(*race), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	    -1, 0);
 	if (race == MAP_FAILED)
@@ -480,10 +915,27 @@ test_fold_race(void)
 	deadline = mono_ms() + RACE_MS + 30000;
 	for (;;) {
 		__atomic_store_n(&race->reads, ++reads, __ATOMIC_RELEASE);
-		stats_total(&r, &t);
-		if (t.accepted < last || t.accepted > RACE_ROUNDS)
-			backwards++;
-		last = t.accepted;
+		if (reads % 4 == 0) {
+			/* A snapshot agrees with itself: the slot, its listener
+			 * row and its server row move together. */
+			struct stats_snapshot *sn = stats_snapshot_create(&r);
+
+			if (sn == NULL)
+				bail("stats_snapshot_create: %s", strerror(errno));
+			if (sn->total.accepted != sn->listeners[0].c.accepted ||
+			    sn->total.accepted != sn->servers[0].c.bytes_in)
+				torn++;
+			if (sn->listeners[0].c.accepted < last_sn)
+				backwards++;
+			last_sn = sn->listeners[0].c.accepted;
+			stats_snapshot_destroy(sn);
+			snaps++;
+		} else {
+			stats_total(&r, &t);
+			if (t.accepted < last || t.accepted > RACE_ROUNDS)
+				backwards++;
+			last = t.accepted;
+		}
 		if (reads % 256 != 0)
 			continue;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -505,7 +957,8 @@ test_fold_race(void)
 	stats_total(&r, &t);
 	is(t.accepted, folds + (r.slots[RACE_SLOTS - 1].state != STATS_SLOT_FREE),
 	    "final total counts every connection");
-	is(r.hdr->fold_seq, 2 * folds, "fold_seq even after the last fold");
+	is(r.hdr->fold_seq, seq0 + 2 * folds, "fold_seq even after the last fold");
+	is(torn, 0, "every one of %llu snapshots agreed with itself", (unsigned long long)snaps);
 
 	munmap(race, sizeof(*race));
 	stats_detach(&r);
@@ -534,7 +987,8 @@ test_attach_errors(void)
 {
 	struct stats_seg r;
 	char err[512], want[512];
-	size_t size = sizeof(struct stats_header) + 4 * sizeof(struct stats_slot);
+	size_t size;
+	struct stat st;
 	uint64_t u64;
 	uint32_t u32;
 	int fd;
@@ -559,6 +1013,9 @@ test_attach_errors(void)
 	    make_seg(path_of("long"), 4) == -1 || make_seg(path_of("nslots"), 4) == -1)
 		bail("cannot make the segments to corrupt");
 
+	if (stat(path_of("short"), &st) == -1)
+		bail("stat: %s", strerror(errno));
+	size = (size_t)st.st_size;
 	ok(stats_attach(&r, path_of("magic"), err, sizeof(err)) == 0,
 	    "the pristine copy attaches");
 	stats_detach(&r);
@@ -609,6 +1066,10 @@ main(void)
 	test_now();
 	test_create_attach();
 	test_total_fold();
+	test_directory();
+	test_rows_fold();
+	test_health();
+	test_replace();
 	test_fold_race();
 	test_attach_errors();
 

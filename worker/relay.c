@@ -5,22 +5,28 @@
  * any one connection. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "log.h"
 #include "net.h"
 #include "pool.h"
+#include "proxy.h"
 #include "relay.h"
 #include "stats.h"
 #include "worker.h"
 
-enum session_state { SESSION_CONNECTING = 1, SESSION_RELAYING };
+/* SESSION_WAIT_FD: accepted, but no descriptor was left for the upstream
+ * socket; it waits in the connect wheel (its timeout still runs) and tries
+ * again when the worker's descriptor pause ends. */
+enum session_state { SESSION_CONNECTING = 1, SESSION_RELAYING, SESSION_HEADER, SESSION_WAIT_FD };
 
 /* Which list the session's links are in: always exactly one. */
-enum session_where { IN_NONE, IN_CONNECT_WHEEL, IN_IDLE_WHEEL, IN_STARVED };
+enum session_where { IN_NONE, IN_CONNECT_WHEEL, IN_IDLE_WHEEL, IN_STARVED, IN_HEADER_WHEEL };
 
 #define F_C2S_EOF 0x01  /* client sent FIN */
 #define F_C2S_SHUT 0x02 /* ... and the server's write side is shut */
@@ -29,24 +35,49 @@ enum session_where { IN_NONE, IN_CONNECT_WHEEL, IN_IDLE_WHEEL, IN_STARVED };
 #define F_STARVED 0x10 /* no relay buffer to be had: reading paused */
 #define F_C2S_SPLICE 0x20 /* bulk seen: this direction relays by splice */
 #define F_S2C_SPLICE 0x40
+#define F_S2C_FIRST 0x80 /* the server's EOF came before the client's */
 
-#define RELAY_CONNECT_TRIES 2 /* the first server, then the next one once */
 #define RELAY_READS_PER_EVENT 4
-/* Bytes one splice moves at most: the default pipe capacity (16 pages). */
-#define RELAY_SPLICE_CHUNK (64 * 1024)
+/* Bytes one splice moves at most, and the capacity asked of each pipe. */
+#define RELAY_SPLICE_CHUNK (256 * 1024)
 
+/* Why a session ends. Up to CLOSE_SHUTDOWN these are the close reasons the
+ * stats slot counts as closed_<reason> (stats.h, STATS_CLOSE_REASONS); the
+ * rest are refusals, a session ended before relaying a byte, counted as
+ * refused_<reason> (STATS_REFUSE_REASONS): a new one is
+ * STATS_CLOSE_COUNT + its STATS_REFUSE_ value, and gets a name below. */
 enum close_reason {
-	CLOSE_DONE,
-	CLOSE_CLIENT_ERROR,
-	CLOSE_SERVER_ERROR,
-	CLOSE_CONNECT_FAILED,
-	CLOSE_CONNECT_TIMEOUT,
-	CLOSE_IDLE_TIMEOUT,
-	CLOSE_SHUTDOWN
+	CLOSE_DONE = STATS_CLOSE_DONE,
+	CLOSE_CLIENT_ERROR = STATS_CLOSE_CLIENT_ERROR,
+	CLOSE_SERVER_ERROR = STATS_CLOSE_SERVER_ERROR,
+	CLOSE_CONNECT_FAILED = STATS_CLOSE_CONNECT_FAILED,
+	CLOSE_CONNECT_TIMEOUT = STATS_CLOSE_CONNECT_TIMEOUT,
+	CLOSE_IDLE_TIMEOUT = STATS_CLOSE_IDLE_TIMEOUT,
+	CLOSE_SHUTDOWN = STATS_CLOSE_SHUTDOWN,
+	CLOSE_NO_SERVER = STATS_CLOSE_COUNT + STATS_REFUSE_NO_SERVER,
+	CLOSE_NO_MEMORY = STATS_CLOSE_COUNT + STATS_REFUSE_NO_MEMORY,
+	CLOSE_ACL_DENIED = STATS_CLOSE_COUNT + STATS_REFUSE_ACL_DENIED,
+	CLOSE_PER_SOURCE_LIMIT = STATS_CLOSE_COUNT + STATS_REFUSE_PER_SOURCE_LIMIT,
+	CLOSE_PROXY_REJECTED = STATS_CLOSE_COUNT + STATS_REFUSE_PROXY_REJECTED,
+	/* Past the refusals: counted as proxy_rejected, logged as a timeout. */
+	CLOSE_PROXY_TIMEOUT = STATS_CLOSE_COUNT + STATS_REFUSE_COUNT
 };
 
-static const char *const close_names[] = { "done", "client error", "server error",
-	"connect failed", "connect timeout", "idle timeout", "shutdown" };
+static const char *const close_names[] = {
+	[CLOSE_DONE] = "done",
+	[CLOSE_CLIENT_ERROR] = "client error",
+	[CLOSE_SERVER_ERROR] = "server error",
+	[CLOSE_CONNECT_FAILED] = "connect failed",
+	[CLOSE_CONNECT_TIMEOUT] = "connect timeout",
+	[CLOSE_IDLE_TIMEOUT] = "idle timeout",
+	[CLOSE_SHUTDOWN] = "shutdown",
+	[CLOSE_NO_SERVER] = "no server",
+	[CLOSE_NO_MEMORY] = "no memory",
+	[CLOSE_ACL_DENIED] = "acl denied",
+	[CLOSE_PER_SOURCE_LIMIT] = "per-source limit",
+	[CLOSE_PROXY_REJECTED] = "PROXY header rejected",
+	[CLOSE_PROXY_TIMEOUT] = "PROXY header timeout",
+};
 
 /* Bytes of one direction that the destination could not take yet: in a
  * pooled buffer (buf, from off to len), or, once the direction relays by
@@ -69,10 +100,83 @@ struct session {
 	uint8_t state, flags, where, tries;
 };
 
+/*
+ * What the edge keeps per connection, past struct session in the same pooled
+ * object, only when the config needs it (w->session_tail bytes, see
+ * edge_session_extra): the client address, for the per-source count at close
+ * and the log (from the PROXY header when one was accepted); and, with
+ * log.connections, the start time and byte counts. Other configs pay nothing.
+ */
+struct session_tail {
+	uint8_t addr[16];   /* IPv4 as the last 4 bytes */
+	uint16_t port;      /* network order */
+	uint8_t family;     /* AF_INET, AF_INET6 or 0 */
+	uint8_t pad;
+	uint32_t start_ms;  /* log: ev_now() in ms, mod 2^32 (49 days) */
+	uint64_t bytes_in;  /* log: client to server */
+	uint64_t bytes_out; /* log: server to client */
+};
+_Static_assert(sizeof(struct session_tail) == EDGE_TAIL_BYTES, "edge.c sizes the tail");
+
 size_t
 relay_session_size(void)
 {
 	return sizeof(struct session);
+}
+
+static struct session_tail *
+tail_of(const struct worker *w, struct session *s)
+{
+	return w->session_tail > 0 ? (struct session_tail *)(s + 1) : NULL;
+}
+
+static void
+tail_set_client(struct session_tail *t, const struct sockaddr *sa)
+{
+	memset(t->addr, 0, sizeof(t->addr));
+	t->family = 0;
+	t->port = 0;
+	if (sa->sa_family == AF_INET) {
+		memcpy(t->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		t->port = ((const struct sockaddr_in *)sa)->sin_port;
+		t->family = AF_INET;
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(t->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		t->port = ((const struct sockaddr_in6 *)sa)->sin6_port;
+		t->family = AF_INET6;
+	}
+}
+
+static void
+tail_client(const struct session_tail *t, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (t->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, t->addr, 4);
+		sin->sin_port = t->port;
+	} else if (t->family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, t->addr, 16);
+		sin6->sin6_port = t->port;
+	}
+}
+
+static uint32_t
+now_ms32(struct worker *w)
+{
+	return (uint32_t)(uint64_t)(ev_now(w->loop) * 1000.0);
+}
+
+/* The session's server row in our slot (valid once a server was picked). */
+static struct stats_server_counters *
+server_stats(const struct worker *w, const struct session *s)
+{
+	return w->sstats[w->sbase[s->listener] + s->server_idx];
 }
 
 static void relay_close(struct worker *, struct session *, enum close_reason);
@@ -101,9 +205,17 @@ list_unlink(struct session *s)
 }
 
 static struct wheel *
+wheel_for(struct worker *w, enum session_where where)
+{
+	if (where == IN_CONNECT_WHEEL)
+		return &w->connect_wheel;
+	return where == IN_HEADER_WHEEL ? &w->header_wheel : &w->idle_wheel;
+}
+
+static struct wheel *
 wheel_of(struct worker *w, struct session *s)
 {
-	return s->where == IN_CONNECT_WHEEL ? &w->connect_wheel : &w->idle_wheel;
+	return wheel_for(w, (enum session_where)s->where);
 }
 
 /* Take the session out of whatever list holds it. */
@@ -141,7 +253,7 @@ wheel_init(struct wheel *wh, unsigned timeout_ms)
 static void
 wheel_file(struct worker *w, struct session *s, enum session_where where)
 {
-	struct wheel *wh = where == IN_CONNECT_WHEEL ? &w->connect_wheel : &w->idle_wheel;
+	struct wheel *wh = wheel_for(w, where);
 	/* Due in the first tick that starts at or after the deadline: never early. */
 	uint64_t k = (uint64_t)((s->active + wh->timeout) / wh->tick) + 1;
 
@@ -181,8 +293,21 @@ wheel_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			list_unlink(s);
 			s->where = IN_NONE;
 			wh->count--;
+			if (wh == &w->header_wheel) {
+				/* The header deadline runs from accept: a header
+				 * trickled in a byte at a time does not extend it. */
+				if (s->active + wh->timeout <= now)
+					relay_close(w, s, CLOSE_PROXY_TIMEOUT);
+				else
+					wheel_file(w, s, IN_HEADER_WHEEL);
+				continue;
+			}
 			if (s->active + wh->timeout <= now) {
 				STATS_ADD(w->slot, timeouts, 1);
+				if (s->tries > 0)
+					STATS_ROW_ADD(server_stats(w, s), timeouts, 1);
+				if (connect && s->server.fd != -1)
+					upstream_failed(w, s->listener, s->server_idx, "connect timeout");
 				relay_close(w, s, connect ? CLOSE_CONNECT_TIMEOUT : CLOSE_IDLE_TIMEOUT);
 			} else {
 				wheel_file(w, s, connect ? IN_CONNECT_WHEEL : IN_IDLE_WHEEL);
@@ -262,6 +387,15 @@ buffer_put(struct worker *w, char *buf)
 	}
 }
 
+/* The connection log says which side closed first. */
+static void
+mark_eof(struct session *s, int c2s)
+{
+	if (!c2s && !(s->flags & F_C2S_EOF))
+		s->flags |= F_S2C_FIRST;
+	s->flags |= c2s ? F_C2S_EOF : F_S2C_EOF;
+}
+
 /* The direction's source sent EOF and nothing is pending: pass the FIN on. */
 static int
 half_shut(struct worker *w, struct session *s, int c2s)
@@ -276,13 +410,38 @@ half_shut(struct worker *w, struct session *s, int c2s)
 	return 0;
 }
 
+/* Three relaxed stores to lines only this worker writes: slot, listener row
+ * and server row. No lock, no syscall. */
 static void
-count_bytes(struct worker *w, int c2s, size_t n)
+count_bytes(struct worker *w, struct session *s, int c2s, size_t n)
 {
-	if (c2s)
+	struct session_tail *t = tail_of(w, s);
+
+	if (t != NULL) {
+		if (c2s)
+			t->bytes_in += n;
+		else
+			t->bytes_out += n;
+	}
+	if (c2s) {
 		STATS_ADD(w->slot, bytes_in, n);
-	else
+		STATS_ROW_ADD(w->lstats[s->listener], bytes_in, n);
+		STATS_ROW_ADD(server_stats(w, s), bytes_in, n);
+	} else {
 		STATS_ADD(w->slot, bytes_out, n);
+		STATS_ROW_ADD(w->lstats[s->listener], bytes_out, n);
+		STATS_ROW_ADD(server_stats(w, s), bytes_out, n);
+	}
+}
+
+/* A refusal counts as refused, by reason and on its listener; the caller
+ * counts it as closed too, never as a close reason. */
+static void
+count_refused(struct worker *w, unsigned li, enum stats_refuse why)
+{
+	STATS_ADD(w->slot, refused_by[why], 1);
+	STATS_ADD(w->slot, refused, 1);
+	STATS_ROW_ADD(w->lstats[li], refused, 1);
 }
 
 /* --- zero-copy ------------------------------------------------------------
@@ -300,7 +459,12 @@ pipe_get(struct worker *w, int p[2])
 		p[1] = w->pipes[w->npipes][1];
 		return 0;
 	}
-	return pipe2(p, O_NONBLOCK | O_CLOEXEC);
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	/* A larger pipe moves more per splice; refused (over
+	 * /proc/sys/fs/pipe-max-size for an unprivileged user) is harmless. */
+	(void)fcntl(p[1], F_SETPIPE_SZ, RELAY_SPLICE_CHUNK);
+	return 0;
 }
 
 /* Only an empty pipe may be reused: one with bytes left would carry them into
@@ -338,7 +502,7 @@ half_splice(struct worker *w, struct session *s, int c2s)
 		if (n <= 0) {
 			pipe_put(w, h->pipe, 1);
 			if (n == 0) {
-				s->flags |= c2s ? F_C2S_EOF : F_S2C_EOF;
+				mark_eof(s, c2s);
 				return half_shut(w, s, c2s);
 			}
 			if (errno == EAGAIN || errno == EINTR)
@@ -356,7 +520,7 @@ half_splice(struct worker *w, struct session *s, int c2s)
 			}
 			m = 0;
 		}
-		count_bytes(w, c2s, (size_t)m);
+		count_bytes(w, s, c2s, (size_t)m);
 		if (m < n) {
 			h->off = 0;
 			h->len = (uint32_t)(n - m);
@@ -384,7 +548,7 @@ half_splice_flush(struct worker *w, struct session *s, int c2s)
 		return -1;
 	}
 	s->active = ev_now(w->loop);
-	count_bytes(w, c2s, (size_t)m);
+	count_bytes(w, s, c2s, (size_t)m);
 	h->len -= (uint32_t)m;
 	if (h->len > 0)
 		return 0;
@@ -417,7 +581,7 @@ half_pump(struct worker *w, struct session *s, int c2s)
 		if (n <= 0) {
 			pool_put(w->buffers, buf);
 			if (n == 0) {
-				s->flags |= c2s ? F_C2S_EOF : F_S2C_EOF;
+				mark_eof(s, c2s);
 				return half_shut(w, s, c2s);
 			}
 			if (errno == EAGAIN || errno == EINTR)
@@ -436,7 +600,7 @@ half_pump(struct worker *w, struct session *s, int c2s)
 			}
 			m = 0;
 		}
-		count_bytes(w, c2s, (size_t)m);
+		count_bytes(w, s, c2s, (size_t)m);
 		if (m < n) {
 			h->buf = buf;
 			h->off = (uint32_t)m;
@@ -472,7 +636,7 @@ half_flush(struct worker *w, struct session *s, int c2s)
 		return -1;
 	}
 	s->active = ev_now(w->loop);
-	count_bytes(w, c2s, (size_t)m);
+	count_bytes(w, s, c2s, (size_t)m);
 	h->off += (uint32_t)m;
 	if (h->off < h->len)
 		return 0;
@@ -502,12 +666,18 @@ half_drain(struct worker *w, struct session *s, int c2s)
 	return half_flush(w, s, c2s);
 }
 
+static void session_header(struct worker *, struct session *);
+
 static void
 client_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct worker *w = ev_userdata(loop);
 	struct session *s = io->data;
 
+	if (s->state == SESSION_HEADER) {
+		session_header(w, s);
+		return;
+	}
 	if ((revents & EV_WRITE) && s->s2c.len && half_drain(w, s, 0) == -1)
 		return;
 	if ((revents & EV_READ) && !(s->flags & (F_C2S_EOF | F_STARVED)) && s->c2s.len == 0 &&
@@ -516,7 +686,8 @@ client_cb(struct ev_loop *loop, ev_io *io, int revents)
 	session_update(w, s);
 }
 
-static int session_connect(struct worker *, struct session *);
+static int session_connect(struct worker *, struct session *, const struct sockaddr *);
+static int session_send_proxy(struct worker *, struct session *);
 
 static void
 server_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -529,16 +700,24 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 			log_info("connect to %s failed: %s",
 			    upstream_name(w, s->listener, s->server_idx), strerror(errno));
 			STATS_ADD(w->slot, connect_failures, 1);
+			STATS_ROW_ADD(server_stats(w, s), connect_failures, 1);
+			upstream_failed(w, s->listener, s->server_idx, strerror(errno));
 			ev_io_stop(loop, io);
 			close(io->fd);
 			io->fd = -1;
-			if (s->tries >= RELAY_CONNECT_TRIES)
+			upstream_release(w, s->listener, s->server_idx);
+			if (s->tries >= upstream_tries(w, s->listener))
 				relay_close(w, s, CLOSE_CONNECT_FAILED);
 			else
-				session_connect(w, s);
+				session_connect(w, s, NULL);
 			return;
 		}
+		upstream_connected(w, s->listener, s->server_idx);
+		STATS_ROW_ADD(server_stats(w, s), active, 1);
 		s->state = SESSION_RELAYING;
+		/* Before any client byte: the header goes first. */
+		if (w->conf->listeners[s->listener].proxy_send && session_send_proxy(w, s) == -1)
+			return;
 		session_unfile(w, s);
 		s->active = ev_now(loop);
 		wheel_file(w, s, IN_IDLE_WHEEL);
@@ -553,49 +732,307 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 	session_update(w, s);
 }
 
-/* Try servers until a connect is under way or the tries are spent. Returns -1
- * once the session is closed. */
+/* Try servers until a connect is under way or the tries (1 + the group's
+ * retries) are spent. The connect timeout bounds the whole chain: s->active
+ * keeps the time the first attempt began. client is the client's address
+ * for the first try (source hashing: the PROXY header's client when one was
+ * accepted), NULL for retries. Returns -1 once the session is closed. */
 static int
-session_connect(struct worker *w, struct session *s)
+session_connect(struct worker *w, struct session *s, const struct sockaddr *client)
 {
-	while (s->tries < RELAY_CONNECT_TRIES) {
-		unsigned srv;
-		int fd = upstream_connect(w, s->listener, s->tries ? s->server_idx : -1, &srv);
+	unsigned tries = upstream_tries(w, s->listener);
 
+	while (s->tries < tries) {
+		int srv = upstream_pick(w, s->listener, client, s->tries ? s->server_idx : -1);
+		int fd;
+
+		if (srv == -1) {
+			if (s->tries > 0)
+				break;
+			/* Every server is down or full: say so at once rather
+			 * than let the client wait for a connect timeout. */
+			log_debug("no server of %s can take a client",
+			    w->conf->upstreams[w->conf->listeners[s->listener].upstream].name);
+			relay_close(w, s, CLOSE_NO_SERVER);
+			return -1;
+		}
+		fd = upstream_connect(w, s->listener, (unsigned)srv);
+		if (fd == -1 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		                    errno == ENOMEM)) {
+			/* Our shortage, not the server's: no try spent, no
+			 * failure counted. Take no more clients meanwhile. */
+			log_warn("connect to %s: waiting for a descriptor",
+			    upstream_name(w, s->listener, (unsigned)srv));
+			upstream_release(w, s->listener, (unsigned)srv);
+			s->state = SESSION_WAIT_FD;
+			worker_pause(w, WORKER_PAUSE_FDS, 1);
+			return 0;
+		}
 		s->tries++;
 		s->server_idx = (uint16_t)srv;
+		STATS_ROW_ADD(server_stats(w, s), connects, 1);
 		if (fd != -1) {
 			ev_io_set(&s->server, fd, EV_WRITE);
 			ev_io_start(w->loop, &s->server);
-			/* The connect timeout runs from the latest attempt. */
-			s->active = ev_now(w->loop);
 			return 0;
 		}
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			/* Our shortage, not the server's: stop taking clients we
-			 * could not connect onwards either. */
-			log_warn("connect to %s", upstream_name(w, s->listener, srv));
-			worker_pause(w, WORKER_PAUSE_FDS, 1);
-		}
-		else
-			log_info("connect to %s failed: %s", upstream_name(w, s->listener, srv),
-			    strerror(errno));
 		STATS_ADD(w->slot, connect_failures, 1);
+		STATS_ROW_ADD(server_stats(w, s), connect_failures, 1);
+		if (errno == EADDRNOTAVAIL) {
+			/* No local port left: not the server's fault either. */
+			log_warn("connect to %s", upstream_name(w, s->listener, (unsigned)srv));
+			continue;
+		}
+		log_info("connect to %s failed: %s", upstream_name(w, s->listener, (unsigned)srv),
+		    strerror(errno));
+		upstream_failed(w, s->listener, (unsigned)srv, strerror(errno));
 	}
 	relay_close(w, s, CLOSE_CONNECT_FAILED);
 	return -1;
 }
 
-void
-relay_start(struct worker *w, int fd, unsigned li)
+/* --- the edge: admission, the PROXY protocol, the connection log ---------- */
+
+/* Names of the refusal reasons, for the connection log. */
+static const char *const refuse_names[] = {
+#define REFUSE_X_NAME(up, name, help) [STATS_REFUSE_##up] = #name,
+	STATS_REFUSE_REASONS(REFUSE_X_NAME)
+#undef REFUSE_X_NAME
+};
+
+/* A client refused before it had a session (rate, lists, untrusted front,
+ * no session memory): counted, logged when connections are, closed. */
+static void
+relay_refuse(struct worker *w, int fd, unsigned li, const struct sockaddr *peer,
+    enum stats_refuse why, const char *name)
 {
-	struct session *s = pool_get(w->sessions);
+	char a[ADDR_STRLEN];
+
+	close(fd);
+	count_refused(w, li, why);
+	STATS_ADD(w->slot, closed, 1);
+	log_debug("client %s on %s refused: %s", addr_format(peer, a, sizeof(a)),
+	    w->conf->listeners[li].address, name);
+	if (w->conf->log_connections)
+		edge_log(w, li, peer, -1, 0, 0, 0, "refused", name);
+}
+
+/* How a session ended, in the connection log's words: end is one of
+ * client_closed, server_closed, timeout, refused, reset, error, shutdown;
+ * reason says more. err is errno as relay_close found it. */
+static void
+session_log(struct worker *w, struct session *s, enum close_reason why, int err)
+{
+	struct session_tail *t = tail_of(w, s);
+	struct sockaddr_storage client;
+	const char *end, *reason;
+	int reset = err == ECONNRESET || err == EPIPE;
+
+	switch (why) {
+	case CLOSE_DONE:
+		end = s->flags & F_S2C_FIRST ? "server_closed" : "client_closed";
+		reason = "done";
+		break;
+	case CLOSE_CLIENT_ERROR:
+		end = reset ? "reset" : "error";
+		reason = reset ? "client_reset" : "client_error";
+		break;
+	case CLOSE_SERVER_ERROR:
+		end = reset ? "reset" : "error";
+		reason = reset ? "server_reset" : "server_error";
+		break;
+	case CLOSE_CONNECT_FAILED:
+		end = "error";
+		reason = "connect_failed";
+		break;
+	case CLOSE_CONNECT_TIMEOUT:
+		end = "timeout";
+		reason = "connect_timeout";
+		break;
+	case CLOSE_IDLE_TIMEOUT:
+		end = "timeout";
+		reason = "idle_timeout";
+		break;
+	case CLOSE_SHUTDOWN:
+		end = "shutdown";
+		reason = "shutdown";
+		break;
+	case CLOSE_PROXY_TIMEOUT:
+		end = "timeout";
+		reason = "proxy_header_timeout";
+		break;
+	default:
+		end = "refused";
+		reason = refuse_names[why - STATS_CLOSE_COUNT];
+		break;
+	}
+	tail_client(t, &client);
+	edge_log(w, s->listener, (struct sockaddr *)&client,
+	    s->tries > 0 ? (int)s->server_idx : -1, now_ms32(w) - t->start_ms, t->bytes_in,
+	    t->bytes_out, end, reason);
+}
+
+/* The outgoing header of a listener that does not read one: from the client's
+ * connection as the kernel sees it. For accept_proxy listeners
+ * session_header already put it in front of the pending client bytes, from
+ * what the client's header said. Returns -1 once the session is closed. */
+static int
+session_send_proxy(struct worker *w, struct session *s)
+{
+	const struct conf_listener *l = &w->conf->listeners[s->listener];
+	struct sockaddr_storage src, dst;
+	socklen_t sl = sizeof(src), dl = sizeof(dst);
+	char hdr[PROXY_HEADER_MAX];
+	const char *p;
+	ssize_t m;
+	int n;
+
+	if (l->proxy_accept) {
+		/* c2s holds [header | payload]: the header is [0, off). */
+		p = s->c2s.buf;
+		n = (int)s->c2s.off;
+	} else {
+		if (getpeername(s->client.fd, (struct sockaddr *)&src, &sl) == -1 ||
+		    getsockname(s->client.fd, (struct sockaddr *)&dst, &dl) == -1) {
+			relay_close(w, s, CLOSE_CLIENT_ERROR);
+			return -1;
+		}
+		n = proxy_build((int)l->proxy_send, (struct sockaddr *)&src, (struct sockaddr *)&dst,
+		    hdr, sizeof(hdr));
+		p = hdr;
+	}
+	/* A fresh connection's send buffer always takes a header this small
+	 * (the spec relies on it too): a short write means the peer is gone. */
+	m = n > 0 ? send(s->server.fd, p, (size_t)n, MSG_NOSIGNAL) : -1;
+	if (m != n) {
+		if (m >= 0)
+			errno = EPIPE;
+		relay_close(w, s, CLOSE_SERVER_ERROR);
+		return -1;
+	}
+	if (l->proxy_accept) {
+		s->c2s.off = (uint32_t)n;
+		if (s->c2s.off == s->c2s.len) {
+			char *buf = s->c2s.buf;
+
+			s->c2s.buf = NULL;
+			s->c2s.off = s->c2s.len = 0;
+			buffer_put(w, buf);
+		}
+	}
+	return 0;
+}
+
+/* The parser lives at the start of the buffer the session borrows while its
+ * header comes; reads land after it. */
+#define HEADER_AREA ((sizeof(struct proxy_parser) + 15) & ~(size_t)15)
+_Static_assert(HEADER_AREA >= PROXY_HEADER_MAX, "the outgoing header fits the parser's room");
+_Static_assert(HEADER_AREA + 256 <= 512, "a 512-byte buffer (the least) still reads 256");
+
+/* An accept_proxy client's bytes, until its header is complete: then judge
+ * the address it names, put the outgoing header (if any) and the bytes after
+ * the client's header in front of the relay, and connect upstream. */
+static void
+session_header(struct worker *w, struct session *s)
+{
+	const struct conf_listener *l = &w->conf->listeners[s->listener];
+	struct session_tail *t = tail_of(w, s);
+	char *buf = s->c2s.buf, *area = buf + HEADER_AREA, peer_text[ADDR_STRLEN];
+	struct proxy_parser *p = (struct proxy_parser *)(void *)buf;
+	struct sockaddr_storage peer, local;
+	socklen_t plen = sizeof(peer), llen = sizeof(local);
+	const struct sockaddr *client, *dst;
+	struct proxy_info info;
+	size_t used = 0, rest, hl = 0;
+	const char *why;
+	ssize_t n;
+	int rc, refuse, err;
+
+	n = read(s->client.fd, area, w->buffer_size - HEADER_AREA);
+	err = errno;
+	if (n == -1 && (err == EAGAIN || err == EINTR))
+		return;
+	rc = n > 0 ? proxy_parse(p, area, (size_t)n, &used, &info) : -1;
+	if (rc == 0)
+		return;
+	/* The front's own address: for logs, and the client of a LOCAL header. */
+	if ((rc == -1 || info.local) &&
+	    getpeername(s->client.fd, (struct sockaddr *)&peer, &plen) == -1)
+		memset(&peer, 0, sizeof(peer));
+	if (rc == -1) {
+		addr_format((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
+		log_info("PROXY header from %s on %s refused: %s", peer_text, l->address,
+		    n > 0 ? proxy_parse_error(p)
+			  : n == 0 ? "truncated (the connection ended)" : strerror(err));
+		errno = err;
+		relay_close(w, s, CLOSE_PROXY_REJECTED);
+		return;
+	}
+
+	/* LOCAL and UNKNOWN: the spec says to use the real endpoints. */
+	client = info.local ? (struct sockaddr *)&peer : (struct sockaddr *)&info.src;
+	if ((refuse = edge_admit_client(w, s->listener, client, &why)) != -1) {
+		log_debug("client %s (by PROXY header) on %s refused: %s",
+		    addr_format(client, peer_text, sizeof(peer_text)), l->address, why);
+		if (t != NULL)
+			tail_set_client(t, client);
+		relay_close(w, s, refuse == STATS_REFUSE_ACL_DENIED ? CLOSE_ACL_DENIED
+		                                                    : CLOSE_PER_SOURCE_LIMIT);
+		return;
+	}
+	if (t != NULL)
+		tail_set_client(t, client);
+	if (l->proxy_send) {
+		if (info.local) {
+			if (getsockname(s->client.fd, (struct sockaddr *)&local, &llen) == -1)
+				memset(&local, 0, sizeof(local));
+			dst = (struct sockaddr *)&local;
+		} else {
+			dst = (struct sockaddr *)&info.dst;
+		}
+		/* The parser's state is spent; its room takes the new header
+		 * (PROXY_HEADER_MAX <= HEADER_AREA), which session_send_proxy
+		 * writes first once connected. */
+		rc = proxy_build((int)l->proxy_send, client, dst, buf, HEADER_AREA);
+		hl = rc > 0 ? (size_t)rc : 0;
+	}
+	rest = (size_t)n - used;
+	if (hl + rest > 0) {
+		memmove(buf + hl, area + used, rest);
+		s->c2s.off = (uint32_t)hl;
+		s->c2s.len = (uint32_t)(hl + rest);
+	} else {
+		s->c2s.buf = NULL;
+		buffer_put(w, buf);
+	}
+	io_want(w->loop, &s->client, 0);
+	session_unfile(w, s);
+	s->state = SESSION_CONNECTING;
+	s->active = ev_now(w->loop);
+	wheel_file(w, s, IN_CONNECT_WHEEL);
+	session_connect(w, s, client);
+}
+
+void
+relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
+{
+	const struct conf_listener *l = &w->conf->listeners[li];
+	struct session_tail *t;
+	struct session *s;
+	const char *why;
+	int refuse;
 
 	STATS_ADD(w->slot, accepted, 1);
+	STATS_ROW_ADD(w->lstats[li], accepted, 1);
+	if ((refuse = edge_admit(w, li, peer, &why)) != -1) {
+		relay_refuse(w, fd, li, peer, (enum stats_refuse)refuse, why);
+		return;
+	}
+	s = pool_get(w->sessions);
 	if (s == NULL) {
-		close(fd);
-		STATS_ADD(w->slot, refused, 1);
-		STATS_ADD(w->slot, closed, 1);
+		if (!l->proxy_accept)
+			edge_release(w, li, peer);
+		relay_refuse(w, fd, li, peer, STATS_REFUSE_NO_MEMORY, "no_memory");
 		return;
 	}
 	memset(s, 0, sizeof(*s));
@@ -606,27 +1043,74 @@ relay_start(struct worker *w, int fd, unsigned li)
 	s->listener = (uint16_t)li;
 	s->state = SESSION_CONNECTING;
 	s->active = ev_now(w->loop);
+	if ((t = tail_of(w, s)) != NULL) {
+		memset(t, 0, sizeof(*t));
+		tail_set_client(t, peer);
+		t->start_ms = now_ms32(w);
+	}
 	w->active++;
 	STATS_SET(w->slot, active, w->active);
+	STATS_ROW_ADD(w->lstats[li], active, 1);
+	if (l->proxy_accept) {
+		/* Nothing upstream until the header is in: it lives in a
+		 * borrowed buffer, under the header deadline. */
+		s->c2s.buf = pool_get(w->buffers);
+		if (s->c2s.buf == NULL) {
+			s->state = SESSION_HEADER;
+			relay_close(w, s, CLOSE_NO_MEMORY);
+			return;
+		}
+		proxy_parser_init((struct proxy_parser *)(void *)s->c2s.buf, (int)l->proxy_accept);
+		s->state = SESSION_HEADER;
+		wheel_file(w, s, IN_HEADER_WHEEL);
+		io_want(w->loop, &s->client, EV_READ);
+		return;
+	}
 	wheel_file(w, s, IN_CONNECT_WHEEL);
-	session_connect(w, s);
+	session_connect(w, s, peer);
 }
 
 /* The one way out for a session: every error path ends here. */
 static void
 relay_close(struct worker *w, struct session *s, enum close_reason why)
 {
+	int err = errno;
 	char *c2s, *s2c;
 
 	log_debug("session closed: %s", close_names[why]);
+	if (why <= CLOSE_SHUTDOWN)
+		STATS_ADD(w->slot, closed_by[why], 1);
+	else if (why == CLOSE_PROXY_TIMEOUT)
+		count_refused(w, s->listener, STATS_REFUSE_PROXY_REJECTED);
+	else
+		count_refused(w, s->listener, (enum stats_refuse)(why - STATS_CLOSE_COUNT));
+	if (w->session_tail > 0) {
+		struct sockaddr_storage client;
+
+		if (w->conf->log_connections)
+			session_log(w, s, why, err);
+		/* A session counts against its source from admission on; one
+		 * refused while its PROXY header was read never did. */
+		if (s->state != SESSION_HEADER) {
+			tail_client(tail_of(w, s), &client);
+			edge_release(w, s->listener, (struct sockaddr *)&client);
+		}
+	}
+	STATS_ROW_SUB(w->lstats[s->listener], active, 1);
+	if (s->state == SESSION_RELAYING)
+		STATS_ROW_SUB(server_stats(w, s), active, 1);
 	ev_io_stop(w->loop, &s->client);
 	ev_io_stop(w->loop, &s->server);
 	close(s->client.fd);
-	if (s->server.fd != -1)
+	if (s->server.fd != -1) {
 		close(s->server.fd);
+		upstream_release(w, s->listener, s->server_idx);
+	}
 	session_unfile(w, s);
 	c2s = s2c = NULL;
-	if (s->c2s.len != 0) {
+	if (s->state == SESSION_HEADER) {
+		c2s = s->c2s.buf; /* the header parser's buffer */
+	} else if (s->c2s.len != 0) {
 		if (s->flags & F_C2S_SPLICE)
 			pipe_put(w, s->c2s.pipe, 0);
 		else
@@ -651,11 +1135,38 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 }
 
 void
+relay_retry_waiting(struct worker *w)
+{
+	struct wheel *wh = &w->connect_wheel;
+
+	/* Rare (only after EMFILE), so a walk of the connecting sessions is
+	 * cheaper than a list link in every session. Each slot is detached
+	 * first: a session that must wait again is filed again. */
+	for (unsigned k = 0; k < WHEEL_SLOTS; k++) {
+		struct session *list = wh->slot[k], *s;
+
+		wh->slot[k] = NULL;
+		if (list != NULL)
+			list->pprev = &list;
+		while ((s = list) != NULL) {
+			list_unlink(s);
+			list_push(&wh->slot[k], s);
+			if (s->state != SESSION_WAIT_FD)
+				continue;
+			s->state = SESSION_CONNECTING;
+			session_connect(w, s, NULL);
+			if (w->paused & WORKER_PAUSE_FDS)
+				return; /* still out of descriptors */
+		}
+	}
+}
+
+void
 relay_close_all(struct worker *w)
 {
-	struct wheel *wheels[] = { &w->connect_wheel, &w->idle_wheel };
+	struct wheel *wheels[] = { &w->connect_wheel, &w->idle_wheel, &w->header_wheel };
 
-	for (unsigned i = 0; i < 2; i++)
+	for (unsigned i = 0; i < 3; i++)
 		for (unsigned k = 0; k < WHEEL_SLOTS; k++)
 			while (wheels[i]->slot[k] != NULL)
 				relay_close(w, wheels[i]->slot[k], CLOSE_SHUTDOWN);
@@ -668,5 +1179,6 @@ relay_init(struct worker *w)
 {
 	wheel_init(&w->connect_wheel, w->conf->connect_timeout_ms);
 	wheel_init(&w->idle_wheel, w->conf->idle_timeout_ms);
+	wheel_init(&w->header_wheel, w->conf->proxy_header_timeout_ms);
 	w->starved = NULL;
 }

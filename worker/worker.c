@@ -3,6 +3,7 @@
  * or drain). Runs in each child of the master. Never touches another worker's
  * slot, never exits because of one connection. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 #define WORKER_ACCEPTS_PER_WAKEUP 4
 #define WORKER_ACCEPT_PAUSE 0.5 /* seconds to stop accepting on EMFILE/ENFILE */
 #define WORKER_GLOBAL_RECHECK 0.1 /* seconds between checks of the global limit */
+#define WORKER_FAIR_TURN 0.01     /* seconds a worker over its fair share sits out */
+#define WORKER_DRAIN_ACCEPTS 1024 /* queued clients a draining worker takes at most */
 #define WORKER_SESSION_CHUNK (64 * 1024)
 #define WORKER_BUFFER_CHUNK_BUFFERS 16
 
@@ -73,7 +76,8 @@ void
 worker_pause(struct worker *w, unsigned why, int on)
 {
 	if (on) {
-		if ((w->paused & why) == 0)
+		/* A fairness turn is routine, not an overload: not counted. */
+		if ((w->paused & why) == 0 && why != WORKER_PAUSE_FAIR)
 			STATS_ADD(w->slot, accept_pauses, 1);
 		w->paused |= why;
 		accept_stop(w);
@@ -91,9 +95,8 @@ worker_pause(struct worker *w, unsigned why, int on)
 }
 
 /* Slots worth reading: one past the highest one in use, refreshed by the
- * heartbeat with a full scan, so the per-accept sum below reads a handful of
- * slots instead of all of them. A worker started since is seen within a
- * second. */
+ * heartbeat with a full scan (which lowers it when top slots are freed), so
+ * the per-accept sum below reads a handful of slots instead of all of them. */
 static void
 global_scan_range(struct worker *w)
 {
@@ -106,21 +109,76 @@ global_scan_range(struct worker *w)
 	w->slot_hw = hw;
 }
 
-/* Connections open in the whole daemon: every live slot's gauge. */
-static unsigned
-global_active(const struct worker *w)
+unsigned
+worker_slots(struct worker *w)
 {
 	const struct stats_seg *seg = w->h->stats;
-	unsigned sum = 0;
 
-	for (unsigned i = 0; i < w->slot_hw; i++) {
+	/* The master takes the lowest free slot, so a worker newer than our
+	 * last scan sits exactly at slot_hw: one load finds it at once. */
+	while (w->slot_hw < seg->hdr->nslots &&
+	       __atomic_load_n(&seg->slots[w->slot_hw].state, __ATOMIC_RELAXED) != STATS_SLOT_FREE)
+		w->slot_hw++;
+	return w->slot_hw;
+}
+
+/* Connections open in the whole daemon: every live slot's gauge. With
+ * running/nrunning, also those of the workers accepting now and how many
+ * they are, for the fairness check. */
+static unsigned
+load_scan(struct worker *w, unsigned *running, unsigned *nrunning)
+{
+	const struct stats_seg *seg = w->h->stats;
+	unsigned sum = 0, run = 0, nrun = 0, hi = worker_slots(w);
+
+	for (unsigned i = 0; i < hi; i++) {
 		const struct stats_slot *s = &seg->slots[i];
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		unsigned a;
 
-		if (st == STATS_SLOT_RUNNING || st == STATS_SLOT_DRAINING)
-			sum += (unsigned)STATS_GET(s, active);
+		if (st != STATS_SLOT_RUNNING && st != STATS_SLOT_DRAINING)
+			continue;
+		a = (unsigned)STATS_GET(s, active);
+		sum += a;
+		if (st == STATS_SLOT_RUNNING) {
+			run += a;
+			nrun++;
+		}
+	}
+	if (running != NULL) {
+		*running = run;
+		*nrunning = nrun;
 	}
 	return sum;
+}
+
+static unsigned
+global_active(struct worker *w)
+{
+	return load_scan(w, NULL, NULL);
+}
+
+/* Rotation alone spreads wake-ups, not load: under a flood from many
+ * clients some workers come back to accept sooner than others. A worker
+ * holding clearly more than its fair share sits out a turn, leaving the
+ * listeners' queues to the others for a moment. */
+static void
+fair_check(struct worker *w)
+{
+	unsigned run, nrun;
+
+	load_scan(w, &run, &nrun);
+	/* Above 1.1 times the mean, plus 16 so light loads never bother. */
+	if (nrun > 1 && (uint64_t)w->active * nrun * 10 > (uint64_t)run * 11 + 160ull * nrun) {
+		worker_pause(w, WORKER_PAUSE_FAIR, 1);
+		ev_timer_start(w->loop, &w->fair_timer);
+	}
+}
+
+static void
+fair_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	worker_pause(ev_userdata(loop), WORKER_PAUSE_FAIR, 0);
 }
 
 static int
@@ -135,6 +193,8 @@ static int
 accept_some(struct worker *w, unsigned li)
 {
 	for (int i = 0; i < WORKER_ACCEPTS_PER_WAKEUP; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
 		int fd;
 
 		if (w->active >= w->max_active) {
@@ -151,7 +211,9 @@ accept_some(struct worker *w, unsigned li)
 			}
 			return -1;
 		}
-		fd = accept4(w->listen_fds[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		/* The peer comes free with the accept: the edge judges it. */
+		fd = accept4(w->listen_fds[li], (struct sockaddr *)&peer, &plen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			switch (errno) {
 			case EAGAIN:
@@ -175,7 +237,9 @@ accept_some(struct worker *w, unsigned li)
 				return 0;
 			}
 		}
-		relay_start(w, fd, li);
+		relay_start(w, fd, li, (struct sockaddr *)&peer);
+		if (w->paused)
+			return -1; /* that client made us pause (descriptors, memory) */
 	}
 	return 0;
 }
@@ -197,6 +261,8 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		accept_ctl(w, EPOLL_CTL_DEL, li);
 		accept_ctl(w, EPOLL_CTL_ADD, li);
 	}
+	if (n > 0)
+		fair_check(w);
 }
 
 /* EMFILE pauses end after a fixed time; a global-limit pause when the daemon
@@ -206,7 +272,15 @@ accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = ev_userdata(loop);
 
-	worker_pause(w, WORKER_PAUSE_FDS, 0);
+	if (w->paused & WORKER_PAUSE_FDS) {
+		/* Sessions that waited for a descriptor go first; if they
+		 * still find none, the pause starts over. */
+		w->paused &= ~WORKER_PAUSE_FDS;
+		relay_retry_waiting(w);
+		if (w->paused & WORKER_PAUSE_FDS)
+			return;
+		accept_start(w);
+	}
 	if ((w->paused & WORKER_PAUSE_GLOBAL) && global_active(w) >= w->conf->max_connections) {
 		ev_timer_set(t, WORKER_GLOBAL_RECHECK, 0.);
 		ev_timer_start(loop, t);
@@ -227,6 +301,30 @@ worker_session_closed(struct worker *w)
 		worker_pause(w, WORKER_PAUSE_LIMIT, 0);
 }
 
+/* Resident memory from /proc/self/statm (pages), or 0 when unreadable. One
+ * pread a second on a descriptor opened at start. */
+static uint64_t
+read_rss(struct worker *w)
+{
+	static long page;
+	unsigned long size, resident;
+	char buf[128];
+	ssize_t n;
+
+	if (w->statm_fd == -1)
+		return 0;
+	if (page == 0)
+		page = sysconf(_SC_PAGESIZE);
+	n = pread(w->statm_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return 0;
+	return (uint64_t)resident * (uint64_t)page;
+}
+
+/* The once-a-second figures: pools, RSS and the heartbeat itself. */
 static void
 publish_pools(struct worker *w)
 {
@@ -236,8 +334,63 @@ publish_pools(struct worker *w)
 	pool_get_stats(w->sessions, &s);
 	STATS_SET(w->slot, pool_buffers_total, b.total);
 	STATS_SET(w->slot, pool_buffers_used, b.used);
+	STATS_SET(w->slot, pool_buffers_free, b.total - b.used);
+	STATS_SET(w->slot, pool_buffers_high_water, b.high_water);
+	STATS_SET(w->slot, pool_buffers_failed, b.failed);
+	STATS_SET(w->slot, pool_buffers_bytes_mapped, b.bytes_mapped);
+	STATS_SET(w->slot, pool_sessions_total, s.total);
+	STATS_SET(w->slot, pool_sessions_used, s.used);
+	STATS_SET(w->slot, pool_sessions_free, s.total - s.used);
+	STATS_SET(w->slot, pool_sessions_high_water, s.high_water);
+	STATS_SET(w->slot, pool_sessions_failed, s.failed);
+	STATS_SET(w->slot, pool_sessions_bytes_mapped, s.bytes_mapped);
 	STATS_SET(w->slot, pool_bytes_mapped, b.bytes_mapped + s.bytes_mapped);
+	STATS_SET(w->slot, rss_bytes, read_rss(w));
 	__atomic_store_n(&w->slot->heartbeat_ms, stats_now_ms(), __ATOMIC_RELAXED);
+}
+
+/* Where listeners and servers without a row in the segment count: nobody
+ * reads these, so the hot path needs no test for a missing row. */
+static struct stats_listener_counters sink_listener;
+static struct stats_server_counters sink_server;
+
+/* Resolve this worker's listener and server rows (see struct worker).
+ * Returns 0, or -1 when out of memory. */
+static int
+rows_init(struct worker *w, const struct heritage *h)
+{
+	const struct conf *c = w->conf;
+	unsigned n = 0, *ubase;
+
+	w->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ubase = calloc(c->nupstreams, sizeof(*ubase));
+	for (unsigned u = 0; u < c->nupstreams; u++) {
+		if (ubase != NULL)
+			ubase[u] = n;
+		n += c->upstreams[u].nservers;
+	}
+	w->lstats = calloc(c->nlisteners, sizeof(*w->lstats));
+	w->sbase = calloc(c->nlisteners, sizeof(*w->sbase));
+	w->sstats = calloc(n ? n : 1, sizeof(*w->sstats));
+	if (ubase == NULL || w->lstats == NULL || w->sbase == NULL || w->sstats == NULL) {
+		free(ubase);
+		return -1;
+	}
+	for (unsigned i = 0; i < c->nlisteners; i++) {
+		unsigned row = h->listener_rows ? h->listener_rows[i] : STATS_NO_ROW;
+
+		w->lstats[i] = row < h->stats->hdr->nlisteners
+		    ? stats_slot_listener(h->stats, h->slot, row) : &sink_listener;
+		w->sbase[i] = ubase[c->listeners[i].upstream];
+	}
+	for (unsigned k = 0; k < n; k++) {
+		unsigned row = h->server_rows ? h->server_rows[k] : STATS_NO_ROW;
+
+		w->sstats[k] = row < h->stats->hdr->nservers
+		    ? stats_slot_server(h->stats, h->slot, row) : &sink_server;
+	}
+	free(ubase);
+	return 0;
 }
 
 static void
@@ -275,6 +428,16 @@ worker_drain(struct worker *w)
 {
 	if (w->draining)
 		return;
+	/* Clients already in the listen queue are ours to serve: when this is
+	 * the last holder of a listener a reload removed, closing it would
+	 * reset them. Bounded: a flood must not keep a draining worker here. */
+	for (unsigned i = 0; i < w->conf->nlisteners && !w->paused; i++)
+		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP; k++) {
+			unsigned before = w->active;
+
+			if (accept_some(w, i) == -1 || w->active == before)
+				break;
+		}
 	w->draining = 1;
 	accept_stop(w);
 	ev_timer_stop(w->loop, &w->accept_resume);
@@ -302,6 +465,8 @@ reopen_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
 	if (log_reopen() == -1)
 		log_warn("reopening the log file");
+	else
+		log_info("log file reopened");
 }
 
 /* Without an explicit cap, a worker takes what its descriptors can hold, up
@@ -351,25 +516,33 @@ worker_main(const struct heritage *h)
 
 	w->buffers = pool_create(c->buffer_size, c->buffer_size * WORKER_BUFFER_CHUNK_BUFFERS,
 	    c->max_memory);
-	session_budget = (size_t)w->max_active * relay_session_size() + 2 * WORKER_SESSION_CHUNK;
-	w->sessions = pool_create(relay_session_size(), WORKER_SESSION_CHUNK, session_budget);
-	w->rr = calloc(c->nupstreams, sizeof(*w->rr));
+	/* A session object is struct session plus what the edge keeps per
+	 * connection, which is nothing unless the config asks for it. */
+	session_budget = (size_t)w->max_active * (relay_session_size() + edge_session_extra(c)) +
+	    2 * WORKER_SESSION_CHUNK;
+	w->sessions = pool_create(relay_session_size() + edge_session_extra(c),
+	    WORKER_SESSION_CHUNK, session_budget);
 	w->listen_fds = h->listen_fds;
 	w->accept_epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (w->buffers == NULL || w->sessions == NULL || w->rr == NULL || w->accept_epfd == -1) {
+	if (w->buffers == NULL || w->sessions == NULL || upstream_init(w) == -1 ||
+	    w->accept_epfd == -1) {
 		log_err("cannot set up the pools (buffer_size %zu, max_memory %zu)",
 		    c->buffer_size, c->max_memory);
 		exit(WORKER_EXIT_CONFIG);
 	}
-	/* Spread the workers' round robins so they do not all start on the
-	 * first server. */
-	for (unsigned i = 0; i < c->nupstreams; i++)
-		w->rr[i] = h->index;
-
+	if (rows_init(w, h) == -1) {
+		log_err("cannot set up the statistics rows");
+		exit(WORKER_EXIT_CONFIG);
+	}
+	if (edge_init(w) == -1) {
+		log_err("cannot set up the access limits");
+		exit(WORKER_EXIT_CONFIG);
+	}
 	relay_init(w);
 	global_scan_range(w);
 	ev_io_init(&w->accept_w, accept_cb, w->accept_epfd, EV_READ);
 	ev_init(&w->accept_resume, accept_resume_cb);
+	ev_timer_init(&w->fair_timer, fair_timer_cb, WORKER_FAIR_TURN, 0.);
 	accept_start(w);
 	ev_init(&drain_timer, drain_timeout_cb);
 
@@ -383,6 +556,15 @@ worker_main(const struct heritage *h)
 	ev_signal_start(w->loop, &sig_usr1);
 	/* The master reloads; a HUP sent to the whole group must not kill us. */
 	signal(SIGHUP, SIG_IGN);
+	/* The master forks with every signal blocked, so that a QUIT or USR1
+	 * sent before the watchers above existed is held, not lost or fatal;
+	 * it is delivered now. */
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
 
 	ev_timer_init(&heartbeat, heartbeat_cb, 1., 1.);
 	ev_timer_start(w->loop, &heartbeat);

@@ -1,0 +1,94 @@
+/* proxy.h — the PROXY protocol (HAProxy's "The PROXY protocol, Versions 1 &
+ * 2"): building the header sluice sends to an upstream, and a strict,
+ * incremental parser for the header a trusted front sends us. Pure code used
+ * by workers, tests and the fuzzer: never allocates, logs, blocks or exits. */
+#ifndef SLUICE_PROXY_H
+#define SLUICE_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Versions, as a bit set for the parser ("any" accepts both). */
+#define PROXY_V1 1
+#define PROXY_V2 2
+#define PROXY_ANY (PROXY_V1 | PROXY_V2)
+
+/* The longest v1 line, CRLF included (the spec's worst case). */
+#define PROXY_V1_MAX 107
+/* Fixed part of a v2 header: signature, version/command, family, length. */
+#define PROXY_V2_FIXED 16
+/* The longest v2 length field accepted: the address block plus TLVs. The
+ * spec designs a header to fit in 536 bytes; four times that is "oversized". */
+#define PROXY_V2_LEN_MAX 2048
+/* Room proxy_build needs for any header it writes, either version. */
+#define PROXY_HEADER_MAX 108
+
+/*
+ * Parser state. The caller owns the storage (a stack variable, or memory it
+ * borrowed for the connection); it is about 130 bytes and holds no pointer
+ * into the caller's data, so bytes may come from any number of reads.
+ */
+struct proxy_parser {
+	const char *error;   /* why the header was refused, once it was */
+	uint32_t crc;        /* v2: running CRC32c, the checksum TLV counted as zeros */
+	uint32_t crc_want;   /* v2: the checksum the header carries */
+	uint16_t pos;        /* header bytes consumed so far */
+	uint16_t total;      /* v2: 16 + length, once the length is known */
+	uint16_t tlv_left;   /* v2: value bytes left in the current TLV */
+	uint8_t versions;    /* PROXY_V1 and/or PROXY_V2 accepted */
+	uint8_t version;     /* 0 until the first byte tells which */
+	uint8_t state;       /* internal: reading, done or failed */
+	uint8_t tlv_hdr;     /* v2: bytes of the current TLV's type and length read */
+	uint8_t tlv_type;
+	uint8_t flags;       /* internal: v2 command, addresses kept, checksum seen */
+	uint8_t buf[PROXY_V1_MAX + 1]; /* the v1 line, or the v2 fixed part and addresses */
+};
+
+/* What a complete header says. */
+struct proxy_info {
+	int version; /* PROXY_V1 or PROXY_V2 */
+	/* 1 when the header carries no usable addresses (v2 LOCAL command, an
+	 * UNSPEC, UNIX or datagram family; v1 "UNKNOWN"): the spec says to use
+	 * the connection's own endpoints. src and dst are then AF_UNSPEC. */
+	int local;
+	struct sockaddr_storage src, dst; /* AF_INET or AF_INET6, with ports */
+};
+
+/* Start parsing a new connection's header; versions is PROXY_V1, PROXY_V2 or
+ * PROXY_ANY (the first byte tells them apart). */
+void proxy_parser_init(struct proxy_parser *, int versions);
+
+/*
+ * Feed the next n bytes the connection delivered (n may be 0). Returns
+ *   0  every byte belongs to a header that is not complete yet: feed more;
+ *   1  the header is complete: *used is how many of these n bytes it took
+ *      (the rest is the client's payload, to be relayed) and *out says what
+ *      it carries;
+ *  -1  these bytes cannot be a valid header (malformed or oversized): errno
+ *      is EPROTO and proxy_parse_error() says why. The check is made byte by
+ *      byte, so a bad header is refused as soon as its first bad byte comes.
+ * After 1 or -1 the parser is finished: further calls return -1 (EINVAL).
+ * A header whose connection ends while this returns 0 is truncated.
+ */
+int proxy_parse(struct proxy_parser *, const void *data, size_t n, size_t *used,
+    struct proxy_info *out);
+
+/* After -1: a short static reason ("bad v2 signature", "v1 line longer than
+ * 107 bytes", ...); NULL before. */
+const char *proxy_parse_error(const struct proxy_parser *);
+
+/*
+ * Write a header of version (PROXY_V1 or PROXY_V2) saying the connection came
+ * from src to dst into buf (PROXY_HEADER_MAX bytes always suffice). Both
+ * AF_INET: TCP4; both AF_INET6: TCP6; one of each: the IPv4 one mapped into
+ * IPv6. Any other family: v1 "PROXY UNKNOWN", v2 a PROXY command with the
+ * UNSPEC family. src and dst both NULL: v1 "PROXY UNKNOWN", v2 the LOCAL
+ * command (a connection made by the proxy itself, e.g. a health check).
+ * Returns the length, or -1 with errno EINVAL (bad version, one address NULL)
+ * or ENOSPC (buflen too small).
+ */
+int proxy_build(int version, const struct sockaddr *src, const struct sockaddr *dst, void *buf,
+    size_t buflen);
+
+#endif

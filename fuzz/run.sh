@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# fuzz/run.sh — build the libFuzzer target for the PROXY protocol parser
+# (fuzz/fuzz_proxy.c + common/proxy.c) with Debian's clang and run it.
+# Needs: clang and libclang-rt-14-dev (Debian 12), which ship libFuzzer.
+#
+#   fuzz/run.sh [SECONDS] [OUTDIR]      default: 600 s, ./fuzz-out
+#
+# OUTDIR keeps the binary, the corpus (grown across runs) and any crash
+# reproducer (crash-*). Exits non-zero when the fuzzer finds a crash.
+set -eu
+src=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-600}
+out=${2:-$PWD/fuzz-out}
+cc=${CLANG:-clang}
+
+command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+mkdir -p "$out/corpus" "$out/seeds"
+"$cc" -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-I"$src/common" "$src/fuzz/fuzz_proxy.c" "$src/common/proxy.c" -o "$out/fuzz_proxy"
+
+# Seeds: the spec's examples. The first byte picks the versions accepted
+# (1 + byte % 3: v1, v2, any); the header follows.
+seed() { printf "$2" >"$out/seeds/$1"; }
+seed v1-tcp4 '\002PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nGET / HTTP/1.1\r\n\r\n'
+seed v1-tcp6 '\002PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ::1 65535 0\r\n'
+seed v1-unknown '\000PROXY UNKNOWN\r\n'
+seed v2-tcp4 '\001\r\n\r\n\000\r\nQUIT\n\041\021\000\014\300\000\002\001\306\063\144\013\334\004\001\273data'
+seed v2-tcp6 '\002\r\n\r\n\000\r\nQUIT\n\041\041\000\044\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\001\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\002\060\071\000\120'
+seed v2-local '\001\r\n\r\n\000\r\nQUIT\n\040\000\000\000'
+seed v2-tlv '\001\r\n\r\n\000\r\nQUIT\n\041\021\000\024\300\000\002\001\306\063\144\013\334\004\001\273\001\000\002h2\004\000\000'
+
+echo "fuzz: running $out/fuzz_proxy for $secs s"
+exec "$out/fuzz_proxy" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
+	-dict="$src/fuzz/proxy.dict" -artifact_prefix="$out/" "$out/corpus" "$out/seeds"

@@ -1,0 +1,294 @@
+/* edge.c — what a worker decides about a client before any upstream work:
+ * the per-listener rate limit (a token bucket per worker), allow and deny
+ * lists, the trusted list of accept_proxy listeners and the per-source
+ * connection limit; and the connection log line. Runs in every worker's
+ * loop. Never allocates after edge_init, never blocks, never logs a refusal
+ * itself (the caller logs where it decides). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "cidr.h"
+#include "conf.h"
+#include "log.h"
+#include "stats.h"
+#include "worker.h"
+
+/* One listener's share of its rate_limit: tokens refill at rate per second
+ * up to burst (one second's worth, at least one connection). */
+struct edge_bucket {
+	double tokens, rate, burst;
+	ev_tstamp last;
+};
+
+/*
+ * One source's connections on one listener. The table is open addressing
+ * with linear probing, sized once at start to a power of two at least twice
+ * the worker's share of limits.max_connections: an entry exists only while
+ * the source holds a counted connection here, so the table is never more than
+ * half full and a probe is short. Deletion shifts the following entries back
+ * (no tombstones), and the hash is seeded per worker so that clients cannot
+ * choose addresses that pile up in one run. 24 bytes an entry: 10,000
+ * connections on 2 workers cost 16,384 * 24 = 384 KiB per worker, untouched
+ * pages of it costing nothing.
+ */
+struct edge_src {
+	uint8_t key[16]; /* cidr_key form: IPv4 mapped into IPv6 */
+	uint16_t li;
+	uint16_t pad;
+	uint32_t count; /* 0: empty slot */
+};
+
+struct edge {
+	struct edge_bucket *buckets; /* per listener; rate 0 = unlimited */
+	struct edge_src *src;        /* NULL when no listener limits sources */
+	uint32_t mask;               /* slots - 1 */
+	uint32_t used;
+	uint64_t seed;
+};
+
+/* A session carries relay.c's struct session_tail past struct session when
+ * per-source limits need the client address at close or connections are
+ * logged (address, start time, byte counts); otherwise nothing. */
+size_t
+edge_session_extra(const struct conf *c)
+{
+	if (c->log_connections)
+		return EDGE_TAIL_BYTES;
+	for (unsigned i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].max_per_source > 0)
+			return EDGE_TAIL_BYTES;
+	return 0;
+}
+
+int
+edge_init(struct worker *w)
+{
+	const struct conf *c = w->conf;
+	struct edge *e;
+	int per_source = 0;
+
+	w->session_tail = edge_session_extra(c);
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return -1;
+	if ((e->buckets = calloc(c->nlisteners, sizeof(*e->buckets))) == NULL) {
+		free(e);
+		return -1;
+	}
+	for (unsigned i = 0; i < c->nlisteners; i++) {
+		struct edge_bucket *b = &e->buckets[i];
+
+		if (c->listeners[i].max_per_source > 0)
+			per_source = 1;
+		if (c->listeners[i].rate_limit == 0)
+			continue;
+		b->rate = (double)c->listeners[i].rate_limit / c->workers;
+		b->burst = b->rate < 1.0 ? 1.0 : b->rate;
+		b->tokens = b->burst;
+		b->last = ev_now(w->loop);
+	}
+	if (per_source) {
+		uint64_t slots = 16;
+
+		while (slots < 2 * (uint64_t)w->max_active)
+			slots *= 2;
+		if ((e->src = calloc(slots, sizeof(*e->src))) == NULL) {
+			free(e->buckets);
+			free(e);
+			return -1;
+		}
+		e->mask = (uint32_t)(slots - 1);
+		if (getrandom(&e->seed, sizeof(e->seed), GRND_NONBLOCK) != sizeof(e->seed))
+			e->seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+	}
+	w->edge = e;
+	return 0;
+}
+
+/* --- rate ----------------------------------------------------------------- */
+
+static int
+rate_take(struct worker *w, unsigned li)
+{
+	struct edge_bucket *b = &w->edge->buckets[li];
+	ev_tstamp now = ev_now(w->loop);
+
+	if (b->rate == 0)
+		return 1;
+	if (now > b->last) {
+		b->tokens += (now - b->last) * b->rate;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+		b->last = now;
+	}
+	if (b->tokens < 1.0)
+		return 0;
+	b->tokens -= 1.0;
+	return 1;
+}
+
+/* --- per source ------------------------------------------------------------ */
+
+static uint32_t
+src_hash(const struct edge *e, const uint8_t key[16], unsigned li)
+{
+	uint64_t a, b, h = e->seed ^ li;
+
+	memcpy(&a, key, 8);
+	memcpy(&b, key + 8, 8);
+	h = (h ^ a) * 0x9E3779B97F4A7C15ULL;
+	h ^= h >> 29;
+	h = (h ^ b) * 0xBF58476D1CE4E5B9ULL;
+	h ^= h >> 32;
+	return (uint32_t)h;
+}
+
+/* The slot holding (key, li), or the empty slot where it would go. */
+static uint32_t
+src_find(const struct edge *e, const uint8_t key[16], unsigned li)
+{
+	uint32_t i = src_hash(e, key, li) & e->mask;
+
+	/* Bounded: the table always has empty slots (see struct edge_src). */
+	for (uint32_t n = 0; n <= e->mask; n++, i = (i + 1) & e->mask) {
+		const struct edge_src *s = &e->src[i];
+
+		if (s->count == 0 || (s->li == li && memcmp(s->key, key, 16) == 0))
+			return i;
+	}
+	return UINT32_MAX;
+}
+
+/* Count one more connection of the client on li, unless it is at the limit.
+ * Returns 0, or -1 when refused. */
+static int
+src_get(struct worker *w, unsigned li, const struct sockaddr *client)
+{
+	struct edge *e = w->edge;
+	unsigned limit = w->conf->listeners[li].max_per_source;
+	uint8_t key[16];
+	uint32_t i;
+
+	if (limit == 0 || e->src == NULL || cidr_key(client, key) == -1)
+		return 0;
+	i = src_find(e, key, li);
+	if (i == UINT32_MAX)
+		return -1;
+	if (e->src[i].count == 0) {
+		if (e->used >= e->mask)
+			return -1; /* cannot happen: the table is twice the worker's limit */
+		memcpy(e->src[i].key, key, 16);
+		e->src[i].li = (uint16_t)li;
+		e->src[i].count = 1;
+		e->used++;
+		return 0;
+	}
+	if (e->src[i].count >= limit)
+		return -1;
+	e->src[i].count++;
+	return 0;
+}
+
+void
+edge_release(struct worker *w, unsigned li, const struct sockaddr *client)
+{
+	struct edge *e = w->edge;
+	uint8_t key[16];
+	uint32_t i, j;
+
+	if (w->conf->listeners[li].max_per_source == 0 || e->src == NULL ||
+	    cidr_key(client, key) == -1)
+		return;
+	i = src_find(e, key, li);
+	if (i == UINT32_MAX || e->src[i].count == 0)
+		return;
+	if (--e->src[i].count > 0)
+		return;
+	/* Shift back the entries after i that would no longer be found across
+	 * the hole: those whose home slot is not cyclically in (i, j]. */
+	for (j = (i + 1) & e->mask; e->src[j].count != 0; j = (j + 1) & e->mask) {
+		uint32_t home = src_hash(e, e->src[j].key, e->src[j].li) & e->mask;
+		int keep = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+
+		if (!keep) {
+			e->src[i] = e->src[j];
+			i = j;
+		}
+	}
+	e->src[i].count = 0;
+	e->used--;
+}
+
+/* --- admission -------------------------------------------------------------- */
+
+int
+edge_admit_client(struct worker *w, unsigned li, const struct sockaddr *client, const char **why)
+{
+	const struct conf_listener *l = &w->conf->listeners[li];
+
+	/* Deny wins: "allow 10/8, deny 10.1.2.3" means what it says. */
+	if (cidr_match_any(l->deny, l->ndeny, client) ||
+	    (l->nallow > 0 && !cidr_match_any(l->allow, l->nallow, client))) {
+		*why = "acl_denied";
+		return STATS_REFUSE_ACL_DENIED;
+	}
+	if (src_get(w, li, client) == -1) {
+		*why = "per_source_limit";
+		return STATS_REFUSE_PER_SOURCE_LIMIT;
+	}
+	return -1;
+}
+
+int
+edge_admit(struct worker *w, unsigned li, const struct sockaddr *peer, const char **why)
+{
+	const struct conf_listener *l = &w->conf->listeners[li];
+
+	if (!rate_take(w, li)) {
+		*why = "rate_limited";
+		return STATS_REFUSE_RATE_LIMITED;
+	}
+	if (l->proxy_accept) {
+		/* The client's own address is judged once its header names it. */
+		if (!cidr_match_any(l->trusted, l->ntrusted, peer)) {
+			*why = "untrusted";
+			return STATS_REFUSE_PROXY_REJECTED;
+		}
+		return -1;
+	}
+	return edge_admit_client(w, li, peer, why);
+}
+
+/* --- the connection log ----------------------------------------------------- */
+
+void
+edge_log(const struct worker *w, unsigned li, const struct sockaddr *client, int server,
+    uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
+    const char *reason)
+{
+	char ca[ADDR_STRLEN] = "-", start[48];
+	struct timespec ts;
+	struct tm tm;
+	uint64_t now_ms, start_ms;
+	time_t sec;
+	size_t n;
+
+	if (client != NULL && (client->sa_family == AF_INET || client->sa_family == AF_INET6))
+		addr_format(client, ca, sizeof(ca));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	start_ms = now_ms - duration_ms;
+	sec = (time_t)(start_ms / 1000);
+	localtime_r(&sec, &tm);
+	n = strftime(start, sizeof(start), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(start + n, sizeof(start) - n, ".%03u", (unsigned)(start_ms % 1000));
+	log_info("connection client=%s listener=%s server=%s start=%s duration=%u.%03u "
+		 "bytes_in=%llu bytes_out=%llu end=%s reason=%s",
+	    ca, w->conf->listeners[li].address, server >= 0 ? upstream_name(w, li, (unsigned)server) : "-",
+	    start, duration_ms / 1000, duration_ms % 1000, (unsigned long long)bytes_in,
+	    (unsigned long long)bytes_out, end, reason);
+}

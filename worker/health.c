@@ -1,0 +1,344 @@
+/* health.c — the checker process: active health checks of every server of
+ * every upstream group that has a health group (a TCP connect, optionally a
+ * string sent and a reply prefix expected), a server going DOWN after `fall`
+ * failed checks in a row and UP after `rise` good ones, each change logged and
+ * published in the stats segment's health area, of which it is the only
+ * writer. Forked by the master like a worker, one per generation; it never
+ * touches client traffic, never writes a worker's slot, and never blocks. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "conf.h"
+#include "heritage.h"
+#include "log.h"
+#include "net.h"
+#include "stats.h"
+
+enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_SENDING, CHECK_RECEIVING };
+
+/* One server of one group, checked every interval. */
+struct check {
+	const struct conf_upstream *u;
+	const struct conf_server *srv;
+	unsigned row;            /* its health entry in the segment, or STATS_NO_ROW */
+	struct stats_health pub; /* what we last published there */
+	ev_timer interval;       /* starts a check */
+	ev_timer deadline;       /* ends a check that takes longer than the timeout */
+	ev_io io;                /* the check's connection; fd -1 when idle */
+	ev_tstamp started;
+	size_t sent, got; /* bytes of health.send written, of health.expect matched */
+	enum check_phase phase;
+};
+
+static struct check *checks;
+static unsigned nchecks;
+static struct stats_seg *seg;
+static ev_signal sig_term, sig_int, sig_quit, sig_usr1;
+
+/* The end of one check, good (STATS_CHECK_OK) or bad: count it, change
+ * state at rise or fall results in a row, log the change where it is decided,
+ * and publish. err is the errno behind a failure, or 0. */
+static void
+check_done(
+    struct ev_loop *loop, struct check *c, enum stats_check_result result, int err, const char *why)
+{
+	const struct conf_health *h = &c->u->health;
+	struct stats_health *p = &c->pub;
+	uint64_t now_ms = stats_now_ms();
+
+	ev_timer_stop(loop, &c->deadline);
+	if (c->io.fd != -1) {
+		ev_io_stop(loop, &c->io);
+		close(c->io.fd);
+		ev_io_set(&c->io, -1, 0);
+	}
+	c->phase = CHECK_IDLE;
+	p->checks++;
+	p->last_result = result;
+	p->last_errno = err;
+	p->last_check_ms = now_ms;
+	p->last_duration_ms = (uint32_t)((ev_time() - c->started) * 1000.0);
+	/* Until a verdict, a server counts as up (as workers take it). */
+	if (p->state == STATS_HEALTH_UNKNOWN) {
+		p->state = STATS_HEALTH_UP;
+		p->last_change_ms = now_ms;
+	}
+	if (result == STATS_CHECK_OK) {
+		p->successes++;
+		p->failures = 0;
+		if (p->state == STATS_HEALTH_DOWN && p->successes >= h->rise) {
+			p->state = STATS_HEALTH_UP;
+			p->last_change_ms = now_ms;
+			log_notice("server %s/%s is UP: %s (%u successes)", c->u->name,
+			    c->srv->address, why, p->successes);
+		}
+	} else {
+		p->checks_failed++;
+		p->failures++;
+		p->successes = 0;
+		if (p->state == STATS_HEALTH_UP && p->failures >= h->fall) {
+			p->state = STATS_HEALTH_DOWN;
+			p->last_change_ms = now_ms;
+			log_warnx("server %s/%s is DOWN: %s (%u failures)", c->u->name,
+			    c->srv->address, why, p->failures);
+		} else if (p->state == STATS_HEALTH_UP) {
+			log_debug("check of %s/%s failed: %s (%u of %u)", c->u->name,
+			    c->srv->address, why, p->failures, h->fall);
+		}
+	}
+	stats_health_publish(seg, c->row, p);
+}
+
+static void
+check_fail_errno(struct ev_loop *loop, struct check *c, const char *what, int err)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "%s: %s", what, strerror(err));
+	check_done(loop, c,
+	    err == ECONNREFUSED || err == ECONNRESET ? STATS_CHECK_REFUSED
+	    : err == ETIMEDOUT                       ? STATS_CHECK_TIMEOUT
+	                                             : STATS_CHECK_ERROR,
+	    err, why);
+}
+
+/* Connected (and health.send written): wait for the reply, or pass. */
+static void
+check_after_send(struct ev_loop *loop, struct check *c)
+{
+	if (c->u->health.expect == NULL) {
+		check_done(loop, c, STATS_CHECK_OK, 0,
+		    c->u->health.send ? "connected, request sent" : "connected");
+		return;
+	}
+	c->phase = CHECK_RECEIVING;
+	ev_io_stop(loop, &c->io);
+	ev_io_set(&c->io, c->io.fd, EV_READ);
+	ev_io_start(loop, &c->io);
+}
+
+static void
+check_send(struct ev_loop *loop, struct check *c)
+{
+	const char *text = c->u->health.send;
+	size_t len = strlen(text);
+	ssize_t n;
+
+	n = send(c->io.fd, text + c->sent, len - c->sent, MSG_NOSIGNAL);
+	if (n == -1) {
+		if (errno != EAGAIN && errno != EINTR)
+			check_fail_errno(loop, c, "send", errno);
+		return;
+	}
+	c->sent += (size_t)n;
+	if (c->sent == len)
+		check_after_send(loop, c);
+}
+
+/* Match the reply against health.expect as it arrives: the first byte that
+ * differs fails the check without waiting for the rest. */
+static void
+check_receive(struct ev_loop *loop, struct check *c)
+{
+	const char *expect = c->u->health.expect;
+	size_t len = strlen(expect);
+	char buf[512];
+	ssize_t n;
+
+	n = recv(c->io.fd, buf, len - c->got < sizeof(buf) ? len - c->got : sizeof(buf), 0);
+	if (n == -1) {
+		if (errno != EAGAIN && errno != EINTR)
+			check_fail_errno(loop, c, "receive", errno);
+		return;
+	}
+	if (n == 0) {
+		check_done(loop, c, STATS_CHECK_BAD_REPLY, 0, "closed before the expected reply");
+		return;
+	}
+	if (memcmp(buf, expect + c->got, (size_t)n) != 0) {
+		check_done(loop, c, STATS_CHECK_BAD_REPLY, 0, "unexpected reply");
+		return;
+	}
+	c->got += (size_t)n;
+	if (c->got == len)
+		check_done(loop, c, STATS_CHECK_OK, 0, "expected reply");
+}
+
+static void
+check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct check *c = io->data;
+
+	switch (c->phase) {
+	case CHECK_CONNECTING:
+		if (net_connect_result(io->fd) == -1) {
+			check_fail_errno(loop, c, "connect", errno);
+			return;
+		}
+		if (c->u->health.send == NULL) {
+			check_after_send(loop, c);
+			return;
+		}
+		c->phase = CHECK_SENDING;
+		check_send(loop, c);
+		return;
+	case CHECK_SENDING:
+		check_send(loop, c);
+		return;
+	case CHECK_RECEIVING:
+		check_receive(loop, c);
+		return;
+	case CHECK_IDLE:
+		return;
+	}
+}
+
+static void
+check_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct check *c = t->data;
+	static const char *const what[] = {
+	    [CHECK_IDLE] = "timeout",
+	    [CHECK_CONNECTING] = "connect timeout",
+	    [CHECK_SENDING] = "timeout sending the request",
+	    [CHECK_RECEIVING] = "timeout waiting for the reply",
+	};
+
+	check_done(loop, c, STATS_CHECK_TIMEOUT, 0, what[c->phase]);
+}
+
+static void
+check_start_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct check *c = t->data;
+	int fd;
+
+	/* timeout <= interval, so a check is over before the next is due; a
+	 * stalled loop could still make them meet: skip rather than overlap. */
+	if (c->phase != CHECK_IDLE)
+		return;
+	c->sent = c->got = 0;
+	c->started = ev_time();
+	fd = net_connect((const struct sockaddr *)&c->srv->addr, c->srv->addrlen);
+	if (fd == -1) {
+		check_fail_errno(loop, c, "connect", errno);
+		return;
+	}
+	c->phase = CHECK_CONNECTING;
+	ev_io_set(&c->io, fd, EV_WRITE);
+	ev_io_start(loop, &c->io);
+	ev_timer_set(&c->deadline, c->u->health.timeout_ms / 1000.0, 0.);
+	ev_timer_start(loop, &c->deadline);
+}
+
+static void
+stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+reopen_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	if (log_reopen() == -1)
+		log_warn("reopening the log file");
+}
+
+/* One check per server of every group with a health group; the first round
+ * is spread over one interval so that many servers are not probed at once.
+ * A server a previous checker judged keeps its state and counts: a reload
+ * must not send clients to a server known to be down. */
+static int
+checks_create(struct ev_loop *loop, const struct heritage *her)
+{
+	const struct conf *conf = her->conf;
+	unsigned k = 0, base = 0;
+
+	nchecks = 0;
+	for (unsigned g = 0; g < conf->nupstreams; g++)
+		if (conf->upstreams[g].health.enabled)
+			nchecks += conf->upstreams[g].nservers;
+	checks = calloc(nchecks ? nchecks : 1, sizeof(*checks));
+	if (checks == NULL)
+		return -1;
+	for (unsigned g = 0; g < conf->nupstreams; g++) {
+		const struct conf_upstream *u = &conf->upstreams[g];
+		ev_tstamp every = u->health.interval_ms / 1000.0;
+
+		base += u->nservers;
+		if (!u->health.enabled)
+			continue;
+		for (unsigned i = 0; i < u->nservers; i++, k++) {
+			struct check *c = &checks[k];
+
+			c->u = u;
+			c->srv = &u->servers[i];
+			c->row = her->server_rows != NULL ? her->server_rows[base - u->nservers + i]
+			                                  : STATS_NO_ROW;
+			stats_health_read(seg, c->row, &c->pub);
+			ev_timer_init(
+			    &c->interval, check_start_cb, every * i / u->nservers + 0.001, every);
+			c->interval.data = c;
+			ev_init(&c->deadline, check_deadline_cb);
+			c->deadline.data = c;
+			ev_io_init(&c->io, check_io_cb, -1, 0);
+			c->io.data = c;
+			ev_timer_start(loop, &c->interval);
+		}
+	}
+	return 0;
+}
+
+void
+checker_main(const struct heritage *h)
+{
+	struct ev_loop *loop = EV_DEFAULT;
+
+	log_set_role("checker");
+	seg = h->stats;
+	/* The checker never accepts: holding the listeners would keep a port
+	 * open after a reload or a stop removed it. */
+	for (unsigned i = 0; i < h->conf->nlisteners; i++)
+		close(h->listen_fds[i]);
+	/* An orphaned checker has nobody to report to. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (checks_create(loop, h) == -1) {
+		log_err("cannot set up %u health checks", nchecks);
+		exit(WORKER_EXIT_FAILURE);
+	}
+	ev_signal_init(&sig_term, stop_cb, SIGTERM);
+	ev_signal_init(&sig_int, stop_cb, SIGINT);
+	ev_signal_init(&sig_quit, stop_cb, SIGQUIT);
+	ev_signal_init(&sig_usr1, reopen_cb, SIGUSR1);
+	ev_signal_start(loop, &sig_term);
+	ev_signal_start(loop, &sig_int);
+	ev_signal_start(loop, &sig_quit);
+	ev_signal_start(loop, &sig_usr1);
+	signal(SIGHUP, SIG_IGN);
+	/* The master forks with every signal blocked; our watchers exist now. */
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+	if (getppid() != h->master_pid)
+		exit(WORKER_EXIT_OK);
+	log_debug("checking %u servers, generation %u", nchecks, h->generation);
+
+	ev_run(loop, 0);
+
+	for (unsigned i = 0; i < nchecks; i++)
+		if (checks[i].io.fd != -1)
+			close(checks[i].io.fd);
+	free(checks);
+	exit(WORKER_EXIT_OK);
+}
