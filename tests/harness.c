@@ -98,8 +98,8 @@ h_unregister(pid_t pid)
 			h_pids[i] = 0;
 }
 
-static void
-h_sleep_ms(int ms)
+void
+h_nap(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
@@ -364,7 +364,7 @@ h_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 			return 1;
 		if (h_now_ms() >= deadline)
 			return 0;
-		h_sleep_ms(20);
+		h_nap(20);
 	}
 }
 
@@ -565,7 +565,7 @@ h_wait_port(int port, int timeout_ms)
 		}
 		if (h_now_ms() >= deadline)
 			return -1;
-		h_sleep_ms(20);
+		h_nap(20);
 	}
 }
 
@@ -667,7 +667,7 @@ h_wait_exit(pid_t pid, int timeout_ms, int *status)
 		}
 		if (h_now_ms() >= deadline)
 			return -1;
-		h_sleep_ms(10);
+		h_nap(10);
 	}
 }
 
@@ -679,7 +679,7 @@ h_kill(pid_t pid)
 	kill(pid, SIGKILL);
 	if (waitpid(pid, NULL, 0) == -1 && errno == ECHILD) {
 		for (int i = 0; i < 500 && h_alive(pid); i++)
-			h_sleep_ms(10);
+			h_nap(10);
 	}
 	h_unregister(pid);
 }
@@ -764,7 +764,7 @@ h_run(char *const argv[], char **out, int timeout_ms)
 					;
 			}
 		} else if (eof) {
-			h_sleep_ms(10);
+			h_nap(10);
 		}
 		if (waitpid(pid, &st, WNOHANG) == pid)
 			exited = 1;
@@ -975,7 +975,7 @@ h_sluiced_start(const char *conf, int listen_port, int workers)
 			    running < 0 ? 0 : running, want, listen_port,
 			    listening == 1 ? "listening" : "not listening");
 		}
-		h_sleep_ms(20);
+		h_nap(20);
 	}
 }
 
@@ -1069,7 +1069,7 @@ h_wait_stat(const char *field, uint64_t want, int timeout_ms)
 			return 1;
 		if (h_now_ms() >= deadline)
 			break;
-		h_sleep_ms(20);
+		h_nap(20);
 	}
 	if (v == UINT64_MAX)
 		h_diag("%s: stats segment %s unreadable", field, h_statsfile());
@@ -1356,7 +1356,7 @@ hx_round(struct h_xfer *x, int timeout_ms)
 	/* Paced transfers take at least 1 ms a round, so a test can act while
 	 * they are in flight. */
 	if (x->chunk > 0 && h_now_ms() - start < 1)
-		h_sleep_ms(1);
+		h_nap(1);
 }
 
 int
@@ -1675,6 +1675,6 @@ h_wait_listening(int port, int timeout_ms)
 			return h_wait_port(port, timeout_ms);
 		if (h_now_ms() >= deadline)
 			return -1;
-		h_sleep_ms(20);
+		h_nap(20);
 	}
 }

@@ -141,6 +141,10 @@ int h_fd_count(pid_t pid);
 /* Lines of the file at path that contain needle; 0 when it is unreadable. */
 int h_count_lines(const char *path, const char *needle);
 
+/* Sleep ms milliseconds (across EINTR): the pause between polls of a
+ * condition, never a wait for one. */
+void h_nap(int ms);
+
 /* 1 when a connect to 127.0.0.1:port is refused now, 0 when it is accepted
  * (and closed at once), -1 otherwise (bounded at 1 s). */
 int h_port_refuses(int port);

@@ -24,15 +24,6 @@
 /* The daemon started without -f; killed at exit unless it stopped. */
 static pid_t daemon_pid;
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* 1 when pid runs the sluiced binary: the pid came from a file, so check it
  * before signalling. */
 static int
@@ -55,7 +46,7 @@ kill_daemon(void)
 	if (daemon_pid > 0 && h_alive(daemon_pid) && is_sluiced(daemon_pid)) {
 		kill(daemon_pid, SIGKILL);
 		for (int i = 0; i < 200 && h_alive(daemon_pid); i++)
-			nap(10);
+			h_nap(10);
 	}
 	daemon_pid = 0;
 }
@@ -75,38 +66,6 @@ static int
 gone(const char *path)
 {
 	return access(path, F_OK) == -1 && errno == ENOENT;
-}
-
-/* 1 when a connect to 127.0.0.1:port is refused now, 0 when it succeeds (the
- * connection is closed again at once), -1 otherwise (bounded at 1 s). */
-static int
-port_refuses(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct pollfd pfd;
-	socklen_t len = sizeof(int);
-	int fd, err = 0, r;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	r = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
-	if (r == -1 && errno == EINPROGRESS) {
-		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		if (poll(&pfd, 1, 1000) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
-			close(fd);
-			return -1;
-		}
-		r = err == 0 ? 0 : -1;
-		errno = err;
-	}
-	err = errno;
-	close(fd);
-	if (r == 0)
-		return 0;
-	return err == ECONNREFUSED ? 1 : -1;
 }
 
 /* Run a shell command line; its output (as redirected there) in *out. */
@@ -315,15 +274,15 @@ test_daemon(int ep)
 	ok(kill(daemon_pid, SIGTERM) == 0, "SIGTERM to the daemon");
 	end = h_now_ms() + 10000;
 	while (!gone(h_pidfile()) && h_now_ms() < end)
-		nap(20);
+		h_nap(20);
 	ok(gone(h_pidfile()), "the pid file disappears");
 	end = h_now_ms() + 10000;
-	while (port_refuses(lp) != 1 && h_now_ms() < end)
-		nap(20);
-	ok(port_refuses(lp) == 1, "the port refuses");
+	while (h_port_refuses(lp) != 1 && h_now_ms() < end)
+		h_nap(20);
+	ok(h_port_refuses(lp) == 1, "the port refuses");
 	end = h_now_ms() + 10000;
 	while (h_alive(daemon_pid) && h_now_ms() < end)
-		nap(20);
+		h_nap(20);
 	if (!h_alive(daemon_pid))
 		daemon_pid = 0;
 	else

@@ -28,15 +28,6 @@ struct wslot {
 	uint64_t active;
 };
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* RUNNING workers, from their slots. Returns how many (up to max). */
 static int
 workers(struct wslot *out, int max)
@@ -80,7 +71,7 @@ wait_worker(uint32_t index, pid_t not, struct wslot *w, int timeout_ms)
 			}
 		if (h_now_ms() >= end)
 			return 0;
-		nap(2);
+		h_nap(2);
 	}
 }
 
@@ -148,7 +139,7 @@ main(void)
 	end = h_now_ms() + 10000;
 	while (h_now_ms() < end && wait_worker(victim.index, 0, &w, 1000) &&
 	    stats_now_ms() < w.started_ms + 1500)
-		nap(50);
+		h_nap(50);
 	prev = w;
 	kill(prev.pid, SIGKILL);
 	n = wait_worker(victim.index, prev.pid, &w, 10000);
@@ -176,7 +167,7 @@ main(void)
 		    "round %d: the other worker serves meanwhile", round);
 	}
 	/* The last one is left alone: it stays. */
-	nap(1200);
+	h_nap(1200);
 	ok(h_alive(w.pid), "the last replacement (pid %d) keeps running", (int)w.pid);
 	ok(echo_ok(lp, 8), "new connections work after the crash loop");
 	is(workers(ws, 64), WORKERS, "%d workers run in the end", WORKERS);

@@ -24,15 +24,6 @@ static volatile sig_atomic_t got_hup;
 static char *conf;
 
 static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static void
 on_hup(int sig)
 {
 	got_hup++;
@@ -59,7 +50,7 @@ kill_daemon(void)
 	if (daemon_pid > 0 && h_alive(daemon_pid) && is_sluiced(daemon_pid)) {
 		kill(daemon_pid, SIGTERM);
 		for (int i = 0; i < 500 && h_alive(daemon_pid); i++)
-			nap(10);
+			h_nap(10);
 		if (h_alive(daemon_pid))
 			kill(daemon_pid, SIGKILL);
 	}
@@ -92,7 +83,7 @@ wait_gone(pid_t pid, int timeout_ms)
 	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
 
 	while (h_alive(pid) && h_now_ms() < end)
-		nap(20);
+		h_nap(20);
 	return !h_alive(pid);
 }
 
@@ -102,7 +93,7 @@ wait_running(int want, uint32_t gen, int timeout_ms)
 	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
 
 	while (h_stats_running(NULL, 0, gen) != want && h_now_ms() < end)
-		nap(20);
+		h_nap(20);
 	return h_stats_running(NULL, 0, gen) == want;
 }
 
@@ -126,7 +117,7 @@ wait_line(const char *path, pid_t pid, const char *needle, int timeout_ms)
 			return 1;
 		if (h_now_ms() >= end)
 			return 0;
-		nap(20);
+		h_nap(20);
 	}
 }
 
@@ -196,7 +187,7 @@ main(void)
 	    "-s reload with a stale pid file: exit 1, not locked: %s",
 	    out ? strtok(out, "\n") : "");
 	free(out);
-	nap(50);
+	h_nap(50);
 	is(got_hup, 0, "the pid in the stale file got no signal");
 	unlink(h_pidfile());
 	r = run("bogus", &out);

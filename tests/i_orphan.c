@@ -20,15 +20,6 @@
 #define NX 4
 #define SIZE_X (2u << 20)
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 int
 main(void)
 {
@@ -71,7 +62,7 @@ main(void)
 	is(h_xfer_finish(x, 60000), NX, "every transfer in flight completed intact");
 	end = h_now_ms() + 10000;
 	while ((h_alive(pids[0]) || h_alive(pids[1])) && h_now_ms() < end)
-		nap(20);
+		h_nap(20);
 	ok(!h_alive(pids[0]) && !h_alive(pids[1]), "both workers exited once drained");
 	is(h_port_refuses(lp), 1, "nothing listens on the port");
 

@@ -30,15 +30,6 @@
 static struct h_xfer *bg;
 static int bg_left = NB;
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* The poll interval of every wait below. The background transfers get a
  * fifth of it so they outlive several reloads, yet never sit idle long
  * enough for the idle timeout to close them. */
@@ -51,7 +42,7 @@ pause_ms(int ms)
 		bg_left = h_xfer_run(bg, ms / 5 > 0 ? ms / 5 : 1);
 	spent = h_now_ms() - t0;
 	if (spent < (uint64_t)ms)
-		nap(ms - (int)spent);
+		h_nap(ms - (int)spent);
 }
 
 /* 1 when some line of the sluiced log holds every non-NULL needle. */
@@ -148,38 +139,6 @@ wait_generation(uint64_t gen, int workers, pid_t *pids, int timeout_ms)
 	}
 }
 
-/* 1 when a connect to 127.0.0.1:port is refused now, 0 when it succeeds (the
- * connection is closed again at once), -1 otherwise (bounded at 1 s). */
-static int
-port_refuses(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct pollfd pfd;
-	socklen_t len = sizeof(int);
-	int fd, err = 0, r;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	r = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
-	if (r == -1 && errno == EINPROGRESS) {
-		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		if (poll(&pfd, 1, 1000) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
-			close(fd);
-			return -1;
-		}
-		r = err == 0 ? 0 : -1;
-		errno = err;
-	}
-	err = errno;
-	close(fd);
-	if (r == 0)
-		return 0;
-	return err == ECONNREFUSED ? 1 : -1;
-}
-
 /* Poll port_refuses until it says want (1 refused, 0 accepts). */
 static int
 wait_port_state(int port, int want, int timeout_ms)
@@ -187,7 +146,7 @@ wait_port_state(int port, int want, int timeout_ms)
 	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
-		if (port_refuses(port) == want)
+		if (h_port_refuses(port) == want)
 			return 1;
 		if (h_now_ms() >= end)
 			return 0;
@@ -411,7 +370,7 @@ main(void)
 	while (lq == lp || lq == pa || lq == pb);
 	lports[0] = lp;
 	lports[1] = lq;
-	ok(port_refuses(lq) == 1, "port %d refuses before the reload", lq);
+	ok(h_port_refuses(lq) == 1, "port %d refuses before the reload", lq);
 	write_conf(conf, "# two listeners", timeouts2, pa, pb, lports, 2);
 	ok(kill(master, SIGHUP) == 0, "SIGHUP adding a listener");
 	ok(echo_ok(lp, 8), "the kept listener serves during the reload");

@@ -45,15 +45,6 @@ static pid_t seen_pids[MAX_PIDS];
 static int nseen;
 
 static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static void
 batch_start(int port, int n, const size_t *sizes, size_t chunk, int is_long)
 {
 	if (nbatches == MAX_BATCHES)
@@ -117,7 +108,7 @@ load_step(void)
 		short_start(lq);
 	drive(2);
 	/* A steady stream, not a flood: leave the other tests some CPU. */
-	nap(1);
+	h_nap(1);
 }
 
 /* Keep the load running for about ms. */
@@ -179,7 +170,7 @@ wait_generation(uint64_t gen, int timeout_ms, int with_load)
 		if (with_load)
 			load_step();
 		else
-			nap(10);
+			h_nap(10);
 	}
 }
 
@@ -195,7 +186,7 @@ wait_only(uint64_t gen, int timeout_ms)
 	    h_stats_running(NULL, 0, (uint32_t)gen) != WORKERS) {
 		if (h_now_ms() >= end)
 			return 0;
-		nap(10);
+		h_nap(10);
 	}
 	return 1;
 }
@@ -335,7 +326,7 @@ wait_old_gone(uint32_t gen, pid_t master, int timeout_ms, int *max_children)
 			diag("%d slots of older generations, %d children", slots_not_of(gen), kids);
 			return 0;
 		}
-		nap(20);
+		h_nap(20);
 	}
 }
 
@@ -487,7 +478,7 @@ main(void)
 					continue;
 			}
 			while (h_alive(p) && h_now_ms() < end)
-				nap(10);
+				h_nap(10);
 			alive += h_alive(p);
 		}
 		is(alive, 0, "all %d workers of older generations exited", nseen - WORKERS);
@@ -505,7 +496,7 @@ main(void)
 	held[0] = wait_only(gen, 10000) ? hold_one(lp) : -1;
 	ok(held[0] != -1, "an idle client is held by generation %llu", (unsigned long long)gen);
 	write_conf(conf, 0, c_only, 1, "60s");
-	nap(RELOAD_INTERVAL_MS);
+	h_nap(RELOAD_INTERVAL_MS);
 	t0 = h_now_ms();
 	kill(master, SIGHUP);
 	gen++;
@@ -526,7 +517,7 @@ main(void)
 	ok(held[0] != -1, "an idle client is held by generation %llu (drain 60s)",
 	    (unsigned long long)gen);
 	write_conf(conf, 0, c_only, 1, "1s");
-	nap(RELOAD_INTERVAL_MS);
+	h_nap(RELOAD_INTERVAL_MS);
 	t0 = h_now_ms();
 	kill(master, SIGHUP);
 	gen++;
@@ -535,7 +526,7 @@ main(void)
 	/* The master would kill the old generation at the new drain timeout
 	 * plus its 5 s grace if it used the new one: wait past that. */
 	while (h_now_ms() < t0 + 1000 + 5000 + 1500)
-		nap(50);
+		h_nap(50);
 	ok(held[0] != -1 && round_trip(held[0]) == 0,
 	    "after %llu ms the client of the old generation is still served",
 	    (unsigned long long)(h_now_ms() - t0));
@@ -547,7 +538,7 @@ main(void)
 	write_conf(conf, 0, c_only, 1, "60s");
 
 	/* ---- storm 1: 100 SIGHUPs within a second coalesce ---- */
-	nap(RELOAD_INTERVAL_MS);
+	h_nap(RELOAD_INTERVAL_MS);
 	gen_before = h_stats_generation();
 	max_kids = 0;
 	t0 = h_now_ms();
@@ -556,7 +547,7 @@ main(void)
 		kids = h_children(master, NULL, 0);
 		if (kids > max_kids)
 			max_kids = kids;
-		nap(9);
+		h_nap(9);
 	}
 	storm_ms = h_now_ms() - t0;
 	/* Settle: a last coalesced reload may still be pending. */
@@ -568,7 +559,7 @@ main(void)
 				kids = h_children(master, NULL, 0);
 				if (kids > max_kids)
 					max_kids = kids;
-				nap(20);
+				h_nap(20);
 			}
 			if (h_stats_generation() == g)
 				break;
@@ -596,7 +587,7 @@ main(void)
 
 		if (fd != -1)
 			held[nheld++] = fd;
-		nap(RELOAD_INTERVAL_MS + 50);
+		h_nap(RELOAD_INTERVAL_MS + 50);
 		kill(master, SIGHUP);
 		gen++;
 		if (!wait_generation(gen, 20000, 0))
@@ -609,20 +600,20 @@ main(void)
 	/* The last edit must win: servers C only -> A only. */
 	write_conf(conf, 0, a_only, 1, "60s");
 	max_kids = 0;
-	nap(RELOAD_INTERVAL_MS + 50);
+	h_nap(RELOAD_INTERVAL_MS + 50);
 	gen_before = h_stats_generation();
 	for (int i = 0; i < 100; i++) {
 		kill(master, SIGHUP);
 		kids = h_children(master, NULL, 0);
 		if (kids > max_kids)
 			max_kids = kids;
-		nap(9);
+		h_nap(9);
 	}
 	for (int i = 0; i < 50; i++) {
 		kids = h_children(master, NULL, 0);
 		if (kids > max_kids)
 			max_kids = kids;
-		nap(20);
+		h_nap(20);
 	}
 	is(h_stats_generation(), gen_before, "no reload while %d older generations drain",
 	    MAX_DRAINING);

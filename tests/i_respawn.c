@@ -18,15 +18,6 @@
 
 #define WORKERS 2
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static int
 has_pid(const pid_t *pids, int n, pid_t pid)
 {
@@ -75,7 +66,7 @@ wait_log_pid(pid_t pid, const char *needle, int timeout_ms)
 			return 1;
 		if (h_now_ms() >= end)
 			return 0;
-		nap(20);
+		h_nap(20);
 	}
 }
 
@@ -96,7 +87,7 @@ wait_replaced(pid_t dead, pid_t *pids, int timeout_ms)
 			    has_pid(pids, n, dead) ? "still" : "not");
 			return 0;
 		}
-		nap(20);
+		h_nap(20);
 	}
 }
 
@@ -187,7 +178,7 @@ kill_and_check(const char *round, pid_t master, pid_t victim, pid_t other, int l
 	    (int)victim);
 	end = h_now_ms() + 5000;
 	while ((retired1 = retired_accepted()) < retired0 + own && h_now_ms() < end)
-		nap(20);
+		h_nap(20);
 	ok(retired1 >= retired0 + own,
 	    "%s: the victim's %llu accepted were folded into the retired row (%llu -> %llu)",
 	    round, (unsigned long long)own, (unsigned long long)retired0,
@@ -237,7 +228,7 @@ main(void)
 			break;
 		if (!echo_ok(lp, 4))
 			break;
-		nap(50);
+		h_nap(50);
 	}
 	ok(age >= 1500, "the replacement has run for %lld ms", (long long)age);
 	if (acc0 == 0)

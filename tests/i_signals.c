@@ -19,15 +19,6 @@
 #define WORKERS 2
 #define STORM 99
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* Slots in use (any state but free). */
 static int
 slots_used(void)
@@ -85,7 +76,7 @@ main(void)
 		 * once by a USR1 makes the master fork workers and signal
 		 * them in one go, before they can have set up anything. */
 		if ((seed >> 20) % 3 != 0)
-			nap((int)((seed >> 40) % 25));
+			h_nap((int)((seed >> 40) % 25));
 		if (i % 25 == 24)
 			echo_ok(lp, 2);
 	}
@@ -105,7 +96,7 @@ main(void)
 			break;
 		}
 		gen = g;
-		nap(700);
+		h_nap(700);
 	}
 	ok(settled, "the master settled on generation %llu", (unsigned long long)gen);
 	n = h_stats_running(pids, 64, (uint32_t)gen);
@@ -130,7 +121,7 @@ main(void)
 	    WEXITSTATUS(status) == 0, "master exited 0");
 	end = h_now_ms() + 5000;
 	while ((h_alive(pids[0]) || h_alive(pids[1])) && h_now_ms() < end)
-		nap(10);
+		h_nap(10);
 	ok(!h_alive(pids[0]) && !h_alive(pids[1]), "its workers are gone");
 	ok(access(h_pidfile(), F_OK) == -1, "the pid file is removed");
 	is(h_port_refuses(lp), 1, "the port refuses");

@@ -43,15 +43,6 @@ static int have_last;
 static unsigned polls, backwards, bad_polls;
 static int32_t first_master;
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* The number after "key": in text from `from` on, or UINT64_MAX. */
 static uint64_t
 num_after(const char *from, const char *key)
@@ -177,7 +168,7 @@ step(struct h_xfer *x, int ms)
 	int left = x ? h_xfer_run(x, ms) : 0;
 
 	if (x == NULL)
-		nap(ms);
+		h_nap(ms);
 	poll_stats(NULL);
 	return left;
 }
@@ -293,7 +284,7 @@ main(void)
 		if (xb != NULL && left_b > 0)
 			left_b = h_xfer_run(xb, STEP_MS);
 		if (left_a == 0 && (xb == NULL || left_b == 0))
-			nap(STEP_MS);
+			h_nap(STEP_MS);
 		poll_stats(NULL);
 		if (!reloaded && h_xfer_sent(xa) >= sent_a / 3) {
 			write_conf(conf, lp, ep, 2);
@@ -314,7 +305,7 @@ main(void)
 	/* The old generation drains and is folded while we keep reading. */
 	end = h_now_ms() + 30000;
 	while (h_now_ms() < end && (poll_stats(&r) == -1 || r.active != 0 || slots_of(1) != 0))
-		nap(20);
+		h_nap(20);
 	is(slots_of(1), 0, "the old generation's workers exited and were folded");
 
 	/* Phase 2: a worker of the new generation killed; readings go on
@@ -337,7 +328,7 @@ main(void)
 	/* Quiet: every session closed. */
 	end = h_now_ms() + 20000;
 	while (h_now_ms() < end && (poll_stats(&r) == -1 || r.active != 0 || r.closed != r.accepted))
-		nap(20);
+		h_nap(20);
 	if (poll_stats(&fin) == -1)
 		bail("the last reading failed");
 

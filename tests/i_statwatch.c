@@ -24,15 +24,6 @@ static char tmux_path[4096];
 static char sock[4096];
 static int server_started;
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* tmux in PATH, or 0. */
 static int
 find_tmux(void)
@@ -106,7 +97,7 @@ wait_screen(const char *name, const char *needle, int absent)
 		}
 		if (h_now_ms() >= end)
 			break;
-		nap(50);
+		h_nap(50);
 	}
 	diag("waited for the screen to %s \"%s\"; it shows:\n%s", absent ? "lose" : "show",
 	    needle, text);
@@ -213,7 +204,7 @@ check_exit(const char *name, const char *how)
 			break;
 		free(status);
 		status = NULL;
-		nap(50);
+		h_nap(50);
 	}
 	is_str(status, "0\n", "%s: sluicestat exits 0", how);
 	snprintf(status_path, sizeof(status_path), "%s.before", h_path(name));
@@ -225,7 +216,7 @@ check_exit(const char *name, const char *how)
 	    h_now_ms() < end) {
 		free(after);
 		after = NULL;
-		nap(50);
+		h_nap(50);
 	}
 	ok(before != NULL && after != NULL && strcmp(before, after) == 0 && strlen(before) > 10,
 	    "%s: the terminal modes are as before", how);
@@ -276,7 +267,7 @@ main(void)
 	end = h_now_ms() + SCREEN_WAIT_MS;
 	while (h_now_ms() < end) {
 		STATS_ADD(&seg.slots[0], accepted, 50);
-		nap(50);
+		h_nap(50);
 		screen = capture("w");
 		rate = accepted_rate(screen);
 		free(screen);
@@ -300,7 +291,7 @@ main(void)
 			break;
 		}
 		free(screen);
-		nap(50);
+		h_nap(50);
 	}
 	ok(widest <= 60 && lines <= 12, "resized to 60x12: the view fits (%zu wide, %u lines)",
 	    widest, lines);

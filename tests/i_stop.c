@@ -24,47 +24,6 @@
 #define NQ 4      /* transfers in flight across SIGQUIT */
 #define SIZE_Q (4u << 20)
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-/* 1 when a connect to 127.0.0.1:port is refused now, 0 when it succeeds (the
- * connection is closed again at once), -1 otherwise (bounded at 1 s). */
-static int
-port_refuses(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct pollfd pfd;
-	socklen_t len = sizeof(int);
-	int fd, err = 0, r;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	r = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
-	if (r == -1 && errno == EINPROGRESS) {
-		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		if (poll(&pfd, 1, 1000) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
-			close(fd);
-			return -1;
-		}
-		r = err == 0 ? 0 : -1;
-		errno = err;
-	}
-	err = errno;
-	close(fd);
-	if (r == 0)
-		return 0;
-	return err == ECONNREFUSED ? 1 : -1;
-}
-
 /* Read until EOF or reset within timeout_ms, discarding data. Returns 0 on
  * EOF/reset, -1 on timeout. */
 static int
@@ -142,7 +101,7 @@ wait_all_gone(const pid_t *pids, int n, int timeout_ms)
 			return 1;
 		if (h_now_ms() >= end)
 			return 0;
-		nap(20);
+		h_nap(20);
 	}
 }
 
@@ -227,7 +186,7 @@ test_quit(int echo_port)
 	end = h_now_ms() + 10000;
 	while (h_now_ms() < end) {
 		h_xfer_run(x, 10);
-		r = port_refuses(lp);
+		r = h_port_refuses(lp);
 		if (r == 1) {
 			refused = 1;
 			break;

@@ -18,15 +18,6 @@
 
 #define WORKERS 2
 
-static void
-nap(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static int
 has_pid(const pid_t *pids, int n, pid_t pid)
 {
@@ -64,7 +55,7 @@ main(void)
 	ok(echo_ok(lp, 4), "relaying works");
 
 	/* A worker that beats is left alone, however long it runs. */
-	nap(1500);
+	h_nap(1500);
 	ok(h_alive(stuck) && h_alive(other), "healthy workers are not touched");
 
 	t0 = h_now_ms();
@@ -74,7 +65,7 @@ main(void)
 	ok(r, "log: %s (after %llu ms)", line, (unsigned long long)(h_now_ms() - t0));
 	end = h_now_ms() + 10000;
 	while (h_alive(stuck) && h_now_ms() < end)
-		nap(20);
+		h_nap(20);
 	ok(!h_alive(stuck), "the stuck worker was killed");
 	snprintf(line, sizeof(line), "(pid %d) killed by signal 9", (int)stuck);
 	ok(h_wait_file_contains(h_path("sluiced.log"), line, 5000), "log: %s", line);
@@ -83,7 +74,7 @@ main(void)
 		n = h_stats_running(pids, 64, 0);
 		if ((n == WORKERS && !has_pid(pids, n, stuck)) || h_now_ms() >= end)
 			break;
-		nap(20);
+		h_nap(20);
 	}
 	ok(n == WORKERS && !has_pid(pids, n, stuck), "a replacement runs: %d workers", n);
 	ok(has_pid(pids, n, other) && h_alive(other), "the other worker (pid %d) kept running",
