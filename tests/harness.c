@@ -1540,7 +1540,7 @@ h_connect_from(const char *src, int port, int timeout_ms)
 	socklen_t len = sizeof(int);
 	int fd, err = 0, r;
 
-	if (inet_pton(AF_INET, src, &from.sin_addr) != 1) {
+	if (src != NULL && inet_pton(AF_INET, src, &from.sin_addr) != 1) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -1549,7 +1549,7 @@ h_connect_from(const char *src, int port, int timeout_ms)
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1)
+	if (src != NULL && bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1)
 		goto fail;
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
 		if (errno != EINPROGRESS)

@@ -152,8 +152,8 @@ int h_port_refuses(int port);
 /* ---- the edge: client source addresses, a backend played by the test ---- */
 
 /* Like h_connect, from local address src (e.g. "127.0.0.2": any of
- * 127.0.0.0/8 works on Linux loopback) bound before connecting. Returns a
- * blocking fd, or -1 with errno. */
+ * 127.0.0.0/8 works on Linux loopback) bound before connecting, or from any
+ * address when src is NULL. Returns a blocking fd, or -1 with errno. */
 int h_connect_from(const char *src, int port, int timeout_ms);
 
 /* A blocking listening socket on 127.0.0.1:port, for a test that plays the

@@ -269,7 +269,7 @@ max_connections(int lmc, int lfull, const int *ports)
 	held = -1;
 	ok(up_client(lfull, NULL, ports + 2, 1, &held) == 0, "full: the first client is served");
 	r0 = h_stat("refused_no_server");
-	fd = up_connect_from(NULL, lfull, 5000);
+	fd = h_connect_from(NULL, lfull, 5000);
 	if (fd == -1)
 		bail("connect to sluiced: %s", strerror(errno));
 	ms = up_ms_until_closed(fd, 5000);

@@ -45,7 +45,7 @@ clients(int lport, int n)
 	int good = 0;
 
 	for (int i = 0; i < n; i++) {
-		int fd = up_connect_from(NULL, lport, 5000);
+		int fd = h_connect_from(NULL, lport, 5000);
 
 		if (fd == -1)
 			continue;
@@ -160,7 +160,7 @@ send_expect(void)
 	/* Every server of "bad" is down: refused at once, counted. */
 	r0 = h_stat("refused_no_server");
 	c0 = connects("bad", e2);
-	fd = up_connect_from(NULL, lbad, 5000);
+	fd = h_connect_from(NULL, lbad, 5000);
 	if (fd == -1)
 		bail("connect to sluiced: %s", strerror(errno));
 	ms = up_ms_until_closed(fd, 10000);

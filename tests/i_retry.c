@@ -29,7 +29,7 @@ served(int lport, const int *echo, int n)
 static int
 refused_fast(int lport, long *ms)
 {
-	int fd = up_connect_from(NULL, lport, 5000);
+	int fd = h_connect_from(NULL, lport, 5000);
 
 	*ms = -1;
 	if (fd == -1) {
@@ -155,7 +155,7 @@ main(void)
 		uint64_t t0 = h_stat("closed_connect_timeout"), start;
 
 		before = up_accepted(e0);
-		fd = up_connect_from(NULL, lt, 5000);
+		fd = h_connect_from(NULL, lt, 5000);
 		if (fd == -1)
 			bail("connect to sluiced: %s", strerror(errno));
 		start = h_now_ms();

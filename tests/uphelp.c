@@ -57,54 +57,6 @@ up_accepted(int port)
 }
 
 int
-up_connect_from(const char *src, int port, int timeout_ms)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET}, from = {.sin_family = AF_INET};
-	struct pollfd pfd;
-	int fd, err = 0, flags;
-	socklen_t len = sizeof(err);
-
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	if (src != NULL) {
-		if (inet_pton(AF_INET, src, &from.sin_addr) != 1) {
-			errno = EINVAL;
-			goto fail;
-		}
-		if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1)
-			goto fail;
-	}
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
-		if (errno != EINPROGRESS)
-			goto fail;
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		if (poll(&pfd, 1, timeout_ms) != 1) {
-			errno = ETIMEDOUT;
-			goto fail;
-		}
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-			goto fail;
-		if (err != 0) {
-			errno = err;
-			goto fail;
-		}
-	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
-		goto fail;
-	return fd;
-fail:
-	err = errno;
-	close(fd);
-	errno = err;
-	return -1;
-}
-
-int
 up_echo(int fd, int timeout_ms)
 {
 	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
@@ -143,7 +95,7 @@ up_client(int lport, const char *src, const int *ports, int n, int *fdp)
 		bail("up_client: too many ports");
 	for (int i = 0; i < n; i++)
 		before[i] = up_accepted(ports[i]);
-	fd = up_connect_from(src, lport, 5000);
+	fd = h_connect_from(src, lport, 5000);
 	if (fd == -1) {
 		diag("client%s%s: connect: %s", src ? " from " : "", src ? src : "",
 		    strerror(errno));

@@ -21,11 +21,6 @@ const char *up_conf(const char *name, int workers, const char *fmt, ...)
  * included: compare two readings. */
 int up_accepted(int port);
 
-/* Blocking connect to 127.0.0.1:port, from source address src (e.g.
- * "127.0.0.7", port chosen by the kernel) unless src is NULL, within
- * timeout_ms. Returns the fd, or -1 with errno. */
-int up_connect_from(const char *src, int port, int timeout_ms);
-
 /* Send one byte and read it back within timeout_ms. Returns 0, or -1 after a
  * diag saying what happened instead. */
 int up_echo(int fd, int timeout_ms);
