@@ -467,15 +467,18 @@ stats_sum(const struct stats_seg *seg, struct stats_counters *out)
  * died mid-fold must not hang readers. Returns 1 when settled, 0 when it
  * gave up (the last read stands).
  */
+/* The reading side of a sequence lock: call read(arg) until it ran while seq
+ * stayed the same even value, and store that value in *seen (may be NULL).
+ * Bounded in time, not tries: a writer preempted mid-write on a busy machine
+ * holds seq odd for a scheduler tick, far longer than any number of spins,
+ * while one that died mid-write must not hang readers. Returns 1 when the
+ * read is consistent, 0 when patience ran out (read once more regardless). */
 static int
-stats_read_settled(const struct stats_seg *seg, void (*read)(const struct stats_seg *, void *),
-    void *arg)
+seq_read(const uint64_t *seq, void (*read)(void *), void *arg, uint64_t *seen)
 {
-	const struct stats_header *hdr = seg->hdr;
 	uint64_t before, after, give_up = 0;
-	unsigned long tries;
 
-	for (tries = 0;; tries++) {
+	for (unsigned long tries = 0;; tries++) {
 		if ((tries & 63) == 63) {
 			uint64_t now = stats_now_ms();
 
@@ -485,17 +488,46 @@ stats_read_settled(const struct stats_seg *seg, void (*read)(const struct stats_
 				break;
 			sched_yield();
 		}
-		before = __atomic_load_n(&hdr->fold_seq, __ATOMIC_ACQUIRE);
+		before = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
 		if (before & 1)
 			continue;
-		read(seg, arg);
+		read(arg);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		after = __atomic_load_n(&hdr->fold_seq, __ATOMIC_RELAXED);
-		if (after == before)
+		after = __atomic_load_n(seq, __ATOMIC_RELAXED);
+		if (after == before) {
+			if (seen != NULL)
+				*seen = before;
 			return 1;
+		}
 	}
-	read(seg, arg);
+	read(arg);
+	if (seen != NULL)
+		*seen = __atomic_load_n(seq, __ATOMIC_RELAXED);
 	return 0;
+}
+
+struct settled_read {
+	const struct stats_seg *seg;
+	void (*read)(const struct stats_seg *, void *);
+	void *arg;
+};
+
+static void
+settled_read_cb(void *p)
+{
+	const struct settled_read *r = p;
+
+	r->read(r->seg, r->arg);
+}
+
+/* read(seg, arg) consistent with respect to the master's folds. */
+static int
+stats_read_settled(const struct stats_seg *seg, void (*read)(const struct stats_seg *, void *),
+    void *arg)
+{
+	struct settled_read r = { seg, read, arg };
+
+	return seq_read(&seg->hdr->fold_seq, settled_read_cb, &r, NULL);
 }
 
 static void
@@ -698,43 +730,34 @@ stats_health_publish(struct stats_seg *seg, unsigned row, const struct stats_hea
 	__atomic_store_n(&dst->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
+struct health_read {
+	struct stats_health *out;
+	const struct stats_health *src;
+};
+
+static void
+health_read_cb(void *p)
+{
+	const struct health_read *r = p;
+
+	stats_health_copy(r->out, r->src);
+}
+
 int
 stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health *out)
 {
-	const struct stats_health *src;
-	uint64_t before, after, give_up = 0;
+	struct health_read r = { out, NULL };
+	uint64_t seen;
+	int settled;
 
 	memset(out, 0, sizeof(*out));
 	if (row >= seg->hdr->nservers)
 		return 1;
-	src = &seg->health[row];
-	/* Bounded in time like stats_read_settled: a checker preempted
-	 * mid-write holds seq odd for a scheduler tick. */
-	for (unsigned long tries = 0;; tries++) {
-		if ((tries & 63) == 63) {
-			uint64_t now = stats_now_ms();
-
-			if (give_up == 0)
-				give_up = now + STATS_TOTAL_PATIENCE_MS;
-			else if (now > give_up)
-				break;
-			sched_yield();
-		}
-		before = __atomic_load_n(&src->seq, __ATOMIC_ACQUIRE);
-		if (before & 1)
-			continue;
-		stats_health_copy(out, src);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		after = __atomic_load_n(&src->seq, __ATOMIC_RELAXED);
-		if (after == before) {
-			out->seq = before;
-			return 1;
-		}
-	}
-	/* A checker that died mid-write: take what is there. */
-	stats_health_copy(out, src);
-	out->seq = __atomic_load_n(&src->seq, __ATOMIC_RELAXED);
-	return 0;
+	r.src = &seg->health[row];
+	/* A checker that died mid-write leaves what is there to take. */
+	settled = seq_read(&r.src->seq, health_read_cb, &r, &seen);
+	out->seq = seen;
+	return settled;
 }
 
 uint32_t

@@ -1678,3 +1678,56 @@ h_wait_listening(int port, int timeout_ms)
 		h_nap(20);
 	}
 }
+
+int
+h_round_trip(int fd, int timeout_ms)
+{
+	static const char msg[] = "hello, sluice\n";
+	char buf[sizeof(msg)];
+	size_t got = 0;
+	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+
+	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(msg) - 1))
+		return -1;
+	while (got < sizeof(msg) - 1 && h_now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, (int)(end - h_now_ms())) <= 0)
+			continue;
+		n = recv(fd, buf + got, sizeof(msg) - 1 - got, MSG_DONTWAIT);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			return -1;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return got == sizeof(msg) - 1 && memcmp(buf, msg, got) == 0 ? 0 : -1;
+}
+
+long
+h_ms_until_closed(int fd, int timeout_ms)
+{
+	uint64_t start = h_now_ms(), deadline = start + (uint64_t)timeout_ms;
+	char c;
+
+	while (h_now_ms() < deadline) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		n = recv(fd, &c, 1, MSG_DONTWAIT);
+		if (n == 0 || (n == -1 && errno == ECONNRESET))
+			return (long)(h_now_ms() - start);
+		if (n == 1) {
+			h_diag("a byte arrived on a connection that should be closed");
+			return -1;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			h_diag("recv: %s", strerror(errno));
+			return -1;
+		}
+	}
+	h_diag("still open after %d ms", timeout_ms);
+	return -1;
+}

@@ -141,6 +141,15 @@ int h_fd_count(pid_t pid);
 /* Lines of the file at path that contain needle; 0 when it is unreadable. */
 int h_count_lines(const char *path, const char *needle);
 
+/* Send a short line on fd and read its echo back within timeout_ms (fd may be
+ * blocking or not; its flags are left as they were). Returns 0 when the same
+ * bytes came back, -1 otherwise. */
+int h_round_trip(int fd, int timeout_ms);
+
+/* Milliseconds until fd reads EOF or a reset, or -1 (after a diag) when a
+ * byte arrives instead or nothing happens within timeout_ms. */
+long h_ms_until_closed(int fd, int timeout_ms);
+
 /* Sleep ms milliseconds (across EINTR): the pause between polls of a
  * condition, never a wait for one. */
 void h_nap(int ms);

@@ -272,7 +272,7 @@ max_connections(int lmc, int lfull, const int *ports)
 	fd = h_connect_from(NULL, lfull, 5000);
 	if (fd == -1)
 		bail("connect to sluiced: %s", strerror(errno));
-	ms = up_ms_until_closed(fd, 5000);
+	ms = h_ms_until_closed(fd, 5000);
 	close(fd);
 	ok(ms >= 0, "full: a second client is closed at once (%ld ms)", ms);
 	ok(h_wait_stat("refused_no_server", r0 + 1, 5000), "full: it counts as refused_no_server");

@@ -163,7 +163,7 @@ send_expect(void)
 	fd = h_connect_from(NULL, lbad, 5000);
 	if (fd == -1)
 		bail("connect to sluiced: %s", strerror(errno));
-	ms = up_ms_until_closed(fd, 10000);
+	ms = h_ms_until_closed(fd, 10000);
 	close(fd);
 	ok(ms >= 0 && ms < 5000,
 	    "all down: the client is closed at once (%ld ms; connect timeout 30 s)", ms);

@@ -17,30 +17,6 @@
 #include "harness.h"
 #include "tap.h"
 
-/* Send one line and wait up to timeout_ms for its echo. 1 when it came. */
-static int
-round_trip(int fd, int timeout_ms)
-{
-	char buf[64];
-	size_t got = 0;
-	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
-
-	if (send(fd, "ping\n", 5, MSG_NOSIGNAL) != 5)
-		return 0;
-	while (got < 5 && h_now_ms() < end) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&p, 1, (int)(end - h_now_ms())) <= 0)
-			break;
-		n = recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
-		if (n <= 0)
-			return 0;
-		got += (size_t)n;
-	}
-	return got == 5 && memcmp(buf, "ping\n", 5) == 0;
-}
-
 /* Is an echo already waiting on fd within timeout_ms (data sent earlier)? */
 static int
 echo_arrives(int fd, int timeout_ms)
@@ -67,7 +43,7 @@ limit_case(const char *what, int workers, const char *extra, int n)
 	master = h_sluiced_start(h_conf(name, workers, port, &eport, 1, extra), port, workers);
 	for (int i = 0; i < n; i++) {
 		fds[i] = h_connect(port, 5000);
-		good += fds[i] != -1 && round_trip(fds[i], 5000);
+		good += fds[i] != -1 && h_round_trip(fds[i], 5000) == 0;
 	}
 	is(good, n, "%s: %d clients served up to the limit", what, n);
 	extra_fd = h_connect(port, 5000);

@@ -16,36 +16,6 @@
 #define NLIVE 10
 #define NMIXED 20
 
-/* Milliseconds until fd reads EOF or a reset, or -1 (after a diag) when
- * something else happens or nothing does within timeout_ms. */
-static long
-ms_until_closed(int fd, int timeout_ms)
-{
-	uint64_t start = h_now_ms(), deadline = start + (uint64_t)timeout_ms;
-	char c;
-
-	while (h_now_ms() < deadline) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		n = recv(fd, &c, 1, MSG_DONTWAIT);
-		if (n == 0 || (n == -1 && errno == ECONNRESET))
-			return (long)(h_now_ms() - start);
-		if (n == 1) {
-			diag("a byte arrived from a connection with no upstream");
-			return -1;
-		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			diag("recv: %s", strerror(errno));
-			return -1;
-		}
-	}
-	diag("still open after %d ms", timeout_ms);
-	return -1;
-}
-
 static int
 wait_active_zero(void)
 {
@@ -96,7 +66,7 @@ main(void)
 	fd = h_connect(l_dead, 5000);
 	if (fd == -1)
 		bail("cannot connect to sluiced on port %d: %s", l_dead, strerror(errno));
-	ms = ms_until_closed(fd, 5000);
+	ms = h_ms_until_closed(fd, 5000);
 	ok(ms >= 0,
 	    "a client whose upstream refuses is closed well before the "
 	    "30 s connect timeout (%ld ms)",

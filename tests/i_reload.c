@@ -178,28 +178,6 @@ wait_eof(int fd, int timeout_ms)
 	}
 }
 
-/* One small echo round trip on a blocking socket. Returns 0 or -1. */
-static int
-round_trip(int fd)
-{
-	static const char msg[] = "hello, sluice\n";
-	char buf[sizeof(msg)];
-	size_t got = 0;
-	struct timeval tv = { 5, 0 };
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
-	    send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(msg) - 1))
-		return -1;
-	while (got < sizeof(msg) - 1) {
-		ssize_t n = recv(fd, buf + got, sizeof(msg) - 1 - got, 0);
-
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return memcmp(buf, msg, got) == 0 ? 0 : -1;
-}
-
 static int
 echo_ok(int port, int n)
 {
@@ -332,7 +310,7 @@ main(void)
 
 	/* The new idle timeout applies to generation 2. */
 	fd = h_connect(lp, 5000);
-	ok(fd != -1 && round_trip(fd) == 0, "an idle client made one round trip");
+	ok(fd != -1 && h_round_trip(fd, 5000) == 0, "an idle client made one round trip");
 	t0 = h_now_ms();
 	r = fd == -1 ? -1 : wait_eof(fd, 20000);
 	ok(r == 0, "idle client closed by the reloaded idle timeout");

@@ -256,28 +256,6 @@ echo_ok(int port, int n)
 	return h_echo_many(port, n, sizes, 0, 20000) == n;
 }
 
-/* One small echo round trip on a blocking socket. Returns 0 or -1. */
-static int
-round_trip(int fd)
-{
-	static const char msg[] = "held\n";
-	char buf[sizeof(msg)];
-	struct timeval tv = { 10, 0 };
-	size_t got = 0;
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
-	    send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(msg) - 1))
-		return -1;
-	while (got < sizeof(msg) - 1) {
-		ssize_t n = recv(fd, buf + got, sizeof(msg) - 1 - got, 0);
-
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return memcmp(buf, msg, got) == 0 ? 0 : -1;
-}
-
 /* Hold an idle relayed connection open: connect and make one round trip so
  * it is surely accepted and relayed. Returns the fd or -1. */
 static int
@@ -285,7 +263,7 @@ hold_one(int port)
 {
 	int fd = h_connect(port, 5000);
 
-	if (fd != -1 && round_trip(fd) == -1) {
+	if (fd != -1 && h_round_trip(fd, 10000) == -1) {
 		close(fd);
 		fd = -1;
 	}
@@ -527,7 +505,7 @@ main(void)
 	 * plus its 5 s grace if it used the new one: wait past that. */
 	while (h_now_ms() < t0 + 1000 + 5000 + 1500)
 		h_nap(50);
-	ok(held[0] != -1 && round_trip(held[0]) == 0,
+	ok(held[0] != -1 && h_round_trip(held[0], 10000) == 0,
 	    "after %llu ms the client of the old generation is still served",
 	    (unsigned long long)(h_now_ms() - t0));
 	ok(slots_not_of((uint32_t)gen) >= 1, "the old generation's worker still drains");

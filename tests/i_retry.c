@@ -36,7 +36,7 @@ refused_fast(int lport, long *ms)
 		diag("connect to sluiced: %s", strerror(errno));
 		return 0;
 	}
-	*ms = up_ms_until_closed(fd, 10000);
+	*ms = h_ms_until_closed(fd, 10000);
 	close(fd);
 	return *ms >= 0;
 }
@@ -159,7 +159,7 @@ main(void)
 		if (fd == -1)
 			bail("connect to sluiced: %s", strerror(errno));
 		start = h_now_ms();
-		ms = up_ms_until_closed(fd, 15000);
+		ms = h_ms_until_closed(fd, 15000);
 		close(fd);
 		ok(ms >= 0, "chain: a client whose first server hangs is closed (%ld ms)", ms);
 		diag("chain: closed %llu ms after the connect began (timeout 2 s, 3 tries)",

@@ -49,28 +49,6 @@ wait_eof(int fd, int timeout_ms)
 	}
 }
 
-/* One small echo round trip on a blocking socket. Returns 0 or -1. */
-static int
-round_trip(int fd)
-{
-	static const char msg[] = "hello, sluice\n";
-	char buf[sizeof(msg)];
-	size_t got = 0;
-	struct timeval tv = { 5, 0 };
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
-	    send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(msg) - 1))
-		return -1;
-	while (got < sizeof(msg) - 1) {
-		ssize_t n = recv(fd, buf + got, sizeof(msg) - 1 - got, 0);
-
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return memcmp(buf, msg, got) == 0 ? 0 : -1;
-}
-
 /* Open client connections by the stats, 0 when unreadable. */
 static uint64_t
 active_now(void)
@@ -132,7 +110,7 @@ test_term(int echo_port)
 	is(nworkers, 2, "SIGTERM: two workers run");
 	for (int i = 0; i < NHELD; i++) {
 		fds[i] = h_connect(lp, 5000);
-		trips += fds[i] != -1 && round_trip(fds[i]) == 0;
+		trips += fds[i] != -1 && h_round_trip(fds[i], 5000) == 0;
 	}
 	is(trips, NHELD, "SIGTERM: %d clients made a round trip and stay connected", NHELD);
 	ok(!gone(pidfile) && !gone(statsfile), "SIGTERM: pid file and stats file exist");
@@ -221,7 +199,7 @@ test_drain_bound(int echo_port)
 				     "timeouts = { drain = \"1s\"; idle = \"10m\"; };"),
 	    lp, 2);
 	fd = h_connect(lp, 5000);
-	ok(fd != -1 && round_trip(fd) == 0, "drain: a client made a round trip and went silent");
+	ok(fd != -1 && h_round_trip(fd, 5000) == 0, "drain: a client made a round trip and went silent");
 	ok(kill(master, SIGQUIT) == 0, "drain: SIGQUIT sent");
 	t0 = h_now_ms();
 	eof = fd != -1 && wait_eof(fd, 10000) == 0;

@@ -129,34 +129,6 @@ up_client(int lport, const char *src, const int *ports, int n, int *fdp)
 	return which;
 }
 
-long
-up_ms_until_closed(int fd, int timeout_ms)
-{
-	uint64_t start = h_now_ms(), deadline = start + (uint64_t)timeout_ms;
-	char c;
-
-	while (h_now_ms() < deadline) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		n = recv(fd, &c, 1, MSG_DONTWAIT);
-		if (n == 0 || (n == -1 && errno == ECONNRESET))
-			return (long)(h_now_ms() - start);
-		if (n == 1) {
-			diag("a byte arrived on a connection that should be closed");
-			return -1;
-		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			diag("recv: %s", strerror(errno));
-			return -1;
-		}
-	}
-	diag("still open after %d ms", timeout_ms);
-	return -1;
-}
-
 /* The directory row of group's 127.0.0.1:port in an attached segment. */
 static int
 up_row(const struct stats_seg *seg, const char *group, int port)

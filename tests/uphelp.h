@@ -35,10 +35,6 @@ int up_echo(int fd, int timeout_ms);
  */
 int up_client(int lport, const char *src, const int *ports, int n, int *fd);
 
-/* Milliseconds until the peer closes fd (EOF or reset) with no data, or -1
- * (after a diag) when data arrives or it stays open for timeout_ms. */
-long up_ms_until_closed(int fd, int timeout_ms);
-
 /* The stats segment's view of server 127.0.0.1:port of upstream group:
  * counters summed over every worker (and retired) and its health. Returns 0,
  * or -1 when the segment or the server is not there. */
