@@ -155,16 +155,17 @@ h_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return 0;
 }
 
-/* Sanitizer reports from the daemons go to their logs, and a worker that
- * aborts is simply replaced: without this check a sanitizer build would pass
- * with errors in it. Sets h_sanitizer_found when any *.log has one. */
+/* Sanitizer reports and failed invariant checks (debug builds' CHECK) from
+ * the daemons go to their logs, and a worker that aborts is simply replaced:
+ * without this check a sanitizer build would pass with errors in it. Sets
+ * h_sanitizer_found when any *.log has one. */
 static int h_sanitizer_found;
 
 static int
 h_sanitizer_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	static const char *const marks[] = { "AddressSanitizer", "LeakSanitizer",
-		"UndefinedBehaviorSanitizer", "runtime error:" };
+		"UndefinedBehaviorSanitizer", "runtime error:", "Assertion `" };
 	size_t n = strlen(path);
 	char *text;
 
