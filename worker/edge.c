@@ -22,7 +22,7 @@
  * up to burst (one second's worth, at least one connection). */
 struct edge_bucket {
 	double tokens, rate, burst;
-	ev_tstamp last;
+	double last;
 };
 
 /*
@@ -89,7 +89,7 @@ edge_init(struct worker *w)
 		b->rate = (double)c->listeners[i].rate_limit / c->workers;
 		b->burst = b->rate < 1.0 ? 1.0 : b->rate;
 		b->tokens = b->burst;
-		b->last = ev_now(w->loop);
+		b->last = w->now;
 	}
 	if (per_source) {
 		uint64_t slots = 16;
@@ -115,7 +115,7 @@ static int
 rate_take(struct worker *w, unsigned li)
 {
 	struct edge_bucket *b = &w->edge->buckets[li];
-	ev_tstamp now = ev_now(w->loop);
+	double now = w->now;
 
 	if (b->rate == 0)
 		return 1;

@@ -94,7 +94,7 @@ struct session {
 	ev_io client; /* data = this session */
 	ev_io server;
 	struct session *next, **pprev; /* wheel slot or starved list */
-	ev_tstamp active;              /* last time bytes moved (or connect began) */
+	double active;                 /* w->now when bytes last moved (or connect began) */
 	struct half c2s, s2c;
 	uint16_t listener, server_idx;
 	uint8_t state, flags, where, tries;
@@ -112,7 +112,7 @@ struct session_tail {
 	uint16_t port;      /* network order */
 	uint8_t family;     /* AF_INET, AF_INET6 or 0 */
 	uint8_t pad;
-	uint32_t start_ms;  /* log: ev_now() in ms, mod 2^32 (49 days) */
+	uint32_t start_ms;  /* log: w->now in ms, mod 2^32 (49 days) */
 	uint64_t bytes_in;  /* log: client to server */
 	uint64_t bytes_out; /* log: server to client */
 };
@@ -169,7 +169,7 @@ tail_client(const struct session_tail *t, struct sockaddr_storage *ss)
 static uint32_t
 now_ms32(struct worker *w)
 {
-	return (uint32_t)(uint64_t)(ev_now(w->loop) * 1000.0);
+	return (uint32_t)(uint64_t)(w->now * 1000.0);
 }
 
 /* The session's server row in our slot (valid once a server was picked). */
@@ -258,7 +258,7 @@ wheel_file(struct worker *w, struct session *s, enum session_where where)
 	uint64_t k = (uint64_t)((s->active + wh->timeout) / wh->tick) + 1;
 
 	if (!ev_is_active(&wh->timer)) {
-		wh->cursor = (uint64_t)(ev_now(w->loop) / wh->tick);
+		wh->cursor = (uint64_t)(w->now / wh->tick);
 		ev_timer_set(&wh->timer, wh->tick, wh->tick);
 		ev_timer_start(w->loop, &wh->timer);
 	}
@@ -274,7 +274,7 @@ wheel_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = ev_userdata(loop);
 	struct wheel *wh = t->data;
-	ev_tstamp now = ev_now(loop);
+	double now = w->now;
 	uint64_t due = (uint64_t)(now / wh->tick);
 	int connect = wh == &w->connect_wheel;
 
@@ -379,7 +379,7 @@ buffer_put(struct worker *w, char *buf)
 	if ((s = w->starved) != NULL) {
 		session_unfile(w, s);
 		s->flags &= ~F_STARVED;
-		s->active = ev_now(w->loop);
+		s->active = w->now;
 		wheel_file(w, s, IN_IDLE_WHEEL);
 		if (w->starved == NULL)
 			worker_pause(w, WORKER_PAUSE_MEMORY, 0);
@@ -510,7 +510,7 @@ half_splice(struct worker *w, struct session *s, int c2s)
 			relay_close(w, s, c2s ? CLOSE_CLIENT_ERROR : CLOSE_SERVER_ERROR);
 			return -1;
 		}
-		s->active = ev_now(w->loop);
+		s->active = w->now;
 		m = splice(h->pipe[0], NULL, dst, NULL, (size_t)n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (m == -1) {
 			if (errno != EAGAIN && errno != EINTR) {
@@ -547,7 +547,7 @@ half_splice_flush(struct worker *w, struct session *s, int c2s)
 		relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
 		return -1;
 	}
-	s->active = ev_now(w->loop);
+	s->active = w->now;
 	count_bytes(w, s, c2s, (size_t)m);
 	h->len -= (uint32_t)m;
 	if (h->len > 0)
@@ -590,7 +590,7 @@ half_pump(struct worker *w, struct session *s, int c2s)
 			relay_close(w, s, c2s ? CLOSE_CLIENT_ERROR : CLOSE_SERVER_ERROR);
 			return -1;
 		}
-		s->active = ev_now(w->loop);
+		s->active = w->now;
 		m = send(dst, buf, (size_t)n, MSG_NOSIGNAL);
 		if (m == -1) {
 			if (errno != EAGAIN && errno != EINTR) {
@@ -635,7 +635,7 @@ half_flush(struct worker *w, struct session *s, int c2s)
 		relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
 		return -1;
 	}
-	s->active = ev_now(w->loop);
+	s->active = w->now;
 	count_bytes(w, s, c2s, (size_t)m);
 	h->off += (uint32_t)m;
 	if (h->off < h->len)
@@ -719,7 +719,7 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (w->conf->listeners[s->listener].proxy_send && session_send_proxy(w, s) == -1)
 			return;
 		session_unfile(w, s);
-		s->active = ev_now(loop);
+		s->active = w->now;
 		wheel_file(w, s, IN_IDLE_WHEEL);
 		session_update(w, s);
 		return;
@@ -1008,7 +1008,7 @@ session_header(struct worker *w, struct session *s)
 	io_want(w->loop, &s->client, 0);
 	session_unfile(w, s);
 	s->state = SESSION_CONNECTING;
-	s->active = ev_now(w->loop);
+	s->active = w->now;
 	wheel_file(w, s, IN_CONNECT_WHEEL);
 	session_connect(w, s, client);
 }
@@ -1042,7 +1042,7 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 	s->server.data = s;
 	s->listener = (uint16_t)li;
 	s->state = SESSION_CONNECTING;
-	s->active = ev_now(w->loop);
+	s->active = w->now;
 	if ((t = tail_of(w, s)) != NULL) {
 		memset(t, 0, sizeof(*t));
 		tail_set_client(t, peer);

@@ -20,7 +20,7 @@
 struct up_server {
 	unsigned fails;       /* connect failures in a row */
 	unsigned active;      /* this worker's sessions holding it */
-	ev_tstamp down_until; /* passive mark: skipped until then */
+	double down_until; /* passive mark: skipped until then (w->now) */
 	int marked;           /* marked down since its last success */
 };
 
@@ -97,7 +97,7 @@ group_usable(struct worker *w, struct up_group *g)
 {
 	const struct conf_upstream *u = g->u;
 	int need_load = u->balance == CONF_BALANCE_LEASTCONN;
-	ev_tstamp now = ev_now(w->loop);
+	double now = w->now;
 	unsigned primaries = 0, backups = 0;
 
 	for (unsigned i = 0; i < u->nservers; i++) {
@@ -202,7 +202,7 @@ upstream_failed(struct worker *w, unsigned li, unsigned server, const char *why)
 {
 	struct up_group *g = group_of(w, li);
 	struct up_server *s = &g->s[server];
-	ev_tstamp now = ev_now(w->loop);
+	double now = w->now;
 
 	s->fails++;
 	if (g->u->max_fails == 0 || s->fails < g->u->max_fails || s->down_until > now)

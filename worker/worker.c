@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -31,6 +32,27 @@
 #define WORKER_BUFFER_CHUNK_BUFFERS 16
 
 static struct worker worker;
+
+/* CLOCK_MONOTONIC in seconds: the worker's time for deadlines and rates.
+ * ev_now() follows the wall clock, which an operator or NTP may step. */
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs first after every poll (highest priority), before any I/O or timer
+ * callback of that iteration: one clock read per iteration, like ev_now. */
+static void
+clock_cb(struct ev_loop *loop, ev_check *c, int revents)
+{
+	struct worker *w = ev_userdata(loop);
+
+	w->now = mono_now();
+}
 
 static ev_signal sig_term, sig_int, sig_quit, sig_usr1;
 static ev_timer heartbeat, drain_timer;
@@ -505,6 +527,12 @@ worker_main(const struct heritage *h)
 	w->max_active = c->max_connections_per_worker ? c->max_connections_per_worker
 	                                              : max_active_default(c);
 	ev_set_userdata(w->loop, w);
+	w->now = mono_now();
+	ev_check_init(&w->clock_w, clock_cb);
+	ev_set_priority(&w->clock_w, EV_MAXPRI);
+	ev_check_start(w->loop, &w->clock_w);
+	/* The clock alone must not keep the loop running. */
+	ev_unref(w->loop);
 
 	w->slot->pid = getpid();
 	w->slot->started_ms = stats_now_ms();

@@ -73,6 +73,12 @@ struct worker {
 	struct wheel header_wheel;  /* sessions owing a PROXY header (accept_proxy) */
 	struct session *starved;    /* sessions waiting for a relay buffer */
 
+	/* Monotonic time in seconds, read once per loop iteration before any
+	 * other callback (worker.c): every deadline and rate runs on it, so a
+	 * step of the wall clock changes none. */
+	double now;
+	ev_check clock_w;
+
 	struct edge *edge;     /* rate buckets and the per-source table (edge.c) */
 	size_t session_tail;   /* bytes each session carries past struct session
 	                        * for the edge (edge_session_extra), 0 for none */

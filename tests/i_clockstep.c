@@ -1,0 +1,180 @@
+/* i_clockstep.c — a step of the wall clock changes no deadline and no rate.
+ * The daemon runs with tests/fakeclock.so preloaded, which shifts its
+ * CLOCK_REALTIME (and gettimeofday, time) by an offset this test changes at
+ * run time; the machine's clock is never touched. A step forward must not
+ * close idle or header-waiting sessions; after a step back idle timeouts
+ * must still fire and a rate-limited listener must still refill.
+ * Functional assertions only: waits are for conditions (the worker has seen
+ * the new time), bounded by deadlines. */
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stats.h"
+#include "tap.h"
+
+static char offset_file[PATH_MAX];
+
+static void
+set_offset(int64_t seconds)
+{
+	int fd = open(offset_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd == -1 || pwrite(fd, &seconds, sizeof(seconds), 0) != sizeof(seconds))
+		bail("cannot write %s", offset_file);
+	close(fd);
+}
+
+/* Wall-clock milliseconds as the worker last published them (its heartbeat,
+ * once a second, from the shifted clock), or 0. */
+static uint64_t
+worker_wall_ms(pid_t worker)
+{
+	struct stats_seg seg;
+	char err[256];
+	uint64_t ms = 0;
+
+	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+		return 0;
+	for (unsigned i = 0; i < seg.hdr->nslots; i++)
+		if (seg.slots[i].pid == worker)
+			ms = __atomic_load_n(&seg.slots[i].heartbeat_ms, __ATOMIC_RELAXED);
+	stats_detach(&seg);
+	return ms;
+}
+
+static uint64_t
+real_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait until the worker has published two heartbeats from the shifted clock
+ * (so its loop has run at least a second of ticks since the step). */
+static int
+worker_sees(pid_t worker, int64_t offset)
+{
+	uint64_t end = h_now_ms() + 15000, first = 0;
+
+	while (h_now_ms() < end) {
+		uint64_t w = worker_wall_ms(worker);
+		int64_t skew = (int64_t)w - (int64_t)real_wall_ms() - offset * 1000;
+
+		if (w != 0 && skew > -5000 && skew < 5000) {
+			if (first == 0)
+				first = w;
+			else if (w > first)
+				return 1;
+		}
+		h_nap(50);
+	}
+	return 0;
+}
+
+static const char *
+shim_path(void)
+{
+	static char path[PATH_MAX];
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s", h_sluiced());
+	snprintf(path, sizeof(path), "%s/tests/fakeclock.so", dirname(dir));
+	return path;
+}
+
+int
+main(void)
+{
+	int eport = h_free_port(), pport = h_free_port(), backend = h_free_port();
+	int i1, h1, i2, admitted = 0, refused = 0;
+	char hdr[] = "PROXY TCP4 10.1.1.1 10.1.1.2 1234 80\r\n";
+	const char *asan = getenv("ASAN_OPTIONS");
+	char asan_opts[1024];
+	pid_t master, worker;
+	uint64_t end;
+
+	plan(9);
+	if (access(shim_path(), R_OK) == -1)
+		bail("no %s (make check builds it)", shim_path());
+	snprintf(offset_file, sizeof(offset_file), "%s", h_path("clock-offset"));
+	set_offset(0);
+	h_echod_start(backend);
+	setenv("FAKECLOCK_FILE", offset_file, 1);
+	setenv("LD_PRELOAD", shim_path(), 1);
+	/* A sanitizer build wants its runtime first in the library list. */
+	snprintf(asan_opts, sizeof(asan_opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
+	    asan && *asan ? ":" : "");
+	setenv("ASAN_OPTIONS", asan_opts, 1);
+	h_write_file(h_path("clock.conf"),
+	    "workers = 1;\n"
+	    "pid_file = \"%s\";\n"
+	    "stats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "timeouts = { idle = \"5s\"; proxy_header = \"8s\"; };\n"
+	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; rate_limit = 3; },\n"
+	    "              { listen = \"127.0.0.1:%d\"; upstream = \"app\";\n"
+	    "                accept_proxy = \"v1\"; trusted = ( \"127.0.0.1\" ); } );\n",
+	    h_pidfile(), h_statsfile(), backend, eport, pport);
+	master = h_sluiced_start(h_path("clock.conf"), eport, 1);
+	unsetenv("LD_PRELOAD");
+	if (h_stats_running(&worker, 1, 0) != 1)
+		bail("no running worker");
+
+	/* Forward: an hour ahead. */
+	i1 = h_connect(eport, 5000);
+	h1 = h_connect(pport, 5000);
+	ok(i1 != -1 && h_round_trip(i1, 5000) == 0 && h1 != -1,
+	    "an idle relayed client and a client owing its PROXY header are connected");
+	set_offset(3600);
+	ok(worker_sees(worker, 3600), "the worker's wall clock stepped an hour forward");
+	ok(h_round_trip(i1, 5000) == 0, "the idle client is still relayed after the step");
+	ok(send(h1, hdr, sizeof(hdr) - 1, MSG_NOSIGNAL) > 0 && h_round_trip(h1, 5000) == 0,
+	    "the client owing its header may still send it");
+	is(h_stat("closed_idle_timeout") + h_stat("refused_proxy_rejected"), 0,
+	    "nothing was closed by the step");
+
+	/* Back: an hour behind the real time, two behind the last step. */
+	i2 = h_connect(eport, 5000);
+	h_round_trip(i2, 5000);
+	set_offset(-3600);
+	ok(worker_sees(worker, -3600), "the worker's wall clock stepped two hours back");
+	/* Spend the listener's tokens, then it must refill in real time. */
+	for (int k = 0; k < 8 && !refused; k++) {
+		int fd = h_connect(eport, 5000);
+
+		refused += fd != -1 && h_round_trip(fd, 3000) != 0;
+		if (fd != -1)
+			close(fd);
+	}
+	end = h_now_ms() + 10000;
+	while (refused && !admitted && h_now_ms() < end) {
+		int fd = h_connect(eport, 5000);
+
+		admitted = fd != -1 && h_round_trip(fd, 3000) == 0;
+		if (fd != -1)
+			close(fd);
+		if (!admitted)
+			h_nap(200);
+	}
+	ok(refused && admitted, "the rate limit still refills after the step back");
+	ok(h_wait_closed(i2, 20000), "an idle client is still closed by the idle timeout");
+	ok(h_stat("closed_idle_timeout") >= 1, "and counted as an idle timeout");
+	close(i1);
+	close(h1);
+	close(i2);
+	kill(master, SIGTERM);
+	h_wait_exit(master, 10000, NULL);
+	return tap_exit();
+}
