@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "addr.h"
+#include "check.h"
 #include "conf.h"
 #include "log.h"
 #include "net.h"
@@ -21,18 +23,14 @@
 #include "worker.h"
 
 /* SESSION_WAIT_FD: accepted, but no descriptor was left for the upstream
- * socket; it waits in the connect wheel (its timeout still runs) and tries
- * again when the worker's descriptor pause ends. */
+ * socket; it waits in ROOM_WAITFD (its connect deadline still runs) and
+ * tries again when the worker's descriptor pause ends. */
 enum session_state { SESSION_CONNECTING = 1, SESSION_RELAYING, SESSION_HEADER, SESSION_WAIT_FD };
-
-/* Which list the session's links are in: always exactly one. */
-enum session_where { IN_NONE, IN_CONNECT_WHEEL, IN_IDLE_WHEEL, IN_STARVED, IN_HEADER_WHEEL };
 
 #define F_C2S_EOF 0x01  /* client sent FIN */
 #define F_C2S_SHUT 0x02 /* ... and the server's write side is shut */
 #define F_S2C_EOF 0x04
 #define F_S2C_SHUT 0x08
-#define F_STARVED 0x10 /* no relay buffer to be had: reading paused */
 #define F_C2S_SPLICE 0x20 /* bulk seen: this direction relays by splice */
 #define F_S2C_SPLICE 0x40
 #define F_S2C_FIRST 0x80 /* the server's EOF came before the client's */
@@ -93,12 +91,14 @@ struct half {
 struct session {
 	ev_io client; /* data = this session */
 	ev_io server;
-	struct session *next, **pprev; /* wheel slot or starved list */
-	double active;                 /* w->now when bytes last moved (or connect began) */
+	struct wlink link; /* in w->rooms[where] */
+	double active;     /* w->now when bytes last moved (or the phase began) */
 	struct half c2s, s2c;
 	uint16_t listener, server_idx;
 	uint8_t state, flags, where, tries;
 };
+
+#define SESSION_OF(l) ((struct session *)(void *)((char *)(l) - offsetof(struct session, link)))
 
 /*
  * What the edge keeps per connection, past struct session in the same pooled
@@ -182,140 +182,107 @@ server_stats(const struct worker *w, const struct session *s)
 static void relay_close(struct worker *, struct session *, enum close_reason);
 static void session_update(struct worker *, struct session *);
 
-/* --- lists --------------------------------------------------------------- */
+/* --- where a session is --------------------------------------------------
+ * Every open session is in exactly one room (enum session_room), a timing
+ * wheel that bounds its stay; s->where names it. Only these functions touch
+ * s->link and s->where, and the memory pause follows ROOM_STARVED here, so
+ * no way in or out of it can forget the pause. */
+
+/* Debug builds: the rooms hold exactly the open sessions, and the worker
+ * pauses for memory exactly while a session starves. */
+static void
+rooms_check(const struct worker *w)
+{
+#if CHECKING
+	unsigned n = 0;
+
+	for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++)
+		n += w->rooms[r].count;
+	CHECK(n == w->active);
+	CHECK(!(w->paused & WORKER_PAUSE_MEMORY) == !w->rooms[ROOM_STARVED].count);
+#else
+	(void)w;
+#endif
+}
 
 static void
-list_push(struct session **head, struct session *s)
+room_enter(struct worker *w, struct session *s, enum session_room r)
 {
-	s->next = *head;
-	if (*head != NULL)
-		(*head)->pprev = &s->next;
-	*head = s;
-	s->pprev = head;
+	CHECK(s->where == ROOM_NONE && r != ROOM_NONE);
+	/* Out of buffer memory: new clients wait in the listen queue rather
+	 * than add to the sessions waiting for a buffer. */
+	if (r == ROOM_STARVED && w->rooms[r].count == 0)
+		worker_pause(w, WORKER_PAUSE_MEMORY, 1);
+	wheel_file(&w->rooms[r], &s->link, s->active);
+	s->where = (uint8_t)r;
 }
 
 static void
-list_unlink(struct session *s)
+room_leave(struct worker *w, struct session *s)
 {
-	*s->pprev = s->next;
-	if (s->next != NULL)
-		s->next->pprev = s->pprev;
-	s->next = NULL;
-	s->pprev = NULL;
-}
+	enum session_room r = (enum session_room)s->where;
 
-static struct wheel *
-wheel_for(struct worker *w, enum session_where where)
-{
-	if (where == IN_CONNECT_WHEEL)
-		return &w->connect_wheel;
-	return where == IN_HEADER_WHEEL ? &w->header_wheel : &w->idle_wheel;
-}
-
-static struct wheel *
-wheel_of(struct worker *w, struct session *s)
-{
-	return wheel_for(w, (enum session_where)s->where);
-}
-
-/* Take the session out of whatever list holds it. */
-static void
-session_unfile(struct worker *w, struct session *s)
-{
-	if (s->where == IN_NONE)
+	if (r == ROOM_NONE)
 		return;
-	if (s->where != IN_STARVED)
-		wheel_of(w, s)->count--;
-	list_unlink(s);
-	s->where = IN_NONE;
-}
-
-/* --- timeout wheels ------------------------------------------------------ */
-
-static void wheel_cb(struct ev_loop *, ev_timer *, int);
-
-static void
-wheel_init(struct wheel *wh, unsigned timeout_ms)
-{
-	memset(wh, 0, sizeof(*wh));
-	wh->timeout = timeout_ms / 1000.0;
-	wh->tick = wh->timeout / (WHEEL_SLOTS - 2);
-	if (wh->tick < 0.001)
-		wh->tick = 0.001;
-	ev_init(&wh->timer, wheel_cb);
-	/* libev runs callbacks due in one iteration by priority: I/O first, so
-	 * a session whose bytes arrived during a stall is marked active before
-	 * its timeout is judged. */
-	ev_set_priority(&wh->timer, EV_MINPRI);
-	wh->timer.data = wh;
+	wheel_unlink(&w->rooms[r], &s->link);
+	s->where = ROOM_NONE;
+	/* Woken, closed or timed out: the last starving session to leave, by
+	 * whatever way, ends the pause. */
+	if (r == ROOM_STARVED && w->rooms[r].count == 0)
+		worker_pause(w, WORKER_PAUSE_MEMORY, 0);
 }
 
 static void
-wheel_file(struct worker *w, struct session *s, enum session_where where)
+room_move(struct worker *w, struct session *s, enum session_room r)
 {
-	struct wheel *wh = wheel_for(w, where);
-	/* Due in the first tick that starts at or after the deadline: never early. */
-	uint64_t k = (uint64_t)((s->active + wh->timeout) / wh->tick) + 1;
+	room_leave(w, s);
+	room_enter(w, s, r);
+}
 
-	if (!ev_is_active(&wh->timer)) {
-		wh->cursor = (uint64_t)(w->now / wh->tick);
-		ev_timer_set(&wh->timer, wh->tick, wh->tick);
-		ev_timer_start(w->loop, &wh->timer);
+/* Same room, deadline from s->active again (no pause changes). */
+static void
+room_refile(struct worker *w, struct session *s)
+{
+	struct wheel *wh = &w->rooms[s->where];
+
+	wheel_unlink(wh, &s->link);
+	wheel_file(wh, &s->link, s->active);
+}
+
+/* A session's slot came due: close it if its deadline passed, else file it
+ * again (it was active since it was filed). */
+static void
+room_due(struct wheel *wh, struct wlink *l, double now)
+{
+	struct worker *w = wh->data;
+	struct session *s = SESSION_OF(l);
+
+	if (s->active + wh->timeout > now) {
+		room_refile(w, s);
+		return;
 	}
-	if (k < wh->cursor)
-		k = wh->cursor;
-	list_push(&wh->slot[k % WHEEL_SLOTS], s);
-	s->where = where;
-	wh->count++;
-}
-
-static void
-wheel_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct worker *w = ev_userdata(loop);
-	struct wheel *wh = t->data;
-	double now = w->now;
-	uint64_t due = (uint64_t)(now / wh->tick);
-	int connect = wh == &w->connect_wheel;
-
-	/* After a long stall every slot is due once; more rounds add nothing. */
-	if (due > wh->cursor + WHEEL_SLOTS)
-		wh->cursor = due - WHEEL_SLOTS;
-	for (; wh->cursor <= due && wh->count > 0; wh->cursor++) {
-		struct session *list = wh->slot[wh->cursor % WHEEL_SLOTS], *s;
-
-		/* Detach the slot first: sessions filed again land in later
-		 * slots, and closing one must not disturb this walk. */
-		wh->slot[wh->cursor % WHEEL_SLOTS] = NULL;
-		if (list != NULL)
-			list->pprev = &list;
-		while ((s = list) != NULL) {
-			list_unlink(s);
-			s->where = IN_NONE;
-			wh->count--;
-			if (wh == &w->header_wheel) {
-				/* The header deadline runs from accept: a header
-				 * trickled in a byte at a time does not extend it. */
-				if (s->active + wh->timeout <= now)
-					relay_close(w, s, CLOSE_PROXY_TIMEOUT);
-				else
-					wheel_file(w, s, IN_HEADER_WHEEL);
-				continue;
-			}
-			if (s->active + wh->timeout <= now) {
-				STATS_ADD(w->slot, timeouts, 1);
-				if (s->tries > 0)
-					STATS_ROW_ADD(server_stats(w, s), timeouts, 1);
-				if (connect && s->server.fd != -1)
-					upstream_failed(w, s->listener, s->server_idx, "connect timeout");
-				relay_close(w, s, connect ? CLOSE_CONNECT_TIMEOUT : CLOSE_IDLE_TIMEOUT);
-			} else {
-				wheel_file(w, s, connect ? IN_CONNECT_WHEEL : IN_IDLE_WHEEL);
-			}
-		}
+	switch ((enum session_room)s->where) {
+	case ROOM_HEADER:
+		/* The header deadline runs from accept: a header trickled in a
+		 * byte at a time does not extend it. */
+		relay_close(w, s, CLOSE_PROXY_TIMEOUT);
+		return;
+	case ROOM_CONNECT:
+	case ROOM_WAITFD:
+		STATS_ADD(w->slot, timeouts, 1);
+		if (s->tries > 0)
+			STATS_ROW_ADD(server_stats(w, s), timeouts, 1);
+		if (s->where == ROOM_CONNECT && s->server.fd != -1)
+			upstream_failed(w, s->listener, s->server_idx, "connect timeout");
+		relay_close(w, s, CLOSE_CONNECT_TIMEOUT);
+		return;
+	default:
+		STATS_ADD(w->slot, timeouts, 1);
+		if (s->tries > 0)
+			STATS_ROW_ADD(server_stats(w, s), timeouts, 1);
+		relay_close(w, s, CLOSE_IDLE_TIMEOUT);
+		return;
 	}
-	if (wh->count == 0)
-		ev_timer_stop(loop, t);
 }
 
 /* --- watchers ------------------------------------------------------------ */
@@ -336,17 +303,17 @@ io_want(struct ev_loop *loop, ev_io *io, int events)
 static void
 session_update(struct worker *w, struct session *s)
 {
-	int ce = 0, se = 0;
+	int ce = 0, se = 0, starved = s->where == ROOM_STARVED;
 
 	if ((s->flags & (F_C2S_SHUT | F_S2C_SHUT)) == (F_C2S_SHUT | F_S2C_SHUT)) {
 		relay_close(w, s, CLOSE_DONE);
 		return;
 	}
-	if (!(s->flags & (F_C2S_EOF | F_STARVED)) && s->c2s.len == 0)
+	if (!(s->flags & F_C2S_EOF) && !starved && s->c2s.len == 0)
 		ce |= EV_READ;
 	if (s->s2c.len != 0)
 		ce |= EV_WRITE;
-	if (!(s->flags & (F_S2C_EOF | F_STARVED)) && s->s2c.len == 0)
+	if (!(s->flags & F_S2C_EOF) && !starved && s->s2c.len == 0)
 		se |= EV_READ;
 	if (s->c2s.len != 0)
 		se |= EV_WRITE;
@@ -356,33 +323,28 @@ session_update(struct worker *w, struct session *s)
 
 /* --- relaying ------------------------------------------------------------ */
 
-/* No buffer left in the budget: pause reading until one comes back. */
+/* No buffer left in the budget: pause reading until one comes back (the
+ * room pauses accepting too). The idle deadline keeps running: a starving
+ * session whose peer never reads must not pin its other buffer forever. */
 static void
 session_starve(struct worker *w, struct session *s)
 {
-	/* Out of buffer memory: new clients wait in the listen queue rather
-	 * than add to the sessions waiting for a buffer. */
-	if (w->starved == NULL)
-		worker_pause(w, WORKER_PAUSE_MEMORY, 1);
-	session_unfile(w, s);
-	list_push(&w->starved, s);
-	s->where = IN_STARVED;
-	s->flags |= F_STARVED;
+	room_move(w, s, ROOM_STARVED);
 }
 
+/* Give a buffer back and wake the starving session that has waited longest
+ * (the soonest idle deadline). */
 static void
 buffer_put(struct worker *w, char *buf)
 {
-	struct session *s;
+	struct wlink *l;
 
 	pool_put(w->buffers, buf);
-	if ((s = w->starved) != NULL) {
-		session_unfile(w, s);
-		s->flags &= ~F_STARVED;
+	if ((l = wheel_first(&w->rooms[ROOM_STARVED])) != NULL) {
+		struct session *s = SESSION_OF(l);
+
 		s->active = w->now;
-		wheel_file(w, s, IN_IDLE_WHEEL);
-		if (w->starved == NULL)
-			worker_pause(w, WORKER_PAUSE_MEMORY, 0);
+		room_move(w, s, ROOM_IDLE);
 		session_update(w, s);
 	}
 }
@@ -680,7 +642,8 @@ client_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	if ((revents & EV_WRITE) && s->s2c.len && half_drain(w, s, 0) == -1)
 		return;
-	if ((revents & EV_READ) && !(s->flags & (F_C2S_EOF | F_STARVED)) && s->c2s.len == 0 &&
+	if ((revents & EV_READ) && !(s->flags & F_C2S_EOF) && s->where != ROOM_STARVED &&
+	    s->c2s.len == 0 &&
 	    half_move(w, s, 1) == -1)
 		return;
 	session_update(w, s);
@@ -718,15 +681,15 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 		/* Before any client byte: the header goes first. */
 		if (w->conf->listeners[s->listener].proxy_send && session_send_proxy(w, s) == -1)
 			return;
-		session_unfile(w, s);
 		s->active = w->now;
-		wheel_file(w, s, IN_IDLE_WHEEL);
+		room_move(w, s, ROOM_IDLE);
 		session_update(w, s);
 		return;
 	}
 	if ((revents & EV_WRITE) && s->c2s.len && half_drain(w, s, 1) == -1)
 		return;
-	if ((revents & EV_READ) && !(s->flags & (F_S2C_EOF | F_STARVED)) && s->s2c.len == 0 &&
+	if ((revents & EV_READ) && !(s->flags & F_S2C_EOF) && s->where != ROOM_STARVED &&
+	    s->s2c.len == 0 &&
 	    half_move(w, s, 0) == -1)
 		return;
 	session_update(w, s);
@@ -765,6 +728,7 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 			    upstream_name(w, s->listener, (unsigned)srv));
 			upstream_release(w, s->listener, (unsigned)srv);
 			s->state = SESSION_WAIT_FD;
+			room_move(w, s, ROOM_WAITFD);
 			worker_pause(w, WORKER_PAUSE_FDS, 1);
 			return 0;
 		}
@@ -1006,10 +970,9 @@ session_header(struct worker *w, struct session *s)
 		buffer_put(w, buf);
 	}
 	io_want(w->loop, &s->client, 0);
-	session_unfile(w, s);
 	s->state = SESSION_CONNECTING;
 	s->active = w->now;
-	wheel_file(w, s, IN_CONNECT_WHEEL);
+	room_move(w, s, ROOM_CONNECT);
 	session_connect(w, s, client);
 }
 
@@ -1062,12 +1025,14 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 		}
 		proxy_parser_init((struct proxy_parser *)(void *)s->c2s.buf, (int)l->proxy_accept);
 		s->state = SESSION_HEADER;
-		wheel_file(w, s, IN_HEADER_WHEEL);
+		room_enter(w, s, ROOM_HEADER);
 		io_want(w->loop, &s->client, EV_READ);
+		rooms_check(w);
 		return;
 	}
-	wheel_file(w, s, IN_CONNECT_WHEEL);
+	room_enter(w, s, ROOM_CONNECT);
 	session_connect(w, s, peer);
+	rooms_check(w);
 }
 
 /* The one way out for a session: every error path ends here. */
@@ -1106,7 +1071,7 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 		close(s->server.fd);
 		upstream_release(w, s->listener, s->server_idx);
 	}
-	session_unfile(w, s);
+	room_leave(w, s);
 	c2s = s2c = NULL;
 	if (s->state == SESSION_HEADER) {
 		c2s = s->c2s.buf; /* the header parser's buffer */
@@ -1137,48 +1102,56 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 void
 relay_retry_waiting(struct worker *w)
 {
-	struct wheel *wh = &w->connect_wheel;
+	struct wlink *l;
 
-	/* Rare (only after EMFILE), so a walk of the connecting sessions is
-	 * cheaper than a list link in every session. Each slot is detached
-	 * first: a session that must wait again is filed again. */
-	for (unsigned k = 0; k < WHEEL_SLOTS; k++) {
-		struct session *list = wh->slot[k], *s;
+	/* Soonest deadline first. A session that finds no descriptor again
+	 * goes back to ROOM_WAITFD and pauses the worker, which ends the
+	 * walk: the rest wait, still filed, for the next try. */
+	while (!(w->paused & WORKER_PAUSE_FDS) &&
+	       (l = wheel_first(&w->rooms[ROOM_WAITFD])) != NULL) {
+		struct session *s = SESSION_OF(l);
 
-		wh->slot[k] = NULL;
-		if (list != NULL)
-			list->pprev = &list;
-		while ((s = list) != NULL) {
-			list_unlink(s);
-			list_push(&wh->slot[k], s);
-			if (s->state != SESSION_WAIT_FD)
-				continue;
-			s->state = SESSION_CONNECTING;
-			session_connect(w, s, NULL);
-			if (w->paused & WORKER_PAUSE_FDS)
-				return; /* still out of descriptors */
-		}
+		s->state = SESSION_CONNECTING;
+		room_move(w, s, ROOM_CONNECT);
+		session_connect(w, s, NULL);
 	}
+	rooms_check(w);
 }
 
 void
 relay_close_all(struct worker *w)
 {
-	struct wheel *wheels[] = { &w->connect_wheel, &w->idle_wheel, &w->header_wheel };
+	unsigned before;
 
-	for (unsigned i = 0; i < 3; i++)
-		for (unsigned k = 0; k < WHEEL_SLOTS; k++)
-			while (wheels[i]->slot[k] != NULL)
-				relay_close(w, wheels[i]->slot[k], CLOSE_SHUTDOWN);
-	while (w->starved != NULL)
-		relay_close(w, w->starved, CLOSE_SHUTDOWN);
+	/* Closing one session gives buffers back, which wakes starving ones
+	 * into rooms this walk may have passed: walk again until no room
+	 * holds anyone (each pass closes at least one, or nothing is left). */
+	do {
+		before = w->active;
+		for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++)
+			for (unsigned k = 0; k < WHEEL_SLOTS; k++) {
+				struct wlink *l;
+
+				while ((l = w->rooms[r].slot[k]) != NULL)
+					relay_close(w, SESSION_OF(l), CLOSE_SHUTDOWN);
+			}
+	} while (w->active > 0 && w->active < before);
+	CHECK(w->active == 0);
+	rooms_check(w);
 }
 
 void
 relay_init(struct worker *w)
 {
-	wheel_init(&w->connect_wheel, w->conf->connect_timeout_ms);
-	wheel_init(&w->idle_wheel, w->conf->idle_timeout_ms);
-	wheel_init(&w->header_wheel, w->conf->proxy_header_timeout_ms);
-	w->starved = NULL;
+	const struct conf *c = w->conf;
+	const unsigned timeout_ms[ROOM_COUNT] = {
+		[ROOM_HEADER] = c->proxy_header_timeout_ms,
+		[ROOM_CONNECT] = c->connect_timeout_ms,
+		[ROOM_WAITFD] = c->connect_timeout_ms,
+		[ROOM_IDLE] = c->idle_timeout_ms,
+		[ROOM_STARVED] = c->idle_timeout_ms,
+	};
+
+	for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++)
+		wheel_init(&w->rooms[r], w->loop, timeout_ms[r], &w->now, room_due, w);
 }

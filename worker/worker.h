@@ -7,6 +7,8 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "wheel.h"
+
 struct conf;
 struct edge;
 struct heritage;
@@ -18,28 +20,19 @@ struct stats_server_counters;
 struct stats_slot;
 struct up_group;
 
-/* Slots of a timeout wheel. A wheel of timeout T ticks every T/(WHEEL_SLOTS-2),
- * so a connection is closed at most one tick after its real deadline and never
- * before it. */
-#define WHEEL_SLOTS 64
-
 /* Empty pipes a worker keeps for zero-copy relaying. */
 #define RELAY_IDLE_PIPES 32
 
-/*
- * A single-revolution timing wheel: every session in it has a deadline within
- * one timeout from now, filed by the tick its deadline falls in. Activity costs
- * nothing (a session only records when it was last active); a session whose
- * slot comes due and that was active since is simply filed again. Per session:
- * two pointers and a timestamp.
- */
-struct wheel {
-	ev_timer timer;
-	ev_tstamp timeout; /* seconds */
-	ev_tstamp tick;    /* seconds per slot */
-	uint64_t cursor;   /* next tick to process */
-	unsigned count;    /* sessions filed */
-	struct session *slot[WHEEL_SLOTS];
+/* The rooms of a worker's sessions: every open session is in exactly one,
+ * a timing wheel that bounds how long it may stay there (relay.c moves it). */
+enum session_room {
+	ROOM_NONE,    /* closing, or not yet filed */
+	ROOM_HEADER,  /* owes its PROXY header: timeouts.proxy_header from accept */
+	ROOM_CONNECT, /* connecting upstream: timeouts.connect for all tries */
+	ROOM_WAITFD,  /* no descriptor left to connect with: the same deadline */
+	ROOM_IDLE,    /* relaying: timeouts.idle since bytes last moved */
+	ROOM_STARVED, /* relaying, waiting for a relay buffer: the same idle deadline */
+	ROOM_COUNT
 };
 
 struct worker {
@@ -68,16 +61,15 @@ struct worker {
 	ev_timer accept_resume; /* re-arms accepting after EMFILE/ENFILE */
 	ev_timer fair_timer;    /* ends a fairness pause */
 
-	struct wheel connect_wheel; /* sessions connecting upstream */
-	struct wheel idle_wheel;    /* sessions relaying */
-	struct wheel header_wheel;  /* sessions owing a PROXY header (accept_proxy) */
-	struct session *starved;    /* sessions waiting for a relay buffer */
-
 	/* Monotonic time in seconds, read once per loop iteration before any
 	 * other callback (worker.c): every deadline and rate runs on it, so a
 	 * step of the wall clock changes none. */
 	double now;
 	ev_check clock_w;
+
+	/* Where sessions are (enum session_room; [ROOM_NONE] unused). The
+	 * memory pause is on exactly while ROOM_STARVED holds a session. */
+	struct wheel rooms[ROOM_COUNT];
 
 	struct edge *edge;     /* rate buckets and the per-source table (edge.c) */
 	size_t session_tail;   /* bytes each session carries past struct session

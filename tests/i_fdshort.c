@@ -1,0 +1,163 @@
+/* i_fdshort.c — sessions that find no descriptor for their upstream socket
+ * wait (ROOM_WAITFD) and connect once descriptors come back: none is lost
+ * from the worker's lists. The test takes the worker's
+ * descriptors away with prlimit(2) on its pid and gives them back (workers
+ * run as root here: prlimit on another user's process needs
+ * CAP_SYS_RESOURCE, which a container may not grant).
+ * Functional assertions only. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tap.h"
+
+/* The lowest descriptor number pid does not use: with RLIMIT_NOFILE set to
+ * it, the process can open nothing more. */
+static int
+lowest_free_fd(pid_t pid)
+{
+	char path[64];
+	unsigned char used[4096] = { 0 };
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((dir = opendir(path)) == NULL)
+		return -1;
+	while ((d = readdir(dir)) != NULL) {
+		int fd = atoi(d->d_name);
+
+		if (d->d_name[0] >= '0' && d->d_name[0] <= '9' && fd < (int)sizeof(used))
+			used[fd] = 1;
+	}
+	closedir(dir);
+	for (int fd = 0; fd < (int)sizeof(used); fd++)
+		if (!used[fd])
+			return fd;
+	return -1;
+}
+
+/* Let pid open `spare` more descriptors (soft limit), keeping *saved. */
+static int
+starve_fds(pid_t pid, int spare, struct rlimit *saved)
+{
+	int low = lowest_free_fd(pid);
+	struct rlimit rl;
+
+	if (low < 0 || prlimit(pid, RLIMIT_NOFILE, NULL, saved) == -1)
+		return -1;
+	rl.rlim_cur = (rlim_t)(low + spare);
+	rl.rlim_max = saved->rlim_max;
+	return prlimit(pid, RLIMIT_NOFILE, &rl, NULL);
+}
+
+static int
+restore_fds(pid_t pid, const struct rlimit *saved)
+{
+	return prlimit(pid, RLIMIT_NOFILE, saved, NULL);
+}
+
+static int
+wait_lines(const char *needle, int want, int timeout_ms)
+{
+	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+
+	while (h_count_lines(h_path("sluiced.log"), needle) < want) {
+		if (h_now_ms() >= end)
+			return 0;
+		h_nap(20);
+	}
+	return 1;
+}
+
+#define WAITING "waiting for a descriptor"
+
+/* Defect: when a retried session found no descriptor again, the retry walk
+ * returned with the rest of its detached wheel slot chained from a local
+ * variable: those sessions were never retried, never timed out and never
+ * closed. Three PROXY clients complete their headers while the worker
+ * has no descriptor; all must be relayed once descriptors come back. */
+static void
+waiting_case(const char *what, int nclients, const char *server)
+{
+	int port = h_free_port(), eport = h_free_port(), fds[8], served = 0, fresh;
+	struct rlimit saved;
+	pid_t master, worker;
+	char conf[64], hdr[128];
+	int before;
+
+	h_echod_start(eport);
+	snprintf(conf, sizeof(conf), "%s.conf", what);
+	h_write_file(h_path(conf),
+	    "workers = 1;\n"
+	    "pid_file = \"%s\";\n"
+	    "stats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "user = \"root\";\n"
+	    "timeouts = { connect = \"20s\"; };\n"
+	    "upstreams = ( { name = \"app\"; balance = \"leastconn\";\n"
+	    "                servers = ( { address = \"127.0.0.1:%d\"; %s } ); } );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\";\n"
+	    "                accept_proxy = \"v1\"; trusted = ( \"127.0.0.1\" ); } );\n",
+	    h_pidfile(), h_statsfile(), eport, server, port);
+	master = h_sluiced_start(h_path(conf), port, 1);
+	if (h_stats_running(&worker, 1, 0) != 1)
+		bail("%s: no running worker", what);
+	before = h_count_lines(h_path("sluiced.log"), WAITING);
+	for (int i = 0; i < nclients; i++)
+		fds[i] = h_connect(port, 5000);
+	ok(h_wait_stat("accepted", (uint64_t)nclients, 10000),
+	    "%s: %d PROXY clients accepted", what, nclients);
+	ok(starve_fds(worker, 0, &saved) == 0, "%s: the worker's descriptors taken away", what);
+	/* The headers come in one burst: their sessions want an upstream
+	 * socket at once, in the same connect-deadline tick. */
+	for (int i = 0; i < nclients; i++) {
+		snprintf(hdr, sizeof(hdr), "PROXY TCP4 10.0.0.%d 10.0.0.1 %d 80\r\nping %d\n", i + 1,
+		    1000 + i, i);
+		if (fds[i] != -1)
+			send(fds[i], hdr, strlen(hdr), MSG_NOSIGNAL);
+	}
+	ok(wait_lines(WAITING, before + nclients, 10000), "%s: all %d wait for a descriptor", what,
+	    nclients);
+	/* One retry that finds none again (the worker retries every 0.5 s). */
+	ok(wait_lines(WAITING, before + nclients + 1, 10000),
+	    "%s: a retry finds no descriptor again", what);
+	ok(restore_fds(worker, &saved) == 0, "%s: descriptors given back", what);
+	for (int i = 0; i < nclients; i++) {
+		char buf[32], want[32];
+		int n = snprintf(want, sizeof(want), "ping %d\n", i);
+
+		if (fds[i] != -1 && h_read_n(fds[i], buf, (size_t)n, 10000) == n &&
+		    memcmp(buf, want, (size_t)n) == 0)
+			served++;
+	}
+	is(served, nclients, "%s: every waiting client is relayed once descriptors are back", what);
+	fresh = h_connect(port, 5000);
+	snprintf(hdr, sizeof(hdr), "PROXY TCP4 10.0.0.99 10.0.0.1 999 80\r\n");
+	ok(fresh != -1 && send(fresh, hdr, strlen(hdr), MSG_NOSIGNAL) > 0 &&
+	        h_round_trip(fresh, 10000) == 0,
+	    "%s: a new client is served too", what);
+	is(h_stat("refused_no_server"), 0, "%s: nobody was refused for want of a server", what);
+	if (fresh != -1)
+		close(fresh);
+	for (int i = 0; i < nclients; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	kill(master, SIGTERM);
+	h_wait_exit(master, 10000, NULL);
+}
+
+int
+main(void)
+{
+	plan(8);
+	waiting_case("orphans", 3, "");
+	return tap_exit();
+}
