@@ -1,6 +1,6 @@
 /* i_fdshort.c — sessions that find no descriptor for their upstream socket
  * wait (ROOM_WAITFD) and connect once descriptors come back: none is lost
- * from the worker's lists. The test takes the worker's
+ * from the worker's lists, none keeps a server count it never took. The test takes the worker's
  * descriptors away with prlimit(2) on its pid and gives them back (workers
  * run as root here: prlimit on another user's process needs
  * CAP_SYS_RESOURCE, which a container may not grant).
@@ -79,10 +79,12 @@ wait_lines(const char *needle, int want, int timeout_ms)
 
 #define WAITING "waiting for a descriptor"
 
-/* Defect: when a retried session found no descriptor again, the retry walk
- * returned with the rest of its detached wheel slot chained from a local
+/* Defects: (a) when a retried session found no descriptor again, the retry
+ * walk returned with the rest of its detached wheel slot chained from a local
  * variable: those sessions were never retried, never timed out and never
- * closed. Three PROXY clients complete their headers while the worker
+ * closed. (b) the shortage path released a server count it had not taken, so
+ * the server looked full (max_connections) and its clients were refused as
+ * "no server". Three PROXY clients complete their headers while the worker
  * has no descriptor; all must be relayed once descriptors come back. */
 static void
 waiting_case(const char *what, int nclients, const char *server)
@@ -157,7 +159,8 @@ waiting_case(const char *what, int nclients, const char *server)
 int
 main(void)
 {
-	plan(8);
+	plan(2 * 8);
 	waiting_case("orphans", 3, "");
+	waiting_case("count", 1, "max_connections = 50;");
 	return tap_exit();
 }

@@ -726,7 +726,7 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 			 * failure counted. Take no more clients meanwhile. */
 			log_warn("connect to %s: waiting for a descriptor",
 			    upstream_name(w, s->listener, (unsigned)srv));
-			upstream_release(w, s->listener, (unsigned)srv);
+			/* upstream_connect counted nothing: nothing to release. */
 			s->state = SESSION_WAIT_FD;
 			room_move(w, s, ROOM_WAITFD);
 			worker_pause(w, WORKER_PAUSE_FDS, 1);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "balance.h"
+#include "check.h"
 #include "conf.h"
 #include "heritage.h"
 #include "log.h"
@@ -177,6 +178,9 @@ upstream_release(struct worker *w, unsigned li, unsigned server)
 {
 	struct up_group *g = group_of(w, li);
 
+	/* Only a count upstream_connect took may be given back: one too many
+	 * wraps to "full" and refuses every client of the server. */
+	CHECK(g->s[server].active > 0);
 	g->s[server].active--;
 	server_publish(w, g, server);
 }
