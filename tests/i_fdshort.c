@@ -1,6 +1,7 @@
 /* i_fdshort.c — sessions that find no descriptor for their upstream socket
  * wait (ROOM_WAITFD) and connect once descriptors come back: none is lost
- * from the worker's lists, none keeps a server count it never took. The test takes the worker's
+ * from the worker's lists, none keeps a server count it never took, and each
+ * still goes to the server its client hashes to. The test takes the worker's
  * descriptors away with prlimit(2) on its pid and gives them back (workers
  * run as root here: prlimit on another user's process needs
  * CAP_SYS_RESOURCE, which a container may not grant).
@@ -156,11 +157,98 @@ waiting_case(const char *what, int nclients, const char *server)
 	h_wait_exit(master, 10000, NULL);
 }
 
+/* Which of the two backends (listening sockets) gets the next connection:
+ * 0 or 1, or -1 when neither within timeout_ms. Closes what it accepts. */
+static int
+which_backend(const int lfd[2], int timeout_ms)
+{
+	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+
+	while (h_now_ms() < end) {
+		for (int b = 0; b < 2; b++) {
+			int fd = h_accept(lfd[b], 20);
+
+			if (fd != -1) {
+				close(fd);
+				return b;
+			}
+		}
+	}
+	return -1;
+}
+
+/* Defect: a session that waited for a descriptor connected without its
+ * client address, so source hashing sent every such client to one server. */
+static void
+source_case(void)
+{
+	int port = h_free_port(), bport[2] = { h_free_port(), h_free_port() }, lfd[2];
+	char src[2][16];
+	int want[2], got, found = 0;
+	struct rlimit saved;
+	pid_t master, worker;
+
+	lfd[0] = h_listen(bport[0]);
+	lfd[1] = h_listen(bport[1]);
+	h_write_file(h_path("source.conf"),
+	    "workers = 1;\n"
+	    "pid_file = \"%s\";\n"
+	    "stats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "user = \"root\";\n"
+	    "upstreams = ( { name = \"app\"; balance = \"source\";\n"
+	    "                servers = ( \"127.0.0.1:%d\", \"127.0.0.1:%d\" ); } );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n",
+	    h_pidfile(), h_statsfile(), bport[0], bport[1], port);
+	master = h_sluiced_start(h_path("source.conf"), port, 1);
+	if (h_stats_running(&worker, 1, 0) != 1)
+		bail("source: no running worker");
+	/* h_sluiced_start's readiness probe may have been relayed: drop it. */
+	which_backend(lfd, 200);
+	/* Two source addresses that hash to different servers. */
+	for (int a = 2; a < 60 && found < 2; a++) {
+		char addr[16];
+		int fd, b;
+
+		snprintf(addr, sizeof(addr), "127.0.0.%d", a);
+		if ((fd = h_connect_from(addr, port, 5000)) == -1)
+			continue;
+		b = which_backend(lfd, 5000);
+		close(fd);
+		if (b == -1 || (found == 1 && b == want[0]))
+			continue;
+		snprintf(src[found], sizeof(src[found]), "%s", addr);
+		want[found++] = b;
+	}
+	ok(found == 2, "source: two client addresses that hash to different servers");
+	for (int i = 0; i < found; i++) {
+		int before = h_count_lines(h_path("sluiced.log"), WAITING), fd;
+
+		/* One descriptor left: the accept takes it, the upstream
+		 * socket finds none. */
+		if (starve_fds(worker, 1, &saved) == -1)
+			bail("prlimit: %s", strerror(errno));
+		fd = h_connect_from(src[i], port, 5000);
+		ok(fd != -1 && wait_lines(WAITING, before + 1, 10000),
+		    "source: the client from %s waits for a descriptor", src[i]);
+		restore_fds(worker, &saved);
+		got = which_backend(lfd, 10000);
+		is(got, want[i], "source: once connected it goes to the server its address hashes to");
+		if (fd != -1)
+			close(fd);
+	}
+	close(lfd[0]);
+	close(lfd[1]);
+	kill(master, SIGTERM);
+	h_wait_exit(master, 10000, NULL);
+}
+
 int
 main(void)
 {
-	plan(2 * 8);
+	plan(2 * 8 + 5);
 	waiting_case("orphans", 3, "");
 	waiting_case("count", 1, "max_connections = 50;");
+	source_case();
 	return tap_exit();
 }

@@ -59,9 +59,16 @@ edge_session_extra(const struct conf *c)
 {
 	if (c->log_connections)
 		return EDGE_TAIL_BYTES;
-	for (unsigned i = 0; i < c->nlisteners; i++)
-		if (c->listeners[i].max_per_source > 0)
+	for (unsigned i = 0; i < c->nlisteners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+
+		if (l->max_per_source > 0)
 			return EDGE_TAIL_BYTES;
+		/* A session that waits for a descriptor connects later and
+		 * must still hash the client its PROXY header named. */
+		if (l->proxy_accept && c->upstreams[l->upstream].balance == CONF_BALANCE_SOURCE)
+			return EDGE_TAIL_BYTES;
+	}
 	return 0;
 }
 

@@ -1099,6 +1099,24 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	worker_session_closed(w);
 }
 
+/* The client's address for source hashing: the PROXY header's when one was
+ * accepted (kept in the tail, which such configs always have), else the
+ * connection's peer. NULL when neither can be had. */
+static const struct sockaddr *
+session_client(struct worker *w, struct session *s, struct sockaddr_storage *ss)
+{
+	struct session_tail *t = tail_of(w, s);
+	socklen_t len = sizeof(*ss);
+
+	if (t != NULL) {
+		tail_client(t, ss);
+		return (struct sockaddr *)ss;
+	}
+	if (getpeername(s->client.fd, (struct sockaddr *)ss, &len) == -1)
+		return NULL;
+	return (struct sockaddr *)ss;
+}
+
 void
 relay_retry_waiting(struct worker *w)
 {
@@ -1110,10 +1128,16 @@ relay_retry_waiting(struct worker *w)
 	while (!(w->paused & WORKER_PAUSE_FDS) &&
 	       (l = wheel_first(&w->rooms[ROOM_WAITFD])) != NULL) {
 		struct session *s = SESSION_OF(l);
+		struct sockaddr_storage ss;
+		const struct sockaddr *client = NULL;
 
+		/* A first try hashes the client (source balancing); a retry
+		 * goes to the server after the one that failed. */
+		if (s->tries == 0)
+			client = session_client(w, s, &ss);
 		s->state = SESSION_CONNECTING;
 		room_move(w, s, ROOM_CONNECT);
-		session_connect(w, s, NULL);
+		session_connect(w, s, client);
 	}
 	rooms_check(w);
 }

@@ -153,8 +153,9 @@ const char *upstream_name(const struct worker *, unsigned li, unsigned server);
 #define EDGE_TAIL_BYTES 40
 
 /* Bytes each session object needs past struct session for the edge under
- * config c: 0 when neither per-source limits nor the connection log need
- * anything kept per connection. */
+ * config c: 0 unless per-source limits, the connection log or source
+ * balancing behind a PROXY-header listener need the client kept per
+ * connection. */
 size_t edge_session_extra(const struct conf *c);
 
 /* Set up w->edge (rate buckets; the per-source table when a listener limits
