@@ -153,6 +153,7 @@ stats_now_ms(void)
 struct stats_layout {
 	uint64_t listeners, servers, health, listener_retired, server_retired, slots;
 	uint64_t listener_rows, server_rows, listener_stride, server_stride, size;
+	unsigned nslots, nlisteners, nservers;
 };
 
 static uint64_t
@@ -170,6 +171,9 @@ stats_layout(uint64_t nslots, uint64_t nl, uint64_t ns, struct stats_layout *lo)
 
 	if (nslots == 0 || nslots > STATS_SLOTS_MAX || nl > STATS_ROWS_MAX || ns > STATS_ROWS_MAX)
 		return -1;
+	lo->nslots = (unsigned)nslots;
+	lo->nlisteners = (unsigned)nl;
+	lo->nservers = (unsigned)ns;
 	lo->listeners = at;
 	at = stats_align(at + nl * sizeof(struct stats_listener_entry));
 	lo->servers = at;
@@ -209,6 +213,10 @@ stats_map(struct stats_seg *seg, void *map, const struct stats_layout *lo, int w
 	seg->listener_stride = lo->listener_stride;
 	seg->server_stride = lo->server_stride;
 	seg->size = lo->size;
+	seg->nslots = lo->nslots;
+	seg->nlisteners = lo->nlisteners;
+	seg->nservers = lo->nservers;
+	seg->listeners_used = seg->servers_used = 0;
 	seg->writable = writable;
 }
 
@@ -302,40 +310,49 @@ static int
 stats_check(const struct stats_header *hdr, size_t size, const char *path,
     struct stats_layout *lo, char *err, size_t errlen)
 {
+	/* Each field is loaded once: what is checked is what is used, however
+	 * the file changes meanwhile. */
+	uint32_t version, header_size, nslots, nl, ns;
+	uint64_t hsize;
+
 	if (__atomic_load_n(&hdr->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC) {
 		snprintf(err, errlen, "%s: not a sluice statistics segment", path);
 		errno = EINVAL;
 		return -1;
 	}
-	if (hdr->version != STATS_VERSION) {
+	version = __atomic_load_n(&hdr->version, __ATOMIC_RELAXED);
+	header_size = __atomic_load_n(&hdr->header_size, __ATOMIC_RELAXED);
+	hsize = __atomic_load_n(&hdr->size, __ATOMIC_RELAXED);
+	nslots = __atomic_load_n(&hdr->nslots, __ATOMIC_RELAXED);
+	nl = __atomic_load_n(&hdr->nlisteners, __ATOMIC_RELAXED);
+	ns = __atomic_load_n(&hdr->nservers, __ATOMIC_RELAXED);
+	if (version != STATS_VERSION) {
 		snprintf(err, errlen, "%s: layout version %" PRIu32 ", this reader knows %d",
-		    path, hdr->version, STATS_VERSION);
+		    path, version, STATS_VERSION);
 		errno = EPROTO;
 		return -1;
 	}
-	if (hdr->header_size != sizeof(*hdr)) {
+	if (header_size != sizeof(*hdr)) {
 		snprintf(err, errlen, "%s: header of %" PRIu32 " bytes, this reader knows %zu",
-		    path, hdr->header_size, sizeof(*hdr));
+		    path, header_size, sizeof(*hdr));
 		errno = EPROTO;
 		return -1;
 	}
-	if (hdr->size != size) {
-		if (size < hdr->size)
+	if (hsize != size) {
+		if (size < hsize)
 			snprintf(err, errlen, "%s: truncated: %zu bytes, header says %" PRIu64,
-			    path, size, hdr->size);
+			    path, size, hsize);
 		else
 			snprintf(err, errlen, "%s: size %zu bytes, header says %" PRIu64,
-			    path, size, hdr->size);
+			    path, size, hsize);
 		errno = EINVAL;
 		return -1;
 	}
 	/* In 64 bits with bounded counts, so hostile counts cannot wrap around
 	 * to match. */
-	if (stats_layout(hdr->nslots, hdr->nlisteners, hdr->nservers, lo) == -1 ||
-	    lo->size != size) {
+	if (stats_layout(nslots, nl, ns, lo) == -1 || lo->size != size) {
 		snprintf(err, errlen, "%s: %" PRIu32 " slots, %" PRIu32 " listeners and %" PRIu32
-		    " servers do not fit a segment of %zu bytes", path, hdr->nslots,
-		    hdr->nlisteners, hdr->nservers, size);
+		    " servers do not fit a segment of %zu bytes", path, nslots, nl, ns, size);
 		errno = EINVAL;
 		return -1;
 	}
@@ -453,7 +470,7 @@ stats_sum(const struct stats_seg *seg, struct stats_counters *out)
 
 	memset(out, 0, sizeof(*out));
 	stats_add_words(out, &hdr->retired, sizeof(*out));
-	for (unsigned i = 0; i < hdr->nslots; i++)
+	for (unsigned i = 0; i < seg->nslots; i++)
 		if (stats_slot_live(&seg->slots[i]))
 			stats_add_words(out, &seg->slots[i].c, sizeof(*out));
 }
@@ -594,7 +611,7 @@ stats_fold(struct stats_seg *seg, unsigned slot)
 	struct stats_slot *s;
 	uint64_t seq;
 
-	if (!seg->writable || slot >= hdr->nslots)
+	if (!seg->writable || slot >= seg->nslots)
 		return;
 	s = &seg->slots[slot];
 	seq = stats_write_begin(hdr);
@@ -603,11 +620,11 @@ stats_fold(struct stats_seg *seg, unsigned slot)
 		/* Workers write only rows the directory handed out. Rows past
 		 * those are never read: on tmpfs even a read fault on a hole
 		 * would allocate a page. */
-		for (unsigned r = 0; r < hdr->listeners_used && r < hdr->nlisteners; r++)
+		for (unsigned r = 0; r < seg->listeners_used; r++)
 			stats_fold_row(&seg->listener_retired[r], stats_slot_listener(seg, slot, r),
 			    stats_listener_fields, stats_listener_nfields,
 			    sizeof(struct stats_listener_counters));
-		for (unsigned r = 0; r < hdr->servers_used && r < hdr->nservers; r++)
+		for (unsigned r = 0; r < seg->servers_used; r++)
 			stats_fold_row(&seg->server_retired[r], stats_slot_server(seg, slot, r),
 			    stats_server_fields, stats_server_nfields,
 			    sizeof(struct stats_server_counters));
@@ -633,11 +650,11 @@ stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t l
 
 	if (!seg->writable || len > sizeof(e->addr))
 		return STATS_NO_ROW;
-	used = hdr->listeners_used;
+	used = seg->listeners_used;
 	for (row = 0; row < used; row++)
 		if (addr_equal((const struct sockaddr *)&seg->listeners[row].addr, sa))
 			break;
-	if (row == used && used >= hdr->nlisteners)
+	if (row == used && used >= seg->nlisteners)
 		return STATS_NO_ROW;
 	e = &seg->listeners[row];
 	seq = stats_write_begin(hdr);
@@ -650,7 +667,10 @@ stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t l
 	stats_copy_text(e->address, sizeof(e->address), address);
 	stats_copy_text(e->upstream, sizeof(e->upstream), upstream);
 	if (row == used)
-		__atomic_store_n(&hdr->listeners_used, used + 1, __ATOMIC_RELEASE);
+		seg->listeners_used = used + 1;
+	/* Readers see the count only once the entry is written. Stored even
+	 * when unchanged: it is ours, whatever else the file says. */
+	__atomic_store_n(&hdr->listeners_used, seg->listeners_used, __ATOMIC_RELEASE);
 	stats_write_end(hdr, seq);
 	return row;
 }
@@ -666,12 +686,12 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 
 	if (!seg->writable || len > sizeof(e->addr) || upstream == NULL)
 		return STATS_NO_ROW;
-	used = hdr->servers_used;
+	used = seg->servers_used;
 	for (row = 0; row < used; row++)
 		if (strncmp(seg->servers[row].upstream, upstream, STATS_NAME_MAX) == 0 &&
 		    addr_equal((const struct sockaddr *)&seg->servers[row].addr, sa))
 			break;
-	if (row == used && used >= hdr->nservers)
+	if (row == used && used >= seg->nservers)
 		return STATS_NO_ROW;
 	e = &seg->servers[row];
 	seq = stats_write_begin(hdr);
@@ -686,7 +706,8 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 	e->backup = backup != 0;
 	stats_copy_text(e->address, sizeof(e->address), address);
 	if (row == used)
-		__atomic_store_n(&hdr->servers_used, used + 1, __ATOMIC_RELEASE);
+		seg->servers_used = used + 1;
+	__atomic_store_n(&hdr->servers_used, seg->servers_used, __ATOMIC_RELEASE);
 	stats_write_end(hdr, seq);
 	return row;
 }
@@ -716,7 +737,7 @@ stats_health_publish(struct stats_seg *seg, unsigned row, const struct stats_hea
 	struct stats_health *dst;
 	uint64_t seq;
 
-	if (!seg->writable || row >= seg->hdr->nservers)
+	if (!seg->writable || row >= seg->nservers)
 		return;
 	dst = &seg->health[row];
 	/* The checker is the only writer: its own seq read is exact. One
@@ -751,7 +772,7 @@ stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health
 	int settled;
 
 	memset(out, 0, sizeof(*out));
-	if (row >= seg->hdr->nservers)
+	if (row >= seg->nservers)
 		return 1;
 	r.src = &seg->health[row];
 	/* A checker that died mid-write leaves what is there to take. */
@@ -763,7 +784,7 @@ stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health
 uint32_t
 stats_health_state(const struct stats_seg *seg, unsigned row)
 {
-	if (row >= seg->hdr->nservers)
+	if (row >= seg->nservers)
 		return STATS_HEALTH_UNKNOWN;
 	return __atomic_load_n(&seg->health[row].state, __ATOMIC_RELAXED);
 }
@@ -780,15 +801,16 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 	sn->master_pid = __atomic_load_n(&hdr->master_pid, __ATOMIC_RELAXED);
 	sn->start_ms = __atomic_load_n(&hdr->start_ms, __ATOMIC_RELAXED);
 	sn->generation = __atomic_load_n(&hdr->generation, __ATOMIC_RELAXED);
+	/* Indexes from the file: bounded by the storage sized at attach. */
 	nl = __atomic_load_n(&hdr->listeners_used, __ATOMIC_ACQUIRE);
 	ns = __atomic_load_n(&hdr->servers_used, __ATOMIC_ACQUIRE);
-	if (nl > hdr->nlisteners)
-		nl = hdr->nlisteners;
-	if (ns > hdr->nservers)
-		ns = hdr->nservers;
+	if (nl > seg->nlisteners)
+		nl = seg->nlisteners;
+	if (ns > seg->nservers)
+		ns = seg->nservers;
 
 	sn->nworkers = sn->running = sn->draining = 0;
-	for (i = 0; i < hdr->nslots; i++) {
+	for (i = 0; i < seg->nslots; i++) {
 		const struct stats_slot *s = &seg->slots[i];
 		struct stats_worker_view *v;
 		uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -851,14 +873,14 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 struct stats_snapshot *
 stats_snapshot_create(const struct stats_seg *seg)
 {
-	const struct stats_header *hdr = seg->hdr;
 	struct stats_snapshot *sn = calloc(1, sizeof(*sn));
 
 	if (sn == NULL)
 		return NULL;
-	sn->workers = calloc(hdr->nslots, sizeof(*sn->workers));
-	sn->listeners = calloc(hdr->nlisteners ? hdr->nlisteners : 1, sizeof(*sn->listeners));
-	sn->servers = calloc(hdr->nservers ? hdr->nservers : 1, sizeof(*sn->servers));
+	/* Sized, like every loop that fills them, by the attach's counts. */
+	sn->workers = calloc(seg->nslots, sizeof(*sn->workers));
+	sn->listeners = calloc(seg->nlisteners ? seg->nlisteners : 1, sizeof(*sn->listeners));
+	sn->servers = calloc(seg->nservers ? seg->nservers : 1, sizeof(*sn->servers));
 	if (sn->workers == NULL || sn->listeners == NULL || sn->servers == NULL) {
 		stats_snapshot_destroy(sn);
 		errno = ENOMEM;

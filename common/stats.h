@@ -280,10 +280,15 @@ struct stats_header {
  * server rows, worker slots, then per slot its nlisteners listener rows and
  * its nservers server rows (each slot's block of rows starts on its own cache
  * line: one writer per line).
+ *
+ * The counts and sizes here are private: validated against the mapped size
+ * once, at create or attach, and never taken from the shared header again,
+ * so nothing another process writes there can move a loop bound or an index
+ * outside the mapping.
  */
 struct stats_seg {
 	struct stats_header *hdr;
-	struct stats_slot *slots; /* hdr->nslots of them */
+	struct stats_slot *slots; /* nslots of them */
 	struct stats_listener_entry *listeners;
 	struct stats_server_entry *servers;
 	struct stats_health *health;                    /* parallel to servers */
@@ -293,6 +298,10 @@ struct stats_seg {
 	char *server_rows;
 	size_t listener_stride, server_stride;
 	size_t size;
+	unsigned nslots, nlisteners, nservers; /* capacities, as validated */
+	/* Directory entries in use. The master's own count (it is their only
+	 * writer); readers reload hdr's and clamp it to the capacity. */
+	unsigned listeners_used, servers_used;
 	int writable;
 };
 
@@ -313,7 +322,8 @@ int stats_attach(struct stats_seg *, const char *path, char *err, size_t errlen)
 /* Unmap (both kinds). The file stays. */
 void stats_detach(struct stats_seg *);
 
-/* Slot slot's listener row `row` (< hdr->nlisteners) and server row. */
+/* Slot slot's listener row `row` and server row. Unchecked: slot <
+ * seg->nslots and row < seg->nlisteners (seg->nservers) are the caller's. */
 struct stats_listener_counters *stats_slot_listener(const struct stats_seg *, unsigned slot,
     unsigned row);
 struct stats_server_counters *stats_slot_server(const struct stats_seg *, unsigned slot,
