@@ -149,6 +149,9 @@ stats_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+_Static_assert(sizeof(struct stats_slot) == STATS_PAGE,
+    "a slot is one page: the only one of the slot area its worker can write");
+
 /* Where each area starts, in bytes from the header. */
 struct stats_layout {
 	uint64_t listeners, servers, health, listener_retired, server_retired, slots;
@@ -160,6 +163,12 @@ static uint64_t
 stats_align(uint64_t n)
 {
 	return (n + STATS_LINE - 1) / STATS_LINE * STATS_LINE;
+}
+
+static uint64_t
+stats_page_align(uint64_t n)
+{
+	return (n + STATS_PAGE - 1) / STATS_PAGE * STATS_PAGE;
 }
 
 /* Computes the layout; -1 when a count is out of range (then no product
@@ -178,16 +187,18 @@ stats_layout(uint64_t nslots, uint64_t nl, uint64_t ns, struct stats_layout *lo)
 	at = stats_align(at + nl * sizeof(struct stats_listener_entry));
 	lo->servers = at;
 	at = stats_align(at + ns * sizeof(struct stats_server_entry));
+	/* Pages of their own: the checker's, then each worker's. */
+	at = stats_page_align(at);
 	lo->health = at;
-	at = stats_align(at + ns * sizeof(struct stats_health));
+	at = stats_page_align(at + ns * sizeof(struct stats_health));
 	lo->listener_retired = at;
 	at = stats_align(at + nl * sizeof(struct stats_listener_counters));
 	lo->server_retired = at;
-	at = stats_align(at + ns * sizeof(struct stats_server_counters));
+	at = stats_page_align(at + ns * sizeof(struct stats_server_counters));
 	lo->slots = at;
 	at += nslots * sizeof(struct stats_slot);
-	lo->listener_stride = stats_align(nl * sizeof(struct stats_listener_counters));
-	lo->server_stride = stats_align(ns * sizeof(struct stats_server_counters));
+	lo->listener_stride = stats_page_align(nl * sizeof(struct stats_listener_counters));
+	lo->server_stride = stats_page_align(ns * sizeof(struct stats_server_counters));
 	lo->listener_rows = at;
 	at += nslots * lo->listener_stride;
 	lo->server_rows = at;
@@ -426,6 +437,61 @@ stats_detach(struct stats_seg *seg)
 	if (seg->hdr != NULL)
 		munmap(seg->hdr, seg->size);
 	memset(seg, 0, sizeof(*seg));
+}
+
+/* Everything read-only, then [from, from + len) writable again. */
+static int
+stats_protect(struct stats_seg *seg, const size_t *from, const size_t *len, unsigned n)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (seg->hdr == NULL || !seg->writable) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (page <= 0 || STATS_PAGE % page != 0) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (mprotect(seg->hdr, seg->size, PROT_READ) == -1)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		if (len[i] != 0 &&
+		    mprotect((char *)seg->hdr + from[i], len[i], PROT_READ | PROT_WRITE) == -1)
+			return -1;
+	return 0;
+}
+
+int
+stats_protect_worker(struct stats_seg *seg, unsigned slot)
+{
+	const char *base = (const char *)seg->hdr;
+	size_t from[3], len[3];
+
+	if (slot >= seg->nslots) {
+		errno = EINVAL;
+		return -1;
+	}
+	from[0] = (size_t)((const char *)&seg->slots[slot] - base);
+	len[0] = sizeof(struct stats_slot);
+	from[1] = (size_t)((const char *)stats_slot_listener(seg, slot, 0) - base);
+	len[1] = seg->listener_stride;
+	from[2] = (size_t)((const char *)stats_slot_server(seg, slot, 0) - base);
+	len[2] = seg->server_stride;
+	if (stats_protect(seg, from, len, 3) == -1)
+		return -1;
+	seg->writable = 0;
+	return 0;
+}
+
+int
+stats_protect_checker(struct stats_seg *seg)
+{
+	size_t from = (size_t)((const char *)seg->health - (const char *)seg->hdr);
+	size_t len = (size_t)stats_page_align(seg->nservers * sizeof(struct stats_health));
+
+	/* Still "writable": stats_health_publish is what it calls. */
+	return stats_protect(seg, &from, &len, 1);
 }
 
 struct stats_listener_counters *

@@ -1,7 +1,9 @@
 /* stats.h — layout of the shared-memory statistics segment, its creation
  * (master, before the first fork) and read-only attachment (sluicestat, tests).
  * Workers write only their own slot and its rows, with relaxed atomic stores
- * and no syscalls or locks; readers never block writers. */
+ * and no syscalls or locks; readers never block writers. What a child may
+ * write sits on pages of its own, and the child's mapping of everything else
+ * is made read-only right after fork (stats_protect_worker/_checker). */
 #ifndef SLUICE_STATS_H
 #define SLUICE_STATS_H
 
@@ -11,7 +13,12 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 2
+#define STATS_VERSION 3
+/* The unit of write protection: each region one child writes (a worker's
+ * slot, its listener rows, its server rows; the checker's health area)
+ * starts and ends on a multiple of this, the system's page size or a
+ * multiple of it (stats_protect_* refuse larger pages). */
+#define STATS_PAGE 4096
 #define STATS_SLOTS 512     /* worker slots: current and draining generations */
 #define STATS_LISTENERS 64  /* distinct listener addresses in one master's life */
 #define STATS_SERVERS 256   /* distinct upstream servers in one master's life */
@@ -174,10 +181,11 @@ enum stats_slot_state {
 const char *stats_state_name(uint32_t state);
 
 /*
- * One per worker. While the worker lives it is the only writer of every field
- * and of the slot's listener and server rows; the master writes the slot only
- * before forking the worker (reset, generation, state STARTING) and after
- * reaping it (fold, state FREE).
+ * One per worker, a page each. While the worker lives it is the only writer
+ * of every field and of the slot's listener and server rows (the only pages
+ * of the segment it can write); the master writes the slot only before
+ * forking the worker (reset, generation, state STARTING) and after reaping it
+ * (fold, state FREE). Readers take nothing here as an index.
  */
 struct stats_slot {
 	uint32_t state;      /* enum stats_slot_state; release-stored last */
@@ -187,7 +195,7 @@ struct stats_slot {
 	uint64_t started_ms; /* worker: CLOCK_REALTIME at start, ms */
 	uint64_t heartbeat_ms; /* worker: CLOCK_REALTIME, refreshed every second */
 	struct stats_counters c;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(STATS_PAGE)));
 
 /*
  * Directory entries: one per distinct listener address and per distinct
@@ -253,7 +261,9 @@ struct stats_health {
 	uint64_t checks_failed;  /* of which failed */
 } __attribute__((aligned(64)));
 
-/* At offset 0 of the segment. Written by the master only. */
+/* At offset 0 of the segment. Written by the master only (read-only to every
+ * child). Readers take the counts and sizes once, at attach (struct
+ * stats_seg), and the entries in use only up to those counts. */
 struct stats_header {
 	uint64_t magic;       /* STATS_MAGIC, release-stored last at creation */
 	uint32_t version;     /* STATS_VERSION */
@@ -277,9 +287,11 @@ struct stats_header {
 /*
  * A mapping of the segment. Areas after the header, in this order: listener
  * directory, server directory, server health, retired listener rows, retired
- * server rows, worker slots, then per slot its nlisteners listener rows and
- * its nservers server rows (each slot's block of rows starts on its own cache
- * line: one writer per line).
+ * server rows, worker slots, then per slot its nlisteners listener rows, then
+ * per slot its nservers server rows. Areas start on a cache line; the health
+ * area, each slot, and each slot's block of listener rows and of server rows
+ * start and end on a STATS_PAGE boundary, so that each can be the only
+ * writable part of its writer's mapping.
  *
  * The counts and sizes here are private: validated against the mapped size
  * once, at create or attach, and never taken from the shared header again,
@@ -321,6 +333,17 @@ int stats_attach(struct stats_seg *, const char *path, char *err, size_t errlen)
 
 /* Unmap (both kinds). The file stays. */
 void stats_detach(struct stats_seg *);
+
+/* A child of the master, right after fork, on its copy of the master's
+ * mapping: make every page read-only except, for the worker of slot `slot`,
+ * its slot and its listener and server rows (stats_protect_worker), or for
+ * the health checker the health area (stats_protect_checker). The hot path
+ * stays plain stores; a stray write elsewhere faults. The worker's seg is no
+ * longer writable for the master's functions (fold, rows). Returns 0, or -1
+ * with errno: EINVAL (slot out of range, not a created mapping), EOPNOTSUPP
+ * (pages larger than STATS_PAGE), or mprotect's. */
+int stats_protect_worker(struct stats_seg *, unsigned slot);
+int stats_protect_checker(struct stats_seg *);
 
 /* Slot slot's listener row `row` and server row. Unchecked: slot <
  * seg->nslots and row < seg->nlisteners (seg->nservers) are the caller's. */

@@ -82,7 +82,7 @@ test_layout(void)
 
 	ok(sizeof(struct stats_slot) % 64 == 0, "slot size %zu is a multiple of 64",
 	    sizeof(struct stats_slot));
-	is(_Alignof(struct stats_slot), 64, "slots are cache-line aligned");
+	is(_Alignof(struct stats_slot), STATS_PAGE, "a slot is a page of its own");
 	ok(sizeof(struct stats_header) % 64 == 0, "header size %zu is a multiple of 64",
 	    sizeof(struct stats_header));
 	is(_Alignof(struct stats_header), 64, "header is cache-line aligned");
@@ -262,6 +262,10 @@ test_areas(const struct stats_seg *w)
 	    "every area and every slot's block of rows starts on a cache line");
 	ok(ordered, "areas follow the header in order without overlapping");
 	is(end[n - 1], w->size, "the last area ends the file");
+	ok(off[2] % STATS_PAGE == 0 && off[3] % STATS_PAGE == 0 && off[5] % STATS_PAGE == 0 &&
+	    off[6] % STATS_PAGE == 0 && off[7] % STATS_PAGE == 0 &&
+	    w->listener_stride % STATS_PAGE == 0 && w->server_stride % STATS_PAGE == 0,
+	    "the health area, each slot and each slot's rows own whole pages");
 	ok(w->listener_stride >= h->nlisteners * sizeof(struct stats_listener_counters) &&
 	    w->server_stride >= h->nservers * sizeof(struct stats_server_counters),
 	    "a slot's rows hold every listener and server");
