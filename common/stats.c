@@ -373,9 +373,11 @@ stats_check(const struct stats_header *hdr, size_t size, const char *path,
 int
 stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 {
+	struct stats_header hdr;
 	struct stats_layout lo;
 	struct stat st;
 	size_t size;
+	ssize_t n;
 	void *map;
 	int fd, saved;
 
@@ -408,6 +410,20 @@ stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	size = (size_t)st.st_size;
+	/* The header is checked in a copy read with pread, not through the
+	 * mapping: a file truncated meanwhile makes a short read here, never
+	 * a fault, so attaching cannot be killed by one. */
+	n = pread(fd, &hdr, sizeof(hdr), 0);
+	if (n != (ssize_t)sizeof(hdr)) {
+		saved = n == -1 ? errno : EINVAL;
+		snprintf(err, errlen, "%s: %s", path,
+		    n == -1 ? strerror(saved) : "truncated while being read");
+		goto fail;
+	}
+	if (stats_check(&hdr, size, path, &lo, err, errlen) == -1) {
+		saved = errno;
+		goto fail;
+	}
 	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		saved = errno;
@@ -415,13 +431,6 @@ stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	close(fd);
-
-	if (stats_check(map, size, path, &lo, err, errlen) == -1) {
-		saved = errno;
-		munmap(map, size);
-		errno = saved;
-		return -1;
-	}
 	stats_map(seg, map, &lo, 0);
 	return 0;
 
@@ -541,33 +550,40 @@ stats_sum(const struct stats_seg *seg, struct stats_counters *out)
 			stats_add_words(out, &seg->slots[i].c, sizeof(*out));
 }
 
-/*
- * Retry read(seg, arg) until it ran between two equal, even values of
- * fold_seq. A fold moves counters from a slot to retired; a read that
- * overlaps it would count them twice or not at all. The bound is in time,
- * not tries: a master preempted mid-fold on a busy machine holds fold_seq odd
- * for a scheduler tick, far longer than any number of spins, while one that
- * died mid-fold must not hang readers. Returns 1 when settled, 0 when it
- * gave up (the last read stands).
- */
+/* CLOCK_MONOTONIC in milliseconds: patience must not stretch with a step
+ * of the wall clock. */
+static uint64_t
+stats_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* The reading side of a sequence lock: call read(arg) until it ran while seq
  * stayed the same even value, and store that value in *seen (may be NULL).
  * Bounded in time, not tries: a writer preempted mid-write on a busy machine
  * holds seq odd for a scheduler tick, far longer than any number of spins,
- * while one that died mid-write must not hang readers. Returns 1 when the
- * read is consistent, 0 when patience ran out (read once more regardless). */
+ * while one that died mid-write must not hang readers. *give_up is the
+ * deadline (0: none yet; set to STATS_TOTAL_PATIENCE_MS from the first wait),
+ * shared by every read of one reading, so that many records left odd (a
+ * dead or hostile writer) cost one patience, not one each. Returns 1 when
+ * the read is consistent, 0 when patience ran out (read once more
+ * regardless). */
 static int
-seq_read(const uint64_t *seq, void (*read)(void *), void *arg, uint64_t *seen)
+seq_read(const uint64_t *seq, void (*read)(void *), void *arg, uint64_t *seen,
+    uint64_t *give_up)
 {
-	uint64_t before, after, give_up = 0;
+	uint64_t before, after;
 
 	for (unsigned long tries = 0;; tries++) {
 		if ((tries & 63) == 63) {
-			uint64_t now = stats_now_ms();
+			uint64_t now = stats_mono_ms();
 
-			if (give_up == 0)
-				give_up = now + STATS_TOTAL_PATIENCE_MS;
-			else if (now > give_up)
+			if (*give_up == 0)
+				*give_up = now + STATS_TOTAL_PATIENCE_MS;
+			else if (now > *give_up)
 				break;
 			sched_yield();
 		}
@@ -603,14 +619,15 @@ settled_read_cb(void *p)
 	r->read(r->seg, r->arg);
 }
 
-/* read(seg, arg) consistent with respect to the master's folds. */
+/* read(seg, arg) consistent with respect to the master's folds, within the
+ * patience *give_up (see seq_read). */
 static int
 stats_read_settled(const struct stats_seg *seg, void (*read)(const struct stats_seg *, void *),
-    void *arg)
+    void *arg, uint64_t *give_up)
 {
 	struct settled_read r = { seg, read, arg };
 
-	return seq_read(&seg->hdr->fold_seq, settled_read_cb, &r, NULL);
+	return seq_read(&seg->hdr->fold_seq, settled_read_cb, &r, NULL, give_up);
 }
 
 static void
@@ -622,7 +639,9 @@ stats_total_read(const struct stats_seg *seg, void *out)
 void
 stats_total(const struct stats_seg *seg, struct stats_counters *out)
 {
-	stats_read_settled(seg, stats_total_read, out);
+	uint64_t give_up = 0;
+
+	stats_read_settled(seg, stats_total_read, out, &give_up);
 }
 
 /* The master's multi-field writes are bracketed by an odd fold_seq. Only the
@@ -830,8 +849,9 @@ health_read_cb(void *p)
 	stats_health_copy(r->out, r->src);
 }
 
-int
-stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health *out)
+static int
+stats_health_read_within(const struct stats_seg *seg, unsigned row, struct stats_health *out,
+    uint64_t *give_up)
 {
 	struct health_read r = { out, NULL };
 	uint64_t seen;
@@ -842,9 +862,17 @@ stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health
 		return 1;
 	r.src = &seg->health[row];
 	/* A checker that died mid-write leaves what is there to take. */
-	settled = seq_read(&r.src->seq, health_read_cb, &r, &seen);
+	settled = seq_read(&r.src->seq, health_read_cb, &r, &seen, give_up);
 	out->seq = seen;
 	return settled;
+}
+
+int
+stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health *out)
+{
+	uint64_t give_up = 0;
+
+	return stats_health_read_within(seg, row, out, &give_up);
 }
 
 uint32_t
@@ -855,14 +883,21 @@ stats_health_state(const struct stats_seg *seg, unsigned row)
 	return __atomic_load_n(&seg->health[row].state, __ATOMIC_RELAXED);
 }
 
-/* One pass of a snapshot (see stats_read_settled), into storage sized for
- * every slot and every directory entry. */
+/* A snapshot being taken, and the patience of every read it makes. */
+struct snapshot_read {
+	struct stats_snapshot *sn;
+	uint64_t give_up;
+};
+
+/* One pass of a snapshot (see stats_read_settled), into its storage: every
+ * bound is the smaller of the attach's count and the storage's. */
 static void
 stats_snapshot_read(const struct stats_seg *seg, void *arg)
 {
 	const struct stats_header *hdr = seg->hdr;
-	struct stats_snapshot *sn = arg;
-	unsigned i, r, nl, ns;
+	struct snapshot_read *ctx = arg;
+	struct stats_snapshot *sn = ctx->sn;
+	unsigned i, r, nl, ns, nslots;
 
 	sn->master_pid = __atomic_load_n(&hdr->master_pid, __ATOMIC_RELAXED);
 	sn->start_ms = __atomic_load_n(&hdr->start_ms, __ATOMIC_RELAXED);
@@ -872,11 +907,16 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 	ns = __atomic_load_n(&hdr->servers_used, __ATOMIC_ACQUIRE);
 	if (nl > seg->nlisteners)
 		nl = seg->nlisteners;
+	if (nl > sn->cap_listeners)
+		nl = sn->cap_listeners;
 	if (ns > seg->nservers)
 		ns = seg->nservers;
+	if (ns > sn->cap_servers)
+		ns = sn->cap_servers;
+	nslots = seg->nslots < sn->cap_workers ? seg->nslots : sn->cap_workers;
 
 	sn->nworkers = sn->running = sn->draining = 0;
-	for (i = 0; i < seg->nslots; i++) {
+	for (i = 0; i < nslots; i++) {
 		const struct stats_slot *s = &seg->slots[i];
 		struct stats_worker_view *v;
 		uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -928,7 +968,7 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 		memcpy(&v->entry, &seg->servers[r], sizeof(v->entry));
 		v->entry.address[sizeof(v->entry.address) - 1] = '\0';
 		v->entry.upstream[sizeof(v->entry.upstream) - 1] = '\0';
-		stats_health_read(seg, r, &v->health);
+		stats_health_read_within(seg, r, &v->health, &ctx->give_up);
 		stats_add_words(&v->c, &seg->server_retired[r], sizeof(v->c));
 		for (i = 0; i < sn->nworkers; i++)
 			stats_add_words(&v->c, stats_slot_server(seg, sn->workers[i].slot, r),
@@ -937,14 +977,17 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 }
 
 struct stats_snapshot *
-stats_snapshot_create(const struct stats_seg *seg)
+stats_snapshot_alloc(const struct stats_seg *seg)
 {
 	struct stats_snapshot *sn = calloc(1, sizeof(*sn));
 
 	if (sn == NULL)
 		return NULL;
-	/* Sized, like every loop that fills them, by the attach's counts. */
-	sn->workers = calloc(seg->nslots, sizeof(*sn->workers));
+	/* Sized by the attach's counts; the reads stay within these. */
+	sn->cap_workers = seg->nslots;
+	sn->cap_listeners = seg->nlisteners;
+	sn->cap_servers = seg->nservers;
+	sn->workers = calloc(seg->nslots ? seg->nslots : 1, sizeof(*sn->workers));
 	sn->listeners = calloc(seg->nlisteners ? seg->nlisteners : 1, sizeof(*sn->listeners));
 	sn->servers = calloc(seg->nservers ? seg->nservers : 1, sizeof(*sn->servers));
 	if (sn->workers == NULL || sn->listeners == NULL || sn->servers == NULL) {
@@ -952,7 +995,24 @@ stats_snapshot_create(const struct stats_seg *seg)
 		errno = ENOMEM;
 		return NULL;
 	}
-	sn->settled = stats_read_settled(seg, stats_snapshot_read, sn);
+	return sn;
+}
+
+void
+stats_snapshot_fill(const struct stats_seg *seg, struct stats_snapshot *sn)
+{
+	struct snapshot_read ctx = { sn, 0 };
+
+	sn->settled = stats_read_settled(seg, stats_snapshot_read, &ctx, &ctx.give_up);
+}
+
+struct stats_snapshot *
+stats_snapshot_create(const struct stats_seg *seg)
+{
+	struct stats_snapshot *sn = stats_snapshot_alloc(seg);
+
+	if (sn != NULL)
+		stats_snapshot_fill(seg, sn);
 	return sn;
 }
 

@@ -325,7 +325,10 @@ struct stats_seg {
 int stats_create(struct stats_seg *, const char *path, unsigned nslots,
     char *err, size_t errlen);
 
-/* Reader: map path read-only and check magic, version and size. Returns 0, or
+/* Reader: map path read-only and check magic, version and size (on a copy of
+ * the header read with pread: a file truncated meanwhile cannot make this
+ * fault; reading the mapping afterwards can, see cli/segread.c). The counts
+ * checked are kept in seg. Returns 0, or
  * -1 with a one-line reason in err naming path ("no statistics segment at P
  * (is sluiced running?)", "P: layout version 7, this reader knows 2",
  * "P: truncated: 100 bytes, header says 4096", ...). */
@@ -422,12 +425,23 @@ struct stats_snapshot {
 	struct stats_listener_view *listeners; /* by row */
 	unsigned nservers;
 	struct stats_server_view *servers; /* by row */
+	unsigned cap_workers, cap_listeners, cap_servers; /* storage, in views */
 };
 
 /* Reader: take a snapshot of seg. Returns a new one (free with
- * stats_snapshot_destroy), or NULL with errno ENOMEM. */
+ * stats_snapshot_destroy), or NULL with errno ENOMEM. Bounded in time: every
+ * retry it makes (folds, health records) shares one patience of half a
+ * second, past which it reads once more and marks itself unsettled. */
 struct stats_snapshot *stats_snapshot_create(const struct stats_seg *);
 void stats_snapshot_destroy(struct stats_snapshot *);
+
+/* stats_snapshot_create in two steps, for a caller that must own the storage
+ * before any byte of the segment is read (to free it if the read is cut
+ * short: sluicestat on a file truncated under it). alloc: empty storage
+ * sized by seg's validated counts, NULL with ENOMEM. fill: a reading of seg
+ * into sn, never past the storage's size whatever seg it is given. */
+struct stats_snapshot *stats_snapshot_alloc(const struct stats_seg *);
+void stats_snapshot_fill(const struct stats_seg *, struct stats_snapshot *sn);
 
 /* Worker-side updates: single writer, relaxed, no lock prefix. STATS_ADD and
  * friends take a slot; STATS_ROW_* a listener or server row of that slot. */
