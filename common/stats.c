@@ -1,7 +1,8 @@
 /* stats.c — the shared-memory statistics segment: creation by the master
  * before its first fork, the directory of listener and server rows, read-only
  * attachment and snapshots for sluicestat and the tests, the fold of an
- * exited worker into the retired rows, and the health checker's area.
+ * exited worker into the retired rows, the health checker's area, and the
+ * write protection a child puts on its mapping after fork.
  * Runs in the master, the checker and readers; never logs, never exits, and
  * never blocks a worker (readers only load, the master only folds reaped
  * slots and writes the directory, which workers never read). */

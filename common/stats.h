@@ -16,8 +16,8 @@
 #define STATS_VERSION 3
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
- * starts and ends on a multiple of this, the system's page size or a
- * multiple of it (stats_protect_* refuse larger pages). */
+ * starts and ends on a multiple of this, which must be a multiple of the
+ * system's page size (stats_protect_* refuse larger pages). */
 #define STATS_PAGE 4096
 #define STATS_SLOTS 512     /* worker slots: current and draining generations */
 #define STATS_LISTENERS 64  /* distinct listener addresses in one master's life */
@@ -330,7 +330,7 @@ int stats_create(struct stats_seg *, const char *path, unsigned nslots,
  * fault; reading the mapping afterwards can, see cli/segread.c). The counts
  * checked are kept in seg. Returns 0, or
  * -1 with a one-line reason in err naming path ("no statistics segment at P
- * (is sluiced running?)", "P: layout version 7, this reader knows 2",
+ * (is sluiced running?)", "P: layout version 7, this reader knows 3",
  * "P: truncated: 100 bytes, header says 4096", ...). */
 int stats_attach(struct stats_seg *, const char *path, char *err, size_t errlen);
 
