@@ -18,6 +18,7 @@
 
 #include "conf.h"
 #include "render.h"
+#include "segread.h"
 #include "stats.h"
 #include "watch.h"
 
@@ -135,18 +136,12 @@ print_once(const char *path, enum mode mode, const char *one)
 {
 	struct stats_snapshot *sn;
 	struct render_ctx ctx;
-	struct stats_seg seg;
 	char err[1024];
 	pid_t master;
 
-	if (stats_attach(&seg, path, err, sizeof(err)) == -1) {
-		fprintf(stderr, "sluicestat: %s\n", err);
-		return EXIT_READ;
-	}
-	sn = stats_snapshot_create(&seg);
-	stats_detach(&seg);
+	sn = segread_snapshot(path, err, sizeof(err));
 	if (sn == NULL) {
-		fprintf(stderr, "sluicestat: out of memory\n");
+		fprintf(stderr, "sluicestat: %s\n", err);
 		return EXIT_READ;
 	}
 	memset(&ctx, 0, sizeof(ctx));

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "render.h"
+#include "segread.h"
 #include "stats.h"
 #include "watch.h"
 
@@ -127,20 +128,17 @@ static void
 watch_read(struct watch *wv)
 {
 	struct stats_snapshot *sn;
-	struct stats_seg seg;
 	char err[512];
 	pid_t pid;
 
-	if (stats_attach(&seg, wv->path, err, sizeof(err)) == -1) {
+	sn = segread_snapshot(wv->path, err, sizeof(err));
+	if (sn == NULL) {
+		int why = errno;
+
 		snprintf(wv->problem, sizeof(wv->problem), "%s; trying again every %gs", err,
 		    wv->interval);
-		watch_forget(wv);
-		return;
-	}
-	sn = stats_snapshot_create(&seg);
-	stats_detach(&seg);
-	if (sn == NULL) {
-		snprintf(wv->problem, sizeof(wv->problem), "out of memory");
+		if (why != ENOMEM)
+			watch_forget(wv);
 		return;
 	}
 	wv->problem[0] = '\0';

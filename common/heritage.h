@@ -18,7 +18,9 @@ struct stats_seg;
 struct heritage {
 	const struct conf *conf;  /* the generation's config (master's copy) */
 	const int *listen_fds;    /* parallel to conf->listeners */
-	struct stats_seg *stats;  /* mapped shared, read-write */
+	/* Mapped shared; in the child only its own slot and rows (the
+	 * checker: the health area) are writable, see stats_protect_worker. */
+	struct stats_seg *stats;
 	unsigned slot;            /* this worker's stats slot */
 	unsigned index;           /* worker number within its generation */
 	uint32_t generation;

@@ -1,7 +1,8 @@
 /* stats.c — the shared-memory statistics segment: creation by the master
  * before its first fork, the directory of listener and server rows, read-only
  * attachment and snapshots for sluicestat and the tests, the fold of an
- * exited worker into the retired rows, and the health checker's area.
+ * exited worker into the retired rows, the health checker's area, and the
+ * write protection a child puts on its mapping after fork.
  * Runs in the master, the checker and readers; never logs, never exits, and
  * never blocks a worker (readers only load, the master only folds reaped
  * slots and writes the directory, which workers never read). */
@@ -149,16 +150,26 @@ stats_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+_Static_assert(sizeof(struct stats_slot) == STATS_PAGE,
+    "a slot is one page: the only one of the slot area its worker can write");
+
 /* Where each area starts, in bytes from the header. */
 struct stats_layout {
 	uint64_t listeners, servers, health, listener_retired, server_retired, slots;
 	uint64_t listener_rows, server_rows, listener_stride, server_stride, size;
+	unsigned nslots, nlisteners, nservers;
 };
 
 static uint64_t
 stats_align(uint64_t n)
 {
 	return (n + STATS_LINE - 1) / STATS_LINE * STATS_LINE;
+}
+
+static uint64_t
+stats_page_align(uint64_t n)
+{
+	return (n + STATS_PAGE - 1) / STATS_PAGE * STATS_PAGE;
 }
 
 /* Computes the layout; -1 when a count is out of range (then no product
@@ -170,20 +181,25 @@ stats_layout(uint64_t nslots, uint64_t nl, uint64_t ns, struct stats_layout *lo)
 
 	if (nslots == 0 || nslots > STATS_SLOTS_MAX || nl > STATS_ROWS_MAX || ns > STATS_ROWS_MAX)
 		return -1;
+	lo->nslots = (unsigned)nslots;
+	lo->nlisteners = (unsigned)nl;
+	lo->nservers = (unsigned)ns;
 	lo->listeners = at;
 	at = stats_align(at + nl * sizeof(struct stats_listener_entry));
 	lo->servers = at;
 	at = stats_align(at + ns * sizeof(struct stats_server_entry));
+	/* Pages of their own: the checker's, then each worker's. */
+	at = stats_page_align(at);
 	lo->health = at;
-	at = stats_align(at + ns * sizeof(struct stats_health));
+	at = stats_page_align(at + ns * sizeof(struct stats_health));
 	lo->listener_retired = at;
 	at = stats_align(at + nl * sizeof(struct stats_listener_counters));
 	lo->server_retired = at;
-	at = stats_align(at + ns * sizeof(struct stats_server_counters));
+	at = stats_page_align(at + ns * sizeof(struct stats_server_counters));
 	lo->slots = at;
 	at += nslots * sizeof(struct stats_slot);
-	lo->listener_stride = stats_align(nl * sizeof(struct stats_listener_counters));
-	lo->server_stride = stats_align(ns * sizeof(struct stats_server_counters));
+	lo->listener_stride = stats_page_align(nl * sizeof(struct stats_listener_counters));
+	lo->server_stride = stats_page_align(ns * sizeof(struct stats_server_counters));
 	lo->listener_rows = at;
 	at += nslots * lo->listener_stride;
 	lo->server_rows = at;
@@ -209,6 +225,10 @@ stats_map(struct stats_seg *seg, void *map, const struct stats_layout *lo, int w
 	seg->listener_stride = lo->listener_stride;
 	seg->server_stride = lo->server_stride;
 	seg->size = lo->size;
+	seg->nslots = lo->nslots;
+	seg->nlisteners = lo->nlisteners;
+	seg->nservers = lo->nservers;
+	seg->listeners_used = seg->servers_used = 0;
 	seg->writable = writable;
 }
 
@@ -302,40 +322,49 @@ static int
 stats_check(const struct stats_header *hdr, size_t size, const char *path,
     struct stats_layout *lo, char *err, size_t errlen)
 {
+	/* Each field is loaded once: what is checked is what is used, however
+	 * the file changes meanwhile. */
+	uint32_t version, header_size, nslots, nl, ns;
+	uint64_t hsize;
+
 	if (__atomic_load_n(&hdr->magic, __ATOMIC_ACQUIRE) != STATS_MAGIC) {
 		snprintf(err, errlen, "%s: not a sluice statistics segment", path);
 		errno = EINVAL;
 		return -1;
 	}
-	if (hdr->version != STATS_VERSION) {
+	version = __atomic_load_n(&hdr->version, __ATOMIC_RELAXED);
+	header_size = __atomic_load_n(&hdr->header_size, __ATOMIC_RELAXED);
+	hsize = __atomic_load_n(&hdr->size, __ATOMIC_RELAXED);
+	nslots = __atomic_load_n(&hdr->nslots, __ATOMIC_RELAXED);
+	nl = __atomic_load_n(&hdr->nlisteners, __ATOMIC_RELAXED);
+	ns = __atomic_load_n(&hdr->nservers, __ATOMIC_RELAXED);
+	if (version != STATS_VERSION) {
 		snprintf(err, errlen, "%s: layout version %" PRIu32 ", this reader knows %d",
-		    path, hdr->version, STATS_VERSION);
+		    path, version, STATS_VERSION);
 		errno = EPROTO;
 		return -1;
 	}
-	if (hdr->header_size != sizeof(*hdr)) {
+	if (header_size != sizeof(*hdr)) {
 		snprintf(err, errlen, "%s: header of %" PRIu32 " bytes, this reader knows %zu",
-		    path, hdr->header_size, sizeof(*hdr));
+		    path, header_size, sizeof(*hdr));
 		errno = EPROTO;
 		return -1;
 	}
-	if (hdr->size != size) {
-		if (size < hdr->size)
+	if (hsize != size) {
+		if (size < hsize)
 			snprintf(err, errlen, "%s: truncated: %zu bytes, header says %" PRIu64,
-			    path, size, hdr->size);
+			    path, size, hsize);
 		else
 			snprintf(err, errlen, "%s: size %zu bytes, header says %" PRIu64,
-			    path, size, hdr->size);
+			    path, size, hsize);
 		errno = EINVAL;
 		return -1;
 	}
 	/* In 64 bits with bounded counts, so hostile counts cannot wrap around
 	 * to match. */
-	if (stats_layout(hdr->nslots, hdr->nlisteners, hdr->nservers, lo) == -1 ||
-	    lo->size != size) {
+	if (stats_layout(nslots, nl, ns, lo) == -1 || lo->size != size) {
 		snprintf(err, errlen, "%s: %" PRIu32 " slots, %" PRIu32 " listeners and %" PRIu32
-		    " servers do not fit a segment of %zu bytes", path, hdr->nslots,
-		    hdr->nlisteners, hdr->nservers, size);
+		    " servers do not fit a segment of %zu bytes", path, nslots, nl, ns, size);
 		errno = EINVAL;
 		return -1;
 	}
@@ -345,9 +374,11 @@ stats_check(const struct stats_header *hdr, size_t size, const char *path,
 int
 stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 {
+	struct stats_header hdr;
 	struct stats_layout lo;
 	struct stat st;
 	size_t size;
+	ssize_t n;
 	void *map;
 	int fd, saved;
 
@@ -380,6 +411,20 @@ stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	size = (size_t)st.st_size;
+	/* The header is checked in a copy read with pread, not through the
+	 * mapping: a file truncated meanwhile makes a short read here, never
+	 * a fault, so attaching cannot be killed by one. */
+	n = pread(fd, &hdr, sizeof(hdr), 0);
+	if (n != (ssize_t)sizeof(hdr)) {
+		saved = n == -1 ? errno : EINVAL;
+		snprintf(err, errlen, "%s: %s", path,
+		    n == -1 ? strerror(saved) : "truncated while being read");
+		goto fail;
+	}
+	if (stats_check(&hdr, size, path, &lo, err, errlen) == -1) {
+		saved = errno;
+		goto fail;
+	}
 	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		saved = errno;
@@ -387,13 +432,6 @@ stats_attach(struct stats_seg *seg, const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	close(fd);
-
-	if (stats_check(map, size, path, &lo, err, errlen) == -1) {
-		saved = errno;
-		munmap(map, size);
-		errno = saved;
-		return -1;
-	}
 	stats_map(seg, map, &lo, 0);
 	return 0;
 
@@ -409,6 +447,61 @@ stats_detach(struct stats_seg *seg)
 	if (seg->hdr != NULL)
 		munmap(seg->hdr, seg->size);
 	memset(seg, 0, sizeof(*seg));
+}
+
+/* Everything read-only, then [from, from + len) writable again. */
+static int
+stats_protect(struct stats_seg *seg, const size_t *from, const size_t *len, unsigned n)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (seg->hdr == NULL || !seg->writable) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (page <= 0 || STATS_PAGE % page != 0) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (mprotect(seg->hdr, seg->size, PROT_READ) == -1)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		if (len[i] != 0 &&
+		    mprotect((char *)seg->hdr + from[i], len[i], PROT_READ | PROT_WRITE) == -1)
+			return -1;
+	return 0;
+}
+
+int
+stats_protect_worker(struct stats_seg *seg, unsigned slot)
+{
+	const char *base = (const char *)seg->hdr;
+	size_t from[3], len[3];
+
+	if (slot >= seg->nslots) {
+		errno = EINVAL;
+		return -1;
+	}
+	from[0] = (size_t)((const char *)&seg->slots[slot] - base);
+	len[0] = sizeof(struct stats_slot);
+	from[1] = (size_t)((const char *)stats_slot_listener(seg, slot, 0) - base);
+	len[1] = seg->listener_stride;
+	from[2] = (size_t)((const char *)stats_slot_server(seg, slot, 0) - base);
+	len[2] = seg->server_stride;
+	if (stats_protect(seg, from, len, 3) == -1)
+		return -1;
+	seg->writable = 0;
+	return 0;
+}
+
+int
+stats_protect_checker(struct stats_seg *seg)
+{
+	size_t from = (size_t)((const char *)seg->health - (const char *)seg->hdr);
+	size_t len = (size_t)stats_page_align(seg->nservers * sizeof(struct stats_health));
+
+	/* Still "writable": stats_health_publish is what it calls. */
+	return stats_protect(seg, &from, &len, 1);
 }
 
 struct stats_listener_counters *
@@ -453,38 +546,45 @@ stats_sum(const struct stats_seg *seg, struct stats_counters *out)
 
 	memset(out, 0, sizeof(*out));
 	stats_add_words(out, &hdr->retired, sizeof(*out));
-	for (unsigned i = 0; i < hdr->nslots; i++)
+	for (unsigned i = 0; i < seg->nslots; i++)
 		if (stats_slot_live(&seg->slots[i]))
 			stats_add_words(out, &seg->slots[i].c, sizeof(*out));
 }
 
-/*
- * Retry read(seg, arg) until it ran between two equal, even values of
- * fold_seq. A fold moves counters from a slot to retired; a read that
- * overlaps it would count them twice or not at all. The bound is in time,
- * not tries: a master preempted mid-fold on a busy machine holds fold_seq odd
- * for a scheduler tick, far longer than any number of spins, while one that
- * died mid-fold must not hang readers. Returns 1 when settled, 0 when it
- * gave up (the last read stands).
- */
+/* CLOCK_MONOTONIC in milliseconds: patience must not stretch with a step
+ * of the wall clock. */
+static uint64_t
+stats_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* The reading side of a sequence lock: call read(arg) until it ran while seq
  * stayed the same even value, and store that value in *seen (may be NULL).
  * Bounded in time, not tries: a writer preempted mid-write on a busy machine
  * holds seq odd for a scheduler tick, far longer than any number of spins,
- * while one that died mid-write must not hang readers. Returns 1 when the
- * read is consistent, 0 when patience ran out (read once more regardless). */
+ * while one that died mid-write must not hang readers. *give_up is the
+ * deadline (0: none yet; set to STATS_TOTAL_PATIENCE_MS from the first wait),
+ * shared by every read of one reading, so that many records left odd (a
+ * dead or hostile writer) cost one patience, not one each. Returns 1 when
+ * the read is consistent, 0 when patience ran out (read once more
+ * regardless). */
 static int
-seq_read(const uint64_t *seq, void (*read)(void *), void *arg, uint64_t *seen)
+seq_read(const uint64_t *seq, void (*read)(void *), void *arg, uint64_t *seen,
+    uint64_t *give_up)
 {
-	uint64_t before, after, give_up = 0;
+	uint64_t before, after;
 
 	for (unsigned long tries = 0;; tries++) {
 		if ((tries & 63) == 63) {
-			uint64_t now = stats_now_ms();
+			uint64_t now = stats_mono_ms();
 
-			if (give_up == 0)
-				give_up = now + STATS_TOTAL_PATIENCE_MS;
-			else if (now > give_up)
+			if (*give_up == 0)
+				*give_up = now + STATS_TOTAL_PATIENCE_MS;
+			else if (now > *give_up)
 				break;
 			sched_yield();
 		}
@@ -520,14 +620,15 @@ settled_read_cb(void *p)
 	r->read(r->seg, r->arg);
 }
 
-/* read(seg, arg) consistent with respect to the master's folds. */
+/* read(seg, arg) consistent with respect to the master's folds, within the
+ * patience *give_up (see seq_read). */
 static int
 stats_read_settled(const struct stats_seg *seg, void (*read)(const struct stats_seg *, void *),
-    void *arg)
+    void *arg, uint64_t *give_up)
 {
 	struct settled_read r = { seg, read, arg };
 
-	return seq_read(&seg->hdr->fold_seq, settled_read_cb, &r, NULL);
+	return seq_read(&seg->hdr->fold_seq, settled_read_cb, &r, NULL, give_up);
 }
 
 static void
@@ -539,7 +640,9 @@ stats_total_read(const struct stats_seg *seg, void *out)
 void
 stats_total(const struct stats_seg *seg, struct stats_counters *out)
 {
-	stats_read_settled(seg, stats_total_read, out);
+	uint64_t give_up = 0;
+
+	stats_read_settled(seg, stats_total_read, out, &give_up);
 }
 
 /* The master's multi-field writes are bracketed by an odd fold_seq. Only the
@@ -594,7 +697,7 @@ stats_fold(struct stats_seg *seg, unsigned slot)
 	struct stats_slot *s;
 	uint64_t seq;
 
-	if (!seg->writable || slot >= hdr->nslots)
+	if (!seg->writable || slot >= seg->nslots)
 		return;
 	s = &seg->slots[slot];
 	seq = stats_write_begin(hdr);
@@ -603,11 +706,11 @@ stats_fold(struct stats_seg *seg, unsigned slot)
 		/* Workers write only rows the directory handed out. Rows past
 		 * those are never read: on tmpfs even a read fault on a hole
 		 * would allocate a page. */
-		for (unsigned r = 0; r < hdr->listeners_used && r < hdr->nlisteners; r++)
+		for (unsigned r = 0; r < seg->listeners_used; r++)
 			stats_fold_row(&seg->listener_retired[r], stats_slot_listener(seg, slot, r),
 			    stats_listener_fields, stats_listener_nfields,
 			    sizeof(struct stats_listener_counters));
-		for (unsigned r = 0; r < hdr->servers_used && r < hdr->nservers; r++)
+		for (unsigned r = 0; r < seg->servers_used; r++)
 			stats_fold_row(&seg->server_retired[r], stats_slot_server(seg, slot, r),
 			    stats_server_fields, stats_server_nfields,
 			    sizeof(struct stats_server_counters));
@@ -633,11 +736,11 @@ stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t l
 
 	if (!seg->writable || len > sizeof(e->addr))
 		return STATS_NO_ROW;
-	used = hdr->listeners_used;
+	used = seg->listeners_used;
 	for (row = 0; row < used; row++)
 		if (addr_equal((const struct sockaddr *)&seg->listeners[row].addr, sa))
 			break;
-	if (row == used && used >= hdr->nlisteners)
+	if (row == used && used >= seg->nlisteners)
 		return STATS_NO_ROW;
 	e = &seg->listeners[row];
 	seq = stats_write_begin(hdr);
@@ -650,7 +753,10 @@ stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t l
 	stats_copy_text(e->address, sizeof(e->address), address);
 	stats_copy_text(e->upstream, sizeof(e->upstream), upstream);
 	if (row == used)
-		__atomic_store_n(&hdr->listeners_used, used + 1, __ATOMIC_RELEASE);
+		seg->listeners_used = used + 1;
+	/* Readers see the count only once the entry is written. Stored even
+	 * when unchanged: it is ours, whatever else the file says. */
+	__atomic_store_n(&hdr->listeners_used, seg->listeners_used, __ATOMIC_RELEASE);
 	stats_write_end(hdr, seq);
 	return row;
 }
@@ -666,12 +772,12 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 
 	if (!seg->writable || len > sizeof(e->addr) || upstream == NULL)
 		return STATS_NO_ROW;
-	used = hdr->servers_used;
+	used = seg->servers_used;
 	for (row = 0; row < used; row++)
 		if (strncmp(seg->servers[row].upstream, upstream, STATS_NAME_MAX) == 0 &&
 		    addr_equal((const struct sockaddr *)&seg->servers[row].addr, sa))
 			break;
-	if (row == used && used >= hdr->nservers)
+	if (row == used && used >= seg->nservers)
 		return STATS_NO_ROW;
 	e = &seg->servers[row];
 	seq = stats_write_begin(hdr);
@@ -686,7 +792,8 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 	e->backup = backup != 0;
 	stats_copy_text(e->address, sizeof(e->address), address);
 	if (row == used)
-		__atomic_store_n(&hdr->servers_used, used + 1, __ATOMIC_RELEASE);
+		seg->servers_used = used + 1;
+	__atomic_store_n(&hdr->servers_used, seg->servers_used, __ATOMIC_RELEASE);
 	stats_write_end(hdr, seq);
 	return row;
 }
@@ -716,7 +823,7 @@ stats_health_publish(struct stats_seg *seg, unsigned row, const struct stats_hea
 	struct stats_health *dst;
 	uint64_t seq;
 
-	if (!seg->writable || row >= seg->hdr->nservers)
+	if (!seg->writable || row >= seg->nservers)
 		return;
 	dst = &seg->health[row];
 	/* The checker is the only writer: its own seq read is exact. One
@@ -743,52 +850,74 @@ health_read_cb(void *p)
 	stats_health_copy(r->out, r->src);
 }
 
-int
-stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health *out)
+static int
+stats_health_read_within(const struct stats_seg *seg, unsigned row, struct stats_health *out,
+    uint64_t *give_up)
 {
 	struct health_read r = { out, NULL };
 	uint64_t seen;
 	int settled;
 
 	memset(out, 0, sizeof(*out));
-	if (row >= seg->hdr->nservers)
+	if (row >= seg->nservers)
 		return 1;
 	r.src = &seg->health[row];
 	/* A checker that died mid-write leaves what is there to take. */
-	settled = seq_read(&r.src->seq, health_read_cb, &r, &seen);
+	settled = seq_read(&r.src->seq, health_read_cb, &r, &seen, give_up);
 	out->seq = seen;
 	return settled;
+}
+
+int
+stats_health_read(const struct stats_seg *seg, unsigned row, struct stats_health *out)
+{
+	uint64_t give_up = 0;
+
+	return stats_health_read_within(seg, row, out, &give_up);
 }
 
 uint32_t
 stats_health_state(const struct stats_seg *seg, unsigned row)
 {
-	if (row >= seg->hdr->nservers)
+	if (row >= seg->nservers)
 		return STATS_HEALTH_UNKNOWN;
 	return __atomic_load_n(&seg->health[row].state, __ATOMIC_RELAXED);
 }
 
-/* One pass of a snapshot (see stats_read_settled), into storage sized for
- * every slot and every directory entry. */
+/* A snapshot being taken, and the patience of every read it makes. */
+struct snapshot_read {
+	struct stats_snapshot *sn;
+	uint64_t give_up;
+};
+
+/* One pass of a snapshot (see stats_read_settled), into its storage: every
+ * bound is the smaller of the attach's count and the storage's. */
 static void
 stats_snapshot_read(const struct stats_seg *seg, void *arg)
 {
 	const struct stats_header *hdr = seg->hdr;
-	struct stats_snapshot *sn = arg;
-	unsigned i, r, nl, ns;
+	struct snapshot_read *ctx = arg;
+	struct stats_snapshot *sn = ctx->sn;
+	unsigned i, r, nl, ns, nslots;
 
 	sn->master_pid = __atomic_load_n(&hdr->master_pid, __ATOMIC_RELAXED);
 	sn->start_ms = __atomic_load_n(&hdr->start_ms, __ATOMIC_RELAXED);
 	sn->generation = __atomic_load_n(&hdr->generation, __ATOMIC_RELAXED);
+	/* Indexes from the file: bounded by the storage sized at attach. */
 	nl = __atomic_load_n(&hdr->listeners_used, __ATOMIC_ACQUIRE);
 	ns = __atomic_load_n(&hdr->servers_used, __ATOMIC_ACQUIRE);
-	if (nl > hdr->nlisteners)
-		nl = hdr->nlisteners;
-	if (ns > hdr->nservers)
-		ns = hdr->nservers;
+	if (nl > seg->nlisteners)
+		nl = seg->nlisteners;
+	if (nl > sn->cap_listeners)
+		nl = sn->cap_listeners;
+	if (ns > seg->nservers)
+		ns = seg->nservers;
+	if (ns > sn->cap_servers)
+		ns = sn->cap_servers;
+	nslots = seg->nslots < sn->cap_workers ? seg->nslots : sn->cap_workers;
 
 	sn->nworkers = sn->running = sn->draining = 0;
-	for (i = 0; i < hdr->nslots; i++) {
+	for (i = 0; i < nslots; i++) {
 		const struct stats_slot *s = &seg->slots[i];
 		struct stats_worker_view *v;
 		uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -840,7 +969,7 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 		memcpy(&v->entry, &seg->servers[r], sizeof(v->entry));
 		v->entry.address[sizeof(v->entry.address) - 1] = '\0';
 		v->entry.upstream[sizeof(v->entry.upstream) - 1] = '\0';
-		stats_health_read(seg, r, &v->health);
+		stats_health_read_within(seg, r, &v->health, &ctx->give_up);
 		stats_add_words(&v->c, &seg->server_retired[r], sizeof(v->c));
 		for (i = 0; i < sn->nworkers; i++)
 			stats_add_words(&v->c, stats_slot_server(seg, sn->workers[i].slot, r),
@@ -849,22 +978,42 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 }
 
 struct stats_snapshot *
-stats_snapshot_create(const struct stats_seg *seg)
+stats_snapshot_alloc(const struct stats_seg *seg)
 {
-	const struct stats_header *hdr = seg->hdr;
 	struct stats_snapshot *sn = calloc(1, sizeof(*sn));
 
 	if (sn == NULL)
 		return NULL;
-	sn->workers = calloc(hdr->nslots, sizeof(*sn->workers));
-	sn->listeners = calloc(hdr->nlisteners ? hdr->nlisteners : 1, sizeof(*sn->listeners));
-	sn->servers = calloc(hdr->nservers ? hdr->nservers : 1, sizeof(*sn->servers));
+	/* Sized by the attach's counts; the reads stay within these. */
+	sn->cap_workers = seg->nslots;
+	sn->cap_listeners = seg->nlisteners;
+	sn->cap_servers = seg->nservers;
+	sn->workers = calloc(seg->nslots ? seg->nslots : 1, sizeof(*sn->workers));
+	sn->listeners = calloc(seg->nlisteners ? seg->nlisteners : 1, sizeof(*sn->listeners));
+	sn->servers = calloc(seg->nservers ? seg->nservers : 1, sizeof(*sn->servers));
 	if (sn->workers == NULL || sn->listeners == NULL || sn->servers == NULL) {
 		stats_snapshot_destroy(sn);
 		errno = ENOMEM;
 		return NULL;
 	}
-	sn->settled = stats_read_settled(seg, stats_snapshot_read, sn);
+	return sn;
+}
+
+void
+stats_snapshot_fill(const struct stats_seg *seg, struct stats_snapshot *sn)
+{
+	struct snapshot_read ctx = { sn, 0 };
+
+	sn->settled = stats_read_settled(seg, stats_snapshot_read, &ctx, &ctx.give_up);
+}
+
+struct stats_snapshot *
+stats_snapshot_create(const struct stats_seg *seg)
+{
+	struct stats_snapshot *sn = stats_snapshot_alloc(seg);
+
+	if (sn != NULL)
+		stats_snapshot_fill(seg, sn);
 	return sn;
 }
 

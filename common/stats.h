@@ -1,7 +1,9 @@
 /* stats.h — layout of the shared-memory statistics segment, its creation
  * (master, before the first fork) and read-only attachment (sluicestat, tests).
  * Workers write only their own slot and its rows, with relaxed atomic stores
- * and no syscalls or locks; readers never block writers. */
+ * and no syscalls or locks; readers never block writers. What a child may
+ * write sits on pages of its own, and the child's mapping of everything else
+ * is made read-only right after fork (stats_protect_worker/_checker). */
 #ifndef SLUICE_STATS_H
 #define SLUICE_STATS_H
 
@@ -11,7 +13,12 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 2
+#define STATS_VERSION 3
+/* The unit of write protection: each region one child writes (a worker's
+ * slot, its listener rows, its server rows; the checker's health area)
+ * starts and ends on a multiple of this, which must be a multiple of the
+ * system's page size (stats_protect_* refuse larger pages). */
+#define STATS_PAGE 4096
 #define STATS_SLOTS 512     /* worker slots: current and draining generations */
 #define STATS_LISTENERS 64  /* distinct listener addresses in one master's life */
 #define STATS_SERVERS 256   /* distinct upstream servers in one master's life */
@@ -174,10 +181,11 @@ enum stats_slot_state {
 const char *stats_state_name(uint32_t state);
 
 /*
- * One per worker. While the worker lives it is the only writer of every field
- * and of the slot's listener and server rows; the master writes the slot only
- * before forking the worker (reset, generation, state STARTING) and after
- * reaping it (fold, state FREE).
+ * One per worker, a page each. While the worker lives it is the only writer
+ * of every field and of the slot's listener and server rows (the only pages
+ * of the segment it can write); the master writes the slot only before
+ * forking the worker (reset, generation, state STARTING) and after reaping it
+ * (fold, state FREE). Readers take nothing here as an index.
  */
 struct stats_slot {
 	uint32_t state;      /* enum stats_slot_state; release-stored last */
@@ -187,7 +195,7 @@ struct stats_slot {
 	uint64_t started_ms; /* worker: CLOCK_REALTIME at start, ms */
 	uint64_t heartbeat_ms; /* worker: CLOCK_REALTIME, refreshed every second */
 	struct stats_counters c;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(STATS_PAGE)));
 
 /*
  * Directory entries: one per distinct listener address and per distinct
@@ -253,7 +261,9 @@ struct stats_health {
 	uint64_t checks_failed;  /* of which failed */
 } __attribute__((aligned(64)));
 
-/* At offset 0 of the segment. Written by the master only. */
+/* At offset 0 of the segment. Written by the master only (read-only to every
+ * child). Readers take the counts and sizes once, at attach (struct
+ * stats_seg), and the entries in use only up to those counts. */
 struct stats_header {
 	uint64_t magic;       /* STATS_MAGIC, release-stored last at creation */
 	uint32_t version;     /* STATS_VERSION */
@@ -277,13 +287,20 @@ struct stats_header {
 /*
  * A mapping of the segment. Areas after the header, in this order: listener
  * directory, server directory, server health, retired listener rows, retired
- * server rows, worker slots, then per slot its nlisteners listener rows and
- * its nservers server rows (each slot's block of rows starts on its own cache
- * line: one writer per line).
+ * server rows, worker slots, then per slot its nlisteners listener rows, then
+ * per slot its nservers server rows. Areas start on a cache line; the health
+ * area, each slot, and each slot's block of listener rows and of server rows
+ * start and end on a STATS_PAGE boundary, so that each can be the only
+ * writable part of its writer's mapping.
+ *
+ * The counts and sizes here are private: validated against the mapped size
+ * once, at create or attach, and never taken from the shared header again,
+ * so nothing another process writes there can move a loop bound or an index
+ * outside the mapping.
  */
 struct stats_seg {
 	struct stats_header *hdr;
-	struct stats_slot *slots; /* hdr->nslots of them */
+	struct stats_slot *slots; /* nslots of them */
 	struct stats_listener_entry *listeners;
 	struct stats_server_entry *servers;
 	struct stats_health *health;                    /* parallel to servers */
@@ -293,6 +310,10 @@ struct stats_seg {
 	char *server_rows;
 	size_t listener_stride, server_stride;
 	size_t size;
+	unsigned nslots, nlisteners, nservers; /* capacities, as validated */
+	/* Directory entries in use. The master's own count (it is their only
+	 * writer); readers reload hdr's and clamp it to the capacity. */
+	unsigned listeners_used, servers_used;
 	int writable;
 };
 
@@ -304,16 +325,31 @@ struct stats_seg {
 int stats_create(struct stats_seg *, const char *path, unsigned nslots,
     char *err, size_t errlen);
 
-/* Reader: map path read-only and check magic, version and size. Returns 0, or
+/* Reader: map path read-only and check magic, version and size (on a copy of
+ * the header read with pread: a file truncated meanwhile cannot make this
+ * fault; reading the mapping afterwards can, see cli/segread.c). The counts
+ * checked are kept in seg. Returns 0, or
  * -1 with a one-line reason in err naming path ("no statistics segment at P
- * (is sluiced running?)", "P: layout version 7, this reader knows 2",
+ * (is sluiced running?)", "P: layout version 7, this reader knows 3",
  * "P: truncated: 100 bytes, header says 4096", ...). */
 int stats_attach(struct stats_seg *, const char *path, char *err, size_t errlen);
 
 /* Unmap (both kinds). The file stays. */
 void stats_detach(struct stats_seg *);
 
-/* Slot slot's listener row `row` (< hdr->nlisteners) and server row. */
+/* A child of the master, right after fork, on its copy of the master's
+ * mapping: make every page read-only except, for the worker of slot `slot`,
+ * its slot and its listener and server rows (stats_protect_worker), or for
+ * the health checker the health area (stats_protect_checker). The hot path
+ * stays plain stores; a stray write elsewhere faults. The worker's seg is no
+ * longer writable for the master's functions (fold, rows). Returns 0, or -1
+ * with errno: EINVAL (slot out of range, not a created mapping), EOPNOTSUPP
+ * (pages larger than STATS_PAGE), or mprotect's. */
+int stats_protect_worker(struct stats_seg *, unsigned slot);
+int stats_protect_checker(struct stats_seg *);
+
+/* Slot slot's listener row `row` and server row. Unchecked: slot <
+ * seg->nslots and row < seg->nlisteners (seg->nservers) are the caller's. */
 struct stats_listener_counters *stats_slot_listener(const struct stats_seg *, unsigned slot,
     unsigned row);
 struct stats_server_counters *stats_slot_server(const struct stats_seg *, unsigned slot,
@@ -389,12 +425,23 @@ struct stats_snapshot {
 	struct stats_listener_view *listeners; /* by row */
 	unsigned nservers;
 	struct stats_server_view *servers; /* by row */
+	unsigned cap_workers, cap_listeners, cap_servers; /* storage, in views */
 };
 
 /* Reader: take a snapshot of seg. Returns a new one (free with
- * stats_snapshot_destroy), or NULL with errno ENOMEM. */
+ * stats_snapshot_destroy), or NULL with errno ENOMEM. Bounded in time: every
+ * retry it makes (folds, health records) shares one patience of half a
+ * second, past which it reads once more and marks itself unsettled. */
 struct stats_snapshot *stats_snapshot_create(const struct stats_seg *);
 void stats_snapshot_destroy(struct stats_snapshot *);
+
+/* stats_snapshot_create in two steps, for a caller that must own the storage
+ * before any byte of the segment is read (to free it if the read is cut
+ * short: sluicestat on a file truncated under it). alloc: empty storage
+ * sized by seg's validated counts, NULL with ENOMEM. fill: a reading of seg
+ * into sn, never past the storage's size whatever seg it is given. */
+struct stats_snapshot *stats_snapshot_alloc(const struct stats_seg *);
+void stats_snapshot_fill(const struct stats_seg *, struct stats_snapshot *sn);
 
 /* Worker-side updates: single writer, relaxed, no lock prefix. STATS_ADD and
  * friends take a slot; STATS_ROW_* a listener or server row of that slot. */

@@ -158,6 +158,19 @@ child_become_worker(unsigned slot, unsigned index)
 	 * vanish into the master's handlers. */
 	/* A worker holding the pid-file lock would keep it past the master. */
 	close(m.pid_fd);
+	/* Before any child code runs: from here on this process can write only
+	 * its own part of the statistics segment (its slot and rows, or the
+	 * checker's health area), whatever a bug in it tries. */
+	if ((slot == STATS_SLOTS ? stats_protect_checker(m.stats)
+	                         : stats_protect_worker(m.stats, slot)) == -1) {
+		int why = errno;
+
+		if (slot == STATS_SLOTS)
+			log_err("health checker: cannot write-protect the statistics segment");
+		else
+			log_err("worker %u: cannot write-protect the statistics segment", index);
+		_exit(why == EOPNOTSUPP ? WORKER_EXIT_CONFIG : WORKER_EXIT_FAILURE);
+	}
 	/* Before worker_main: it asks for a parent-death signal, which the
 	 * kernel clears when the credentials change. */
 	if (priv_drop(&m.priv, err, sizeof(err)) == -1) {

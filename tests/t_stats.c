@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -29,6 +30,7 @@ static char dir[] = "/tmp/t_stats.XXXXXX";
 static const char *const file_names[] = {
 	"seg", "umask0", "stale", "missing", "empty", "magic", "version",
 	"hsize", "short", "long", "nslots", "race", "dir", "rows", "health", "replace",
+	"hostile", "odd",
 };
 #define NFILES (sizeof(file_names) / sizeof(file_names[0]))
 
@@ -81,7 +83,7 @@ test_layout(void)
 
 	ok(sizeof(struct stats_slot) % 64 == 0, "slot size %zu is a multiple of 64",
 	    sizeof(struct stats_slot));
-	is(_Alignof(struct stats_slot), 64, "slots are cache-line aligned");
+	is(_Alignof(struct stats_slot), STATS_PAGE, "a slot is a page of its own");
 	ok(sizeof(struct stats_header) % 64 == 0, "header size %zu is a multiple of 64",
 	    sizeof(struct stats_header));
 	is(_Alignof(struct stats_header), 64, "header is cache-line aligned");
@@ -261,6 +263,10 @@ test_areas(const struct stats_seg *w)
 	    "every area and every slot's block of rows starts on a cache line");
 	ok(ordered, "areas follow the header in order without overlapping");
 	is(end[n - 1], w->size, "the last area ends the file");
+	ok(off[2] % STATS_PAGE == 0 && off[3] % STATS_PAGE == 0 && off[5] % STATS_PAGE == 0 &&
+	    off[6] % STATS_PAGE == 0 && off[7] % STATS_PAGE == 0 &&
+	    w->listener_stride % STATS_PAGE == 0 && w->server_stride % STATS_PAGE == 0,
+	    "the health area, each slot and each slot's rows own whole pages");
 	ok(w->listener_stride >= h->nlisteners * sizeof(struct stats_listener_counters) &&
 	    w->server_stride >= h->nservers * sizeof(struct stats_server_counters),
 	    "a slot's rows hold every listener and server");
@@ -543,6 +549,192 @@ test_health(void)
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "publishing child finished");
 	is(unsettled, 0, "every read settled");
 	is(torn, 0, "no torn health record in %u reads", reads);
+	stats_detach(&r);
+	stats_detach(&w);
+}
+
+/*
+ * Counts a worker (or anyone who can write the file) changed after create or
+ * attach: the master's fold, row allocation and health publication, and the
+ * readers, must keep to the counts they validated. Each case runs in a child,
+ * so an overflow (a fault or a sanitizer report) fails that case alone; a
+ * child exits 0 when it stayed in bounds and its answers were sane, 2 when an
+ * answer was wrong.
+ */
+struct hostile {
+	struct stats_seg w, r;
+	unsigned which;
+};
+
+static void
+hostile_scribble(struct stats_header *h)
+{
+	h->nslots = 65535;
+	h->nlisteners = 65535;
+	h->nservers = 65535;
+	__atomic_store_n(&h->listeners_used, 65000, __ATOMIC_RELEASE);
+	__atomic_store_n(&h->servers_used, 65000, __ATOMIC_RELEASE);
+}
+
+static int
+hostile_case(struct hostile *x)
+{
+	struct sockaddr_storage l = sa_of("127.0.3.1", 7000), s = sa_of("127.0.3.2", 7001);
+	struct stats_snapshot *sn;
+	struct stats_counters total;
+	struct stats_health h;
+	unsigned row;
+
+	memset(&h, 0, sizeof(h));
+	switch (x->which) {
+	case 0: /* fold of a slot number past the real slots (what follows
+		 * them is slot 0's rows) */
+		for (unsigned i = NSLOTS; i < NSLOTS + 8; i++)
+			stats_fold(&x->w, i);
+		stats_fold(&x->w, 60000);
+		return stats_slot_listener(&x->w, 0, 1)->accepted == 1 ? 0 : 2;
+	case 1: /* fold of a live slot: its rows, as many as the directory says */
+		stats_fold(&x->w, 1);
+		return x->w.slots[1].state == STATS_SLOT_FREE ? 0 : 2;
+	case 2: /* a new listener row */
+		row = stats_listener_row(&x->w, SA(l), "127.0.3.1:7000", "app", 2);
+		return row == 2 && x->w.hdr->listeners_used == 3 ? 0 : 2;
+	case 3: /* a new server row */
+		row = stats_server_row(&x->w, "app", SA(s), "127.0.3.2:7001", 1, 0, 2);
+		return row == 2 && x->w.hdr->servers_used == 3 ? 0 : 2;
+	case 4: /* the checker publishing past the real servers */
+		h.checks = 1;
+		stats_health_publish(&x->w, 60000, &h);
+		return 0;
+	case 5: /* totals, by the master and by a reader */
+		stats_total(&x->w, &total);
+		stats_total(&x->r, &total);
+		return total.accepted == 30 ? 0 : 2;
+	case 6: /* a reader's snapshot */
+		sn = stats_snapshot_create(&x->r);
+		if (sn == NULL)
+			return 2;
+		row = sn->nworkers <= NSLOTS && sn->nlisteners <= STATS_LISTENERS &&
+		    sn->nservers <= STATS_SERVERS && sn->total.accepted == 30;
+		stats_snapshot_destroy(sn);
+		return row ? 0 : 2;
+	case 7: /* a reader's health of a row past the real servers */
+		stats_health_read(&x->r, 60000, &h);
+		return h.checks == 0 && stats_health_state(&x->r, 60000) == STATS_HEALTH_UNKNOWN
+		    ? 0 : 2;
+	}
+	return 2;
+}
+
+static void
+test_hostile_counts(void)
+{
+	static const char *const what[] = {
+		"stats_fold ignores a slot past its own count of slots",
+		"stats_fold walks only the rows it handed out",
+		"stats_listener_row searches only the entries it made",
+		"stats_server_row searches only the entries it made",
+		"stats_health_publish ignores a row past its own count of servers",
+		"stats_total reads only the slots validated at create or attach",
+		"a snapshot reads only what was validated at attach",
+		"stats_health_read/state ignore a row past the validated count",
+	};
+	struct sockaddr_storage l1 = sa_of("127.0.0.1", 8080), l2 = sa_of("127.0.0.2", 8080),
+				s1 = sa_of("127.0.0.1", 9000), s2 = sa_of("127.0.0.1", 9001);
+	struct hostile x;
+	char err[256];
+
+	for (x.which = 0; x.which < sizeof(what) / sizeof(what[0]); x.which++) {
+		int status = 0;
+		pid_t pid;
+
+		if (stats_create(&x.w, path_of("hostile"), NSLOTS, err, sizeof(err)) == -1)
+			bail("stats_create: %s", err);
+		if (stats_attach(&x.r, path_of("hostile"), err, sizeof(err)) == -1)
+			bail("stats_attach: %s", err);
+		stats_listener_row(&x.w, SA(l1), "127.0.0.1:8080", "app", 1);
+		stats_listener_row(&x.w, SA(l2), "127.0.0.2:8080", "app", 1);
+		stats_server_row(&x.w, "app", SA(s1), "127.0.0.1:9000", 1, 0, 1);
+		stats_server_row(&x.w, "app", SA(s2), "127.0.0.1:9001", 1, 0, 1);
+		for (unsigned i = 0; i < 2; i++) {
+			x.w.slots[i].pid = 100 + (int)i;
+			STATS_ADD(&x.w.slots[i], accepted, 10 * (i + 1));
+			STATS_ROW_ADD(stats_slot_listener(&x.w, i, 1), accepted, 1);
+			__atomic_store_n(&x.w.slots[i].state, STATS_SLOT_RUNNING,
+			    __ATOMIC_RELEASE);
+		}
+		/* What a worker writing the whole segment could do. */
+		hostile_scribble(x.w.hdr);
+
+		fflush(stdout);
+		pid = fork();
+		if (pid == -1)
+			bail("fork: %s", strerror(errno));
+		if (pid == 0)
+			_exit(hostile_case(&x));
+		if (waitpid(pid, &status, 0) == -1)
+			bail("waitpid: %s", strerror(errno));
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s (child %s %d)",
+		    what[x.which], WIFEXITED(status) ? "exit" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		stats_detach(&x.r);
+		stats_detach(&x.w);
+	}
+}
+
+/* Health records left mid-write (odd seq) by a dead or hostile checker cost a
+ * snapshot one patience in all, not half a second each: with 64 of them a
+ * snapshot used to take half a minute. Judged against a generous deadline,
+ * in a child so that a hang is reported rather than suffered. */
+static void
+test_odd_records(void)
+{
+	struct stats_seg w, r;
+	char err[256];
+	uint64_t deadline;
+	int status = -1, settled = -1;
+	pid_t pid;
+	int p[2];
+
+	if (stats_create(&w, path_of("odd"), 2, err, sizeof(err)) == -1)
+		bail("stats_create: %s", err);
+	for (unsigned i = 0; i < 64; i++) {
+		struct sockaddr_storage s = sa_of("127.0.4.1", 2000 + (int)i);
+
+		stats_server_row(&w, "app", SA(s), "x", 1, 0, 1);
+		w.health[i].seq = 1;
+	}
+	if (stats_attach(&r, path_of("odd"), err, sizeof(err)) == -1)
+		bail("stats_attach: %s", err);
+	if (pipe(p) == -1)
+		bail("pipe: %s", strerror(errno));
+	fflush(stdout);
+	pid = fork();
+	if (pid == -1)
+		bail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct stats_snapshot *sn = stats_snapshot_create(&r);
+		char c = sn != NULL && sn->nservers == 64 ? (char)('0' + sn->settled) : 'x';
+
+		_exit(write(p[1], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[1]);
+	deadline = mono_ms() + 10000;
+	while (mono_ms() < deadline && waitpid(pid, &status, WNOHANG) == 0)
+		poll(NULL, 0, 10);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		status = -1;
+	} else {
+		char c = 0;
+
+		if (read(p[0], &c, 1) == 1)
+			settled = c;
+	}
+	close(p[0]);
+	ok(status == 0, "a snapshot over 64 half-written health records ends in time");
+	ok(settled == '1', "and its sum of folds is still settled (%c)", settled > 0 ? settled : '-');
 	stats_detach(&r);
 	stats_detach(&w);
 }
@@ -1072,6 +1264,8 @@ main(void)
 	test_replace();
 	test_fold_race();
 	test_attach_errors();
+	test_hostile_counts();
+	test_odd_records();
 
 	cleanup();
 	{

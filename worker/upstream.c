@@ -51,7 +51,7 @@ server_load(struct worker *w, const struct up_group *g, unsigned i)
 	uint64_t sum = g->s[i].active;
 	unsigned row = g->rows != NULL ? g->rows[i] : STATS_NO_ROW, hi;
 
-	if (row >= seg->hdr->nservers)
+	if (row >= seg->nservers)
 		return sum;
 	hi = worker_slots(w);
 	for (unsigned k = 0; k < hi; k++)

@@ -125,7 +125,7 @@ global_scan_range(struct worker *w)
 	const struct stats_seg *seg = w->h->stats;
 	unsigned hw = w->h->slot + 1;
 
-	for (unsigned i = 0; i < seg->hdr->nslots; i++)
+	for (unsigned i = 0; i < seg->nslots; i++)
 		if (__atomic_load_n(&seg->slots[i].state, __ATOMIC_RELAXED) != STATS_SLOT_FREE)
 			hw = i + 1 > hw ? i + 1 : hw;
 	w->slot_hw = hw;
@@ -138,7 +138,7 @@ worker_slots(struct worker *w)
 
 	/* The master takes the lowest free slot, so a worker newer than our
 	 * last scan sits exactly at slot_hw: one load finds it at once. */
-	while (w->slot_hw < seg->hdr->nslots &&
+	while (w->slot_hw < seg->nslots &&
 	       __atomic_load_n(&seg->slots[w->slot_hw].state, __ATOMIC_RELAXED) != STATS_SLOT_FREE)
 		w->slot_hw++;
 	return w->slot_hw;
@@ -401,14 +401,14 @@ rows_init(struct worker *w, const struct heritage *h)
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		unsigned row = h->listener_rows ? h->listener_rows[i] : STATS_NO_ROW;
 
-		w->lstats[i] = row < h->stats->hdr->nlisteners
+		w->lstats[i] = row < h->stats->nlisteners
 		    ? stats_slot_listener(h->stats, h->slot, row) : &sink_listener;
 		w->sbase[i] = ubase[c->listeners[i].upstream];
 	}
 	for (unsigned k = 0; k < n; k++) {
 		unsigned row = h->server_rows ? h->server_rows[k] : STATS_NO_ROW;
 
-		w->sstats[k] = row < h->stats->hdr->nservers
+		w->sstats[k] = row < h->stats->nservers
 		    ? stats_slot_server(h->stats, h->slot, row) : &sink_server;
 	}
 	free(ubase);
