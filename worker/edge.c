@@ -14,7 +14,9 @@
 #include "addr.h"
 #include "cidr.h"
 #include "conf.h"
+#include "edge.h"
 #include "log.h"
+#include "session.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -58,16 +60,16 @@ size_t
 edge_session_extra(const struct conf *c)
 {
 	if (c->log_connections)
-		return EDGE_TAIL_BYTES;
+		return sizeof(struct session_tail);
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		const struct conf_listener *l = &c->listeners[i];
 
 		if (l->max_per_source > 0)
-			return EDGE_TAIL_BYTES;
+			return sizeof(struct session_tail);
 		/* A session that waits for a descriptor connects later and
 		 * must still hash the client its PROXY header named. */
 		if (l->proxy_accept && c->upstreams[l->upstream].balance == CONF_BALANCE_SOURCE)
-			return EDGE_TAIL_BYTES;
+			return sizeof(struct session_tail);
 	}
 	return 0;
 }
@@ -268,34 +270,4 @@ edge_admit(struct worker *w, unsigned li, const struct sockaddr *peer, const cha
 		return -1;
 	}
 	return edge_admit_client(w, li, peer, why);
-}
-
-/* --- the connection log ----------------------------------------------------- */
-
-void
-edge_log(const struct worker *w, unsigned li, const struct sockaddr *client, int server,
-    uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
-    const char *reason)
-{
-	char ca[ADDR_STRLEN] = "-", start[48];
-	struct timespec ts;
-	struct tm tm;
-	uint64_t now_ms, start_ms;
-	time_t sec;
-	size_t n;
-
-	if (client != NULL && (client->sa_family == AF_INET || client->sa_family == AF_INET6))
-		addr_format(client, ca, sizeof(ca));
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	start_ms = now_ms - duration_ms;
-	sec = (time_t)(start_ms / 1000);
-	localtime_r(&sec, &tm);
-	n = strftime(start, sizeof(start), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(start + n, sizeof(start) - n, ".%03u", (unsigned)(start_ms % 1000));
-	log_info("connection client=%s listener=%s server=%s start=%s duration=%u.%03u "
-		 "bytes_in=%llu bytes_out=%llu end=%s reason=%s",
-	    ca, w->conf->listeners[li].address, server >= 0 ? upstream_name(w, li, (unsigned)server) : "-",
-	    start, duration_ms / 1000, duration_ms % 1000, (unsigned long long)bytes_in,
-	    (unsigned long long)bytes_out, end, reason);
 }

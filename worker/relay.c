@@ -1,10 +1,10 @@
-/* relay.c — one relayed connection, a session: connect upstream, relay both
- * directions with back-pressure and half-close, connect and idle timeouts, and
- * the single teardown relay_close. Runs in a worker's loop. Never allocates
- * outside the pools, never blocks, never exits the process: a worker outlives
- * any one connection. */
+/* relay.c — the session core: one relayed connection from accept to its
+ * single teardown, relay_close. Admission and the PROXY header, the upstream
+ * connect and its retries, the rooms a session waits in (timeouts), and the
+ * watchers; xfer.c moves the bytes and reports, connlog.c writes the log
+ * line. Runs in a worker's loop. Never allocates outside the pools, never
+ * blocks, never exits the process: a worker outlives any one connection. */
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
@@ -14,52 +14,18 @@
 #include "addr.h"
 #include "check.h"
 #include "conf.h"
+#include "connlog.h"
+#include "edge.h"
 #include "log.h"
 #include "net.h"
 #include "pool.h"
 #include "proxy.h"
 #include "relay.h"
+#include "session.h"
 #include "stats.h"
+#include "upstream.h"
 #include "worker.h"
-
-/* SESSION_WAIT_FD: accepted, but no descriptor was left for the upstream
- * socket; it waits in ROOM_WAITFD (its connect deadline still runs) and
- * tries again when the worker's descriptor pause ends. */
-enum session_state { SESSION_CONNECTING = 1, SESSION_RELAYING, SESSION_HEADER, SESSION_WAIT_FD };
-
-#define F_C2S_EOF 0x01  /* client sent FIN */
-#define F_C2S_SHUT 0x02 /* ... and the server's write side is shut */
-#define F_S2C_EOF 0x04
-#define F_S2C_SHUT 0x08
-#define F_C2S_SPLICE 0x20 /* bulk seen: this direction relays by splice */
-#define F_S2C_SPLICE 0x40
-#define F_S2C_FIRST 0x80 /* the server's EOF came before the client's */
-
-#define RELAY_READS_PER_EVENT 4
-/* Bytes one splice moves at most, and the capacity asked of each pipe. */
-#define RELAY_SPLICE_CHUNK (256 * 1024)
-
-/* Why a session ends. Up to CLOSE_SHUTDOWN these are the close reasons the
- * stats slot counts as closed_<reason> (stats.h, STATS_CLOSE_REASONS); the
- * rest are refusals, a session ended before relaying a byte, counted as
- * refused_<reason> (STATS_REFUSE_REASONS): a new one is
- * STATS_CLOSE_COUNT + its STATS_REFUSE_ value, and gets a name below. */
-enum close_reason {
-	CLOSE_DONE = STATS_CLOSE_DONE,
-	CLOSE_CLIENT_ERROR = STATS_CLOSE_CLIENT_ERROR,
-	CLOSE_SERVER_ERROR = STATS_CLOSE_SERVER_ERROR,
-	CLOSE_CONNECT_FAILED = STATS_CLOSE_CONNECT_FAILED,
-	CLOSE_CONNECT_TIMEOUT = STATS_CLOSE_CONNECT_TIMEOUT,
-	CLOSE_IDLE_TIMEOUT = STATS_CLOSE_IDLE_TIMEOUT,
-	CLOSE_SHUTDOWN = STATS_CLOSE_SHUTDOWN,
-	CLOSE_NO_SERVER = STATS_CLOSE_COUNT + STATS_REFUSE_NO_SERVER,
-	CLOSE_NO_MEMORY = STATS_CLOSE_COUNT + STATS_REFUSE_NO_MEMORY,
-	CLOSE_ACL_DENIED = STATS_CLOSE_COUNT + STATS_REFUSE_ACL_DENIED,
-	CLOSE_PER_SOURCE_LIMIT = STATS_CLOSE_COUNT + STATS_REFUSE_PER_SOURCE_LIMIT,
-	CLOSE_PROXY_REJECTED = STATS_CLOSE_COUNT + STATS_REFUSE_PROXY_REJECTED,
-	/* Past the refusals: counted as proxy_rejected, logged as a timeout. */
-	CLOSE_PROXY_TIMEOUT = STATS_CLOSE_COUNT + STATS_REFUSE_COUNT
-};
+#include "xfer.h"
 
 static const char *const close_names[] = {
 	[CLOSE_DONE] = "done",
@@ -77,106 +43,16 @@ static const char *const close_names[] = {
 	[CLOSE_PROXY_TIMEOUT] = "PROXY header timeout",
 };
 
-/* Bytes of one direction that the destination could not take yet: in a
- * pooled buffer (buf, from off to len), or, once the direction relays by
- * splice, in a pooled pipe (len bytes). Either is held only while len > 0. */
-struct half {
-	union {
-		char *buf;
-		int pipe[2]; /* read end, write end */
-	};
-	uint32_t off, len;
-};
-
-struct session {
-	ev_io client; /* data = this session */
-	ev_io server;
-	struct wlink link; /* in w->rooms[where] */
-	double active;     /* w->now when bytes last moved (or the phase began) */
-	struct half c2s, s2c;
-	uint16_t listener, server_idx;
-	uint8_t state, flags, where, tries;
-};
-
-#define SESSION_OF(l) ((struct session *)(void *)((char *)(l) - offsetof(struct session, link)))
-
-/*
- * What the edge keeps per connection, past struct session in the same pooled
- * object, only when the config needs it (w->session_tail bytes, see
- * edge_session_extra): the client address, for the per-source count at close
- * and the log (from the PROXY header when one was accepted); and, with
- * log.connections, the start time and byte counts. Other configs pay nothing.
- */
-struct session_tail {
-	uint8_t addr[16];   /* IPv4 as the last 4 bytes */
-	uint16_t port;      /* network order */
-	uint8_t family;     /* AF_INET, AF_INET6 or 0 */
-	uint8_t pad;
-	uint32_t start_ms;  /* log: w->now in ms, mod 2^32 (49 days) */
-	uint64_t bytes_in;  /* log: client to server */
-	uint64_t bytes_out; /* log: server to client */
-};
-_Static_assert(sizeof(struct session_tail) == EDGE_TAIL_BYTES, "edge.c sizes the tail");
-
 size_t
 relay_session_size(void)
 {
 	return sizeof(struct session);
 }
 
-static struct session_tail *
-tail_of(const struct worker *w, struct session *s)
-{
-	return w->session_tail > 0 ? (struct session_tail *)(s + 1) : NULL;
-}
-
-static void
-tail_set_client(struct session_tail *t, const struct sockaddr *sa)
-{
-	memset(t->addr, 0, sizeof(t->addr));
-	t->family = 0;
-	t->port = 0;
-	if (sa->sa_family == AF_INET) {
-		memcpy(t->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		t->port = ((const struct sockaddr_in *)sa)->sin_port;
-		t->family = AF_INET;
-	} else if (sa->sa_family == AF_INET6) {
-		memcpy(t->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-		t->port = ((const struct sockaddr_in6 *)sa)->sin6_port;
-		t->family = AF_INET6;
-	}
-}
-
-static void
-tail_client(const struct session_tail *t, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (t->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		sin->sin_family = AF_INET;
-		memcpy(&sin->sin_addr, t->addr, 4);
-		sin->sin_port = t->port;
-	} else if (t->family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		sin6->sin6_family = AF_INET6;
-		memcpy(&sin6->sin6_addr, t->addr, 16);
-		sin6->sin6_port = t->port;
-	}
-}
-
 static uint32_t
 now_ms32(struct worker *w)
 {
 	return (uint32_t)(uint64_t)(w->now * 1000.0);
-}
-
-/* The session's server row in our slot (valid once a server was picked). */
-static struct stats_server_counters *
-server_stats(const struct worker *w, const struct session *s)
-{
-	return w->sstats[w->sbase[s->listener] + s->server_idx];
 }
 
 static void relay_close(struct worker *, struct session *, enum close_reason);
@@ -271,7 +147,7 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 	case ROOM_WAITFD:
 		STATS_ADD(w->slot, timeouts, 1);
 		if (s->tries > 0)
-			STATS_ROW_ADD(server_stats(w, s), timeouts, 1);
+			STATS_ROW_ADD(session_server_stats(w, s), timeouts, 1);
 		if (s->where == ROOM_CONNECT && s->server.fd != -1)
 			upstream_failed(w, s->listener, s->server_idx, "connect timeout");
 		relay_close(w, s, CLOSE_CONNECT_TIMEOUT);
@@ -279,7 +155,7 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 	default:
 		STATS_ADD(w->slot, timeouts, 1);
 		if (s->tries > 0)
-			STATS_ROW_ADD(server_stats(w, s), timeouts, 1);
+			STATS_ROW_ADD(session_server_stats(w, s), timeouts, 1);
 		relay_close(w, s, CLOSE_IDLE_TIMEOUT);
 		return;
 	}
@@ -321,7 +197,7 @@ session_update(struct worker *w, struct session *s)
 	io_want(w->loop, &s->server, se);
 }
 
-/* --- relaying ------------------------------------------------------------ */
+/* --- buffers and transfers ---------------------------------------------- */
 
 /* No buffer left in the budget: pause reading until one comes back (the
  * room pauses accepting too). The idle deadline keeps running: a starving
@@ -334,8 +210,8 @@ session_starve(struct worker *w, struct session *s)
 
 /* Give a buffer back and wake the starving session that has waited longest
  * (the soonest idle deadline). */
-static void
-buffer_put(struct worker *w, char *buf)
+void
+relay_buffer_put(struct worker *w, char *buf)
 {
 	struct wlink *l;
 
@@ -349,53 +225,6 @@ buffer_put(struct worker *w, char *buf)
 	}
 }
 
-/* The connection log says which side closed first. */
-static void
-mark_eof(struct session *s, int c2s)
-{
-	if (!c2s && !(s->flags & F_C2S_EOF))
-		s->flags |= F_S2C_FIRST;
-	s->flags |= c2s ? F_C2S_EOF : F_S2C_EOF;
-}
-
-/* The direction's source sent EOF and nothing is pending: pass the FIN on. */
-static int
-half_shut(struct worker *w, struct session *s, int c2s)
-{
-	int dst = c2s ? s->server.fd : s->client.fd;
-
-	s->flags |= c2s ? F_C2S_SHUT : F_S2C_SHUT;
-	if (shutdown(dst, SHUT_WR) == -1 && errno != ENOTCONN) {
-		relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
-		return -1;
-	}
-	return 0;
-}
-
-/* Three relaxed stores to lines only this worker writes: slot, listener row
- * and server row. No lock, no syscall. */
-static void
-count_bytes(struct worker *w, struct session *s, int c2s, size_t n)
-{
-	struct session_tail *t = tail_of(w, s);
-
-	if (t != NULL) {
-		if (c2s)
-			t->bytes_in += n;
-		else
-			t->bytes_out += n;
-	}
-	if (c2s) {
-		STATS_ADD(w->slot, bytes_in, n);
-		STATS_ROW_ADD(w->lstats[s->listener], bytes_in, n);
-		STATS_ROW_ADD(server_stats(w, s), bytes_in, n);
-	} else {
-		STATS_ADD(w->slot, bytes_out, n);
-		STATS_ROW_ADD(w->lstats[s->listener], bytes_out, n);
-		STATS_ROW_ADD(server_stats(w, s), bytes_out, n);
-	}
-}
-
 /* A refusal counts as refused, by reason and on its listener; the caller
  * counts it as closed too, never as a close reason. */
 static void
@@ -406,229 +235,28 @@ count_refused(struct worker *w, unsigned li, enum stats_refuse why)
 	STATS_ROW_ADD(w->lstats[li], refused, 1);
 }
 
-/* --- zero-copy ------------------------------------------------------------
- * A direction that reads a full buffer is moving bulk data; from then on it
- * goes socket -> pipe -> socket with splice(2), never through user space. A
- * pipe is borrowed only while bytes sit in it: pipes cost two descriptors and
- * kernel pages, so idle and small-message connections hold none. */
-
-static int
-pipe_get(struct worker *w, int p[2])
-{
-	if (w->npipes > 0) {
-		w->npipes--;
-		p[0] = w->pipes[w->npipes][0];
-		p[1] = w->pipes[w->npipes][1];
-		return 0;
-	}
-	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
-		return -1;
-	/* A larger pipe moves more per splice; refused (over
-	 * /proc/sys/fs/pipe-max-size for an unprivileged user) is harmless. */
-	(void)fcntl(p[1], F_SETPIPE_SZ, RELAY_SPLICE_CHUNK);
-	return 0;
-}
-
-/* Only an empty pipe may be reused: one with bytes left would carry them into
- * another connection. */
-static void
-pipe_put(struct worker *w, int p[2], int empty)
-{
-	if (empty && w->npipes < RELAY_IDLE_PIPES) {
-		w->pipes[w->npipes][0] = p[0];
-		w->pipes[w->npipes][1] = p[1];
-		w->npipes++;
-		return;
-	}
-	close(p[0]);
-	close(p[1]);
-}
-
-static int
-half_splice(struct worker *w, struct session *s, int c2s)
-{
-	int src = c2s ? s->client.fd : s->server.fd;
-	int dst = c2s ? s->server.fd : s->client.fd;
-	struct half *h = c2s ? &s->c2s : &s->s2c;
-
-	for (int i = 0; i < RELAY_READS_PER_EVENT; i++) {
-		ssize_t n, m;
-
-		if (pipe_get(w, h->pipe) == -1) {
-			/* Out of descriptors: this event goes through a buffer. */
-			s->flags &= ~(c2s ? F_C2S_SPLICE : F_S2C_SPLICE);
-			return 0;
-		}
-		n = splice(src, NULL, h->pipe[1], NULL, RELAY_SPLICE_CHUNK,
-		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n <= 0) {
-			pipe_put(w, h->pipe, 1);
-			if (n == 0) {
-				mark_eof(s, c2s);
-				return half_shut(w, s, c2s);
-			}
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			relay_close(w, s, c2s ? CLOSE_CLIENT_ERROR : CLOSE_SERVER_ERROR);
-			return -1;
-		}
-		s->active = w->now;
-		m = splice(h->pipe[0], NULL, dst, NULL, (size_t)n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (m == -1) {
-			if (errno != EAGAIN && errno != EINTR) {
-				pipe_put(w, h->pipe, 0);
-				relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
-				return -1;
-			}
-			m = 0;
-		}
-		count_bytes(w, s, c2s, (size_t)m);
-		if (m < n) {
-			h->off = 0;
-			h->len = (uint32_t)(n - m);
-			return 0;
-		}
-		pipe_put(w, h->pipe, 1);
-		if (n < RELAY_SPLICE_CHUNK)
-			return 0;
-	}
-	return 0;
-}
-
-static int
-half_splice_flush(struct worker *w, struct session *s, int c2s)
-{
-	int dst = c2s ? s->server.fd : s->client.fd;
-	struct half *h = c2s ? &s->c2s : &s->s2c;
-	ssize_t m;
-
-	m = splice(h->pipe[0], NULL, dst, NULL, h->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	if (m == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
-		return -1;
-	}
-	s->active = w->now;
-	count_bytes(w, s, c2s, (size_t)m);
-	h->len -= (uint32_t)m;
-	if (h->len > 0)
-		return 0;
-	pipe_put(w, h->pipe, 1);
-	if (s->flags & (c2s ? F_C2S_EOF : F_S2C_EOF))
-		return half_shut(w, s, c2s);
-	return 0;
-}
-
-/* Read from the direction's source and write straight on. Bytes the
- * destination cannot take stay in the pooled buffer they were read into;
- * otherwise the buffer goes back at once. Returns -1 once the session is
- * closed. */
-static int
-half_pump(struct worker *w, struct session *s, int c2s)
-{
-	int src = c2s ? s->client.fd : s->server.fd;
-	int dst = c2s ? s->server.fd : s->client.fd;
-	struct half *h = c2s ? &s->c2s : &s->s2c;
-
-	for (int i = 0; i < RELAY_READS_PER_EVENT; i++) {
-		char *buf = pool_get(w->buffers);
-		ssize_t n, m;
-
-		if (buf == NULL) {
-			session_starve(w, s);
-			return 0;
-		}
-		n = read(src, buf, w->buffer_size);
-		if (n <= 0) {
-			pool_put(w->buffers, buf);
-			if (n == 0) {
-				mark_eof(s, c2s);
-				return half_shut(w, s, c2s);
-			}
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			log_debug("session %s read: %s", c2s ? "client" : "server", strerror(errno));
-			relay_close(w, s, c2s ? CLOSE_CLIENT_ERROR : CLOSE_SERVER_ERROR);
-			return -1;
-		}
-		s->active = w->now;
-		m = send(dst, buf, (size_t)n, MSG_NOSIGNAL);
-		if (m == -1) {
-			if (errno != EAGAIN && errno != EINTR) {
-				pool_put(w->buffers, buf);
-				relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
-				return -1;
-			}
-			m = 0;
-		}
-		count_bytes(w, s, c2s, (size_t)m);
-		if (m < n) {
-			h->buf = buf;
-			h->off = (uint32_t)m;
-			h->len = (uint32_t)n;
-			return 0;
-		}
-		buffer_put(w, buf);
-		if ((size_t)n < w->buffer_size)
-			return 0; /* short read: the socket is very likely drained */
-		if (w->conf->splice) {
-			/* A full buffer: bulk data. Splice from now on. */
-			s->flags |= c2s ? F_C2S_SPLICE : F_S2C_SPLICE;
-			return half_splice(w, s, c2s);
-		}
-	}
-	return 0;
-}
-
-/* Write pending bytes of a direction; when they are all out, give the buffer
- * back and pass on an EOF that waited for them. */
-static int
-half_flush(struct worker *w, struct session *s, int c2s)
-{
-	int dst = c2s ? s->server.fd : s->client.fd;
-	struct half *h = c2s ? &s->c2s : &s->s2c;
-	ssize_t m;
-
-	m = send(dst, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
-	if (m == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		relay_close(w, s, c2s ? CLOSE_SERVER_ERROR : CLOSE_CLIENT_ERROR);
-		return -1;
-	}
-	s->active = w->now;
-	count_bytes(w, s, c2s, (size_t)m);
-	h->off += (uint32_t)m;
-	if (h->off < h->len)
-		return 0;
-	h->off = h->len = 0;
-	buffer_put(w, h->buf);
-	h->buf = NULL;
-	if (s->flags & (c2s ? F_C2S_EOF : F_S2C_EOF))
-		return half_shut(w, s, c2s);
-	return 0;
-}
-
-/* A direction relays by splice once it has seen bulk data, else through a
- * buffer; pending bytes sit in a pipe exactly when the splice flag is set. */
-static int
-half_move(struct worker *w, struct session *s, int c2s)
-{
-	if (s->flags & (c2s ? F_C2S_SPLICE : F_S2C_SPLICE))
-		return half_splice(w, s, c2s);
-	return half_pump(w, s, c2s);
-}
-
-static int
-half_drain(struct worker *w, struct session *s, int c2s)
-{
-	if (s->flags & (c2s ? F_C2S_SPLICE : F_S2C_SPLICE))
-		return half_splice_flush(w, s, c2s);
-	return half_flush(w, s, c2s);
-}
-
 static void session_header(struct worker *, struct session *);
+
+/* Act on what a transfer step reported: a starving session waits for a
+ * buffer, a failed socket ends it. Returns -1 once the session is closed. */
+static int
+session_xfer(struct worker *w, struct session *s, enum xfer_result r)
+{
+	switch (r) {
+	case XFER_OK:
+		return 0;
+	case XFER_STARVED:
+		session_starve(w, s);
+		return 0;
+	case XFER_CLIENT_ERROR:
+		relay_close(w, s, CLOSE_CLIENT_ERROR);
+		return -1;
+	case XFER_SERVER_ERROR:
+		relay_close(w, s, CLOSE_SERVER_ERROR);
+		return -1;
+	}
+	return 0;
+}
 
 static void
 client_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -640,11 +268,10 @@ client_cb(struct ev_loop *loop, ev_io *io, int revents)
 		session_header(w, s);
 		return;
 	}
-	if ((revents & EV_WRITE) && s->s2c.len && half_drain(w, s, 0) == -1)
+	if ((revents & EV_WRITE) && s->s2c.len && session_xfer(w, s, xfer_drain(w, s, 0)) == -1)
 		return;
 	if ((revents & EV_READ) && !(s->flags & F_C2S_EOF) && s->where != ROOM_STARVED &&
-	    s->c2s.len == 0 &&
-	    half_move(w, s, 1) == -1)
+	    s->c2s.len == 0 && session_xfer(w, s, xfer_move(w, s, 1)) == -1)
 		return;
 	session_update(w, s);
 }
@@ -663,7 +290,7 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 			log_info("connect to %s failed: %s",
 			    upstream_name(w, s->listener, s->server_idx), strerror(errno));
 			STATS_ADD(w->slot, connect_failures, 1);
-			STATS_ROW_ADD(server_stats(w, s), connect_failures, 1);
+			STATS_ROW_ADD(session_server_stats(w, s), connect_failures, 1);
 			upstream_failed(w, s->listener, s->server_idx, strerror(errno));
 			ev_io_stop(loop, io);
 			close(io->fd);
@@ -676,7 +303,7 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 			return;
 		}
 		upstream_connected(w, s->listener, s->server_idx);
-		STATS_ROW_ADD(server_stats(w, s), active, 1);
+		STATS_ROW_ADD(session_server_stats(w, s), active, 1);
 		s->state = SESSION_RELAYING;
 		/* Before any client byte: the header goes first. */
 		if (w->conf->listeners[s->listener].proxy_send && session_send_proxy(w, s) == -1)
@@ -686,11 +313,10 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 		session_update(w, s);
 		return;
 	}
-	if ((revents & EV_WRITE) && s->c2s.len && half_drain(w, s, 1) == -1)
+	if ((revents & EV_WRITE) && s->c2s.len && session_xfer(w, s, xfer_drain(w, s, 1)) == -1)
 		return;
 	if ((revents & EV_READ) && !(s->flags & F_S2C_EOF) && s->where != ROOM_STARVED &&
-	    s->s2c.len == 0 &&
-	    half_move(w, s, 0) == -1)
+	    s->s2c.len == 0 && session_xfer(w, s, xfer_move(w, s, 0)) == -1)
 		return;
 	session_update(w, s);
 }
@@ -734,14 +360,14 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 		}
 		s->tries++;
 		s->server_idx = (uint16_t)srv;
-		STATS_ROW_ADD(server_stats(w, s), connects, 1);
+		STATS_ROW_ADD(session_server_stats(w, s), connects, 1);
 		if (fd != -1) {
 			ev_io_set(&s->server, fd, EV_WRITE);
 			ev_io_start(w->loop, &s->server);
 			return 0;
 		}
 		STATS_ADD(w->slot, connect_failures, 1);
-		STATS_ROW_ADD(server_stats(w, s), connect_failures, 1);
+		STATS_ROW_ADD(session_server_stats(w, s), connect_failures, 1);
 		if (errno == EADDRNOTAVAIL) {
 			/* No local port left: not the server's fault either. */
 			log_warn("connect to %s", upstream_name(w, s->listener, (unsigned)srv));
@@ -755,14 +381,7 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 	return -1;
 }
 
-/* --- the edge: admission, the PROXY protocol, the connection log ---------- */
-
-/* Names of the refusal reasons, for the connection log. */
-static const char *const refuse_names[] = {
-#define REFUSE_X_NAME(up, name, help) [STATS_REFUSE_##up] = #name,
-	STATS_REFUSE_REASONS(REFUSE_X_NAME)
-#undef REFUSE_X_NAME
-};
+/* --- the edge: admission and the PROXY protocol --------------------------- */
 
 /* A client refused before it had a session (rate, lists, untrusted front,
  * no session memory): counted, logged when connections are, closed. */
@@ -778,62 +397,7 @@ relay_refuse(struct worker *w, int fd, unsigned li, const struct sockaddr *peer,
 	log_debug("client %s on %s refused: %s", addr_format(peer, a, sizeof(a)),
 	    w->conf->listeners[li].address, name);
 	if (w->conf->log_connections)
-		edge_log(w, li, peer, -1, 0, 0, 0, "refused", name);
-}
-
-/* How a session ended, in the connection log's words: end is one of
- * client_closed, server_closed, timeout, refused, reset, error, shutdown;
- * reason says more. err is errno as relay_close found it. */
-static void
-session_log(struct worker *w, struct session *s, enum close_reason why, int err)
-{
-	struct session_tail *t = tail_of(w, s);
-	struct sockaddr_storage client;
-	const char *end, *reason;
-	int reset = err == ECONNRESET || err == EPIPE;
-
-	switch (why) {
-	case CLOSE_DONE:
-		end = s->flags & F_S2C_FIRST ? "server_closed" : "client_closed";
-		reason = "done";
-		break;
-	case CLOSE_CLIENT_ERROR:
-		end = reset ? "reset" : "error";
-		reason = reset ? "client_reset" : "client_error";
-		break;
-	case CLOSE_SERVER_ERROR:
-		end = reset ? "reset" : "error";
-		reason = reset ? "server_reset" : "server_error";
-		break;
-	case CLOSE_CONNECT_FAILED:
-		end = "error";
-		reason = "connect_failed";
-		break;
-	case CLOSE_CONNECT_TIMEOUT:
-		end = "timeout";
-		reason = "connect_timeout";
-		break;
-	case CLOSE_IDLE_TIMEOUT:
-		end = "timeout";
-		reason = "idle_timeout";
-		break;
-	case CLOSE_SHUTDOWN:
-		end = "shutdown";
-		reason = "shutdown";
-		break;
-	case CLOSE_PROXY_TIMEOUT:
-		end = "timeout";
-		reason = "proxy_header_timeout";
-		break;
-	default:
-		end = "refused";
-		reason = refuse_names[why - STATS_CLOSE_COUNT];
-		break;
-	}
-	tail_client(t, &client);
-	edge_log(w, s->listener, (struct sockaddr *)&client,
-	    s->tries > 0 ? (int)s->server_idx : -1, now_ms32(w) - t->start_ms, t->bytes_in,
-	    t->bytes_out, end, reason);
+		connlog_write(w, li, peer, -1, 0, 0, 0, "refused", name);
 }
 
 /* The outgoing header of a listener that does not read one: from the client's
@@ -881,7 +445,7 @@ session_send_proxy(struct worker *w, struct session *s)
 
 			s->c2s.buf = NULL;
 			s->c2s.off = s->c2s.len = 0;
-			buffer_put(w, buf);
+			relay_buffer_put(w, buf);
 		}
 	}
 	return 0;
@@ -900,7 +464,7 @@ static void
 session_header(struct worker *w, struct session *s)
 {
 	const struct conf_listener *l = &w->conf->listeners[s->listener];
-	struct session_tail *t = tail_of(w, s);
+	struct session_tail *t = session_tail_of(w, s);
 	char *buf = s->c2s.buf, *area = buf + HEADER_AREA, peer_text[ADDR_STRLEN];
 	struct proxy_parser *p = (struct proxy_parser *)(void *)buf;
 	struct sockaddr_storage peer, local;
@@ -939,13 +503,13 @@ session_header(struct worker *w, struct session *s)
 		log_debug("client %s (by PROXY header) on %s refused: %s",
 		    addr_format(client, peer_text, sizeof(peer_text)), l->address, why);
 		if (t != NULL)
-			tail_set_client(t, client);
+			session_tail_set_client(t, client);
 		relay_close(w, s, refuse == STATS_REFUSE_ACL_DENIED ? CLOSE_ACL_DENIED
 		                                                    : CLOSE_PER_SOURCE_LIMIT);
 		return;
 	}
 	if (t != NULL)
-		tail_set_client(t, client);
+		session_tail_set_client(t, client);
 	if (l->proxy_send) {
 		if (info.local) {
 			if (getsockname(s->client.fd, (struct sockaddr *)&local, &llen) == -1)
@@ -967,7 +531,7 @@ session_header(struct worker *w, struct session *s)
 		s->c2s.len = (uint32_t)(hl + rest);
 	} else {
 		s->c2s.buf = NULL;
-		buffer_put(w, buf);
+		relay_buffer_put(w, buf);
 	}
 	io_want(w->loop, &s->client, 0);
 	s->state = SESSION_CONNECTING;
@@ -1006,9 +570,9 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 	s->listener = (uint16_t)li;
 	s->state = SESSION_CONNECTING;
 	s->active = w->now;
-	if ((t = tail_of(w, s)) != NULL) {
+	if ((t = session_tail_of(w, s)) != NULL) {
 		memset(t, 0, sizeof(*t));
-		tail_set_client(t, peer);
+		session_tail_set_client(t, peer);
 		t->start_ms = now_ms32(w);
 	}
 	w->active++;
@@ -1053,17 +617,17 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 		struct sockaddr_storage client;
 
 		if (w->conf->log_connections)
-			session_log(w, s, why, err);
+			connlog_session(w, s, why, err);
 		/* A session counts against its source from admission on; one
 		 * refused while its PROXY header was read never did. */
 		if (s->state != SESSION_HEADER) {
-			tail_client(tail_of(w, s), &client);
+			session_tail_client(session_tail_of(w, s), &client);
 			edge_release(w, s->listener, (struct sockaddr *)&client);
 		}
 	}
 	STATS_ROW_SUB(w->lstats[s->listener], active, 1);
 	if (s->state == SESSION_RELAYING)
-		STATS_ROW_SUB(server_stats(w, s), active, 1);
+		STATS_ROW_SUB(session_server_stats(w, s), active, 1);
 	ev_io_stop(w->loop, &s->client);
 	ev_io_stop(w->loop, &s->server);
 	close(s->client.fd);
@@ -1072,20 +636,11 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 		upstream_release(w, s->listener, s->server_idx);
 	}
 	room_leave(w, s);
-	c2s = s2c = NULL;
 	if (s->state == SESSION_HEADER) {
 		c2s = s->c2s.buf; /* the header parser's buffer */
-	} else if (s->c2s.len != 0) {
-		if (s->flags & F_C2S_SPLICE)
-			pipe_put(w, s->c2s.pipe, 0);
-		else
-			c2s = s->c2s.buf;
-	}
-	if (s->s2c.len != 0) {
-		if (s->flags & F_S2C_SPLICE)
-			pipe_put(w, s->s2c.pipe, 0);
-		else
-			s2c = s->s2c.buf;
+		s2c = NULL;
+	} else {
+		xfer_release(w, s, &c2s, &s2c);
 	}
 	pool_put(w->sessions, s);
 	w->active--;
@@ -1093,9 +648,9 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	STATS_ADD(w->slot, closed, 1);
 	/* Buffers go back last: giving one back may wake a starved session. */
 	if (c2s != NULL)
-		buffer_put(w, c2s);
+		relay_buffer_put(w, c2s);
 	if (s2c != NULL)
-		buffer_put(w, s2c);
+		relay_buffer_put(w, s2c);
 	worker_session_closed(w);
 }
 
@@ -1105,11 +660,11 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 static const struct sockaddr *
 session_client(struct worker *w, struct session *s, struct sockaddr_storage *ss)
 {
-	struct session_tail *t = tail_of(w, s);
+	struct session_tail *t = session_tail_of(w, s);
 	socklen_t len = sizeof(*ss);
 
 	if (t != NULL) {
-		tail_client(t, ss);
+		session_tail_client(t, ss);
 		return (struct sockaddr *)ss;
 	}
 	if (getpeername(s->client.fd, (struct sockaddr *)ss, &len) == -1)

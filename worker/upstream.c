@@ -15,6 +15,7 @@
 #include "log.h"
 #include "net.h"
 #include "stats.h"
+#include "upstream.h"
 #include "worker.h"
 
 /* What this worker knows of one server of one group. */

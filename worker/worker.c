@@ -16,11 +16,13 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "edge.h"
 #include "heritage.h"
 #include "log.h"
 #include "pool.h"
 #include "relay.h"
 #include "stats.h"
+#include "upstream.h"
 #include "worker.h"
 
 #define WORKER_ACCEPTS_PER_WAKEUP 4

@@ -1,6 +1,8 @@
-/* worker.h — the state of one worker process, shared by worker.c (loop,
- * accept, drain), relay.c (sessions) and upstream.c (server choice, connect).
- * Never included by master/: only heritage.h crosses the fork. */
+/* worker.h — the state of one worker process (struct worker) and what
+ * worker.c (loop, accept, pauses, drain) offers the other worker modules.
+ * Each module's API is in its own header: relay.h, xfer.h, connlog.h,
+ * upstream.h, edge.h, wheel.h. Never included by master/: only heritage.h
+ * crosses the fork. */
 #ifndef SLUICE_WORKER_H
 #define SLUICE_WORKER_H
 
@@ -92,99 +94,6 @@ struct worker {
 	unsigned *sbase;
 	int statm_fd; /* /proc/self/statm, read on the heartbeat for RSS */
 };
-
-/* relay.c ------------------------------------------------------------------ */
-
-/* Prepare the wheels and pools' consumers. Call once before accepting. */
-void relay_init(struct worker *);
-
-/* Take ownership of an accepted client fd from listener li, whose peer
- * address accept gave, and start its session: admission (edge.c), the PROXY
- * header when the listener expects one, connect upstream, then relay. Never
- * fails loudly: a refused session is counted and its fd closed. */
-void relay_start(struct worker *, int client_fd, unsigned li, const struct sockaddr *peer);
-
-/* Try the upstream connect again for sessions that waited for a descriptor
- * (after a descriptor pause ends). */
-void relay_retry_waiting(struct worker *);
-
-/* Close every session at once (fast stop, end of drain). */
-void relay_close_all(struct worker *);
-
-/* upstream.c --------------------------------------------------------------- */
-
-/* Set up w->groups (balancing state, source-hash rings) from w->conf once,
- * before accepting. Returns 0, or -1 with errno ENOMEM. */
-int upstream_init(struct worker *);
-
-/* Choose a server of listener li's upstream for a new session (failed < 0;
- * client, its address, is read only for source hashing), or for a retry after server
- * `failed` (the next usable one after it, so that retries visit distinct
- * servers whatever other sessions did meanwhile). Servers down (health
- * checks or passive marks) or full (max_connections) are skipped; backups
- * stand in only when no other server can. Returns the index, or -1 when no
- * server can take the session. */
-int upstream_pick(struct worker *, unsigned li, const struct sockaddr *client, int failed);
-
-/* Start a non-blocking connect to server `server` of li's upstream. On
- * success the server counts the session as active until upstream_release.
- * Returns the fd, or -1 with errno when the attempt failed at once. */
-int upstream_connect(struct worker *, unsigned li, unsigned server);
-
-/* The session that upstream_connect counted on server let it go (its connect
- * failed, or it closed). */
-void upstream_release(struct worker *, unsigned li, unsigned server);
-
-/* Outcome of a connect attempt, for passive health: a success clears the
- * server's failures; max_fails failures in a row (refused, unreachable,
- * timed out; why says which) mark it down for fail_timeout in this worker. */
-void upstream_connected(struct worker *, unsigned li, unsigned server);
-void upstream_failed(struct worker *, unsigned li, unsigned server, const char *why);
-
-/* Connect attempts a session of listener li may make: 1 + retries. */
-unsigned upstream_tries(const struct worker *, unsigned li);
-
-/* Text of an upstream server address for logs. */
-const char *upstream_name(const struct worker *, unsigned li, unsigned server);
-
-/* edge.c ------------------------------------------------------------------- */
-
-/* sizeof relay.c's struct session_tail: client address, start, byte counts. */
-#define EDGE_TAIL_BYTES 40
-
-/* Bytes each session object needs past struct session for the edge under
- * config c: 0 unless per-source limits, the connection log or source
- * balancing behind a PROXY-header listener need the client kept per
- * connection. */
-size_t edge_session_extra(const struct conf *c);
-
-/* Set up w->edge (rate buckets; the per-source table when a listener limits
- * sources) and w->session_tail, once before accepting. Returns 0, or -1 with
- * errno ENOMEM. */
-int edge_init(struct worker *);
-
-/* Admission right after accept: listener li's rate limit, then, for an
- * accept_proxy listener, the trusted list (the client is judged when its
- * header names it), else edge_admit_client. Returns -1 when admitted, else
- * the enum stats_refuse reason, with *why its name for the connection log. */
-int edge_admit(struct worker *, unsigned li, const struct sockaddr *peer, const char **why);
-
-/* Deny and allow lists, then the per-source limit for the client address.
- * Returns -1 when admitted (the client then counts against its source until
- * edge_release), else the enum stats_refuse reason and *why. */
-int edge_admit_client(struct worker *, unsigned li, const struct sockaddr *client,
-    const char **why);
-
-/* A connection edge_admit_client counted has closed. */
-void edge_release(struct worker *, unsigned li, const struct sockaddr *client);
-
-/* One connection log line (log.connections), at info level: client (NULL or
- * AF_UNSPEC shows "-"), listener li, server index of li's upstream or -1,
- * how long it lasted, bytes each way, how it ended and why. Formats on the
- * stack; never allocates. */
-void edge_log(const struct worker *, unsigned li, const struct sockaddr *client, int server,
-    uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
-    const char *reason);
 
 /* worker.c ----------------------------------------------------------------- */
 

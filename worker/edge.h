@@ -1,0 +1,39 @@
+/* edge.h — admission at the edge: rate limits, trusted fronts, allow and
+ * deny lists, per-source limits (edge.c). Runs in a worker, right after
+ * accept and before any upstream work; never allocates per connection. */
+#ifndef SLUICE_EDGE_H
+#define SLUICE_EDGE_H
+
+#include <stddef.h>
+
+struct conf;
+struct sockaddr;
+struct worker;
+
+/* Bytes each session object needs past struct session for the edge under
+ * config c: 0 unless per-source limits, the connection log or source
+ * balancing behind a PROXY-header listener need the client kept per
+ * connection. */
+size_t edge_session_extra(const struct conf *c);
+
+/* Set up w->edge (rate buckets; the per-source table when a listener limits
+ * sources) and w->session_tail, once before accepting. Returns 0, or -1 with
+ * errno ENOMEM. */
+int edge_init(struct worker *);
+
+/* Admission right after accept: listener li's rate limit, then, for an
+ * accept_proxy listener, the trusted list (the client is judged when its
+ * header names it), else edge_admit_client. Returns -1 when admitted, else
+ * the enum stats_refuse reason, with *why its name for the connection log. */
+int edge_admit(struct worker *, unsigned li, const struct sockaddr *peer, const char **why);
+
+/* Deny and allow lists, then the per-source limit for the client address.
+ * Returns -1 when admitted (the client then counts against its source until
+ * edge_release), else the enum stats_refuse reason and *why. */
+int edge_admit_client(struct worker *, unsigned li, const struct sockaddr *client,
+    const char **why);
+
+/* A connection edge_admit_client counted has closed. */
+void edge_release(struct worker *, unsigned li, const struct sockaddr *client);
+
+#endif
