@@ -44,7 +44,7 @@ worker_wall_ms(pid_t worker)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return 0;
-	for (unsigned i = 0; i < seg.hdr->nslots; i++)
+	for (unsigned i = 0; i < seg.nslots; i++)
 		if (seg.slots[i].pid == worker)
 			ms = __atomic_load_n(&seg.slots[i].heartbeat_ms, __ATOMIC_RELAXED);
 	stats_detach(&seg);
