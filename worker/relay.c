@@ -64,8 +64,9 @@ static void session_update(struct worker *, struct session *);
  * s->link and s->where, and the memory pause follows ROOM_STARVED here, so
  * no way in or out of it can forget the pause. */
 
-/* Debug builds: the rooms hold exactly the open sessions, and the worker
- * pauses for memory exactly while a session starves. */
+/* Debug builds: the rooms hold exactly the open sessions, every accepted
+ * connection is open or counted closed, and the worker pauses for memory
+ * exactly while a session starves. */
 static void
 rooms_check(const struct worker *w)
 {
@@ -75,6 +76,7 @@ rooms_check(const struct worker *w)
 	for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++)
 		n += w->rooms[r].count;
 	CHECK(n == w->active);
+	CHECK(STATS_GET(w->slot, accepted) == STATS_GET(w->slot, closed) + w->active);
 	CHECK(!(w->paused & WORKER_PAUSE_MEMORY) == !w->rooms[ROOM_STARVED].count);
 #else
 	(void)w;
@@ -652,6 +654,7 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	if (s2c != NULL)
 		relay_buffer_put(w, s2c);
 	worker_session_closed(w);
+	rooms_check(w);
 }
 
 /* The client's address for source hashing: the PROXY header's when one was
