@@ -23,8 +23,9 @@
 
 #define WORKERS 2
 #define EVENTS 60      /* storm events by default; some are bursts */
-#define BATCHES 3      /* transfer batches in flight at once */
+#define BATCHES 3      /* transfer batches kept in flight */
 #define BATCH_CONNS 3  /* connections per batch */
+#define LONGS 6        /* slow single connections, each lasting seconds */
 #define WAIT 20000     /* ms: bound for what should be quick */
 #define SETTLE 60000   /* ms: bound for draining generations to leave */
 
@@ -33,9 +34,12 @@ static int lp;               /* sluiced's listener */
 static const char *logpath; /* sluiced's log (stderr) */
 
 /* Transfers: BATCHES handles, each replaced when it ends while the storm
- * runs, so that connections are always open across the signals. */
-static struct h_xfer *batch[BATCHES];
-static int batch_n[BATCHES];
+ * runs, so that connections are always open across the signals; then LONGS
+ * slots for slow connections opened now and then by the storm. Each of those
+ * keeps the generation that accepted it draining for seconds, so reloads
+ * pile up against the master's bound on draining generations and wait. */
+static struct h_xfer *batch[BATCHES + LONGS];
+static int batch_n[BATCHES + LONGS];
 static int xfers_started, xfers_good;
 
 static uint32_t
@@ -54,9 +58,10 @@ batch_start(int i, int n)
 
 	for (int k = 0; k < n; k++)
 		sizes[k] = 1 + 16384 + rnd(240 * 1024);
-	/* Paced (4 KB per connection per round), so each stays open for
-	 * many rounds, i.e. across several signals. */
-	batch[i] = h_xfer_start(lp, n, sizes, 4096);
+	/* Paced (4 KB per connection per round, at least 1 ms a round), so
+	 * each stays open for many rounds, i.e. across several signals; the
+	 * long ones at 64 bytes a round. */
+	batch[i] = h_xfer_start(lp, n, sizes, i < BATCHES ? 4096 : 64);
 	batch_n[i] = n;
 	xfers_started += n;
 }
@@ -69,13 +74,13 @@ traffic(int ms, int refill)
 	uint64_t end = h_now_ms() + (uint64_t)ms;
 
 	do {
-		for (int i = 0; i < BATCHES; i++) {
+		for (int i = 0; i < BATCHES + LONGS; i++) {
 			if (batch[i] == NULL)
 				continue;
 			if (h_xfer_run(batch[i], 5) == 0) {
 				xfers_good += h_xfer_finish(batch[i], 0);
 				batch[i] = NULL;
-				if (refill)
+				if (refill && i < BATCHES)
 					batch_start(i, BATCH_CONNS);
 			}
 		}
@@ -86,7 +91,7 @@ traffic(int ms, int refill)
 static void
 traffic_finish(void)
 {
-	for (int i = 0; i < BATCHES; i++)
+	for (int i = 0; i < BATCHES + LONGS; i++)
 		if (batch[i] != NULL) {
 			xfers_good += h_xfer_finish(batch[i], SETTLE);
 			batch[i] = NULL;
@@ -141,6 +146,26 @@ exits_of_generation_at_least(uint64_t gen)
 	return n;
 }
 
+/* "reloaded" lines after the master's "graceful stop" or "fast stop". */
+static int
+reloads_after_stop(void)
+{
+	char *text = h_read_file(logpath), *line, *save = NULL;
+	int stopping = 0, n = 0;
+
+	if (text == NULL)
+		return -1;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strstr(line, "master: notice: graceful stop") ||
+		    strstr(line, "master: notice: fast stop"))
+			stopping = 1;
+		else if (stopping && strstr(line, "master: notice: reloaded "))
+			n++;
+	}
+	free(text);
+	return n;
+}
+
 /* A new client is relayed (one round trip) within the deadline. */
 static int
 fresh_client(void)
@@ -154,8 +179,32 @@ fresh_client(void)
 	return rc == 0;
 }
 
-/* Until the generation stops moving and exactly its WORKERS workers are
- * left, within SETTLE. Returns the generation, or 0. */
+/* 1 when the log says a SIGHUP is waiting for its reload: the master's last
+ * word on reloads is a coalesced, pending or deferred request rather than
+ * "reloading" (which takes the request). Such a reload runs within 0.5 s or
+ * once a draining generation exits, so the generation may still move. */
+static int
+reload_pending(void)
+{
+	char *text = h_read_file(logpath), *line, *save = NULL;
+	int pending = 0;
+
+	if (text == NULL)
+		return 1;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strstr(line, "master: info: reloading "))
+			pending = 0;
+		else if (strstr(line, "master: info: SIGHUP within ") ||
+		         strstr(line, "master: debug: SIGHUP: a reload is already pending") ||
+		         strstr(line, "master: warning: reload deferred: "))
+			pending = 1;
+	}
+	free(text);
+	return pending;
+}
+
+/* Until no reload is pending, the generation stops moving and exactly its
+ * WORKERS workers are left, within SETTLE. Returns the generation, or 0. */
 static uint64_t
 settle(pid_t master)
 {
@@ -164,8 +213,9 @@ settle(pid_t master)
 	while (h_now_ms() < end) {
 		uint64_t g = h_stats_generation();
 
-		if (g != 0 && g == gen && h_stats_running(NULL, 0, (uint32_t)g) == WORKERS &&
-		    h_children(master, NULL, 0) == WORKERS)
+		if (g != 0 && g == gen && !reload_pending() &&
+		    h_stats_running(NULL, 0, (uint32_t)g) == WORKERS &&
+		    h_children(master, NULL, 0) == WORKERS && h_stats_generation() == g)
 			return g;
 		gen = g;
 		h_nap(300);
@@ -228,6 +278,10 @@ storm(pid_t master, int events, int *nhup, int *nusr1)
 				sig(kids[rnd((uint32_t)nk)], SIGUSR1, nusr1);
 			break;
 		}
+		/* Now and then a long connection, in a free slot. */
+		k = BATCHES + rnd(LONGS);
+		if (batch[k] == NULL && rnd(3) == 0)
+			batch_start((int)k, 1);
 		traffic((int)rnd(120), 1);
 	}
 }
@@ -354,7 +408,8 @@ main(void)
 	const char *env = getenv("SIGSTORM_SEED"), *ev = getenv("SIGSTORM_EVENTS");
 	pid_t master, kids[64];
 	uint64_t seed, gen;
-	int ep, nhup = 0, nusr1 = 0, events, status, nkids, end_quit, gone, reloads;
+	int ep, nhup = 0, nusr1 = 0, events, status = 0, nkids, end_quit, gone, reloads, pre;
+	int exited;
 	uint64_t end;
 
 	if (env && *env) {
@@ -407,14 +462,56 @@ main(void)
 	xfers_started = xfers_good = 0;
 	to_workers(master, gen);
 
-	/* The end: QUIT (graceful) or TERM (fast), by the seed. */
-	nkids = h_children(master, kids, 64);
+	/* The end, by the seed: QUIT (graceful: transfers in flight complete,
+	 * none is refused) or TERM (fast), maybe right after a last HUP, a
+	 * burst of them or a USR1, so that it comes during a reload. */
 	end_quit = rnd(2) == 0;
-	ok(kill(master, end_quit ? SIGQUIT : SIGTERM) == 0, "%s sent to the master",
-	    end_quit ? "SIGQUIT" : "SIGTERM");
-	ok(h_wait_exit(master, SETTLE, &status) == 0 && WIFEXITED(status) &&
-	       WEXITSTATUS(status) == 0,
-	    "the master exits 0");
+	pre = (int)rnd(4);
+	xfers_started = xfers_good = 0;
+	if (end_quit) {
+		batch_start(0, 4);
+		traffic(200, 0);
+	}
+	nkids = h_children(master, kids, 64);
+	if (pre == 1 || pre == 2)
+		for (int k = pre == 1 ? 1 : 4; k > 0; k--)
+			sig(master, SIGHUP, &nhup);
+	else if (pre == 3)
+		sig(master, SIGUSR1, &nusr1);
+	ok(kill(master, end_quit ? SIGQUIT : SIGTERM) == 0, "%s sent to the master%s",
+	    end_quit ? "SIGQUIT" : "SIGTERM",
+	    pre == 0 ? "" : pre == 1 ? " right after a HUP" : pre == 2 ? " after 4 HUPs" : " after a USR1");
+	/* More signals while it stops: ignored (HUP) or harmless. */
+	if (rnd(2)) {
+		sig(master, SIGHUP, &nhup);
+		sig(master, SIGUSR1, &nusr1);
+		sig(master, end_quit ? SIGQUIT : SIGTERM, &nhup);
+	}
+	/* Every child it has until it exits is recorded, the ones a last
+	 * reload forks too; the transfers are driven meanwhile. */
+	end = h_now_ms() + SETTLE;
+	exited = -1;
+	while (exited == -1 && h_now_ms() < end) {
+		pid_t now[64];
+		int nn = h_children(master, now, 64);
+
+		for (int i = 0; i < nn; i++) {
+			int k = 0;
+
+			while (k < nkids && kids[k] != now[i])
+				k++;
+			if (k == nkids && nkids < 64)
+				kids[nkids++] = now[i];
+		}
+		traffic(10, 0);
+		exited = h_wait_exit(master, 10, &status);
+	}
+	ok(exited == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "the master exits 0");
+	if (end_quit) {
+		traffic_finish();
+		is(xfers_good, xfers_started, "  the %d transfers in flight at the QUIT completed",
+		    xfers_started);
+	}
 	end = h_now_ms() + WAIT;
 	do {
 		gone = 1;
@@ -423,7 +520,8 @@ main(void)
 		if (!gone)
 			h_nap(20);
 	} while (!gone && h_now_ms() < end);
-	ok(nkids == WORKERS && gone, "its %d children are gone", nkids);
+	ok(nkids >= WORKERS && gone, "all its %d children are gone", nkids);
+	is(reloads_after_stop(), 0, "no reload ran once the stop had begun");
 	ok(access(h_pidfile(), F_OK) == -1, "the pid file is removed");
 	is(h_port_refuses(lp), 1, "the port refuses");
 	log_clean("at the end");
