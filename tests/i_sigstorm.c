@@ -1,13 +1,13 @@
 /* i_sigstorm.c — integration test: signals in any order and number, while
  * verified echo traffic flows. A seeded random storm to the master (SIGHUP and
  * SIGUSR1 alone, in bursts of one kind, HUP during a reload, USR1 right after
- * a HUP and before it) and SIGUSR1 to single workers, starting, running or
- * draining, with transfers in flight throughout and every byte checked; then
- * USR1, QUIT and TERM to single workers; then one QUIT or TERM ends it.
- * Nothing may crash, hang, lose or corrupt a byte. The seed is printed;
- * SIGSTORM_SEED=N repeats a run, SIGSTORM_EVENTS=N sizes the storm. Runs
- * sluiced and echod as children of this test on loopback ports and signals
- * only them. */
+ * a HUP and before it) and SIGUSR1 to single children (workers starting,
+ * running or draining, the health checker), with transfers in flight
+ * throughout and every byte checked; then USR1, QUIT and TERM to single
+ * workers; then one QUIT or TERM ends it. Nothing may crash, hang, lose or
+ * corrupt a byte. The seed is printed; SIGSTORM_SEED=N repeats a run,
+ * SIGSTORM_EVENTS=N sizes the storm. Runs sluiced and echod as children of
+ * this test on loopback ports and signals only them. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +22,7 @@
 #include "tap.h"
 
 #define WORKERS 2
+#define CHILDREN (WORKERS + 1) /* and the health checker */
 #define EVENTS 60      /* storm events by default; some are bursts */
 #define BATCHES 3      /* transfer batches kept in flight */
 #define BATCH_CONNS 3  /* connections per batch */
@@ -215,7 +216,7 @@ settle(pid_t master)
 
 		if (g != 0 && g == gen && !reload_pending() &&
 		    h_stats_running(NULL, 0, (uint32_t)g) == WORKERS &&
-		    h_children(master, NULL, 0) == WORKERS && h_stats_generation() == g)
+		    h_children(master, NULL, 0) == CHILDREN && h_stats_generation() == g)
 			return g;
 		gen = g;
 		h_nap(300);
@@ -229,7 +230,8 @@ log_clean(const char *when)
 {
 	static const char *const bad[] = {"killed by signal", "exited with status", "keeps failing",
 	    "is stuck", "still draining after the drain timeout", "did not stop",
-	    "still running after the deadline", "AddressSanitizer", "runtime error"};
+	    "still running after the deadline", "cannot run", "is DOWN", "AddressSanitizer",
+	    "runtime error"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		is(log_lines(bad[i], NULL), 0, "%s: the log never says \"%s\"", when, bad[i]);
@@ -396,7 +398,7 @@ to_workers(pid_t master, uint64_t gen)
 	} while (h_now_ms() < end);
 	ok(n == WORKERS && !found, "  and the master replaces it too");
 	ok(fresh_client(), "  clients are served");
-	is(h_children(master, NULL, 0), WORKERS, "the master has %d children", WORKERS);
+	is(h_children(master, NULL, 0), CHILDREN, "the master has %d children", CHILDREN);
 	ok_all = log_lines("killed by signal", NULL) == 0 &&
 	         log_lines("exited with status", NULL) == 0;
 	ok(ok_all, "no worker died of a signal or failed");
@@ -434,8 +436,19 @@ main(void)
 	ep = h_free_port();
 	h_echod_start(ep);
 	lp = h_free_port();
-	master = h_sluiced_start(h_conf("sluiced.conf", WORKERS, lp, &ep, 1,
-	    "timeouts = { drain = \"30s\"; };"), lp, WORKERS);
+	/* h_conf's file, with health checks: the checker is a child too, which
+	 * every reload replaces and every USR1 reaches. */
+	h_write_file(h_path("sluiced.conf"),
+	    "workers = %d;\n"
+	    "pid_file = \"%s\";\n"
+	    "stats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" );\n"
+	    "                health = { interval = \"500ms\"; timeout = \"250ms\"; }; } );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n"
+	    "timeouts = { drain = \"30s\"; };\n",
+	    WORKERS, h_pidfile(), h_statsfile(), ep, lp);
+	master = h_sluiced_start(h_path("sluiced.conf"), lp, WORKERS);
 	ok(fresh_client(), "a client is served before the storm");
 
 	for (int i = 0; i < BATCHES; i++)
@@ -449,7 +462,7 @@ main(void)
 	    xfers_started);
 
 	gen = settle(master);
-	ok(gen != 0, "it settles: generation %llu with %d workers, nothing else",
+	ok(gen != 0, "it settles: generation %llu with %d workers and the checker, nothing else",
 	    (unsigned long long)gen, WORKERS);
 	ok(fresh_client(), "a fresh client is served after the storm");
 	reloads = log_lines("master: notice: reloaded ", NULL);
@@ -520,7 +533,7 @@ main(void)
 		if (!gone)
 			h_nap(20);
 	} while (!gone && h_now_ms() < end);
-	ok(nkids >= WORKERS && gone, "all its %d children are gone", nkids);
+	ok(nkids >= CHILDREN && gone, "all its %d children are gone", nkids);
 	is(reloads_after_stop(), 0, "no reload ran once the stop had begun");
 	ok(access(h_pidfile(), F_OK) == -1, "the pid file is removed");
 	is(h_port_refuses(lp), 1, "the port refuses");
