@@ -22,8 +22,24 @@ enum { PP_READING, PP_DONE, PP_FAILED };
 
 #define PP2_CMD_LOCAL 0x0
 #define PP2_CMD_PROXY 0x1
+#define PP2_TYPE_ALPN 0x01
+#define PP2_TYPE_AUTHORITY 0x02
 #define PP2_TYPE_CRC32C 0x03
-#define PP2_TLV_HDR 3 /* type and two length bytes */
+#define PP2_TYPE_NOOP 0x04
+#define PP2_TYPE_UNIQUE_ID 0x05
+#define PP2_TYPE_SSL 0x20
+#define PP2_SUBTYPE_SSL_VERSION 0x21
+#define PP2_SUBTYPE_SSL_CN 0x22
+#define PP2_SUBTYPE_SSL_CIPHER 0x23
+#define PP2_SUBTYPE_SSL_SIG_ALG 0x24
+#define PP2_SUBTYPE_SSL_KEY_ALG 0x25
+#define PP2_TYPE_NETNS 0x30
+#define PP2_TLV_HDR 3         /* type and two length bytes */
+#define PP2_UNIQUE_ID_MAX 128 /* "up to 128 bytes" */
+#define PP2_SSL_FIXED 5       /* the SSL TLV's client (u8) and verify (u32) fields */
+
+/* What a TLV's value must be made of, where the spec names an encoding. */
+enum { TEXT_ANY, TEXT_ASCII, TEXT_UTF8 };
 
 static const uint8_t v2_signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55,
     0x49, 0x54, 0x0A};
@@ -305,8 +321,148 @@ v2_decode(struct proxy_parser *p, struct proxy_info *out)
 	return 1;
 }
 
+/*
+ * What the specification constrains in a TLV, and so what is checked here:
+ * every TLV (and every SSL sub-TLV) lies wholly within its container, so
+ * that the vectors tile the header exactly; CRC32C is exactly 4 bytes (and
+ * one of them: two would leave the checksum ambiguous) and matches;
+ * UNIQUE_ID is at most 128 bytes; SSL holds at least its 5-byte client and
+ * verify fields and then nothing but sub-TLVs; AUTHORITY and the SSL CN are
+ * UTF-8, NETNS and the SSL version, cipher, signature and key algorithm
+ * US-ASCII (the spec names those encodings). Not checked, because the spec
+ * does not constrain them: emptiness (no type is said to be non-empty: an
+ * empty ALPN, AUTHORITY or NETNS is refused by nobody's rule), ALPN's bytes
+ * (a "byte sequence", a copy of TLS's extension only in the common case),
+ * the SSL client field's undefined bits and the verify value, which TLS
+ * version string accompanies PP2_CLIENT_SSL, repeated TLVs of other types,
+ * and types the spec does not define (a receiver may skip them).
+ */
+
+/* Start a value of the given encoding. */
+static void
+text_begin(struct proxy_parser *p, uint8_t kind)
+{
+	p->text = kind;
+	p->utf8_need = 0;
+}
+
+/* One byte of a value: 0, or -1 when it breaks the value's encoding. UTF-8
+ * is RFC 3629's: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int
+text_byte(struct proxy_parser *p, uint8_t c)
+{
+	if (p->text == TEXT_ANY)
+		return 0;
+	if (p->text == TEXT_ASCII)
+		return c < 0x80 ? 0 : -1;
+	if (p->utf8_need > 0) {
+		if (c < p->utf8_lo || c > p->utf8_hi)
+			return -1;
+		p->utf8_need--;
+		p->utf8_lo = 0x80;
+		p->utf8_hi = 0xBF;
+		return 0;
+	}
+	p->utf8_lo = 0x80;
+	p->utf8_hi = 0xBF;
+	if (c < 0x80)
+		return 0;
+	if (c >= 0xC2 && c <= 0xDF)
+		p->utf8_need = 1;
+	else if (c >= 0xE0 && c <= 0xEF)
+		p->utf8_need = 2;
+	else if (c >= 0xF0 && c <= 0xF4)
+		p->utf8_need = 3;
+	else
+		return -1;
+	if (c == 0xE0)
+		p->utf8_lo = 0xA0; /* overlong below U+0800 */
+	else if (c == 0xED)
+		p->utf8_hi = 0x9F; /* surrogates U+D800..U+DFFF */
+	else if (c == 0xF0)
+		p->utf8_lo = 0x90; /* overlong below U+10000 */
+	else if (c == 0xF4)
+		p->utf8_hi = 0x8F; /* past U+10FFFF */
+	return 0;
+}
+
+/* The value ended: 0, or -1 when it stopped inside a UTF-8 character. */
+static int
+text_end(const struct proxy_parser *p)
+{
+	return p->text == TEXT_UTF8 && p->utf8_need > 0 ? -1 : 0;
+}
+
+static const char *
+text_error(uint8_t type)
+{
+	switch (type) {
+	case PP2_TYPE_AUTHORITY:
+		return "v2 AUTHORITY TLV is not valid UTF-8";
+	case PP2_TYPE_NETNS:
+		return "v2 NETNS TLV is not US-ASCII";
+	case PP2_SUBTYPE_SSL_CN:
+		return "v2 SSL CN sub-TLV is not valid UTF-8";
+	default:
+		return "v2 SSL version, cipher or algorithm sub-TLV is not US-ASCII";
+	}
+}
+
+/* One byte of an SSL TLV's value; p->tlv_left counts it and what follows
+ * in the TLV. The sub-TLVs after the fixed fields must tile the rest. */
+static int
+v2_ssl_byte(struct proxy_parser *p, uint8_t c)
+{
+	if (p->ssl_fixed < PP2_SSL_FIXED) {
+		p->ssl_fixed++;
+		return 0;
+	}
+	switch (p->sub_hdr) {
+	case 0:
+		if (p->tlv_left < PP2_TLV_HDR)
+			return pp_fail(p, "v2 SSL sub-TLV header runs past the SSL TLV");
+		p->sub_type = c;
+		p->sub_hdr = 1;
+		return 0;
+	case 1:
+		p->sub_left = (uint16_t)(c << 8);
+		p->sub_hdr = 2;
+		return 0;
+	case 2:
+		p->sub_left |= c;
+		if (p->sub_left > p->tlv_left - 1)
+			return pp_fail(p, "v2 SSL sub-TLV value runs past the SSL TLV");
+		switch (p->sub_type) {
+		case PP2_SUBTYPE_SSL_CN:
+			text_begin(p, TEXT_UTF8);
+			break;
+		case PP2_SUBTYPE_SSL_VERSION:
+		case PP2_SUBTYPE_SSL_CIPHER:
+		case PP2_SUBTYPE_SSL_SIG_ALG:
+		case PP2_SUBTYPE_SSL_KEY_ALG:
+			text_begin(p, TEXT_ASCII);
+			break;
+		default:
+			text_begin(p, TEXT_ANY);
+			break;
+		}
+		p->sub_hdr = p->sub_left > 0 ? 3 : 0;
+		return 0;
+	default:
+		if (text_byte(p, c) == -1)
+			return pp_fail(p, text_error(p->sub_type));
+		if (--p->sub_left == 0) {
+			if (text_end(p) == -1)
+				return pp_fail(p, text_error(p->sub_type));
+			p->sub_hdr = 0;
+		}
+		return 0;
+	}
+}
+
 /* A byte past the address block: the TLV vectors, each checked to fit the
- * length exactly, and a checksum TLV verified. */
+ * length exactly and against the constraints above, and a checksum TLV
+ * verified. */
 static int
 v2_tlv_byte(struct proxy_parser *p, uint8_t c, uint8_t *crc_in)
 {
@@ -325,12 +481,31 @@ v2_tlv_byte(struct proxy_parser *p, uint8_t c, uint8_t *crc_in)
 		p->tlv_left |= c;
 		if ((unsigned)p->pos + 1 + p->tlv_left > p->total)
 			return pp_fail(p, "v2 TLV value runs past the header length");
-		if (p->tlv_type == PP2_TYPE_CRC32C) {
+		text_begin(p, TEXT_ANY);
+		switch (p->tlv_type) {
+		case PP2_TYPE_CRC32C:
 			if (p->tlv_left != 4)
 				return pp_fail(p, "v2 checksum TLV is not 4 bytes");
 			if (p->flags & PPF_CRC)
 				return pp_fail(p, "v2 header has two checksum TLVs");
 			p->flags |= PPF_CRC;
+			break;
+		case PP2_TYPE_UNIQUE_ID:
+			if (p->tlv_left > PP2_UNIQUE_ID_MAX)
+				return pp_fail(p, "v2 UNIQUE_ID TLV is longer than 128 bytes");
+			break;
+		case PP2_TYPE_SSL:
+			if (p->tlv_left < PP2_SSL_FIXED)
+				return pp_fail(p, "v2 SSL TLV is shorter than its 5 fixed bytes");
+			p->ssl_fixed = 0;
+			p->sub_hdr = 0;
+			break;
+		case PP2_TYPE_AUTHORITY:
+			text_begin(p, TEXT_UTF8);
+			break;
+		case PP2_TYPE_NETNS:
+			text_begin(p, TEXT_ASCII);
+			break;
 		}
 		p->tlv_hdr = p->tlv_left > 0 ? 3 : 0;
 		return 0;
@@ -339,9 +514,17 @@ v2_tlv_byte(struct proxy_parser *p, uint8_t c, uint8_t *crc_in)
 			/* The checksum is computed with its own field zeroed. */
 			p->crc_want = (p->crc_want << 8) | c;
 			*crc_in = 0;
+		} else if (p->tlv_type == PP2_TYPE_SSL) {
+			if (v2_ssl_byte(p, c) == -1)
+				return -1;
+		} else if (text_byte(p, c) == -1) {
+			return pp_fail(p, text_error(p->tlv_type));
 		}
-		if (--p->tlv_left == 0)
+		if (--p->tlv_left == 0) {
+			if (text_end(p) == -1)
+				return pp_fail(p, text_error(p->tlv_type));
 			p->tlv_hdr = 0;
+		}
 		return 0;
 	}
 }
@@ -365,7 +548,8 @@ v2_byte(struct proxy_parser *p, uint8_t c, struct proxy_info *out)
 			return pp_fail(p, "v2 command is neither LOCAL nor PROXY");
 		p->buf[p->pos] = c;
 	} else if (p->pos == 13) {
-		/* LOCAL: the family is ignored, whatever it says. */
+		/* LOCAL: the spec says the family is ignored and the connection
+		 * accepted, so an undefined one is not refused (see below). */
 		if (!(p->flags & PPF_LOCAL) && v2_addr_len(c) == -1)
 			return pp_fail(p, "v2 address family or transport is not defined");
 		p->buf[p->pos] = c;
@@ -379,14 +563,23 @@ v2_byte(struct proxy_parser *p, uint8_t c, struct proxy_info *out)
 			return pp_fail(p, "v2 header is oversized");
 		p->total = (uint16_t)(PROXY_V2_FIXED + len);
 		alen = v2_addr_len(p->buf[13]);
-		if ((p->flags & PPF_LOCAL) || alen == 0) {
-			/* Nothing of it is used: skip the block whole. */
+		/*
+		 * LOCAL and UNSPEC are checked like the rest: what follows the
+		 * address block are TLVs (a checksum among them must match).
+		 * UNSPEC's address block is empty, so everything after the
+		 * fixed part is TLVs. LOCAL's addresses are unused, but a
+		 * defined family still says how long they are: the block is
+		 * absent (length 0, which the spec asks LOCAL senders for) or
+		 * whole. Only a LOCAL with an undefined family is skipped
+		 * unread: the spec says to accept it, and nothing tells where
+		 * its addresses would end and TLVs begin.
+		 */
+		if ((p->flags & PPF_LOCAL) && alen == -1) {
 			p->flags |= PPF_SKIP;
-		} else {
-			if (len < (unsigned)alen)
-				return pp_fail(p, "v2 length is shorter than its address block");
-			if (p->buf[13] == 0x11 || p->buf[13] == 0x21)
-				p->flags |= PPF_KEEP;
+		} else if (len < (unsigned)alen && !((p->flags & PPF_LOCAL) && len == 0)) {
+			return pp_fail(p, "v2 length is shorter than its address block");
+		} else if (!(p->flags & PPF_LOCAL) && (p->buf[13] == 0x11 || p->buf[13] == 0x21)) {
+			p->flags |= PPF_KEEP;
 		}
 	} else {
 		alen = v2_addr_len(p->buf[13]);

@@ -26,7 +26,7 @@
 
 /*
  * Parser state. The caller owns the storage (a stack variable, or memory it
- * borrowed for the connection); it is about 130 bytes and holds no pointer
+ * borrowed for the connection); it is about 150 bytes and holds no pointer
  * into the caller's data, so bytes may come from any number of reads.
  */
 struct proxy_parser {
@@ -42,6 +42,13 @@ struct proxy_parser {
 	uint8_t tlv_hdr;     /* v2: bytes of the current TLV's type and length read */
 	uint8_t tlv_type;
 	uint8_t flags;       /* internal: v2 command, addresses kept, checksum seen */
+	uint16_t sub_left;   /* v2: value bytes left in the current SSL sub-TLV */
+	uint8_t ssl_fixed;   /* v2: bytes of the SSL TLV's client and verify fields read */
+	uint8_t sub_hdr;     /* v2: bytes of the current SSL sub-TLV's type and length read */
+	uint8_t sub_type;
+	uint8_t text;        /* v2: encoding the current value must have (internal) */
+	uint8_t utf8_need;   /* v2: continuation bytes the current UTF-8 character owes */
+	uint8_t utf8_lo, utf8_hi; /* v2: the range its next continuation byte must be in */
 	uint8_t buf[PROXY_V1_MAX + 1]; /* the v1 line, or the v2 fixed part and addresses */
 };
 

@@ -3,7 +3,8 @@
  * v1 and v2 headers written before any client byte; headers accepted from a
  * trusted front (v1, v2, LOCAL, split across many writes) and stripped, the
  * bytes after them relayed; malformed, untrusted, slow and truncated headers
- * refused and counted; the PROXY address judged by deny lists and forwarded.
+ * refused and counted; v2 TLVs checked (a malformed one refused while other
+ * clients are served); the PROXY address judged by deny lists and forwarded.
  * Then interop with real peers when installed: nginx behind sluice logging
  * $proxy_protocol_addr, HAProxy with send-proxy-v2 in front of sluice. Only
  * loopback traffic; every process it starts is killed by pid. */
@@ -297,6 +298,97 @@ test_refuse(int l3, int l4)
 	ok(h_wait_stat("refused_acl_denied", acl + 1, WAIT), "  and is counted as acl_denied");
 }
 
+/* A v2 header: the fixed part for ver_cmd and fam, then body (addresses and
+ * TLVs) of blen bytes. Returns its length. */
+static size_t
+v2_header(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *body, size_t blen)
+{
+	static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49,
+	    0x54, 0x0A};
+
+	memcpy(out, sig, 12);
+	out[12] = ver_cmd;
+	out[13] = fam;
+	out[14] = (uint8_t)(blen >> 8);
+	out[15] = (uint8_t)blen;
+	memcpy(out + 16, body, blen);
+	return 16 + blen;
+}
+
+/* TCP4 198.51.100.7:4242 -> 192.0.2.1:443 */
+#define ADDR4 "\xC6\x33\x64\x07\xC0\x00\x02\x01\x10\x92\x01\xBB"
+
+/* One client with a malformed v2 TLV: closed by sluice, counted, logged with
+ * the parser's reason. */
+static void
+refuse_tlv(int l4, const char *what, const uint8_t *h, size_t n, const char *reason,
+    uint64_t *rej)
+{
+	int c = h_connect_from("127.0.0.1", l4, WAIT);
+
+	ok(c != -1 && send_all(c, h, n) == 0 && send_all(c, "secret", 6) == 0 &&
+	       h_wait_closed(c, WAIT),
+	    "v2 with %s is refused", what);
+	if (c != -1)
+		close(c);
+	ok(h_wait_stat("refused_proxy_rejected", ++*rej, WAIT), "  and counted as proxy_rejected");
+	ok(h_wait_file_contains(h_path("sluiced.log"), reason, WAIT), "  and logged: \"%s\"",
+	    reason);
+}
+
+/* The v2 TLVs checked through the daemon: a client with valid TLVs is served
+ * while malformed ones (including LOCAL and UNSPEC headers, whose TLVs were
+ * once skipped) are refused around it, and it keeps being served. */
+static void
+test_tlv(int l4)
+{
+	static const char good_tlvs[] = ADDR4
+	    "\x02\x00\x0b" "example.com"
+	    "\x05\x00\x04" "id-1"
+	    "\x20\x00\x0f\x01\x00\x00\x00\x00" "\x21\x00\x07" "TLSv1.3";
+	uint8_t h[512], body[400];
+	uint64_t rej = h_stat("refused_proxy_rejected");
+	struct seen held, sn;
+	char a[80];
+	size_t n;
+	int c, held_fd;
+
+	n = v2_header(h, 0x21, 0x11, good_tlvs, sizeof(good_tlvs) - 1);
+	held_fd = h_connect_from("127.0.0.1", l4, WAIT);
+	send_all(held_fd, h, n);
+	send_all(held_fd, "tlv", 3);
+	ok(backend_take(PROXY_V2, 3, &held) == 0 && held.plen == 3 &&
+	       memcmp(held.payload, "tlv", 3) == 0 &&
+	       strcmp(fmt(&held.info.src, a, sizeof(a)), "198.51.100.7:4242") == 0,
+	    "v2 with AUTHORITY, UNIQUE_ID and SSL TLVs is accepted (client %s)", a);
+
+	memcpy(body, ADDR4 "\x05\x00\x81", 15);
+	memset(body + 15, 'i', 129);
+	n = v2_header(h, 0x21, 0x11, body, 15 + 129);
+	refuse_tlv(l4, "a 129-byte UNIQUE_ID", h, n, "v2 UNIQUE_ID TLV is longer than 128 bytes",
+	    &rej);
+	n = v2_header(h, 0x20, 0x00, "\x03\x00\x04\x00\x00\x00\x00", 7);
+	refuse_tlv(l4, "LOCAL and a CRC32c that does not match", h, n,
+	    "v2 header checksum (CRC32c TLV) does not match", &rej);
+	n = v2_header(h, 0x21, 0x00, "\x20\x00\x0a\x01\x00\x00\x00\x00\x21\x00\x09TLS", 13);
+	refuse_tlv(l4, "UNSPEC and an SSL sub-TLV past its SSL TLV", h, n,
+	    "v2 SSL sub-TLV value runs past the SSL TLV", &rej);
+	n = v2_header(h, 0x21, 0x11, ADDR4 "\x02\x00\x02\xc0\xaf", 17);
+	refuse_tlv(l4, "an AUTHORITY that is not UTF-8", h, n,
+	    "v2 AUTHORITY TLV is not valid UTF-8", &rej);
+
+	ok(round_trip(held_fd, &held), "the client accepted before them is still relayed");
+	done(held_fd, &held);
+	n = v2_header(h, 0x20, 0x00, "\x30\x00\x04" "blue", 7);
+	c = h_connect_from("127.0.0.1", l4, WAIT);
+	send_all(c, h, n);
+	send_all(c, "new", 3);
+	ok(backend_take(PROXY_V2, 3, &sn) == 0 && sn.plen == 3 && memcmp(sn.payload, "new", 3) == 0,
+	    "and a new client (v2 LOCAL with a NETNS TLV) is served after them");
+	ok(round_trip(c, &sn), "  both ways");
+	done(c, &sn);
+}
+
 static int
 run_quiet(char *const argv[])
 {
@@ -457,6 +549,7 @@ main(void)
 	test_send(l1, l2);
 	test_accept(l3, l4);
 	test_refuse(l3, l4);
+	test_tlv(l4);
 	{
 		int stray = -1;
 		struct pollfd pfd = {.fd = backend, .events = POLLIN};

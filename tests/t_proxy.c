@@ -232,9 +232,9 @@ struct bad {
 };
 
 /* A malformed header is refused whole, at every split point and byte by
- * byte, and never accepted. */
+ * byte, and never accepted; when reason is not NULL, for that reason. */
 static void
-test_bad(const struct bad *b)
+test_bad_why(const struct bad *b, const char *reason)
 {
 	size_t consumed, cuts[MAXH];
 	struct proxy_info info;
@@ -242,8 +242,11 @@ test_bad(const struct bad *b)
 	int bad = 0, rc;
 
 	rc = feed(b->bytes, b->len, b->versions, NULL, 0, &info, &consumed, &first);
-	ok(rc == -1 && errno == EPROTO && first != NULL, "refused: %s (%s)", b->name,
-	    first ? first : "no reason");
+	ok(rc == -1 && errno == EPROTO && first != NULL &&
+	       (reason == NULL || strcmp(first, reason) == 0),
+	    "refused: %s (%s)", b->name, first ? first : "no reason");
+	if (reason != NULL && (first == NULL || strcmp(first, reason) != 0))
+		diag("  want \"%s\"", reason);
 	for (size_t k = 0; k <= b->len && !bad; k++) {
 		cuts[0] = k;
 		rc = feed(b->bytes, b->len, b->versions, cuts, 1, &info, &consumed, &err);
@@ -260,6 +263,12 @@ test_bad(const struct bad *b)
 		bad = 1;
 	}
 	ok(!bad, "refused at every split point and byte by byte: %s", b->name);
+}
+
+static void
+test_bad(const struct bad *b)
+{
+	test_bad_why(b, NULL);
 }
 
 #define S(x) (const uint8_t *)(x), sizeof(x) - 1
@@ -346,14 +355,14 @@ test_v1(void)
 		test_bad(&bads[i]);
 }
 
-static uint8_t store[64][MAXH];
+static uint8_t store[128][MAXH];
 static unsigned nstore;
 
 /* A v2 header in static storage, so that the tables below can point at it. */
 static const uint8_t *
 keep(const uint8_t *h, size_t len, size_t *out)
 {
-	if (nstore == 64 || len > MAXH)
+	if (nstore == sizeof(store) / sizeof(store[0]) || len > MAXH)
 		bail("t_proxy: test table too large");
 	memcpy(store[nstore], h, len);
 	*out = len;
@@ -385,7 +394,7 @@ test_v2(void)
 	GOOD("v2 LOCAL with an address block (ignored)", PROXY_ANY, 1, NULL, NULL);
 	n = v2(h, 0x20, 0x77, ip4_block, 5);
 	GOOD("v2 LOCAL with an undefined family (ignored)", PROXY_V2, 1, NULL, NULL);
-	n = v2(h, 0x21, 0x00, ip4_block, 12);
+	n = v2(h, 0x21, 0x00, (const uint8_t *)"\x04\x00\x02\x00\x00", 5);
 	GOOD("v2 PROXY UNSPEC: use the real endpoints", PROXY_V2, 1, NULL, NULL);
 	n = v2(h, 0x21, 0x12, ip4_block, 12);
 	GOOD("v2 PROXY UDP over IPv4: falls back to UNSPEC", PROXY_V2, 1, NULL, NULL);
@@ -485,6 +494,165 @@ test_v2(void)
 	for (int i = 0; i < nb; i++)
 		test_bad(&b[i]);
 #undef GOOD
+#undef BAD
+}
+
+/* A v2 header: fixed part, an address block of alen bytes, then tlen bytes
+ * of TLVs; the length field covers both. */
+static size_t
+v2_tlvs(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const uint8_t *addr, size_t alen,
+    const void *tlvs, size_t tlen)
+{
+	uint8_t body[MAXH];
+
+	if (alen > 0)
+		memcpy(body, addr, alen);
+	memcpy(body + alen, tlvs, tlen);
+	return v2(out, ver_cmd, fam, body, alen + tlen);
+}
+
+/* Write the CRC32c of h[0..n) into its checksum field at h[at..at+4), which
+ * must hold zeros. */
+static void
+put_crc(uint8_t *h, size_t n, size_t at)
+{
+	uint32_t c = crc32c(h, n);
+
+	h[at] = (uint8_t)(c >> 24);
+	h[at + 1] = (uint8_t)(c >> 16);
+	h[at + 2] = (uint8_t)(c >> 8);
+	h[at + 3] = (uint8_t)c;
+}
+
+#define T(x) x, sizeof(x) - 1
+
+/* The TLVs whose size or content the specification constrains (see the
+ * list above v2_tlv_byte in common/proxy.c), and the same checks on LOCAL
+ * and UNSPEC headers, whose bytes were once skipped unread. */
+static void
+test_v2_tlv(void)
+{
+	uint8_t h[MAXH], t[MAXH], six[36];
+	struct good g[24];
+	struct bad b[40];
+	const char *why[40];
+	int ng = 0, nb = 0;
+	size_t n;
+
+	v2_ip6_block(six);
+
+#define GOOD4(nm) g[ng++] = (struct good){nm, keep(h, n, &n), n, PROXY_V2, PROXY_V2, 0, \
+	    "192.0.2.1 56324", "198.51.100.11 443"}
+#define GOODL(nm) g[ng++] = (struct good){nm, keep(h, n, &n), n, PROXY_ANY, PROXY_V2, 1, NULL, NULL}
+#define BAD(nm, w) (why[nb] = (w), b[nb++] = (struct bad){nm, keep(h, n, &n), n, PROXY_V2})
+
+	/* UNIQUE_ID: "up to 128 bytes". */
+	memcpy(t, "\x05\x00\x80", 3);
+	memset(t + 3, 'i', 129);
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, t, 3 + 128);
+	GOOD4("v2 UNIQUE_ID of 128 bytes");
+	t[2] = 0x81;
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, t, 3 + 129);
+	BAD("v2 UNIQUE_ID of 129 bytes", "v2 UNIQUE_ID TLV is longer than 128 bytes");
+
+	/* SSL: client (1) and verify (4), then sub-TLVs within its length. */
+	/* 5 + (3 + 7) + (3 + 5) + (3 + 27) = 53 bytes of SSL value. */
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x20\x00\x35" "\x07\x00\x00\x00\x00" "\x21\x00\x07TLSv1.3" "\x22\x00\x05" "caf\xc3\xa9"
+	      "\x23\x00\x1b" "ECDHE-RSA-AES128-GCM-SHA256" "\x04\x00\x00"));
+	GOOD4("v2 SSL TLV with version, CN and cipher sub-TLVs");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x20\x00\x05\x00\x00\x00\x00\x01"));
+	GOOD4("v2 SSL TLV of only its fixed fields");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x20\x00\x0a\x03\x00\x00\x00\x00" "\x28\x00\x02\xff\x80"));
+	GOOD4("v2 SSL TLV with an undefined binary sub-TLV");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x20\x00\x04\x01\x00\x00\x00" "\x04\x00\x00"));
+	BAD("v2 SSL TLV of 4 bytes", "v2 SSL TLV is shorter than its 5 fixed bytes");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x20\x00\x07\x01\x00\x00\x00\x00\x21\x00" "\x04\x00\x00"));
+	BAD("v2 SSL sub-TLV header past the SSL TLV", "v2 SSL sub-TLV header runs past the SSL TLV");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x20\x00\x0a\x01\x00\x00\x00\x00\x21\x00\x05TL" "\x04\x00\x00"));
+	BAD("v2 SSL sub-TLV value past the SSL TLV", "v2 SSL sub-TLV value runs past the SSL TLV");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x20\x00\x0b\x01\x00\x00\x00\x00\x21\x00\x03v\x80x"));
+	BAD("v2 SSL version that is not US-ASCII",
+	    "v2 SSL version, cipher or algorithm sub-TLV is not US-ASCII");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x20\x00\x0a\x01\x00\x00\x00\x00\x22\x00\x02\xc3\x28"));
+	BAD("v2 SSL CN that is not UTF-8", "v2 SSL CN sub-TLV is not valid UTF-8");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x20\x00\x0a\x01\x00\x00\x00\x00\x22\x00\x02\x61\xe4" "\x04\x00\x00"));
+	BAD("v2 SSL CN ending inside a UTF-8 character", "v2 SSL CN sub-TLV is not valid UTF-8");
+
+	/* AUTHORITY is UTF-8, NETNS US-ASCII; neither is said to be non-empty. */
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x02\x00\x10" "b\xc3\xbc" "cher.\xe4\xbe\x8b.\xf0\x9f\x98\x80"));
+	GOOD4("v2 AUTHORITY with 2-, 3- and 4-byte UTF-8 characters");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x30\x00\x04" "blue"));
+	GOOD4("v2 NETNS in US-ASCII");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12,
+	    T("\x01\x00\x00\x02\x00\x00\x30\x00\x00\x05\x00\x00\x04\x00\x00"));
+	GOOD4("v2 empty ALPN, AUTHORITY, NETNS, UNIQUE_ID and NOOP");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x01\x00\x03\xff\x00\x80"));
+	GOOD4("v2 ALPN of any bytes");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x02\x00\x02\xc0\xaf"));
+	BAD("v2 AUTHORITY with an overlong UTF-8 form", "v2 AUTHORITY TLV is not valid UTF-8");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x02\x00\x03\xed\xa0\x80"));
+	BAD("v2 AUTHORITY with a UTF-16 surrogate", "v2 AUTHORITY TLV is not valid UTF-8");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x02\x00\x04\xf4\x90\x80\x80"));
+	BAD("v2 AUTHORITY past U+10FFFF", "v2 AUTHORITY TLV is not valid UTF-8");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x02\x00\x02" "a\x80"));
+	BAD("v2 AUTHORITY with a stray continuation byte", "v2 AUTHORITY TLV is not valid UTF-8");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x02\x00\x03" "a\xe4\xbe" "\x04\x00\x00"));
+	BAD("v2 AUTHORITY ending inside a UTF-8 character", "v2 AUTHORITY TLV is not valid UTF-8");
+	n = v2_tlvs(h, 0x21, 0x11, ip4_block, 12, T("\x30\x00\x03ns\xff"));
+	BAD("v2 NETNS that is not US-ASCII", "v2 NETNS TLV is not US-ASCII");
+
+	/* UNSPEC: no address block, so TLVs from byte 16 on. */
+	n = v2_tlvs(h, 0x21, 0x00, NULL, 0, T("\x04\x00\x09" "abc"));
+	BAD("v2 PROXY UNSPEC with a TLV past the length", "v2 TLV value runs past the header length");
+	n = v2(h, 0x21, 0x00, ip4_block, 12);
+	BAD("v2 PROXY UNSPEC carrying bytes that are not TLVs",
+	    "v2 TLV value runs past the header length");
+	n = v2_tlvs(h, 0x21, 0x00, NULL, 0, T("\x05\x00\x81"));
+	memset(h + n, 'i', 129);
+	n += 129;
+	h[15] += 129;
+	BAD("v2 PROXY UNSPEC with a UNIQUE_ID of 129 bytes",
+	    "v2 UNIQUE_ID TLV is longer than 128 bytes");
+
+	/* LOCAL: addresses unused, TLVs checked all the same. */
+	n = v2_tlvs(h, 0x20, 0x00, NULL, 0, T("\x04\x00\x01" "\x00" "\x03\x00\x04\x00\x00\x00\x00"));
+	put_crc(h, n, n - 4);
+	GOODL("v2 LOCAL with a NOOP and a valid CRC32c");
+	h[n - 2] ^= 0x40;
+	BAD("v2 LOCAL with a CRC32c that does not match",
+	    "v2 header checksum (CRC32c TLV) does not match");
+	n = v2_tlvs(h, 0x20, 0x11, ip4_block, 12, T("\x02\x00\x04host"));
+	GOODL("v2 LOCAL TCP4 with addresses and an AUTHORITY");
+	n = v2(h, 0x20, 0x21, NULL, 0);
+	GOODL("v2 LOCAL TCP6 with length 0 (no addresses)");
+	n = v2_tlvs(h, 0x20, 0x00, NULL, 0, T("\x01\x00\x05h2"));
+	BAD("v2 LOCAL with a TLV past the length", "v2 TLV value runs past the header length");
+	n = v2_tlvs(h, 0x20, 0x00, NULL, 0, T("\x04\x00"));
+	BAD("v2 LOCAL with two bytes that cannot be a TLV",
+	    "v2 TLV header runs past the header length");
+	n = v2_tlvs(h, 0x20, 0x11, ip4_block, 12, T("\x03\x00\x03\x00\x00\x00"));
+	BAD("v2 LOCAL TCP4 with a 3-byte checksum TLV", "v2 checksum TLV is not 4 bytes");
+	n = v2_tlvs(h, 0x20, 0x00, NULL, 0, T("\x20\x00\x02\x01\x00"));
+	BAD("v2 LOCAL with a 2-byte SSL TLV", "v2 SSL TLV is shorter than its 5 fixed bytes");
+	n = v2(h, 0x20, 0x21, six, 20);
+	BAD("v2 LOCAL TCP6 with a 20-byte block", "v2 length is shorter than its address block");
+	n = v2_tlvs(h, 0x20, 0x21, six, 36, T("\x30\x00\x01\xe9"));
+	BAD("v2 LOCAL TCP6 with a NETNS that is not US-ASCII", "v2 NETNS TLV is not US-ASCII");
+
+	for (int i = 0; i < ng; i++)
+		test_good(&g[i]);
+	for (int i = 0; i < nb; i++)
+		test_bad_why(&b[i], why[i]);
+#undef GOOD4
+#undef GOODL
 #undef BAD
 }
 
@@ -588,6 +756,7 @@ main(void)
 	is(crc32c(check, 9), 0xE3069283u, "the test's CRC32c matches the standard check value");
 	test_v1();
 	test_v2();
+	test_v2_tlv();
 	test_build();
 	done_testing();
 	return tap_exit();
