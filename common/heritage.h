@@ -1,6 +1,6 @@
-/* heritage.h — everything a worker inherits from the master across fork, in
- * one struct, and the worker's entry point. The only header shared by master/
- * and worker/. */
+/* heritage.h — everything a child (worker or health checker) inherits from
+ * the master across fork, in one struct, and the children's entry points. The
+ * only header shared by master/, worker/ and checker/. */
 #ifndef SLUICE_HERITAGE_H
 #define SLUICE_HERITAGE_H
 
@@ -40,7 +40,7 @@ struct heritage {
  * worker unblocks them once its own signal watchers are started. */
 void worker_main(const struct heritage *) __attribute__((noreturn));
 
-/* Run the health checker (worker/health.c) until told to stop; never returns.
+/* Run the health checker (checker/checker.c) until told to stop; never returns.
  * Forked like a worker, one per generation whose config has health checks;
  * slot and index are unused. It writes only the stats segment's health area. */
 void checker_main(const struct heritage *) __attribute__((noreturn));

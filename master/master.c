@@ -77,7 +77,7 @@ static struct {
 	unsigned nchildren;
 	struct child children[STATS_SLOTS]; /* indexed by stats slot */
 	struct respawn respawn[CONF_WORKERS_MAX];
-	/* The health checker (worker/health.c): one process outside the stats
+	/* The health checker (checker/checker.c): one process outside the stats
 	 * slots, started when the config has health checks. */
 	struct child checker;
 	struct respawn checker_respawn;

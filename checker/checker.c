@@ -1,4 +1,4 @@
-/* health.c — the checker process: active health checks of every server of
+/* checker.c — the health-check process: active health checks of every server of
  * every upstream group that has a health group (a TCP connect, optionally a
  * string sent and a reply prefix expected), a server going DOWN after `fall`
  * failed checks in a row and UP after `rise` good ones, each change logged and
