@@ -22,7 +22,8 @@ struct heritage {
 	unsigned slot;            /* this worker's stats slot */
 	unsigned index;           /* worker number within its generation */
 	uint32_t generation;
-	pid_t master_pid;
+	pid_t master_pid;         /* the master, as it was before the fork: a child
+	                           * whose getppid() differs is an orphan */
 	/* Stats rows of this generation (stats_listener_row/stats_server_row),
 	 * the same for every generation that has the same listener or server,
 	 * STATS_NO_ROW where the directory was full. listener_rows is parallel

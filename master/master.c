@@ -64,6 +64,7 @@ static struct {
 	int *fds;
 	struct stats_seg *stats;
 	int pid_fd;
+	pid_t pid;            /* ours: children compare getppid() with it */
 	int foreground;
 	uint32_t generation;
 	enum stopping stopping;
@@ -171,7 +172,10 @@ child_become_worker(unsigned slot, unsigned index)
 	h.slot = slot;
 	h.index = index;
 	h.generation = m.generation;
-	h.master_pid = getppid();
+	/* Our parent's pid as it was before the fork, not getppid(): should
+	 * the master have died already, getppid() would name the reaper, and
+	 * the child's check that its master lives would pass. */
+	h.master_pid = m.pid;
 	h.listener_rows = m.listener_rows;
 	h.server_rows = m.server_rows;
 	if (slot == STATS_SLOTS)
@@ -801,6 +805,7 @@ master_run(struct master_start *st)
 	m.fds = st->listen_fds;
 	m.stats = st->stats;
 	m.pid_fd = st->pid_fd;
+	m.pid = getpid();
 	m.foreground = st->foreground;
 	m.priv = *st->priv;
 	if ((m.stats_path = strdup(st->conf->stats_file)) == NULL)

@@ -511,8 +511,15 @@ worker_main(const struct heritage *h)
 
 	/* If the master dies, stop taking connections and drain: no orphan
 	 * keeps the port. The check after catches a master that died before
-	 * the request was made. */
+	 * the request was made (even before the fork returned here): with no
+	 * connection taken yet, there is nothing to drain. Once in the loop, a
+	 * later death arrives as SIGQUIT, held blocked until then. */
 	prctl(PR_SET_PDEATHSIG, SIGQUIT);
+	if (getppid() != h->master_pid) {
+		log_warnx("the master (pid %d) is gone; not starting", (int)h->master_pid);
+		__atomic_store_n(&w->slot->state, STATS_SLOT_EXITED, __ATOMIC_RELEASE);
+		exit(WORKER_EXIT_OK);
+	}
 
 	w->buffers = pool_create(c->buffer_size, c->buffer_size * WORKER_BUFFER_CHUNK_BUFFERS,
 	    c->max_memory);
@@ -572,8 +579,6 @@ worker_main(const struct heritage *h)
 
 	__atomic_store_n(&w->slot->state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
 	log_debug("running, generation %u, up to %u connections", h->generation, w->max_active);
-	if (getppid() != h->master_pid)
-		worker_drain(w);
 
 	ev_run(w->loop, 0);
 
