@@ -224,6 +224,31 @@ signal_master(const struct conf *conf, const char *action, int sig)
 	return 0;
 }
 
+/*
+ * path made absolute by prefixing the working directory, with symbolic links
+ * left as they are: a reload must read what the name means then (a
+ * Kubernetes ConfigMap or a "current -> release/N" switch replaces the link),
+ * not the file it pointed to at start. Returns 0, or -1 with errno.
+ */
+static int
+absolute_path(const char *path, char *out, size_t len)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(out, len, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	else
+		n = snprintf(out, len, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* Processes each get the full descriptor budget: take the hard limit. */
 static void
 raise_nofile(void)
@@ -288,7 +313,7 @@ main(int argc, char **argv)
 	foreground |= test || action != NULL;
 
 	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
-	if (realpath(path, abspath) == NULL)
+	if (absolute_path(path, abspath, sizeof(abspath)) == -1)
 		startup_fail("cannot read configuration %s: %s", path, strerror(errno));
 	if ((conf = conf_load(abspath, err, sizeof(err))) == NULL)
 		startup_fail("%s", err);
