@@ -12,7 +12,7 @@ struct master_start {
 	struct conf *conf;       /* owned by the master from here on */
 	int *listen_fds;         /* parallel to conf->listeners, owned likewise */
 	struct stats_seg *stats; /* created, mapped shared */
-	int pid_fd;              /* locked pid file: closed in every worker */
+	int pid_fd;              /* locked lock file (PID_FILE.lock): closed in every child */
 	int ready_fd;            /* -1, or a pipe to write one byte to once running */
 	int foreground;          /* logging stays on stderr across reloads */
 	const struct priv *priv; /* what the workers run as (priv_plan of conf); copied */
