@@ -41,12 +41,15 @@
 /* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
 #define CONF_DURATION_MAX_MS UINT32_MAX
 
+static struct conf *conf_read(const char *path, int peek, char *err, size_t errlen);
+
 /* Where errors go while one file is being checked. */
 struct conf_ctx {
 	const char *path;
 	char *err;
 	size_t errlen;
 	const char *dir; /* where @include looks */
+	int peek;        /* conf_peek: no name lookups (DNS, users, groups) */
 };
 
 struct conf_name {
@@ -590,22 +593,26 @@ conf_user(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	const struct group *gr;
 	const char *text;
 
+	/* conf_peek: names kept, not looked up (NSS may mean LDAP). */
 	if ((s = config_setting_get_member(root, "user")) != NULL) {
 		if (conf_string(c, s, &text) == -1)
 			return -1;
-		if (*text == '\0' || (pw = getpwnam(text)) == NULL)
+		if (!c->peek && (*text == '\0' || (pw = getpwnam(text)) == NULL))
 			return conf_fail(c, s, NULL, "unknown user \"%s\"", text);
-		conf->uid = pw->pw_uid;
-		conf->gid = pw->pw_gid;
+		if (!c->peek) {
+			conf->uid = pw->pw_uid;
+			conf->gid = pw->pw_gid;
+		}
 		if (conf_strdup(c, text, &conf->user) == -1)
 			return -1;
 	}
 	if ((s = config_setting_get_member(root, "group")) != NULL) {
 		if (conf_string(c, s, &text) == -1)
 			return -1;
-		if (*text == '\0' || (gr = getgrnam(text)) == NULL)
+		if (!c->peek && (*text == '\0' || (gr = getgrnam(text)) == NULL))
 			return conf_fail(c, s, NULL, "unknown group \"%s\"", text);
-		conf->gid = gr->gr_gid;
+		if (!c->peek)
+			conf->gid = gr->gr_gid;
 		if (conf_strdup(c, text, &conf->group) == -1)
 			return -1;
 	}
@@ -667,7 +674,10 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 	}
 	if (conf_string(c, a, &text) == -1)
 		return -1;
-	/* Names are resolved once, here: a worker must never block on DNS. */
+	/* Names are resolved once, here: a worker must never block on DNS.
+	 * conf_peek's readers need no address, and must not wait for DNS. */
+	if (c->peek)
+		return conf_strdup(c, text, &srv->address);
 	if (addr_parse(text, 0, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, a, NULL, "invalid address \"%s\": %s", text, why);
 	return conf_strdup(c, text, &srv->address);
@@ -1041,7 +1051,19 @@ conf_check_file(struct conf_ctx *c)
 struct conf *
 conf_load(const char *path, char *err, size_t errlen)
 {
-	struct conf_ctx c = {path, err, errlen, NULL};
+	return conf_read(path, 0, err, errlen);
+}
+
+struct conf *
+conf_peek(const char *path, char *err, size_t errlen)
+{
+	return conf_read(path, 1, err, errlen);
+}
+
+static struct conf *
+conf_read(const char *path, int peek, char *err, size_t errlen)
+{
+	struct conf_ctx c = {path, err, errlen, NULL, peek};
 	struct conf *conf;
 	config_t cfg;
 	char dir[PATH_MAX], efile[PATH_MAX + 256];

@@ -126,7 +126,15 @@ unsigned conf_fd_capacity(const struct conf *, unsigned long nofile);
  * "FILE:LINE: SETTING: reason" (FILE alone when no line applies). */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 
-/* Free a conf from conf_load. NULL is harmless. */
+/* Like conf_load for tools that need only the settings naming files and the
+ * log (pid_file, stats_file, log.*): sluiced -s, sluicestat, the logrotate
+ * hook. Looks up no name, so a DNS or NSS outage cannot block them: servers
+ * keep their address text with addrlen 0, user and group their names with
+ * uid and gid unset. Every other check is the same; never give the result to
+ * workers. */
+struct conf *conf_peek(const char *path, char *err, size_t errlen);
+
+/* Free a conf from conf_load or conf_peek. NULL is harmless. */
 void conf_free(struct conf *);
 
 /* "4096", "4K", "256M", "1G" (powers of 1024; K/M/G case-insensitive, an

@@ -359,7 +359,10 @@ main(int argc, char **argv)
 	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
 	if (absolute_path(path, abspath, sizeof(abspath)) == -1)
 		startup_fail("cannot read configuration %s: %s", path, strerror(errno));
-	if ((conf = conf_load(abspath, err, sizeof(err))) == NULL)
+	/* -s needs only pid_file: a DNS outage must not block a stop. */
+	conf = action != NULL ? conf_peek(abspath, err, sizeof(err))
+	                      : conf_load(abspath, err, sizeof(err));
+	if (conf == NULL)
 		startup_fail("%s", err);
 	if (action != NULL) {
 		rc = signal_master(conf, action, sig);
