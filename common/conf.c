@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "cidr.h"
 #include "conf.h"
+#include "pool.h"
 #include "proxy.h"
 
 #define CONF_DEFAULT_PID_FILE "/run/sluice/sluiced.pid"
@@ -498,11 +499,28 @@ conf_log(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	return 0;
 }
 
+/* A size for messages: "64G", "512M", "4K" when exact, else bytes. */
+static void
+conf_size_text(uint64_t v, char *buf, size_t len)
+{
+	static const char units[] = "GMK";
+	uint64_t mult = (uint64_t)1 << 30;
+
+	for (int i = 0; i < 3; i++, mult >>= 10)
+		if (v >= mult && v % mult == 0) {
+			snprintf(buf, len, "%llu%c", (unsigned long long)(v / mult), units[i]);
+			return;
+		}
+	snprintf(buf, len, "%llu bytes", (unsigned long long)v);
+}
+
 static int
 conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
 	config_setting_t *g, *s;
 	uint64_t v, min;
+	size_t chunk;
+	char most[32];
 
 	conf->buffer_size = 4096;
 	conf->max_memory = (size_t)256 * 1024 * 1024;
@@ -534,6 +552,17 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		return conf_fail(c, s != NULL ? s : g, s != NULL ? NULL : "max_memory",
 		    "must be at least %d * buffer_size (%llu bytes)", CONF_MEMORY_BUFFERS,
 		    (unsigned long long)min);
+	/* What a worker's pool_create would refuse, refused here: -t and a
+	 * reload must not accept a budget no worker can set up. */
+	chunk = conf->buffer_size * CONF_BUFFERS_PER_CHUNK;
+	if (conf->max_memory < pool_min_bytes(conf->buffer_size, chunk) ||
+	    conf->max_memory > pool_max_bytes(conf->buffer_size, chunk)) {
+		conf_size_text(pool_max_bytes(conf->buffer_size, chunk), most, sizeof(most));
+		return conf_fail(c, s != NULL ? s : g, s != NULL ? NULL : "max_memory",
+		    "must be at most %s with buffer_size %zu (a worker's buffer pool holds "
+		    "%u chunks of %d buffers at most)",
+		    most, conf->buffer_size, POOL_MAX_CHUNKS, CONF_BUFFERS_PER_CHUNK);
+	}
 	return 0;
 }
 
@@ -746,6 +775,7 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	struct conf_upstream *up = &conf->upstreams[idx];
 	config_setting_t *s, *list;
 	const char *text;
+	unsigned long long total = 0;
 	unsigned i, n;
 
 	if (!config_setting_is_group(g))
@@ -798,9 +828,15 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if (up->servers == NULL)
 		return conf_nomem(c);
 	up->nservers = n;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (conf_server(c, config_setting_get_elem(list, i), &up->servers[i]) == -1)
 			return -1;
+		total += up->servers[i].weight;
+	}
+	if (total > CONF_UPSTREAM_WEIGHT_MAX)
+		return conf_fail(c, list, NULL,
+		    "the servers' weights add up to %llu, more than %d (fewer servers or "
+		    "smaller weights)", total, CONF_UPSTREAM_WEIGHT_MAX);
 	return 0;
 }
 

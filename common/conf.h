@@ -15,6 +15,14 @@ struct cidr;
 
 #define CONF_NAME_MAX 64
 #define CONF_WORKERS_MAX 128
+/* A worker's relay buffers come from a pool (pool.h) in chunks of this many
+ * buffers; pool.max_memory is checked against that pool's bounds. */
+#define CONF_BUFFERS_PER_CHUNK 16
+/* The weights of one upstream's servers add up to at most this. A worker's
+ * source-hash ring has BALANCE_VNODES (100) points per unit of weight and
+ * refuses more than UINT32_MAX of them; this keeps it well below (800 MB at
+ * the very most) and the round-robin sums within int32. */
+#define CONF_UPSTREAM_WEIGHT_MAX (1 << 20)
 
 struct conf_server {
 	char *address; /* as written in the file, for logs */
