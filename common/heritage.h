@@ -10,10 +10,32 @@
 struct conf;
 struct stats_seg;
 
-/* Worker exit statuses the master understands. */
+#include <errno.h>
+
+/* Worker (and checker) exit statuses the master understands. */
 #define WORKER_EXIT_OK 0
 #define WORKER_EXIT_FAILURE 1
-#define WORKER_EXIT_CONFIG 78 /* EX_CONFIG: cannot run with this config; do not respawn */
+#define WORKER_EXIT_TEMPFAIL 75 /* EX_TEMPFAIL: could not start for want of memory or
+                                 * descriptors; respawn with back-off */
+#define WORKER_EXIT_CONFIG 78   /* EX_CONFIG: cannot run with this config; do not respawn */
+
+/* The exit status of a child whose start-up failed with err: a shortage
+ * (memory, descriptors, buffers) passes, so TEMPFAIL; anything else is a
+ * refusal of the config, which conf.c should have caught, so CONFIG. */
+static inline int
+heritage_exit_status(int err)
+{
+	switch (err) {
+	case ENOMEM:
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case EAGAIN:
+		return WORKER_EXIT_TEMPFAIL;
+	default:
+		return WORKER_EXIT_CONFIG;
+	}
+}
 
 struct heritage {
 	const struct conf *conf;  /* the generation's config (master's copy) */

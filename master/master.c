@@ -427,6 +427,13 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 			    index);
 			return;
 		}
+		/* A start that failed for want of memory or descriptors is
+		 * retried, with back-off however long it took. */
+		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_TEMPFAIL) {
+			log_warnx("worker %u could not start (out of memory or descriptors)",
+			    index);
+			young = 1;
+		}
 		schedule_respawn(index, young);
 		return;
 	}
