@@ -64,6 +64,7 @@ static struct {
 	int *fds;
 	struct stats_seg *stats;
 	int pid_fd;
+	int ready_fd;         /* -1, or the start-up readiness pipe until written */
 	pid_t pid;            /* ours: children compare getppid() with it */
 	int foreground;
 	uint32_t generation;
@@ -157,8 +158,12 @@ child_become_worker(unsigned slot, unsigned index)
 	/* Every signal stays blocked (spawn forks that way) until worker_main
 	 * has its own watchers: a QUIT arriving now must wait, not kill us or
 	 * vanish into the master's handlers. */
-	/* A worker holding the pid-file lock would keep it past the master. */
+	/* A worker holding the pid-file lock would keep it past the master;
+	 * one holding the readiness pipe would keep the starting command
+	 * waiting after the master died. */
 	close(m.pid_fd);
+	if (m.ready_fd != -1)
+		close(m.ready_fd);
 	/* Before worker_main: it asks for a parent-death signal, which the
 	 * kernel clears when the credentials change. */
 	if (priv_drop(&m.priv, err, sizeof(err)) == -1) {
@@ -812,6 +817,7 @@ master_run(struct master_start *st)
 	m.fds = st->listen_fds;
 	m.stats = st->stats;
 	m.pid_fd = st->pid_fd;
+	m.ready_fd = st->ready_fd;
 	m.pid = getpid();
 	m.foreground = st->foreground;
 	m.priv = *st->priv;
@@ -842,10 +848,11 @@ master_run(struct master_start *st)
 	checker_replace();
 	log_notice("started: %u workers, %u listeners, generation %u", m.conf->workers,
 	    m.conf->nlisteners, m.generation);
-	if (st->ready_fd != -1) {
-		if (write(st->ready_fd, "1", 1) != 1)
+	if (m.ready_fd != -1) {
+		if (write(m.ready_fd, "1", 1) != 1)
 			log_warn("telling the starting process we are ready");
-		close(st->ready_fd);
+		close(m.ready_fd);
+		m.ready_fd = -1;
 	}
 
 	ev_run(m.loop, 0);

@@ -105,6 +105,112 @@ transient(const char *conf, int lp)
 	    WEXITSTATUS(status) == 0, "master exited 0");
 }
 
+/* The pipe inodes among pid's descriptors ("pipe:[N]"), into ino. */
+static int
+pipes_of(pid_t pid, unsigned long *ino, int max)
+{
+	char path[64], link[PATH_MAX], target[256];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL && n < max) {
+		ssize_t len;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		if ((len = readlink(link, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[len] = '\0';
+		if (sscanf(target, "pipe:[%lu]", &ino[n]) == 1)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The pid in the pid file, when it runs sluiced; else 0. */
+static pid_t
+daemon_pid(void)
+{
+	char *s = h_read_file(h_pidfile()), exe[PATH_MAX], want[PATH_MAX], path[64];
+	long pid = s ? strtol(s, NULL, 10) : 0;
+	ssize_t n;
+
+	free(s);
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n <= 0 || realpath(h_sluiced(), want) == NULL)
+		return 0;
+	exe[n] = '\0';
+	return strcmp(exe, want) == 0 ? (pid_t)pid : 0;
+}
+
+static void
+stop_daemon(void)
+{
+	pid_t pid = daemon_pid();
+	uint64_t end = h_now_ms() + 15000;
+
+	if (pid == 0)
+		return;
+	kill(pid, SIGTERM);
+	while (h_alive(pid) && h_now_ms() < end)
+		h_nap(20);
+	if (h_alive(pid))
+		kill(pid, SIGKILL);
+}
+
+/*
+ * A daemon start: the command returns once the workers run, and no worker
+ * holds the readiness pipe (its write end would keep the starting command
+ * waiting after a master's death). A pipe end a worker holds is its own
+ * when it holds both ends (splice pipes), or the master's; any other is
+ * inherited from the start.
+ */
+static void
+ready_pipe(const char *conf)
+{
+	char *argv[] = { (char *)h_sluiced(), "-c", (char *)conf, NULL };
+	unsigned long wp[64], mp[64];
+	pid_t pids[16], master;
+	char *out = NULL;
+	int r, n, nm, foreign = 0;
+
+	r = h_run(argv, &out, 30000);
+	ok(r == 0, "daemon start: exit 0 (%s)", out ? out : "");
+	free(out);
+	master = daemon_pid();
+	ok(master > 0, "the daemon runs (pid %d)", (int)master);
+	n = h_stats_running(pids, 16, 1);
+	is(n, WORKERS, "its %d workers are running when the command returns", WORKERS);
+	nm = pipes_of(master, mp, 64);
+	for (int i = 0; i < n; i++) {
+		int k = pipes_of(pids[i], wp, 64);
+
+		for (int a = 0; a < k; a++) {
+			int twice = 0, masters = 0;
+
+			for (int b = 0; b < k; b++)
+				twice += b != a && wp[b] == wp[a];
+			for (int b = 0; b < nm; b++)
+				masters += mp[b] == wp[a];
+			if (!twice && !masters) {
+				diag("worker pid %d holds one end of pipe %lu", (int)pids[i], wp[a]);
+				foreign++;
+			}
+		}
+	}
+	is(foreign, 0, "no worker holds the starting command's readiness pipe");
+	stop_daemon();
+}
+
 int
 main(void)
 {
@@ -117,6 +223,8 @@ main(void)
 	h_echod_start(ep);
 	conf = h_conf("sluiced.conf", WORKERS, lp, &ep, 1, NULL);
 	transient(conf, lp);
+	atexit(stop_daemon);
+	ready_pipe(conf);
 	done_testing();
 	return tap_exit();
 }
