@@ -59,7 +59,7 @@ write_conf(const char *path, int ep, int lp, const char *up_extra, const char *t
 int
 main(void)
 {
-	const char *conf = h_path("sluiced.conf"), *log = h_path("sluiced.log");
+	char *conf = strdup(h_path("sluiced.conf")), *log = strdup(h_path("sluiced.log"));
 	char *check[] = { (char *)h_sluiced(), "-t", "-c", (char *)conf, NULL };
 	char *start[] = { (char *)h_sluiced(), "-f", "-c", (char *)conf, NULL };
 	char *out = NULL, want[512];
@@ -96,6 +96,8 @@ main(void)
 	ok(kill(master, SIGTERM) == 0, "SIGTERM sent");
 	ok(h_wait_exit(master, 15000, &status) == 0 && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0, "master exited 0");
+	free(conf);
+	free(log);
 	done_testing();
 	return tap_exit();
 }

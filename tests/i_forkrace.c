@@ -118,7 +118,7 @@ int
 main(void)
 {
 	int ep, lp;
-	const char *conf;
+	char *conf;
 
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
 		bail("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
@@ -128,12 +128,11 @@ main(void)
 
 	/* One worker, no checker: the first fork is the worker's. */
 	lp = h_free_port();
-	conf = h_conf("worker.conf", 1, lp, &ep, 1, NULL);
-	race("worker", conf, 1, lp);
+	race("worker", h_conf("worker.conf", 1, lp, &ep, 1, NULL), 1, lp);
 
 	/* One worker, then the checker: the second fork is the checker's. */
 	lp = h_free_port();
-	conf = h_path("checker.conf");
+	conf = strdup(h_path("checker.conf"));
 	h_write_file(conf,
 	    "workers = 1;\n"
 	    "pid_file = \"%s\";\n"
@@ -144,6 +143,7 @@ main(void)
 	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n",
 	    h_pidfile(), h_statsfile(), ep, lp);
 	race("checker", conf, 2, lp);
+	free(conf);
 
 	done_testing();
 	return tap_exit();

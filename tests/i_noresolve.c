@@ -33,7 +33,7 @@ write_conf(const char *path, int ep, int lp, const char *more_servers)
 int
 main(void)
 {
-	const char *conf = h_path("sluiced.conf"), *log = h_path("sluiced.log");
+	char *conf = strdup(h_path("sluiced.conf")), *log = strdup(h_path("sluiced.log"));
 	char *reopen[] = { (char *)h_sluiced(), "-s", "reopen", "-c", (char *)conf, NULL };
 	char *reload[] = { (char *)h_sluiced(), "-s", "reload", "-c", (char *)conf, NULL };
 	char *stat[] = { (char *)h_sluicestat(), "-c", (char *)conf, NULL };
@@ -78,6 +78,8 @@ main(void)
 	ok(kill(master, SIGTERM) == 0, "SIGTERM sent");
 	ok(h_wait_exit(master, 15000, &status) == 0 && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0, "master exited 0");
+	free(conf);
+	free(log);
 	done_testing();
 	return tap_exit();
 }
