@@ -144,14 +144,17 @@ pidfile_write(const char *path)
 		startup_fail("cannot write pid file %s: %s", path, strerror(errno));
 }
 
-/* Detach. The starting process exits 0 only when the daemon says it is
- * running (one byte on the pipe), so scripts can rely on its status. Returns
- * the pipe's write end in the daemon. */
+/* Detach. The starting process exits 0 only when the daemon says its
+ * workers run ("1" on the pipe), and 1 with the daemon's reason ("0" and
+ * the text) or when the daemon died first, so scripts and service managers
+ * can rely on its status. Returns the pipe's write end in the daemon. */
 static int
 daemonize(void)
 {
+	char msg[600];
+	size_t len = 0;
+	ssize_t n;
 	int p[2], nul;
-	char c;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
@@ -160,9 +163,19 @@ daemonize(void)
 		startup_fail("fork: %s", strerror(errno));
 	if (pid != 0) {
 		close(p[1]);
-		if (read(p[0], &c, 1) == 1)
-			_exit(0);
-		fprintf(stderr, "sluiced: the daemon exited during start-up; see the log\n");
+		while (len < sizeof(msg) - 1 &&
+		       ((n = read(p[0], msg + len, sizeof(msg) - 1 - len)) > 0 ||
+		           (n == -1 && errno == EINTR))) {
+			if (n > 0)
+				len += (size_t)n;
+			if (msg[0] == '1')
+				_exit(0);
+		}
+		msg[len] = '\0';
+		if (len > 1 && msg[0] == '0')
+			fprintf(stderr, "sluiced: %s; see the log\n", msg + 1);
+		else
+			fprintf(stderr, "sluiced: the daemon exited during start-up; see the log\n");
 		_exit(1);
 	}
 	close(p[0]);

@@ -84,7 +84,7 @@ static void
 transient(const char *conf, int lp)
 {
 	char *argv[] = { (char *)h_sluiced(), "-f", "-c", (char *)conf, NULL };
-	const char *log = h_path("sluiced.log");
+	char *log = strdup(h_path("sluiced.log"));
 	pid_t master;
 	int status;
 
@@ -103,6 +103,7 @@ transient(const char *conf, int lp)
 	kill(master, SIGTERM);
 	ok(h_wait_exit(master, 15000, &status) == 0 && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0, "master exited 0");
+	free(log);
 }
 
 /* The pipe inodes among pid's descriptors ("pipe:[N]"), into ino. */
@@ -211,6 +212,63 @@ ready_pipe(const char *conf)
 	stop_daemon();
 }
 
+/*
+ * Workers that refuse the config (the injector's EINVAL, as a worker exits
+ * for it): a daemon start exits 1 with the reason and leaves nothing
+ * running; sluiced -f exits 1. Then a shortage that outlasts the start-up
+ * deadline fails a start the same way.
+ */
+static void
+refused(const char *conf, int lp)
+{
+	char *daemon[] = { (char *)h_sluiced(), "-c", (char *)conf, NULL };
+	char *fg[] = { (char *)h_sluiced(), "-f", "-c", (char *)conf, NULL };
+	char *log = strdup(h_path("sluiced.log"));
+	uint64_t end;
+	char *out = NULL;
+	pid_t master;
+	int r, status;
+
+	fail_workers_with(EINVAL);
+	shim_on(2);
+	r = h_run(daemon, &out, 30000);
+	shim_off();
+	ok(r == 1 && out != NULL && strstr(out, "cannot run with this configuration") != NULL,
+	    "daemon start with refusing workers: exit %d: %s", r,
+	    out ? strstr(out, "sluiced: ") ? strstr(out, "sluiced: ") : out : "");
+	free(out);
+	end = h_now_ms() + 15000;
+	while (daemon_pid() != 0 && h_now_ms() < end)
+		h_nap(20);
+	ok(daemon_pid() == 0, "no daemon is left running");
+	is(h_port_refuses(lp), 1, "the port refuses");
+
+	shim_on(1);
+	master = h_spawn(fg, log);
+	shim_off();
+	r = h_wait_exit(master, 30000, &status);
+	ok(r == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	    "sluiced -f with refusing workers exits 1");
+	if (r != 0)
+		h_kill(master);
+	ok(h_file_contains(log, "master: error: start failed: worker"), "log: start failed");
+
+	fail_workers_with(EMFILE);
+	shim_on(2);
+	r = h_run(daemon, &out, 60000);
+	shim_off();
+	ok(r == 1 && out != NULL && strstr(out, "did not all start within") != NULL,
+	    "daemon start with workers short of descriptors for good: exit %d: %s", r,
+	    out ? strstr(out, "sluiced: ") ? strstr(out, "sluiced: ") : out : "");
+	free(out);
+	end = h_now_ms() + 15000;
+	while (daemon_pid() != 0 && h_now_ms() < end)
+		h_nap(20);
+	ok(daemon_pid() == 0, "no daemon is left running");
+	fail_workers_with(0);
+	free(log);
+}
+
 int
 main(void)
 {
@@ -225,6 +283,7 @@ main(void)
 	transient(conf, lp);
 	atexit(stop_daemon);
 	ready_pipe(conf);
+	refused(conf, lp);
 	done_testing();
 	return tap_exit();
 }
