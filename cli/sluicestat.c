@@ -87,7 +87,8 @@ segment_path(const char *conf_path, const char *seg_path)
 			return strdup(DEFAULT_STATS);
 		conf_path = DEFAULT_CONF;
 	}
-	conf = conf_load(conf_path, err, sizeof(err));
+	/* Only stats_file: no server name is resolved on the way. */
+	conf = conf_peek(conf_path, err, sizeof(err));
 	if (conf == NULL) {
 		fprintf(stderr, "sluicestat: %s\n", err);
 		return NULL;

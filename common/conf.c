@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "cidr.h"
 #include "conf.h"
+#include "pool.h"
 #include "proxy.h"
 
 #define CONF_DEFAULT_PID_FILE "/run/sluice/sluiced.pid"
@@ -41,12 +42,15 @@
 /* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
 #define CONF_DURATION_MAX_MS UINT32_MAX
 
+static struct conf *conf_read(const char *path, int peek, char *err, size_t errlen);
+
 /* Where errors go while one file is being checked. */
 struct conf_ctx {
 	const char *path;
 	char *err;
 	size_t errlen;
 	const char *dir; /* where @include looks */
+	int peek;        /* conf_peek: no name lookups (DNS, users, groups) */
 };
 
 struct conf_name {
@@ -495,11 +499,28 @@ conf_log(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	return 0;
 }
 
+/* A size for messages: "64G", "512M", "4K" when exact, else bytes. */
+static void
+conf_size_text(uint64_t v, char *buf, size_t len)
+{
+	static const char units[] = "GMK";
+	uint64_t mult = (uint64_t)1 << 30;
+
+	for (int i = 0; i < 3; i++, mult >>= 10)
+		if (v >= mult && v % mult == 0) {
+			snprintf(buf, len, "%llu%c", (unsigned long long)(v / mult), units[i]);
+			return;
+		}
+	snprintf(buf, len, "%llu bytes", (unsigned long long)v);
+}
+
 static int
 conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
 	config_setting_t *g, *s;
 	uint64_t v, min;
+	size_t chunk;
+	char most[32];
 
 	conf->buffer_size = 4096;
 	conf->max_memory = (size_t)256 * 1024 * 1024;
@@ -531,6 +552,17 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		return conf_fail(c, s != NULL ? s : g, s != NULL ? NULL : "max_memory",
 		    "must be at least %d * buffer_size (%llu bytes)", CONF_MEMORY_BUFFERS,
 		    (unsigned long long)min);
+	/* What a worker's pool_create would refuse, refused here: -t and a
+	 * reload must not accept a budget no worker can set up. */
+	chunk = conf->buffer_size * CONF_BUFFERS_PER_CHUNK;
+	if (conf->max_memory < pool_min_bytes(conf->buffer_size, chunk) ||
+	    conf->max_memory > pool_max_bytes(conf->buffer_size, chunk)) {
+		conf_size_text(pool_max_bytes(conf->buffer_size, chunk), most, sizeof(most));
+		return conf_fail(c, s != NULL ? s : g, s != NULL ? NULL : "max_memory",
+		    "must be at most %s with buffer_size %zu (a worker's buffer pool holds "
+		    "%u chunks of %d buffers at most)",
+		    most, conf->buffer_size, POOL_MAX_CHUNKS, CONF_BUFFERS_PER_CHUNK);
+	}
 	return 0;
 }
 
@@ -590,22 +622,26 @@ conf_user(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	const struct group *gr;
 	const char *text;
 
+	/* conf_peek: names kept, not looked up (NSS may mean LDAP). */
 	if ((s = config_setting_get_member(root, "user")) != NULL) {
 		if (conf_string(c, s, &text) == -1)
 			return -1;
-		if (*text == '\0' || (pw = getpwnam(text)) == NULL)
+		if (!c->peek && (*text == '\0' || (pw = getpwnam(text)) == NULL))
 			return conf_fail(c, s, NULL, "unknown user \"%s\"", text);
-		conf->uid = pw->pw_uid;
-		conf->gid = pw->pw_gid;
+		if (!c->peek) {
+			conf->uid = pw->pw_uid;
+			conf->gid = pw->pw_gid;
+		}
 		if (conf_strdup(c, text, &conf->user) == -1)
 			return -1;
 	}
 	if ((s = config_setting_get_member(root, "group")) != NULL) {
 		if (conf_string(c, s, &text) == -1)
 			return -1;
-		if (*text == '\0' || (gr = getgrnam(text)) == NULL)
+		if (!c->peek && (*text == '\0' || (gr = getgrnam(text)) == NULL))
 			return conf_fail(c, s, NULL, "unknown group \"%s\"", text);
-		conf->gid = gr->gr_gid;
+		if (!c->peek)
+			conf->gid = gr->gr_gid;
 		if (conf_strdup(c, text, &conf->group) == -1)
 			return -1;
 	}
@@ -667,7 +703,10 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 	}
 	if (conf_string(c, a, &text) == -1)
 		return -1;
-	/* Names are resolved once, here: a worker must never block on DNS. */
+	/* Names are resolved once, here: a worker must never block on DNS.
+	 * conf_peek's readers need no address, and must not wait for DNS. */
+	if (c->peek)
+		return conf_strdup(c, text, &srv->address);
 	if (addr_parse(text, 0, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, a, NULL, "invalid address \"%s\": %s", text, why);
 	return conf_strdup(c, text, &srv->address);
@@ -736,6 +775,7 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	struct conf_upstream *up = &conf->upstreams[idx];
 	config_setting_t *s, *list;
 	const char *text;
+	unsigned long long total = 0;
 	unsigned i, n;
 
 	if (!config_setting_is_group(g))
@@ -788,9 +828,15 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if (up->servers == NULL)
 		return conf_nomem(c);
 	up->nservers = n;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (conf_server(c, config_setting_get_elem(list, i), &up->servers[i]) == -1)
 			return -1;
+		total += up->servers[i].weight;
+	}
+	if (total > CONF_UPSTREAM_WEIGHT_MAX)
+		return conf_fail(c, list, NULL,
+		    "the servers' weights add up to %llu, more than %d (fewer servers or "
+		    "smaller weights)", total, CONF_UPSTREAM_WEIGHT_MAX);
 	return 0;
 }
 
@@ -1041,7 +1087,19 @@ conf_check_file(struct conf_ctx *c)
 struct conf *
 conf_load(const char *path, char *err, size_t errlen)
 {
-	struct conf_ctx c = {path, err, errlen, NULL};
+	return conf_read(path, 0, err, errlen);
+}
+
+struct conf *
+conf_peek(const char *path, char *err, size_t errlen)
+{
+	return conf_read(path, 1, err, errlen);
+}
+
+static struct conf *
+conf_read(const char *path, int peek, char *err, size_t errlen)
+{
+	struct conf_ctx c = {path, err, errlen, NULL, peek};
 	struct conf *conf;
 	config_t cfg;
 	char dir[PATH_MAX], efile[PATH_MAX + 256];

@@ -15,6 +15,14 @@ struct cidr;
 
 #define CONF_NAME_MAX 64
 #define CONF_WORKERS_MAX 128
+/* A worker's relay buffers come from a pool (pool.h) in chunks of this many
+ * buffers; pool.max_memory is checked against that pool's bounds. */
+#define CONF_BUFFERS_PER_CHUNK 16
+/* The weights of one upstream's servers add up to at most this. A worker's
+ * source-hash ring has BALANCE_VNODES (100) points per unit of weight and
+ * refuses more than UINT32_MAX of them; this keeps it well below (800 MB at
+ * the very most) and the round-robin sums within int32. */
+#define CONF_UPSTREAM_WEIGHT_MAX (1 << 20)
 
 struct conf_server {
 	char *address; /* as written in the file, for logs */
@@ -126,7 +134,15 @@ unsigned conf_fd_capacity(const struct conf *, unsigned long nofile);
  * "FILE:LINE: SETTING: reason" (FILE alone when no line applies). */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 
-/* Free a conf from conf_load. NULL is harmless. */
+/* Like conf_load for tools that need only the settings naming files and the
+ * log (pid_file, stats_file, log.*): sluiced -s, sluicestat, the logrotate
+ * hook. Looks up no name, so a DNS or NSS outage cannot block them: servers
+ * keep their address text with addrlen 0, user and group their names with
+ * uid and gid unset. Every other check is the same; never give the result to
+ * workers. */
+struct conf *conf_peek(const char *path, char *err, size_t errlen);
+
+/* Free a conf from conf_load or conf_peek. NULL is harmless. */
 void conf_free(struct conf *);
 
 /* "4096", "4K", "256M", "1G" (powers of 1024; K/M/G case-insensitive, an

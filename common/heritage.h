@@ -1,6 +1,6 @@
-/* heritage.h — everything a worker inherits from the master across fork, in
- * one struct, and the worker's entry point. The only header shared by master/
- * and worker/. */
+/* heritage.h — everything a child (worker or health checker) inherits from
+ * the master across fork, in one struct, and the children's entry points. The
+ * only header shared by master/, worker/ and checker/. */
 #ifndef SLUICE_HERITAGE_H
 #define SLUICE_HERITAGE_H
 
@@ -10,10 +10,32 @@
 struct conf;
 struct stats_seg;
 
-/* Worker exit statuses the master understands. */
+#include <errno.h>
+
+/* Worker (and checker) exit statuses the master understands. */
 #define WORKER_EXIT_OK 0
 #define WORKER_EXIT_FAILURE 1
-#define WORKER_EXIT_CONFIG 78 /* EX_CONFIG: cannot run with this config; do not respawn */
+#define WORKER_EXIT_TEMPFAIL 75 /* EX_TEMPFAIL: could not start for want of memory or
+                                 * descriptors; respawn with back-off */
+#define WORKER_EXIT_CONFIG 78   /* EX_CONFIG: cannot run with this config; do not respawn */
+
+/* The exit status of a child whose start-up failed with err: a shortage
+ * (memory, descriptors, buffers) passes, so TEMPFAIL; anything else is a
+ * refusal of the config, which conf.c should have caught, so CONFIG. */
+static inline int
+heritage_exit_status(int err)
+{
+	switch (err) {
+	case ENOMEM:
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case EAGAIN:
+		return WORKER_EXIT_TEMPFAIL;
+	default:
+		return WORKER_EXIT_CONFIG;
+	}
+}
 
 struct heritage {
 	const struct conf *conf;  /* the generation's config (master's copy) */
@@ -24,7 +46,8 @@ struct heritage {
 	unsigned slot;            /* this worker's stats slot */
 	unsigned index;           /* worker number within its generation */
 	uint32_t generation;
-	pid_t master_pid;
+	pid_t master_pid;         /* the master, as it was before the fork: a child
+	                           * whose getppid() differs is an orphan */
 	/* Stats rows of this generation (stats_listener_row/stats_server_row),
 	 * the same for every generation that has the same listener or server,
 	 * STATS_NO_ROW where the directory was full. listener_rows is parallel
@@ -42,7 +65,7 @@ struct heritage {
  * worker unblocks them once its own signal watchers are started. */
 void worker_main(const struct heritage *) __attribute__((noreturn));
 
-/* Run the health checker (worker/health.c) until told to stop; never returns.
+/* Run the health checker (checker/checker.c) until told to stop; never returns.
  * Forked like a worker, one per generation whose config has health checks;
  * slot and index are unused. It writes only the stats segment's health area. */
 void checker_main(const struct heritage *) __attribute__((noreturn));

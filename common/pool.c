@@ -60,21 +60,48 @@ struct pool {
 	struct pool_stats st;
 };
 
-struct pool *
-pool_create(size_t block_size, size_t chunk_bytes, size_t max_bytes)
+/* Block and chunk sizes as the pool uses them: a block rounded up to 16
+ * bytes, a chunk holding at least one block and rounded up to pages. 0 when
+ * either is beyond POOL_MAX_RESERVE (or block_size is 0). */
+static size_t
+pool_geometry(size_t block_size, size_t chunk_bytes, size_t *block)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	struct pool *p;
 
-	if (block_size == 0) {
-		errno = EINVAL;
-		return NULL;
-	}
+	if (block_size == 0 || block_size > POOL_MAX_RESERVE || chunk_bytes > POOL_MAX_RESERVE)
+		return 0;
 	block_size = (block_size + 15) & ~(size_t)15;
 	if (chunk_bytes < block_size)
 		chunk_bytes = block_size;
 	chunk_bytes = (chunk_bytes + page - 1) / page * page;
-	if (max_bytes < chunk_bytes || max_bytes / chunk_bytes > UINT32_MAX) {
+	if (block != NULL)
+		*block = block_size;
+	return chunk_bytes > POOL_MAX_RESERVE ? 0 : chunk_bytes;
+}
+
+size_t
+pool_min_bytes(size_t block_size, size_t chunk_bytes)
+{
+	return pool_geometry(block_size, chunk_bytes, NULL);
+}
+
+size_t
+pool_max_bytes(size_t block_size, size_t chunk_bytes)
+{
+	size_t chunk = pool_geometry(block_size, chunk_bytes, NULL);
+	size_t n = chunk ? POOL_MAX_RESERVE / chunk : 0;
+
+	return (n > POOL_MAX_CHUNKS ? POOL_MAX_CHUNKS : n) * chunk;
+}
+
+struct pool *
+pool_create(size_t block_size, size_t chunk_bytes, size_t max_bytes)
+{
+	size_t max = pool_max_bytes(block_size, chunk_bytes);
+	struct pool *p;
+
+	chunk_bytes = pool_geometry(block_size, chunk_bytes, &block_size);
+	if (chunk_bytes == 0 || max_bytes < chunk_bytes || max_bytes > max) {
 		errno = EINVAL;
 		return NULL;
 	}

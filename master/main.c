@@ -82,21 +82,48 @@ make_parent_dir(const char *path)
 		startup_fail("cannot create directory %s: %s", dir, strerror(errno));
 }
 
+/* The lock that says a master runs is a file of its own next to the pid
+ * file, PID_FILE.lock, mode 0600. flock() works on a descriptor opened
+ * read-only, so locking the world-readable pid file itself let any local
+ * user take the lock: block every start, or make "sluiced -s" believe a dead
+ * master runs and signal whatever process has its pid now. */
+static void
+lockfile_name(const char *pid_file, char *buf, size_t len)
+{
+	if ((size_t)snprintf(buf, len, "%s.lock", pid_file) >= len)
+		startup_fail("pid file name too long: %s", pid_file);
+}
+
+/* Take the lock (start-up), or fail saying who holds it. Returns the
+ * locked descriptor, which the master keeps open and no child inherits. */
 static int
 pidfile_lock(const char *path)
 {
-	char buf[32];
+	char lock[PATH_MAX], buf[32];
+	struct stat st;
 	ssize_t n;
-	int fd;
+	int fd, pfd;
 
 	make_parent_dir(path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	lockfile_name(path, lock, sizeof(lock));
+	fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd == -1)
-		startup_fail("cannot open pid file %s: %s", path, strerror(errno));
+		startup_fail("cannot open lock file %s: %s", lock, strerror(errno));
+	/* Someone else's file would be someone else's lock. */
+	if (fstat(fd, &st) == -1)
+		startup_fail("cannot check lock file %s: %s", lock, strerror(errno));
+	if (st.st_uid != geteuid())
+		startup_fail("lock file %s belongs to uid %ld, not to us", lock, (long)st.st_uid);
+	if ((st.st_mode & 077) != 0 && fchmod(fd, 0600) == -1)
+		startup_fail("cannot make lock file %s private: %s", lock, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK)
-			startup_fail("cannot lock pid file %s: %s", path, strerror(errno));
-		n = pread(fd, buf, sizeof(buf) - 1, 0);
+			startup_fail("cannot lock %s: %s", lock, strerror(errno));
+		n = -1;
+		if ((pfd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+			n = pread(pfd, buf, sizeof(buf) - 1, 0);
+			close(pfd);
+		}
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
 		startup_fail("another sluiced is running (pid %s, pid file %s)",
@@ -105,24 +132,29 @@ pidfile_lock(const char *path)
 	return fd;
 }
 
+/* Write our pid, readable by everyone; only the lock says we run. */
 static void
-pidfile_write(int fd, const char *path)
+pidfile_write(const char *path)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
+	if (fd == -1 || write(fd, buf, (size_t)n) != n || close(fd) == -1)
 		startup_fail("cannot write pid file %s: %s", path, strerror(errno));
 }
 
-/* Detach. The starting process exits 0 only when the daemon says it is
- * running (one byte on the pipe), so scripts can rely on its status. Returns
- * the pipe's write end in the daemon. */
+/* Detach. The starting process exits 0 only when the daemon says its
+ * workers run ("1" on the pipe), and 1 with the daemon's reason ("0" and
+ * the text) or when the daemon died first, so scripts and service managers
+ * can rely on its status. Returns the pipe's write end in the daemon. */
 static int
 daemonize(void)
 {
+	char msg[600];
+	size_t len = 0;
+	ssize_t n;
 	int p[2], nul;
-	char c;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
@@ -131,9 +163,19 @@ daemonize(void)
 		startup_fail("fork: %s", strerror(errno));
 	if (pid != 0) {
 		close(p[1]);
-		if (read(p[0], &c, 1) == 1)
-			_exit(0);
-		fprintf(stderr, "sluiced: the daemon exited during start-up; see the log\n");
+		while (len < sizeof(msg) - 1 &&
+		       ((n = read(p[0], msg + len, sizeof(msg) - 1 - len)) > 0 ||
+		           (n == -1 && errno == EINTR))) {
+			if (n > 0)
+				len += (size_t)n;
+			if (msg[0] == '1')
+				_exit(0);
+		}
+		msg[len] = '\0';
+		if (len > 1 && msg[0] == '0')
+			fprintf(stderr, "sluiced: %s; see the log\n", msg + 1);
+		else
+			fprintf(stderr, "sluiced: the daemon exited during start-up; see the log\n");
 		_exit(1);
 	}
 	close(p[0]);
@@ -173,7 +215,7 @@ signal_by_name(const char *name)
 
 /*
  * sluiced -s: signal the master named by conf's pid file. It is running only
- * while it holds the file's lock, so a stale file left by a crash (whose pid
+ * while it holds the lock file, so a stale pid file left by a crash (whose pid
  * may belong to someone else by now) is never signalled. Returns the exit
  * status.
  */
@@ -181,11 +223,11 @@ static int
 signal_master(const struct conf *conf, const char *action, int sig)
 {
 	const char *path = conf->pid_file;
-	char buf[32];
+	char lock[PATH_MAX], buf[32];
 	ssize_t n;
 	long pid;
 	char *end;
-	int fd;
+	int fd, lfd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1) {
@@ -196,17 +238,32 @@ signal_master(const struct conf *conf, const char *action, int sig)
 			    strerror(errno));
 		return 1;
 	}
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+	lockfile_name(path, lock, sizeof(lock));
+	lfd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (lfd == -1 && errno == ENOENT) {
 		fprintf(stderr, "sluiced: not running (pid file %s is not locked)\n", path);
 		close(fd);
 		return 1;
 	}
-	if (errno != EWOULDBLOCK) {
-		fprintf(stderr, "sluiced: cannot check the lock on %s: %s\n", path,
-		    strerror(errno));
+	if (lfd == -1) {
+		fprintf(stderr, "sluiced: cannot open lock file %s: %s\n", lock, strerror(errno));
 		close(fd);
 		return 1;
 	}
+	if (flock(lfd, LOCK_SH | LOCK_NB) == 0) {
+		fprintf(stderr, "sluiced: not running (pid file %s is not locked)\n", path);
+		close(lfd);
+		close(fd);
+		return 1;
+	}
+	if (errno != EWOULDBLOCK) {
+		fprintf(stderr, "sluiced: cannot check the lock on %s: %s\n", lock,
+		    strerror(errno));
+		close(lfd);
+		close(fd);
+		return 1;
+	}
+	close(lfd);
 	n = pread(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
 	buf[n > 0 ? n : 0] = '\0';
@@ -220,6 +277,31 @@ signal_master(const struct conf *conf, const char *action, int sig)
 		fprintf(stderr, "sluiced: cannot send %s to pid %ld: %s\n", action, pid,
 		    strerror(errno));
 		return 1;
+	}
+	return 0;
+}
+
+/*
+ * path made absolute by prefixing the working directory, with symbolic links
+ * left as they are: a reload must read what the name means then (a
+ * Kubernetes ConfigMap or a "current -> release/N" switch replaces the link),
+ * not the file it pointed to at start. Returns 0, or -1 with errno.
+ */
+static int
+absolute_path(const char *path, char *out, size_t len)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(out, len, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	else
+		n = snprintf(out, len, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
 	}
 	return 0;
 }
@@ -288,9 +370,12 @@ main(int argc, char **argv)
 	foreground |= test || action != NULL;
 
 	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
-	if (realpath(path, abspath) == NULL)
+	if (absolute_path(path, abspath, sizeof(abspath)) == -1)
 		startup_fail("cannot read configuration %s: %s", path, strerror(errno));
-	if ((conf = conf_load(abspath, err, sizeof(err))) == NULL)
+	/* -s needs only pid_file: a DNS outage must not block a stop. */
+	conf = action != NULL ? conf_peek(abspath, err, sizeof(err))
+	                      : conf_load(abspath, err, sizeof(err));
+	if (conf == NULL)
 		startup_fail("%s", err);
 	if (action != NULL) {
 		rc = signal_master(conf, action, sig);
@@ -334,7 +419,7 @@ main(int argc, char **argv)
 	master_check_fd_budget(conf);
 
 	st.ready_fd = foreground ? -1 : daemonize();
-	pidfile_write(st.pid_fd, pid_file);
+	pidfile_write(pid_file);
 	seg.hdr->master_pid = getpid();
 
 	st.conf = conf;

@@ -37,6 +37,9 @@
 /* A worker whose heartbeat (refreshed every second) has not moved for this
  * long is stuck in a loop or stopped: it is killed and replaced. */
 #define MASTER_HEARTBEAT_STALE 5.0
+/* Every worker of a new generation (at start or reload) runs within this,
+ * respawns for a shortage included, or the generation has failed. */
+#define MASTER_START_DEADLINE 10.0
 
 struct child {
 	pid_t pid; /* 0: the slot is free */
@@ -58,17 +61,39 @@ struct respawn {
 
 enum stopping { RUNNING, STOP_GRACEFUL, STOP_FAST };
 
+/*
+ * A generation: one config and what its workers inherit. The current one
+ * serves. A reload builds the next one beside it and starts its workers; it
+ * becomes current only once every one of them runs (reload_commit), and the
+ * old one is then told to drain. Should the next one fail (a worker exits
+ * "cannot run with this config", or they do not all run within
+ * MASTER_START_DEADLINE), its workers are stopped and the current one goes
+ * on serving (reload_fail). generation 0: none.
+ */
+struct gen {
+	uint32_t generation;
+	struct conf *conf;
+	int *fds;                /* listening sockets, parallel to conf->listeners */
+	struct priv priv;        /* what its workers run as */
+	uint16_t *listener_rows; /* its stats rows (heritage.h) */
+	uint16_t *server_rows;
+	struct respawn respawn[CONF_WORKERS_MAX];
+	double deadline;         /* mono_now() by which all must run; 0: running */
+};
+
 static struct {
 	struct ev_loop *loop;
-	struct conf *conf;
-	int *fds;
+	struct gen cur;       /* serving (at start: starting, see deadline) */
+	struct gen next;      /* being started by a reload, or generation 0 */
+	uint32_t last_generation; /* the highest number given out */
 	struct stats_seg *stats;
 	int pid_fd;
+	int ready_fd;         /* -1, or the start-up readiness pipe until written */
+	pid_t pid;            /* ours: children compare getppid() with it */
 	int foreground;
-	uint32_t generation;
+	int status;           /* master_run's exit status */
 	enum stopping stopping;
 	ev_tstamp stop_deadline;
-	struct priv priv;     /* what this generation's workers run as */
 	char *stats_path;     /* the segment's file: stats_file as at start */
 	int reload_pending;   /* a SIGHUP not acted on yet (see reload_maybe) */
 	int reload_waiting;   /* ... and its deferral was logged */
@@ -76,14 +101,11 @@ static struct {
 	double last_tick;     /* mono_now() of the last tick */
 	unsigned nchildren;
 	struct child children[STATS_SLOTS]; /* indexed by stats slot */
-	struct respawn respawn[CONF_WORKERS_MAX];
-	/* The health checker (worker/health.c): one process outside the stats
+	/* The health checker (checker/checker.c): one process outside the stats
 	 * slots, started when the config has health checks. */
 	struct child checker;
 	struct respawn checker_respawn;
 	int checker_wanted;
-	uint16_t *listener_rows; /* this generation's stats rows (heritage.h) */
-	uint16_t *server_rows;
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1;
 	ev_child child_w;
 	ev_timer tick;
@@ -135,11 +157,29 @@ master_check_fd_budget(const struct conf *c)
 	return 0;
 }
 
+/* In a child of generation g: close the listening sockets of generation o
+ * that g does not share. Kept sockets are the same descriptors in both. */
+static void
+close_listeners_of(const struct gen *o, const struct gen *g)
+{
+	if (o->generation == 0 || o == g || o->fds == NULL)
+		return;
+	for (unsigned i = 0; i < o->conf->nlisteners; i++) {
+		unsigned k;
+
+		for (k = 0; k < g->conf->nlisteners && g->fds[k] != o->fds[i]; k++)
+			;
+		if (k == g->conf->nlisteners)
+			close(o->fds[i]);
+	}
+}
+
 /* In the new child: forget everything of the master's but what the worker
- * inherits, then become the worker (or, for slot STATS_SLOTS, the health
- * checker, which inherits the same and has no slot). */
+ * of generation g inherits, then become the worker (or, for slot
+ * STATS_SLOTS, the health checker, which inherits the same and has no
+ * slot). */
 static void __attribute__((noreturn))
-child_become_worker(unsigned slot, unsigned index)
+child_become_worker(const struct gen *g, unsigned slot, unsigned index)
 {
 	struct heritage h;
 	char err[PATH_MAX + 256];
@@ -156,8 +196,17 @@ child_become_worker(unsigned slot, unsigned index)
 	/* Every signal stays blocked (spawn forks that way) until worker_main
 	 * has its own watchers: a QUIT arriving now must wait, not kill us or
 	 * vanish into the master's handlers. */
-	/* A worker holding the pid-file lock would keep it past the master. */
+	/* A worker holding the pid-file lock would keep it past the master;
+	 * one holding the readiness pipe would keep the starting command
+	 * waiting after the master died. */
 	close(m.pid_fd);
+	if (m.ready_fd != -1)
+		close(m.ready_fd);
+	/* While two generations exist, a listener only one of them has must
+	 * not be held open by the other's workers: it would keep accepting
+	 * into a queue nobody serves once its own generation is gone. */
+	close_listeners_of(&m.cur, g);
+	close_listeners_of(&m.next, g);
 	/* Before any child code runs: from here on this process can write only
 	 * its own part of the statistics segment (its slot and rows, or the
 	 * checker's health area), whatever a bug in it tries. */
@@ -173,20 +222,23 @@ child_become_worker(unsigned slot, unsigned index)
 	}
 	/* Before worker_main: it asks for a parent-death signal, which the
 	 * kernel clears when the credentials change. */
-	if (priv_drop(&m.priv, err, sizeof(err)) == -1) {
+	if (priv_drop(&g->priv, err, sizeof(err)) == -1) {
 		log_errx("worker %u: %s", index, err);
 		_exit(WORKER_EXIT_CONFIG);
 	}
 
-	h.conf = m.conf;
-	h.listen_fds = m.fds;
+	h.conf = g->conf;
+	h.listen_fds = g->fds;
 	h.stats = m.stats;
 	h.slot = slot;
 	h.index = index;
-	h.generation = m.generation;
-	h.master_pid = getppid();
-	h.listener_rows = m.listener_rows;
-	h.server_rows = m.server_rows;
+	h.generation = g->generation;
+	/* Our parent's pid as it was before the fork, not getppid(): should
+	 * the master have died already, getppid() would name the reaper, and
+	 * the child's check that its master lives would pass. */
+	h.master_pid = m.pid;
+	h.listener_rows = g->listener_rows;
+	h.server_rows = g->server_rows;
 	if (slot == STATS_SLOTS)
 		checker_main(&h);
 	worker_main(&h);
@@ -203,11 +255,14 @@ free_slots(void)
 	return n;
 }
 
-static void schedule_respawn(unsigned index, int failed_young);
+static void schedule_respawn(struct gen *g, unsigned index, int failed_young);
 static void reload_maybe(void);
+static void reload_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void start_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Fork worker index of generation g (m.cur or m.next). */
 static void
-spawn(unsigned index)
+spawn(struct gen *g, unsigned index)
 {
 	struct stats_slot *ss;
 	sigset_t all, old;
@@ -219,14 +274,14 @@ spawn(unsigned index)
 			break;
 	if (slot == STATS_SLOTS) {
 		log_errx("no free statistics slot for worker %u", index);
-		schedule_respawn(index, 1);
+		schedule_respawn(g, index, 1);
 		return;
 	}
 	/* The worker is the slot's only writer once forked; until then it is
 	 * ours. */
 	ss = &m.stats->slots[slot];
 	memset(ss, 0, sizeof(*ss));
-	ss->generation = m.generation;
+	ss->generation = g->generation;
 	ss->index = index;
 	__atomic_store_n(&ss->state, STATS_SLOT_STARTING, __ATOMIC_RELEASE);
 
@@ -234,25 +289,25 @@ spawn(unsigned index)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_become_worker(slot, index);
+		child_become_worker(g, slot, index);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork for worker %u", index);
 		__atomic_store_n(&ss->state, STATS_SLOT_FREE, __ATOMIC_RELEASE);
-		schedule_respawn(index, 1);
+		schedule_respawn(g, index, 1);
 		return;
 	}
-	m.children[slot] = (struct child){ .pid = pid, .generation = m.generation,
+	m.children[slot] = (struct child){ .pid = pid, .generation = g->generation,
 		.index = index, .started = ev_now(m.loop), .beat_seen = mono_now(),
-		.drain_ms = m.conf->drain_timeout_ms };
+		.drain_ms = g->conf->drain_timeout_ms };
 	m.nchildren++;
-	log_debug("worker %u started (pid %d, generation %u)", index, (int)pid, m.generation);
+	log_debug("worker %u started (pid %d, generation %u)", index, (int)pid, g->generation);
 }
 
 static void
-schedule_respawn(unsigned index, int failed_young)
+schedule_respawn(struct gen *g, unsigned index, int failed_young)
 {
-	struct respawn *r = &m.respawn[index];
+	struct respawn *r = &g->respawn[index];
 	ev_tstamp delay = 0;
 
 	if (failed_young)
@@ -270,7 +325,21 @@ schedule_respawn(unsigned index, int failed_young)
 		r->at = ev_now(m.loop) + delay;
 		return;
 	}
-	spawn(index);
+	spawn(g, index);
+}
+
+/* How many workers of generation g run (their slots say RUNNING). */
+static unsigned
+running_of(const struct gen *g)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < STATS_SLOTS; i++)
+		if (m.children[i].pid != 0 && m.children[i].generation == g->generation &&
+		    __atomic_load_n(&m.stats->slots[i].state, __ATOMIC_ACQUIRE) ==
+		        STATS_SLOT_RUNNING)
+			n++;
+	return n;
 }
 
 /* --- the health checker ----------------------------------------------------
@@ -288,16 +357,16 @@ checker_spawn(void)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_become_worker(STATS_SLOTS, 0);
+		child_become_worker(&m.cur, STATS_SLOTS, 0);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork for the health checker");
 		m.checker_respawn.at = ev_now(m.loop) + MASTER_BACKOFF_FIRST;
 		return;
 	}
-	m.checker = (struct child){ .pid = pid, .generation = m.generation,
+	m.checker = (struct child){ .pid = pid, .generation = m.cur.generation,
 		.started = ev_now(m.loop) };
-	log_debug("health checker started (pid %d, generation %u)", (int)pid, m.generation);
+	log_debug("health checker started (pid %d, generation %u)", (int)pid, m.cur.generation);
 }
 
 /* Start, or on reload replace, the checker for the current config. */
@@ -305,8 +374,8 @@ static void
 checker_replace(void)
 {
 	m.checker_wanted = 0;
-	for (unsigned i = 0; i < m.conf->nupstreams; i++)
-		if (m.conf->upstreams[i].health.enabled)
+	for (unsigned i = 0; i < m.cur.conf->nupstreams; i++)
+		if (m.cur.conf->upstreams[i].health.enabled)
 			m.checker_wanted = 1;
 	memset(&m.checker_respawn, 0, sizeof(m.checker_respawn));
 	if (m.checker.pid != 0) {
@@ -426,17 +495,34 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	if (!c->quitting && c->generation == m.generation) {
+	if (!c->quitting && (c->generation == m.cur.generation ||
+	                        (m.next.generation != 0 && c->generation == m.next.generation))) {
+		struct gen *g = c->generation == m.cur.generation ? &m.cur : &m.next;
 		unsigned index = c->index;
 		int young = ev_now(loop) - c->started < MASTER_CRASH_WINDOW;
 
 		c->pid = 0;
 		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {
-			log_errx("worker %u cannot run with this configuration; not restarting it",
-			    index);
+			/* A generation that is not serving yet fails as a whole:
+			 * every worker has the same config. */
+			if (g == &m.next)
+				reload_fail("worker %u of generation %u cannot run with this "
+				            "configuration", index, g->generation);
+			else if (g->deadline != 0)
+				start_fail("worker %u cannot run with this configuration", index);
+			else
+				log_errx("worker %u cannot run with this configuration; not "
+				         "restarting it", index);
 			return;
 		}
-		schedule_respawn(index, young);
+		/* A start that failed for want of memory or descriptors is
+		 * retried, with back-off however long it took. */
+		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_TEMPFAIL) {
+			log_warnx("worker %u could not start (out of memory or descriptors)",
+			    index);
+			young = 1;
+		}
+		schedule_respawn(g, index, young);
 		return;
 	}
 	c->pid = 0;
@@ -447,7 +533,7 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 static void
 stop(enum stopping how)
 {
-	unsigned drain_ms = m.conf->drain_timeout_ms;
+	unsigned drain_ms = m.cur.conf->drain_timeout_ms;
 	ev_tstamp grace;
 
 	if (m.stopping == STOP_FAST || m.stopping == how)
@@ -456,8 +542,12 @@ stop(enum stopping how)
 	log_notice("%s stop: %u workers", how == STOP_FAST ? "fast" : "graceful", m.nchildren);
 	/* Our copies of the listening sockets go first, so that once the
 	 * workers close theirs new connections are refused, not queued. */
-	listen_close(m.conf, m.fds, NULL, NULL);
-	m.fds = NULL;
+	if (m.next.generation != 0) {
+		listen_close(m.next.conf, m.next.fds, m.cur.conf, m.cur.fds);
+		m.next.fds = NULL;
+	}
+	listen_close(m.cur.conf, m.cur.fds, NULL, NULL);
+	m.cur.fds = NULL;
 	signal_children(how == STOP_FAST ? SIGTERM : SIGQUIT);
 	/* Each worker drains by its own generation's timeout. */
 	for (unsigned i = 0; i < STATS_SLOTS; i++)
@@ -490,7 +580,7 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		log_info("log file reopened");
 	/* The workers reopen the file by name after us, as their own user. */
 	if (!m.foreground)
-		priv_own_log(&m.priv, m.conf);
+		priv_own_log(&m.cur.priv, m.cur.conf);
 	signal_children(SIGUSR1);
 }
 
@@ -499,8 +589,9 @@ usr1_cb(struct ev_loop *loop, ev_signal *w, int revents)
  * workers add to one row. A full directory (or no memory) only costs detail:
  * the worker totals still count everything. */
 static void
-assign_stats_rows(const struct conf *c)
+assign_stats_rows(struct gen *g)
 {
+	const struct conf *c = g->conf;
 	unsigned n = 0, k = 0;
 	uint16_t *lr, *sr;
 
@@ -509,7 +600,7 @@ assign_stats_rows(const struct conf *c)
 	lr = calloc(c->nlisteners, sizeof(*lr));
 	sr = calloc(n ? n : 1, sizeof(*sr));
 	if (lr == NULL || sr == NULL) {
-		log_warn("statistics rows for generation %u", m.generation);
+		log_warn("statistics rows for generation %u", g->generation);
 		free(lr);
 		free(sr);
 		lr = sr = NULL;
@@ -518,7 +609,7 @@ assign_stats_rows(const struct conf *c)
 		const struct conf_listener *l = &c->listeners[i];
 
 		lr[i] = (uint16_t)stats_listener_row(m.stats, (const struct sockaddr *)&l->addr,
-		    l->addrlen, l->address, c->upstreams[l->upstream].name, m.generation);
+		    l->addrlen, l->address, c->upstreams[l->upstream].name, g->generation);
 		if (lr[i] == STATS_NO_ROW)
 			log_warnx("statistics: no row left for listener %s (%u at most); "
 			          "it counts in the totals only", l->address, STATS_LISTENERS);
@@ -531,17 +622,17 @@ assign_stats_rows(const struct conf *c)
 
 			sr[k] = (uint16_t)stats_server_row(m.stats, up->name,
 			    (const struct sockaddr *)&sv->addr, sv->addrlen, sv->address,
-			    sv->weight, sv->backup, m.generation);
+			    sv->weight, sv->backup, g->generation);
 			if (sr[k] == STATS_NO_ROW)
 				log_warnx("statistics: no row left for server %s of %s (%u at "
 				          "most); it counts in the totals only", sv->address,
 				    up->name, STATS_SERVERS);
 		}
 	}
-	free(m.listener_rows);
-	free(m.server_rows);
-	m.listener_rows = lr;
-	m.server_rows = sr;
+	free(g->listener_rows);
+	free(g->server_rows);
+	g->listener_rows = lr;
+	g->server_rows = sr;
 }
 
 static void
@@ -568,7 +659,7 @@ draining_generations(void)
 		const struct child *c = &m.children[i];
 		unsigned k;
 
-		if (c->pid == 0 || c->generation == m.generation)
+		if (c->pid == 0 || c->generation == m.cur.generation)
 			continue;
 		for (k = 0; k < n && seen[k] != c->generation; k++)
 			;
@@ -600,11 +691,11 @@ reload(void)
 {
 	char err[PATH_MAX + 512];
 	struct conf *next;
+	struct gen *g;
 	struct priv np;
 	int *fds;
-	ev_tstamp now = ev_now(m.loop);
 
-	next = conf_load(m.conf->path, err, sizeof(err));
+	next = conf_load(m.cur.conf->path, err, sizeof(err));
 	if (next == NULL) {
 		log_errx("reload failed, keeping the running configuration: %s", err);
 		return;
@@ -621,58 +712,167 @@ reload(void)
 		conf_free(next);
 		return;
 	}
-	fds = listen_open(next, m.conf, m.fds, err, sizeof(err));
+	fds = listen_open(next, m.cur.conf, m.cur.fds, err, sizeof(err));
 	if (fds == NULL) {
 		log_errx("reload failed, keeping the running configuration: %s", err);
 		conf_free(next);
 		return;
 	}
-	if (strcmp(next->pid_file, m.conf->pid_file) != 0)
+	if (strcmp(next->pid_file, m.cur.conf->pid_file) != 0)
 		log_warnx("pid_file changes take effect at restart; still using %s",
-		    m.conf->pid_file);
-	if (strcmp(next->stats_file, m.conf->stats_file) != 0)
+		    m.cur.conf->pid_file);
+	if (strcmp(next->stats_file, m.cur.conf->stats_file) != 0)
 		log_warnx("stats_file changes take effect at restart; still using %s",
-		    m.conf->stats_file);
+		    m.cur.conf->stats_file);
+	/* The new workers log as the new config says from their first line. */
 	apply_log(next, &np);
 	master_check_fd_budget(next);
-	listen_close(m.conf, m.fds, next, fds);
-	conf_free(m.conf);
-	m.conf = next;
-	m.fds = fds;
-	if (memcmp(&np, &m.priv, sizeof(np)) != 0)
-		priv_log(&np);
-	/* sluicestat users follow the workers' group. */
-	if (np.gid != m.priv.gid && priv_own_stats(&np, m.stats_path) == -1)
-		log_warn("cannot give %s to group %s", m.stats_path, np.group);
-	m.priv = np;
 
-	/* The new generation starts accepting before the old one stops: the
-	 * kept sockets queue connections in between, so none is refused. */
+	/* The current generation serves on until every new worker runs; the
+	 * kept sockets are shared, so no connection is refused meanwhile. */
+	g = &m.next;
+	memset(g, 0, sizeof(*g));
+	g->generation = ++m.last_generation;
+	g->conf = next;
+	g->fds = fds;
+	g->priv = np;
+	g->deadline = mono_now() + MASTER_START_DEADLINE;
+	assign_stats_rows(g);
+	for (unsigned i = 0; i < next->workers; i++)
+		spawn(g, i);
+	log_info("reload: starting generation %u, %u workers; generation %u serves until "
+	         "they run", g->generation, next->workers, m.cur.generation);
+}
+
+/* Every worker of the next generation runs: it becomes the current one, and
+ * the old generation drains. */
+static void
+reload_commit(void)
+{
+	struct gen *g = &m.next;
+	ev_tstamp now = ev_now(m.loop);
+
+	listen_close(m.cur.conf, m.cur.fds, g->conf, g->fds);
+	conf_free(m.cur.conf);
+	free(m.cur.listener_rows);
+	free(m.cur.server_rows);
+	if (memcmp(&g->priv, &m.cur.priv, sizeof(g->priv)) != 0)
+		priv_log(&g->priv);
+	/* sluicestat users follow the workers' group. */
+	if (g->priv.gid != m.cur.priv.gid && priv_own_stats(&g->priv, m.stats_path) == -1)
+		log_warn("cannot give %s to group %s", m.stats_path, g->priv.group);
+	m.cur = *g;
+	m.cur.deadline = 0;
+	memset(g, 0, sizeof(*g));
+	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 
-		if (c->pid != 0 && !c->quitting) {
+		if (c->pid == 0 || c->generation == m.cur.generation)
+			continue;
+		if (!c->quitting) {
 			c->quitting = 1;
-			/* By its own drain timeout, which it obeys, not next's:
-			 * a shorter one must not cut its connections. */
+			/* By its own drain timeout, which it obeys, not the new
+			 * one's: a shorter one must not cut its connections. */
 			c->kill_at = now + c->drain_ms / 1000.0 + MASTER_KILL_GRACE;
 		}
+		kill(c->pid, SIGQUIT);
 	}
-	m.generation++;
-	__atomic_store_n(&m.stats->hdr->generation, m.generation, __ATOMIC_RELEASE);
-	assign_stats_rows(next);
-	memset(m.respawn, 0, sizeof(m.respawn));
-	for (unsigned i = 0; i < next->workers; i++)
-		spawn(i);
 	checker_replace();
+	log_notice("reloaded %s: generation %u, %u workers", m.cur.conf->path, m.cur.generation,
+	    m.cur.conf->workers);
+}
+
+/* The next generation cannot run: stop its workers, forget it, and go on
+ * with the current one as if the reload had never been asked for. */
+static void
+reload_fail(const char *fmt, ...)
+{
+	struct gen *g = &m.next;
+	ev_tstamp now = ev_now(m.loop);
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_errx("reload failed, keeping the running configuration: %s", why);
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 
-		if (c->pid != 0 && c->generation != m.generation)
-			kill(c->pid, SIGQUIT);
+		if (c->pid == 0 || c->generation != g->generation)
+			continue;
+		c->quitting = 1;
+		c->kill_at = now + MASTER_KILL_GRACE;
+		kill(c->pid, SIGTERM);
 	}
-	log_notice("reloaded %s: generation %u, %u workers", next->path, m.generation,
-	    next->workers);
+	listen_close(g->conf, g->fds, m.cur.conf, m.cur.fds);
+	conf_free(g->conf);
+	free(g->listener_rows);
+	free(g->server_rows);
+	memset(g, 0, sizeof(*g));
+	apply_log(m.cur.conf, &m.cur.priv);
+}
+
+/* The first generation cannot run: say why, to the starting command too,
+ * and stop; master_run returns 1. */
+static void
+start_fail(const char *fmt, ...)
+{
+	char why[512], msg[520];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_errx("start failed: %s", why);
+	if (m.ready_fd != -1) {
+		n = snprintf(msg, sizeof(msg), "0%s", why);
+		if (write(m.ready_fd, msg, (size_t)n) != n)
+			log_warn("telling the starting process why");
+		close(m.ready_fd);
+		m.ready_fd = -1;
+	}
+	m.cur.deadline = 0;
+	m.status = 1;
+	stop(STOP_FAST);
+}
+
+/* A starting generation is judged on every tick: the first one becomes
+ * ready (the starting command is told), a reload's is committed, or either
+ * fails at its deadline. */
+static void
+starting_tick(void)
+{
+	double now = mono_now();
+
+	if (m.stopping != RUNNING)
+		return;
+	if (m.cur.deadline != 0) {
+		if (running_of(&m.cur) >= m.cur.conf->workers) {
+			m.cur.deadline = 0;
+			log_notice("running: %u workers, generation %u", m.cur.conf->workers,
+			    m.cur.generation);
+			if (m.ready_fd != -1) {
+				if (write(m.ready_fd, "1", 1) != 1)
+					log_warn("telling the starting process we are ready");
+				close(m.ready_fd);
+				m.ready_fd = -1;
+			}
+		} else if (now >= m.cur.deadline) {
+			start_fail("the workers did not all start within %.0fs",
+			    MASTER_START_DEADLINE);
+			return;
+		}
+	}
+	if (m.next.generation != 0) {
+		if (running_of(&m.next) >= m.next.conf->workers)
+			reload_commit();
+		else if (now >= m.next.deadline)
+			reload_fail("the workers of generation %u did not all start within %.0fs",
+			    m.next.generation, MASTER_START_DEADLINE);
+	}
 }
 
 /*
@@ -698,6 +898,10 @@ reload_maybe(void)
 		m.reload_pending = 0;
 		return;
 	}
+	/* One generation starts at a time: the next reload reads the file
+	 * once this one is committed or has failed. */
+	if (m.next.generation != 0 || m.cur.deadline != 0)
+		return;
 	if (now - m.last_reload < MASTER_RELOAD_INTERVAL)
 		return;
 	draining = draining_generations();
@@ -710,7 +914,7 @@ reload_maybe(void)
 	m.reload_pending = 0;
 	m.reload_waiting = 0;
 	m.last_reload = now;
-	log_info("reloading %s", m.conf->path);
+	log_info("reloading %s", m.cur.conf->path);
 	reload();
 }
 
@@ -772,6 +976,16 @@ check_heartbeats(double now)
 }
 
 static void
+respawn_due(struct gen *g, ev_tstamp now)
+{
+	for (unsigned i = 0; i < g->conf->workers; i++)
+		if (g->respawn[i].at != 0 && now >= g->respawn[i].at) {
+			g->respawn[i].at = 0;
+			spawn(g, i);
+		}
+}
+
+static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	ev_tstamp now = ev_now(loop);
@@ -785,11 +999,9 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 		return;
 	}
-	for (unsigned i = 0; i < m.conf->workers; i++)
-		if (m.respawn[i].at != 0 && now >= m.respawn[i].at) {
-			m.respawn[i].at = 0;
-			spawn(i);
-		}
+	respawn_due(&m.cur, now);
+	if (m.next.generation != 0)
+		respawn_due(&m.next, now);
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 
@@ -803,6 +1015,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	check_heartbeats(mono_now());
 	checker_tick(now);
+	starting_tick();
 	reload_maybe();
 }
 
@@ -810,18 +1023,22 @@ int
 master_run(struct master_start *st)
 {
 	m.loop = EV_DEFAULT;
-	m.conf = st->conf;
-	m.fds = st->listen_fds;
+	m.cur.conf = st->conf;
+	m.cur.fds = st->listen_fds;
+	m.ready_fd = st->ready_fd;
 	m.stats = st->stats;
 	m.pid_fd = st->pid_fd;
+	m.pid = getpid();
 	m.foreground = st->foreground;
-	m.priv = *st->priv;
+	m.cur.priv = *st->priv;
 	if ((m.stats_path = strdup(st->conf->stats_file)) == NULL)
 		fatal("out of memory");
 	m.last_tick = mono_now();
-	m.generation = 1;
-	__atomic_store_n(&m.stats->hdr->generation, m.generation, __ATOMIC_RELEASE);
-	assign_stats_rows(m.conf);
+	m.cur.generation = m.last_generation = 1;
+	/* Ready (the starting command returns) once every worker runs. */
+	m.cur.deadline = mono_now() + MASTER_START_DEADLINE;
+	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
+	assign_stats_rows(&m.cur);
 
 	ev_signal_init(&m.sig_hup, hup_cb, SIGHUP);
 	ev_signal_init(&m.sig_term, term_cb, SIGTERM);
@@ -838,24 +1055,22 @@ master_run(struct master_start *st)
 	ev_timer_init(&m.tick, tick_cb, MASTER_TICK, MASTER_TICK);
 	ev_timer_start(m.loop, &m.tick);
 
-	for (unsigned i = 0; i < m.conf->workers; i++)
-		spawn(i);
+	for (unsigned i = 0; i < m.cur.conf->workers; i++)
+		spawn(&m.cur, i);
 	checker_replace();
-	log_notice("started: %u workers, %u listeners, generation %u", m.conf->workers,
-	    m.conf->nlisteners, m.generation);
-	if (st->ready_fd != -1) {
-		if (write(st->ready_fd, "1", 1) != 1)
-			log_warn("telling the starting process we are ready");
-		close(st->ready_fd);
-	}
+	log_notice("started: %u workers, %u listeners, generation %u", m.cur.conf->workers,
+	    m.cur.conf->nlisteners, m.cur.generation);
 
 	ev_run(m.loop, 0);
 
 	log_notice("stopped");
-	listen_close(m.conf, m.fds, NULL, NULL);
-	conf_free(m.conf);
-	free(m.listener_rows);
-	free(m.server_rows);
+	listen_close(m.cur.conf, m.cur.fds, NULL, NULL);
+	conf_free(m.cur.conf);
+	free(m.cur.listener_rows);
+	free(m.cur.server_rows);
+	conf_free(m.next.conf);
+	free(m.next.listener_rows);
+	free(m.next.server_rows);
 	free(m.stats_path);
-	return 0;
+	return m.status;
 }

@@ -12,14 +12,17 @@ struct master_start {
 	struct conf *conf;       /* owned by the master from here on */
 	int *listen_fds;         /* parallel to conf->listeners, owned likewise */
 	struct stats_seg *stats; /* created, mapped shared */
-	int pid_fd;              /* locked pid file: closed in every worker */
-	int ready_fd;            /* -1, or a pipe to write one byte to once running */
+	int pid_fd;              /* locked lock file (PID_FILE.lock): closed in every child */
+	int ready_fd;            /* -1, or a pipe: "1" once every worker of the first
+	                          * generation runs, or "0" and the reason when they
+	                          * cannot; closed then, and in every child */
 	int foreground;          /* logging stays on stderr across reloads */
 	const struct priv *priv; /* what the workers run as (priv_plan of conf); copied */
 };
 
 /* Fork the workers and run the master loop until a stop completes. Returns the
- * exit status for the process. */
+ * exit status for the process: 0, or 1 when the first generation could not
+ * start (a worker refused the config, or they did not all run in time). */
 int master_run(struct master_start *);
 
 /* Warn (log) when limits.max_connections cannot fit in the descriptors the

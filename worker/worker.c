@@ -541,32 +541,57 @@ worker_main(const struct heritage *h)
 
 	/* If the master dies, stop taking connections and drain: no orphan
 	 * keeps the port. The check after catches a master that died before
-	 * the request was made. */
+	 * the request was made (even before the fork returned here): with no
+	 * connection taken yet, there is nothing to drain. Once in the loop, a
+	 * later death arrives as SIGQUIT, held blocked until then. */
 	prctl(PR_SET_PDEATHSIG, SIGQUIT);
+	if (getppid() != h->master_pid) {
+		log_warnx("the master (pid %d) is gone; not starting", (int)h->master_pid);
+		__atomic_store_n(&w->slot->state, STATS_SLOT_EXITED, __ATOMIC_RELEASE);
+		exit(WORKER_EXIT_OK);
+	}
 
-	w->buffers = pool_create(c->buffer_size, c->buffer_size * WORKER_BUFFER_CHUNK_BUFFERS,
+	/* Every refusal that depends on the config alone is made by conf.c
+	 * already (pool bounds, weights), so what fails here is a shortage of
+	 * memory or descriptors, which passes: the master respawns us with
+	 * back-off on WORKER_EXIT_TEMPFAIL. Anything else still means we
+	 * cannot run with this config. */
+	w->buffers = pool_create(c->buffer_size, c->buffer_size * CONF_BUFFERS_PER_CHUNK,
 	    c->max_memory);
+	if (w->buffers == NULL) {
+		log_err("cannot set up the buffer pool (buffer_size %zu, max_memory %zu)",
+		    c->buffer_size, c->max_memory);
+		exit(heritage_exit_status(errno));
+	}
 	/* A session object is struct session plus what the edge keeps per
-	 * connection, which is nothing unless the config asks for it. */
+	 * connection, which is nothing unless the config asks for it. Within
+	 * CONF_MAX_CONNECTIONS, a budget of objects under 6 KB stays inside
+	 * the pool's bounds. */
 	session_budget = (size_t)w->max_active * (relay_session_size() + edge_session_extra(c)) +
 	    2 * WORKER_SESSION_CHUNK;
 	w->sessions = pool_create(relay_session_size() + edge_session_extra(c),
 	    WORKER_SESSION_CHUNK, session_budget);
+	if (w->sessions == NULL) {
+		log_err("cannot set up the session pool (%u connections)", w->max_active);
+		exit(heritage_exit_status(errno));
+	}
 	w->listen_fds = h->listen_fds;
 	w->accept_epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (w->buffers == NULL || w->sessions == NULL || upstream_init(w) == -1 ||
-	    w->accept_epfd == -1) {
-		log_err("cannot set up the pools (buffer_size %zu, max_memory %zu)",
-		    c->buffer_size, c->max_memory);
-		exit(WORKER_EXIT_CONFIG);
+	if (w->accept_epfd == -1) {
+		log_err("cannot create the accept set");
+		exit(heritage_exit_status(errno));
+	}
+	if (upstream_init(w) == -1) {
+		log_err("cannot set up the upstream groups");
+		exit(heritage_exit_status(errno));
 	}
 	if (rows_init(w, h) == -1) {
 		log_err("cannot set up the statistics rows");
-		exit(WORKER_EXIT_CONFIG);
+		exit(heritage_exit_status(errno));
 	}
 	if (edge_init(w) == -1) {
 		log_err("cannot set up the access limits");
-		exit(WORKER_EXIT_CONFIG);
+		exit(heritage_exit_status(errno));
 	}
 	relay_init(w);
 	global_scan_range(w);
@@ -602,8 +627,6 @@ worker_main(const struct heritage *h)
 
 	__atomic_store_n(&w->slot->state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
 	log_debug("running, generation %u, up to %u connections", h->generation, w->max_active);
-	if (getppid() != h->master_pid)
-		worker_drain(w);
 
 	ev_run(w->loop, 0);
 

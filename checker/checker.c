@@ -1,4 +1,4 @@
-/* health.c — the checker process: active health checks of every server of
+/* checker.c — the health-check process: active health checks of every server of
  * every upstream group that has a health group (a TCP connect, optionally a
  * string sent and a reply prefix expected), a server going DOWN after `fall`
  * failed checks in a row and UP after `rise` good ones, each change logged and
@@ -312,7 +312,7 @@ checker_main(const struct heritage *h)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (checks_create(loop, h) == -1) {
 		log_err("cannot set up %u health checks", nchecks);
-		exit(WORKER_EXIT_FAILURE);
+		exit(heritage_exit_status(errno));
 	}
 	ev_signal_init(&sig_term, stop_cb, SIGTERM);
 	ev_signal_init(&sig_int, stop_cb, SIGINT);
