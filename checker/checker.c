@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -33,10 +34,21 @@ struct check {
 	ev_timer interval;       /* starts a check */
 	ev_timer deadline;       /* ends a check that takes longer than the timeout */
 	ev_io io;                /* the check's connection; fd -1 when idle */
-	ev_tstamp started;
+	double started;          /* check_now() when the check began */
 	size_t sent, got; /* bytes of health.send written, of health.expect matched */
 	enum check_phase phase;
 };
+
+/* CLOCK_MONOTONIC in seconds: a check's duration must not take in a step of
+ * the wall clock (ev_time follows it). */
+static double
+check_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static struct check *checks;
 static unsigned nchecks;
@@ -65,7 +77,7 @@ check_done(
 	p->last_result = result;
 	p->last_errno = err;
 	p->last_check_ms = now_ms;
-	p->last_duration_ms = (uint32_t)((ev_time() - c->started) * 1000.0);
+	p->last_duration_ms = (uint32_t)((check_now() - c->started) * 1000.0);
 	/* Until a verdict, a server counts as up (as workers take it). */
 	if (p->state == STATS_HEALTH_UNKNOWN) {
 		p->state = STATS_HEALTH_UP;
@@ -226,7 +238,7 @@ check_start_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (c->phase != CHECK_IDLE)
 		return;
 	c->sent = c->got = 0;
-	c->started = ev_time();
+	c->started = check_now();
 	fd = net_connect((const struct sockaddr *)&c->srv->addr, c->srv->addrlen);
 	if (fd == -1) {
 		check_fail_errno(loop, c, "connect", errno);

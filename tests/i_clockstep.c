@@ -2,8 +2,9 @@
  * The daemon runs with tests/fakeclock.so preloaded, which shifts its
  * CLOCK_REALTIME (and gettimeofday, time) by an offset this test changes at
  * run time; the machine's clock is never touched. A step forward must not
- * close idle or header-waiting sessions; after a step back idle timeouts
- * must still fire and a rate-limited listener must still refill.
+ * close idle or header-waiting sessions, nor stretch the duration of a
+ * health check under way; after a step back idle timeouts must still fire
+ * and a rate-limited listener must still refill.
  * Functional assertions only: waits are for conditions (the worker has seen
  * the new time), bounded by deadlines. */
 #include <fcntl.h>
@@ -60,6 +61,29 @@ real_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The longest last-check duration of any server, and the checks done, from
+ * the health records. */
+static uint32_t
+check_duration_max(uint64_t *checks)
+{
+	struct stats_seg seg;
+	char err[256];
+	uint32_t max = 0;
+
+	*checks = 0;
+	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+		return UINT32_MAX;
+	for (unsigned i = 0; i < seg.nservers; i++) {
+		uint32_t d = __atomic_load_n(&seg.health[i].last_duration_ms, __ATOMIC_RELAXED);
+
+		*checks += __atomic_load_n(&seg.health[i].checks, __ATOMIC_RELAXED);
+		if (d > max)
+			max = d;
+	}
+	stats_detach(&seg);
+	return max;
+}
+
 /* Wait until the worker has published two heartbeats from the shifted clock
  * (so its loop has run at least a second of ticks since the step). */
 static int
@@ -97,6 +121,9 @@ int
 main(void)
 {
 	int eport = h_free_port(), pport = h_free_port(), backend = h_free_port();
+	int qport = h_free_port(), quiet = h_free_port(), quiet_lfd;
+	uint64_t checks_at_step, checks;
+	uint32_t longest;
 	int i1, h1, i2, admitted = 0, refused = 0;
 	char hdr[] = "PROXY TCP4 10.1.1.1 10.1.1.2 1234 80\r\n";
 	const char *asan = getenv("ASAN_OPTIONS");
@@ -104,12 +131,15 @@ main(void)
 	pid_t master, worker;
 	uint64_t end;
 
-	plan(9);
+	plan(10);
 	if (access(shim_path(), R_OK) == -1)
 		bail("no %s (make check builds it)", shim_path());
 	snprintf(offset_file, sizeof(offset_file), "%s", h_path("clock-offset"));
 	set_offset(0);
 	h_echod_start(backend);
+	/* A server that accepts health checks and never answers them: every
+	 * check lasts its whole timeout, so one is under way at the step. */
+	quiet_lfd = h_listen(quiet);
 	setenv("FAKECLOCK_FILE", offset_file, 1);
 	setenv("LD_PRELOAD", shim_path(), 1);
 	/* A sanitizer build wants its runtime first in the library list. */
@@ -121,12 +151,16 @@ main(void)
 	    "pid_file = \"%s\";\n"
 	    "stats_file = \"%s\";\n"
 	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
-	    "timeouts = { idle = \"5s\"; proxy_header = \"8s\"; };\n"
-	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
+	    "timeouts = { idle = \"10s\"; proxy_header = \"15s\"; };\n"
+	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); },\n"
+	    "              { name = \"quiet\"; servers = ( \"127.0.0.1:%d\" );\n"
+	    "                health = { interval = \"1s\"; timeout = \"1s\";\n"
+	    "                           send = \"PING\\r\\n\"; expect = \"PONG\"; }; } );\n"
 	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; rate_limit = 3; },\n"
 	    "              { listen = \"127.0.0.1:%d\"; upstream = \"app\";\n"
-	    "                accept_proxy = \"v1\"; trusted = ( \"127.0.0.1\" ); } );\n",
-	    h_pidfile(), h_statsfile(), backend, eport, pport);
+	    "                accept_proxy = \"v1\"; trusted = ( \"127.0.0.1\" ); },\n"
+	    "              { listen = \"127.0.0.1:%d\"; upstream = \"quiet\"; } );\n",
+	    h_pidfile(), h_statsfile(), backend, quiet, eport, pport, qport);
 	master = h_sluiced_start(h_path("clock.conf"), eport, 1);
 	unsetenv("LD_PRELOAD");
 	if (h_stats_running(&worker, 1, 0) != 1)
@@ -137,8 +171,22 @@ main(void)
 	h1 = h_connect(pport, 5000);
 	ok(i1 != -1 && h_round_trip(i1, 5000) == 0 && h1 != -1,
 	    "an idle relayed client and a client owing its PROXY header are connected");
+	check_duration_max(&checks_at_step);
 	set_offset(3600);
 	ok(worker_sees(worker, 3600), "the worker's wall clock stepped an hour forward");
+	/* Watch the checks that were under way at the step end, and a few
+	 * more (each result stays published for a whole interval). */
+	end = h_now_ms() + 15000;
+	longest = 0;
+	do {
+		uint32_t d = check_duration_max(&checks);
+
+		if (d > longest)
+			longest = d;
+		h_nap(50);
+	} while (checks < checks_at_step + 3 && h_now_ms() < end);
+	ok(checks >= checks_at_step + 3 && longest < 30000,
+	    "health check durations do not take in the step (longest %u ms)", longest);
 	ok(h_round_trip(i1, 5000) == 0, "the idle client is still relayed after the step");
 	ok(send(h1, hdr, sizeof(hdr) - 1, MSG_NOSIGNAL) > 0 && h_round_trip(h1, 5000) == 0,
 	    "the client owing its header may still send it");
@@ -169,11 +217,12 @@ main(void)
 			h_nap(200);
 	}
 	ok(refused && admitted, "the rate limit still refills after the step back");
-	ok(h_wait_closed(i2, 20000), "an idle client is still closed by the idle timeout");
+	ok(h_wait_closed(i2, 30000), "an idle client is still closed by the idle timeout");
 	ok(h_stat("closed_idle_timeout") >= 1, "and counted as an idle timeout");
 	close(i1);
 	close(h1);
 	close(i2);
+	close(quiet_lfd);
 	kill(master, SIGTERM);
 	h_wait_exit(master, 10000, NULL);
 	return tap_exit();
