@@ -45,8 +45,8 @@ struct child {
 	pid_t pid; /* 0: the slot is free */
 	uint32_t generation;
 	unsigned index;
-	ev_tstamp started;
-	ev_tstamp kill_at; /* SIGKILL then if still alive (0: never) */
+	double started;     /* mono_now() at spawn */
+	double kill_at;     /* mono_now() to SIGKILL it then if alive (0: never) */
 	int quitting;      /* told to drain or stop: its exit is expected */
 	uint64_t beat;      /* heartbeat_ms last seen in its slot */
 	double beat_seen;   /* mono_now() when beat last changed */
@@ -55,7 +55,7 @@ struct child {
 };
 
 struct respawn {
-	ev_tstamp at; /* 0: nothing pending */
+	double at; /* mono_now() to spawn again (0: nothing pending) */
 	unsigned failures;
 };
 
@@ -93,7 +93,7 @@ static struct {
 	int foreground;
 	int status;           /* master_run's exit status */
 	enum stopping stopping;
-	ev_tstamp stop_deadline;
+	double stop_deadline; /* mono_now() */
 	char *stats_path;     /* the segment's file: stats_file as at start */
 	int reload_pending;   /* a SIGHUP not acted on yet (see reload_maybe) */
 	int reload_waiting;   /* ... and its deferral was logged */
@@ -111,8 +111,10 @@ static struct {
 	ev_timer tick;
 } m;
 
-/* Seconds on CLOCK_MONOTONIC: heartbeats and reload spacing must not jump
- * with the wall clock (ev_now follows it). */
+/* Seconds on CLOCK_MONOTONIC, for every deadline the master keeps (drain
+ * kills, stop, respawn back-off, crash window, heartbeats, reload spacing):
+ * ev_now follows the wall clock, and a step of it must neither kill a
+ * draining worker early nor hold a respawn back for the length of the step. */
 static double
 mono_now(void)
 {
@@ -298,7 +300,7 @@ spawn(struct gen *g, unsigned index)
 		return;
 	}
 	m.children[slot] = (struct child){ .pid = pid, .generation = g->generation,
-		.index = index, .started = ev_now(m.loop), .beat_seen = mono_now(),
+		.index = index, .started = mono_now(), .beat_seen = mono_now(),
 		.drain_ms = g->conf->drain_timeout_ms };
 	m.nchildren++;
 	log_debug("worker %u started (pid %d, generation %u)", index, (int)pid, g->generation);
@@ -322,7 +324,7 @@ schedule_respawn(struct gen *g, unsigned index, int failed_young)
 			delay = MASTER_BACKOFF_MAX;
 		log_warnx("worker %u keeps failing (%u in a row): restarting it in %.1fs", index,
 		    r->failures, delay);
-		r->at = ev_now(m.loop) + delay;
+		r->at = mono_now() + delay;
 		return;
 	}
 	spawn(g, index);
@@ -361,11 +363,11 @@ checker_spawn(void)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork for the health checker");
-		m.checker_respawn.at = ev_now(m.loop) + MASTER_BACKOFF_FIRST;
+		m.checker_respawn.at = mono_now() + MASTER_BACKOFF_FIRST;
 		return;
 	}
 	m.checker = (struct child){ .pid = pid, .generation = m.cur.generation,
-		.started = ev_now(m.loop) };
+		.started = mono_now() };
 	log_debug("health checker started (pid %d, generation %u)", (int)pid, m.cur.generation);
 }
 
@@ -381,7 +383,7 @@ checker_replace(void)
 	if (m.checker.pid != 0) {
 		if (!m.checker.quitting) {
 			m.checker.quitting = 1;
-			m.checker.kill_at = ev_now(m.loop) + MASTER_KILL_GRACE;
+			m.checker.kill_at = mono_now() + MASTER_KILL_GRACE;
 			kill(m.checker.pid, SIGTERM);
 		}
 		return; /* checker_reaped starts the successor */
@@ -418,7 +420,7 @@ checker_reaped(struct ev_loop *loop, int status)
 			         "restarting it");
 			return;
 		}
-		if (ev_now(loop) - c->started < MASTER_CRASH_WINDOW) {
+		if (mono_now() - c->started < MASTER_CRASH_WINDOW) {
 			unsigned shift = r->failures > 9 ? 9 : r->failures;
 			ev_tstamp delay = MASTER_BACKOFF_FIRST * (double)(1u << shift);
 
@@ -427,7 +429,7 @@ checker_reaped(struct ev_loop *loop, int status)
 				delay = MASTER_BACKOFF_MAX;
 			log_warnx("health checker keeps failing (%u in a row): restarting it in "
 			          "%.1fs", r->failures, delay);
-			r->at = ev_now(loop) + delay;
+			r->at = mono_now() + delay;
 			return;
 		}
 		r->failures = 0;
@@ -437,7 +439,7 @@ checker_reaped(struct ev_loop *loop, int status)
 }
 
 static void
-checker_tick(ev_tstamp now)
+checker_tick(double now)
 {
 	struct child *c = &m.checker;
 
@@ -499,7 +501,7 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	                        (m.next.generation != 0 && c->generation == m.next.generation))) {
 		struct gen *g = c->generation == m.cur.generation ? &m.cur : &m.next;
 		unsigned index = c->index;
-		int young = ev_now(loop) - c->started < MASTER_CRASH_WINDOW;
+		int young = mono_now() - c->started < MASTER_CRASH_WINDOW;
 
 		c->pid = 0;
 		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {
@@ -554,7 +556,7 @@ stop(enum stopping how)
 		if (m.children[i].pid != 0 && m.children[i].drain_ms > drain_ms)
 			drain_ms = m.children[i].drain_ms;
 	grace = how == STOP_FAST ? MASTER_KILL_GRACE : drain_ms / 1000.0 + MASTER_KILL_GRACE;
-	m.stop_deadline = ev_now(m.loop) + grace;
+	m.stop_deadline = mono_now() + grace;
 	if (m.nchildren == 0 && m.checker.pid == 0)
 		ev_break(m.loop, EVBREAK_ALL);
 }
@@ -750,7 +752,7 @@ static void
 reload_commit(void)
 {
 	struct gen *g = &m.next;
-	ev_tstamp now = ev_now(m.loop);
+	double now = mono_now();
 
 	listen_close(m.cur.conf, m.cur.fds, g->conf, g->fds);
 	conf_free(m.cur.conf);
@@ -789,7 +791,7 @@ static void
 reload_fail(const char *fmt, ...)
 {
 	struct gen *g = &m.next;
-	ev_tstamp now = ev_now(m.loop);
+	double now = mono_now();
 	char why[512];
 	va_list ap;
 
@@ -976,7 +978,7 @@ check_heartbeats(double now)
 }
 
 static void
-respawn_due(struct gen *g, ev_tstamp now)
+respawn_due(struct gen *g, double now)
 {
 	for (unsigned i = 0; i < g->conf->workers; i++)
 		if (g->respawn[i].at != 0 && now >= g->respawn[i].at) {
@@ -988,7 +990,7 @@ respawn_due(struct gen *g, ev_tstamp now)
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	ev_tstamp now = ev_now(loop);
+	double now = mono_now();
 
 	if (m.stopping != RUNNING) {
 		if (now >= m.stop_deadline) {

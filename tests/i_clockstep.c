@@ -3,8 +3,9 @@
  * CLOCK_REALTIME (and gettimeofday, time) by an offset this test changes at
  * run time; the machine's clock is never touched. A step forward must not
  * close idle or header-waiting sessions, nor stretch the duration of a
- * health check under way; after a step back idle timeouts must still fire
- * and a rate-limited listener must still refill.
+ * health check under way, nor make the master kill a worker still within
+ * its drain timeout; after a step back idle timeouts must still fire and a
+ * rate-limited listener must still refill.
  * Functional assertions only: waits are for conditions (the worker has seen
  * the new time), bounded by deadlines. */
 #include <fcntl.h>
@@ -131,7 +132,7 @@ main(void)
 	pid_t master, worker;
 	uint64_t end;
 
-	plan(10);
+	plan(14);
 	if (access(shim_path(), R_OK) == -1)
 		bail("no %s (make check builds it)", shim_path());
 	snprintf(offset_file, sizeof(offset_file), "%s", h_path("clock-offset"));
@@ -151,7 +152,7 @@ main(void)
 	    "pid_file = \"%s\";\n"
 	    "stats_file = \"%s\";\n"
 	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
-	    "timeouts = { idle = \"10s\"; proxy_header = \"15s\"; };\n"
+	    "timeouts = { idle = \"10s\"; proxy_header = \"15s\"; drain = \"120s\"; };\n"
 	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); },\n"
 	    "              { name = \"quiet\"; servers = ( \"127.0.0.1:%d\" );\n"
 	    "                health = { interval = \"1s\"; timeout = \"1s\";\n"
@@ -221,6 +222,28 @@ main(void)
 	ok(h_stat("closed_idle_timeout") >= 1, "and counted as an idle timeout");
 	close(i1);
 	close(h1);
+
+	/* The master's deadlines: a worker draining after a reload, with a
+	 * client, must not be killed when the clock jumps past its drain
+	 * timeout. */
+	{
+		int d1 = h_connect(eport, 5000);
+		pid_t fresh_worker = 0;
+
+		ok(d1 != -1 && h_round_trip(d1, 5000) == 0, "a client of the first generation");
+		kill(master, SIGHUP);
+		end = h_now_ms() + 15000;
+		while (h_now_ms() < end && h_stats_running(&fresh_worker, 1, 2) != 1)
+			h_nap(50);
+		ok(fresh_worker != 0, "a reload started a second generation; the first drains");
+		set_offset(3600);
+		ok(worker_sees(fresh_worker, 3600) && worker_sees(worker, 3600),
+		    "the workers' wall clock stepped two hours forward");
+		ok(h_alive(worker) && h_round_trip(d1, 5000) == 0,
+		    "the draining worker was not killed: its client is still relayed");
+		if (d1 != -1)
+			close(d1);
+	}
 	close(i2);
 	close(quiet_lfd);
 	kill(master, SIGTERM);
