@@ -501,7 +501,10 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	                        (m.next.generation != 0 && c->generation == m.next.generation))) {
 		struct gen *g = c->generation == m.cur.generation ? &m.cur : &m.next;
 		unsigned index = c->index;
-		int young = mono_now() - c->started < MASTER_CRASH_WINDOW;
+		/* A clean exit (an operator's TERM or QUIT to one worker) is
+		 * no crash, however young the worker: replace it at once. */
+		int young = mono_now() - c->started < MASTER_CRASH_WINDOW &&
+		    !(WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_OK);
 
 		c->pid = 0;
 		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {

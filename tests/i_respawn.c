@@ -238,8 +238,34 @@ main(void)
 
 		ok(second > 0 && second != fresh && second != victim,
 		    "the second replacement is a new process");
+		/* A young worker told to stop exits 0: that is no crash, and
+		 * no reason to hold its replacement back. */
+		age = -1;
+		if (second > 0)
+			worker_slot(second, &age, &acc0, &retired);
+		if (second > 0 && age >= 0 && age < 800) {
+			int backoffs = h_count_lines(h_path("sluiced.log"), "keeps failing"), n;
+			pid_t third = 0;
+
+			kill(second, SIGTERM);
+			end = h_now_ms() + 10000;
+			while (h_now_ms() < end) {
+				n = h_stats_running(pids, 64, 0);
+				if (n == WORKERS && !has_pid(pids, n, second)) {
+					third = has_pid(pids, n, other) ? (pids[0] == other ? pids[1] : pids[0])
+					                                : pids[0];
+					break;
+				}
+				h_nap(20);
+			}
+			ok(third > 0, "a young worker stopped with SIGTERM is replaced");
+			is(h_count_lines(h_path("sluiced.log"), "keeps failing"), backoffs,
+			    "its clean exit is not taken for a crash loop (no back-off)");
+		} else {
+			skip(2, "the second replacement is already %lld ms old", (long long)age);
+		}
 	} else {
-		skip(12, "no replacement to kill");
+		skip(14, "no replacement to kill");
 	}
 
 	ok(kill(master, SIGTERM) == 0, "SIGTERM sent");
