@@ -608,7 +608,10 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	int err = errno;
 	char *c2s, *s2c;
 
-	log_debug("session closed: %s", close_names[why]);
+	if (why == CLOSE_CLIENT_ERROR || why == CLOSE_SERVER_ERROR || why == CLOSE_CONNECT_FAILED)
+		log_debug("session closed: %s: %s", close_names[why], strerror(err));
+	else
+		log_debug("session closed: %s", close_names[why]);
 	if (why <= CLOSE_SHUTDOWN)
 		STATS_ADD(w->slot, closed_by[why], 1);
 	else if (why == CLOSE_PROXY_TIMEOUT)
