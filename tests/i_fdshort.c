@@ -223,7 +223,12 @@ source_case(void)
 	ok(found == 2, "source: two client addresses that hash to different servers");
 	for (int i = 0; i < found; i++) {
 		int before = h_count_lines(h_path("sluiced.log"), WAITING), fd;
+		uint64_t end = h_now_ms() + 10000;
 
+		/* The previous client's session must be gone, or the
+		 * descriptors it frees later would be the ones left. */
+		while (h_stat("active") != 0 && h_now_ms() < end)
+			h_nap(20);
 		/* One descriptor left: the accept takes it, the upstream
 		 * socket finds none. */
 		if (starve_fds(worker, 1, &saved) == -1)
