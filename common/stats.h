@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 3
+#define STATS_VERSION 4
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -75,7 +75,8 @@
 	X(CONNECT_FAILED, connect_failed, "sessions closed because no connect succeeded") \
 	X(CONNECT_TIMEOUT, connect_timeout, "sessions closed by the connect timeout")   \
 	X(IDLE_TIMEOUT, idle_timeout, "sessions closed by the idle timeout")            \
-	X(SHUTDOWN, shutdown, "sessions closed by a fast stop or the end of a drain")
+	X(SHUTDOWN, shutdown, "sessions closed by a fast stop or the end of a drain")    \
+	X(LOST, lost, "sessions open in a worker that died (counted when the master folds it)")
 
 /*
  * Why a connection was refused (closed before relaying a byte): X(ENUM, name,

@@ -132,6 +132,16 @@ main(void)
 	snprintf(line, sizeof(line), "(pid %d) killed by signal 9", (int)victim.pid);
 	ok(h_wait_file_contains(h_path("sluiced.log"), line, 5000), "log: %s", line);
 	ok(echo_ok(lp, 8), "new connections work with the replacement");
+	/* The victim's sessions never closed: the master counts them closed
+	 * as lost when it folds the slot, so the totals still balance. */
+	{
+		uint64_t acc = h_stat("accepted"), cl = h_stat("closed"), act = h_stat("active");
+
+		ok(acc == cl + act, "accepted = closed + active after the kill (%llu = %llu + %llu)",
+		    (unsigned long long)acc, (unsigned long long)cl, (unsigned long long)act);
+		ok(h_stat("closed_lost") >= victim.active, "closed_lost counts the victim's %llu",
+		    (unsigned long long)victim.active);
+	}
 
 	/* ---- a worker that dies young over and over backs off ---- */
 	/* The replacement above lived; wait until it is past the crash window

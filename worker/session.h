@@ -32,7 +32,8 @@ enum session_state { SESSION_CONNECTING = 1, SESSION_RELAYING, SESSION_HEADER, S
 #define F_S2C_FIRST 0x80  /* the server's EOF came before the client's */
 
 /* Why a session ends. Up to CLOSE_SHUTDOWN these are the close reasons the
- * stats slot counts as closed_<reason> (stats.h, STATS_CLOSE_REASONS); the
+ * stats slot counts as closed_<reason> (stats.h, STATS_CLOSE_REASONS; the
+ * last of those, LOST, only the master counts, for a worker that died); the
  * rest are refusals, a session ended before relaying a byte, counted as
  * refused_<reason> (STATS_REFUSE_REASONS): a new one is
  * STATS_CLOSE_COUNT + its STATS_REFUSE_ value. */
