@@ -42,13 +42,13 @@
 #include "tap.h"
 
 #define SOAK_WORKERS 3
-#define SOAK_NOFILE 160          /* the daemon's RLIMIT_NOFILE */
-#define SOAK_MAX_CLIENTS 1024    /* client slots of the driver */
+#define SOAK_NOFILE 160       /* the daemon's RLIMIT_NOFILE */
+#define SOAK_MAX_CLIENTS 1024 /* client slots of the driver */
 #define SOAK_MAX_KILLS 4096
 #define SOAK_IO 65536
 #define SOAK_OWED_MAX (256 * 1024) /* backend: echo owed before it stops reading */
-#define SOAK_KILL_MARGIN_MS 200  /* a stream this close after a kill may be cut by it */
-#define SOAK_IDLE_PIPES 32       /* worker/worker.h RELAY_IDLE_PIPES: pipes kept idle */
+#define SOAK_KILL_MARGIN_MS 200    /* a stream this close after a kill may be cut by it */
+#define SOAK_IDLE_PIPES 32         /* worker/worker.h RELAY_IDLE_PIPES: pipes kept idle */
 
 /* ---- seeded randomness --------------------------------------------------- */
 
@@ -382,7 +382,8 @@ backend_main(const int *lfds, const int *kinds, int n, pid_t parent)
 				b_close(c, 0);
 				continue;
 			}
-			if ((re & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->stopped && b_read(c) == -1)
+			if ((re & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->stopped &&
+			    b_read(c) == -1)
 				continue;
 			if ((re & EPOLLOUT || b_echo_limit(c) > c->tx || c->eof ||
 			        (c->mode == M_SHUTFIRST && !c->shut && c->tx == c->cmd.arg)) &&
@@ -472,8 +473,9 @@ static const char *conf_path;
  * worker, about what a worker's descriptors hold; and splice with 64 buffers
  * of 1 KB and 90 sessions a worker, which they do not (pipes cost
  * descriptors too), so that workers run into EMFILE. Either way more
- * sessions than buffers: a session in the middle of a PROXY header holds one. Listeners and servers are the same
- * in both, so every generation inherits the same sockets. */
+ * sessions than buffers: a session in the middle of a PROXY header holds
+ * one. Listeners and servers are the same in both, so every generation
+ * inherits the same sockets. */
 static void
 conf_write(int variant)
 {
@@ -518,8 +520,8 @@ enum kind {
 	K_NKINDS
 };
 
-static const char *const kind_names[K_NKINDS] = {"verify", "noread", "reset", "fault",
-    "proxybad", "badup", "hold"};
+static const char *const kind_names[K_NKINDS] = {
+    "verify", "noread", "reset", "fault", "proxybad", "badup", "hold"};
 
 enum outcome { O_RUNNING, O_GOOD, O_CUT, O_TIMEOUT, O_BADBYTES, O_DONE };
 
@@ -529,8 +531,8 @@ struct client {
 	struct cmd cmd;
 	unsigned char pre[192]; /* PROXY header and command, or the malformed header */
 	size_t prelen, presnt;
-	uint64_t sent, got, expect; /* payload */
-	uint64_t rst_after;         /* K_RESET: reset once this much payload is sent */
+	uint64_t sent, got, expect;      /* payload */
+	uint64_t rst_after;              /* K_RESET: reset once this much payload is sent */
 	unsigned send_chunk, read_chunk; /* 0: as fast as possible */
 	unsigned send_every, read_every; /* ms between paced steps */
 	uint64_t next_send, next_read, start_ms, deadline, end_ms;
@@ -556,7 +558,6 @@ static uint64_t verified_sent, verified_got;
 static uint64_t kill_ms[SOAK_MAX_KILLS];
 static pid_t kill_pid[SOAK_MAX_KILLS];
 static int nkills;
-
 
 static void
 fail_diag(struct client *c)
@@ -602,8 +603,7 @@ kill_overlaps(uint64_t start, uint64_t end)
 	return 0;
 }
 
-static void
-c_finish(struct client *c, int outcome, const char *fmt, ...)
+static void c_finish(struct client *c, int outcome, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -643,8 +643,8 @@ c_finish(struct client *c, int outcome, const char *fmt, ...)
 			 * a header buffer). Checked against the daemon's
 			 * refusal count at the end. */
 			if (n_verified_refused++ < 5)
-				diag("verify stream %u (client=%s) closed before any byte: %s", c->id,
-				    c->said[0] ? c->said : "-", c->why);
+				diag("verify stream %u (client=%s) closed before any byte: %s",
+				    c->id, c->said[0] ? c->said : "-", c->why);
 		} else {
 			fail_diag(c);
 		}
@@ -786,7 +786,8 @@ c_recv(struct client *c, uint64_t now)
 				return;
 			}
 			if (c->got != c->expect) {
-				c_finish(c, O_CUT, "EOF after %llu of %llu bytes back (sent %llu of %llu)",
+				c_finish(c, O_CUT,
+				    "EOF after %llu of %llu bytes back (sent %llu of %llu)",
 				    (unsigned long long)c->got, (unsigned long long)c->expect,
 				    (unsigned long long)c->sent, (unsigned long long)c->cmd.n);
 				return;
@@ -822,8 +823,8 @@ c_recv(struct client *c, uint64_t now)
 static size_t
 bad_proxy_header(unsigned char *p, size_t cap)
 {
-	static const unsigned char sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51,
-	    0x55, 0x49, 0x54, 0x0a};
+	static const unsigned char sig[12] = {
+	    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 	size_t n = 0;
 
 	switch (rnd() % 9) {
@@ -873,14 +874,14 @@ bad_proxy_header(unsigned char *p, size_t cap)
 static size_t
 good_proxy_header(unsigned char *p, size_t cap, int port, char *said, size_t saidlen)
 {
-	static const unsigned char sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51,
-	    0x55, 0x49, 0x54, 0x0a};
+	static const unsigned char sig[12] = {
+	    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 	unsigned a = (unsigned)rnd_in(2, 250), sport = (unsigned)rnd_in(1024, 65535);
 
 	snprintf(said, saidlen, "127.0.0.%u:%u", a, sport);
 	if (rnd() % 2)
-		return (size_t)snprintf((char *)p, cap, "PROXY TCP4 127.0.0.%u 127.0.0.1 %u %d\r\n",
-		    a, sport, port);
+		return (size_t)snprintf(
+		    (char *)p, cap, "PROXY TCP4 127.0.0.%u 127.0.0.1 %u %d\r\n", a, sport, port);
 	memcpy(p, sig, 12);
 	p[12] = 0x21;
 	p[13] = 0x11;
@@ -1044,7 +1045,8 @@ c_start(int k, uint64_t now)
 		break;
 	}
 	if (proxy) {
-		c->prelen = good_proxy_header(c->pre, sizeof(c->pre), port, c->said, sizeof(c->said));
+		c->prelen =
+		    good_proxy_header(c->pre, sizeof(c->pre), port, c->said, sizeof(c->said));
 		if (cut)
 			c->prelen = rnd_in(1, c->prelen - 1);
 		/* A slow but complete header: well inside the 2 s timeout. */
@@ -1332,8 +1334,8 @@ kill_random_worker(void)
 static int
 unexpected_deaths(const char *log)
 {
-	static const char *const marks[] = {"killed by signal", "exited with status", "is stuck",
-	    "health checker"};
+	static const char *const marks[] = {
+	    "killed by signal", "exited with status", "is stuck", "health checker"};
 	char *text = h_read_file(log), *line, *save = NULL;
 	int bad = 0;
 
@@ -1363,8 +1365,8 @@ unexpected_deaths(const char *log)
 static int
 sanitizer_report(const char *log)
 {
-	static const char *const marks[] = {"AddressSanitizer", "LeakSanitizer",
-	    "UndefinedBehaviorSanitizer", "runtime error:"};
+	static const char *const marks[] = {
+	    "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:"};
 	char *text = h_read_file(log);
 	int found = 0;
 
@@ -1430,8 +1432,8 @@ static pid_t
 sluiced_start(void)
 {
 	char script[64];
-	char *argv[] = {"/bin/sh", "-c", script, (char *)h_sluiced(), "-f", "-c",
-	    (char *)conf_path, NULL};
+	char *argv[] = {
+	    "/bin/sh", "-c", script, (char *)h_sluiced(), "-f", "-c", (char *)conf_path, NULL};
 	uint64_t end = h_now_ms() + 20000;
 	pid_t pid;
 
@@ -1489,7 +1491,8 @@ main(int argc, char **argv)
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		soak_seed = (mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32)) % 1000000000ULL);
+		soak_seed =
+		    (mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32)) % 1000000000ULL);
 	}
 	rng_state = soak_seed;
 	printf("# seed %llu (reproduce the mix: tests/soak --seed %llu --seconds %ld)\n",
@@ -1626,7 +1629,8 @@ main(int argc, char **argv)
 			next_stop = now + rnd_in(1000, 6000);
 		}
 		if (now - last_report >= 10000) {
-			diag("t=%llus: %d clients open, %u verified good, %u cut by kills, %d kills, "
+			diag("t=%llus: %d clients open, %u verified good, %u cut by kills, %d "
+			     "kills, "
 			     "%u failures",
 			    (unsigned long long)(now - t0) / 1000, c_count(-1), n_verified_good,
 			    n_verified_cut, nkills, n_fail);
@@ -1660,8 +1664,9 @@ main(int argc, char **argv)
 	     "%llu bytes checked; %d kills; %u malformed PROXY clients closed by the daemon",
 	    n_verified_good, n_verified_cut, n_verified_refused,
 	    (unsigned long long)(verified_sent + verified_got), nkills, n_proxybad_closed);
-	ok(n_fail == 0, "no client got a wrong byte, and every verified stream not cut by a "
-	                "kill completed intact (%u failures)",
+	ok(n_fail == 0,
+	    "no client got a wrong byte, and every verified stream not cut by a "
+	    "kill completed intact (%u failures)",
 	    n_fail);
 	ok(n_verified_good > 0, "verified streams ran (%u)", n_verified_good);
 
@@ -1693,7 +1698,8 @@ main(int argc, char **argv)
 				break;
 			h_nap(100);
 		} while (h_now_ms() < end);
-		is(running, SOAK_WORKERS, "every worker of the current generation (%llu) is running",
+		is(running, SOAK_WORKERS,
+		    "every worker of the current generation (%llu) is running",
 		    (unsigned long long)gen);
 	}
 	{
@@ -1728,7 +1734,8 @@ main(int argc, char **argv)
 			if (snap != NULL) {
 				bad = 0;
 				for (unsigned i = 0; i < snap->nlisteners; i++)
-					if (snap->listeners[i].c.active != 0 && bad++ < 8 && verbose)
+					if (snap->listeners[i].c.active != 0 && bad++ < 8 &&
+					    verbose)
 						diag("  listener %s: active %lld",
 						    snap->listeners[i].entry.address,
 						    (long long)snap->listeners[i].c.active);
@@ -1764,7 +1771,8 @@ main(int argc, char **argv)
 			diag("  worker %d: %llu buffers, %llu sessions in use, %llu active",
 			    (int)v[i].pid, (unsigned long long)v[i].bufs_used,
 			    (unsigned long long)v[i].sess_used, (unsigned long long)v[i].active);
-		ok(busy == 0 && nv > 0, "every worker's pools back to 0 buffers and 0 sessions used");
+		ok(busy == 0 && nv > 0,
+		    "every worker's pools back to 0 buffers and 0 sessions used");
 	}
 	{
 		uint64_t end = h_now_ms() + 15000;
@@ -1789,11 +1797,13 @@ main(int argc, char **argv)
 			int pipes, others;
 
 			if (fd_census(v[i].pid, &pipes, &others) == 0)
-				diag("  worker %d: %d descriptors besides %d pipe ends (baseline %d)",
+				diag("  worker %d: %d descriptors besides %d pipe ends (baseline "
+				     "%d)",
 				    (int)v[i].pid, others, pipes, base_others);
 		}
-		ok(bad == 0, "every worker's descriptors back to its baseline of %d (idle pipes "
-		             "aside)",
+		ok(bad == 0,
+		    "every worker's descriptors back to its baseline of %d (idle pipes "
+		    "aside)",
 		    base_others);
 	}
 	if (h_stats_total(&tot) == 0) {
@@ -1921,10 +1931,12 @@ main(int argc, char **argv)
 			    !kill_overlaps(spans[id][0], spans[id][1])) {
 				if (lost++ < 10)
 					diag("  shut-first stream %u: backend saw EOF before "
-					     "all the payload", id);
+					     "all the payload",
+					    id);
 			}
 		}
-		ok(lost == 0, "backends of shut-first streams got all the payload (%d short)", lost);
+		ok(lost == 0, "backends of shut-first streams got all the payload (%d short)",
+		    lost);
 	}
 	ok(!sanitizer_report(log), "no sanitizer report in sluiced's log");
 
