@@ -474,8 +474,12 @@ static const char *conf_path;
  * of 1 KB and 90 sessions a worker, which they do not (pipes cost
  * descriptors too), so that workers run into EMFILE. Either way more
  * sessions than buffers: a session in the middle of a PROXY header holds
- * one. Listeners and servers are the same in both, so every generation
- * inherits the same sockets. */
+ * one. The echo servers have a max_connections far above what the soak
+ * opens, so that a worker's count of a server that went wrong (it never
+ * goes below 0 or above the truth) makes it refuse clients; one variant
+ * balances by least connections, which reads the same counts. Listeners
+ * and servers are the same in both, so every generation inherits the same
+ * sockets. */
 static void
 conf_write(int variant)
 {
@@ -490,8 +494,10 @@ conf_write(int variant)
 	    "timeouts = { connect = \"2s\"; idle = \"%s\"; drain = \"60s\"; "
 	    "proxy_header = \"%s\"; };\n"
 	    "upstreams = (\n"
-	    "  { name = \"good\"; retries = 2; servers = ( \"127.0.0.1:%d\", "
-	    "\"127.0.0.1:%d\", \"127.0.0.1:%d\" ); },\n"
+	    "  { name = \"good\"; retries = 2; balance = \"%s\"; servers = (\n"
+	    "    { address = \"127.0.0.1:%d\"; max_connections = 1000; },\n"
+	    "    { address = \"127.0.0.1:%d\"; max_connections = 1000; },\n"
+	    "    { address = \"127.0.0.1:%d\"; max_connections = 1000; } ); },\n"
 	    "  { name = \"bad\"; retries = 1; servers = ( \"127.0.0.1:%d\", "
 	    "\"127.0.0.1:%d\" ); }\n"
 	    ");\n"
@@ -503,8 +509,9 @@ conf_write(int variant)
 	    ");\n",
 	    variant ? 'B' : 'A', SOAK_WORKERS, h_pidfile(), h_statsfile(),
 	    variant ? "\"1K\"" : "512", variant ? "64K" : "32K", variant ? "true" : "false",
-	    variant ? 90 : 75, variant ? "10s" : "8s", variant ? "3s" : "2s", bport1, bport_closed,
-	    bport2, bport_close, bport_closed, lport_echo, lport_proxy, lport_bad);
+	    variant ? 90 : 75, variant ? "10s" : "8s", variant ? "3s" : "2s",
+	    variant ? "leastconn" : "roundrobin", bport1, bport_closed, bport2, bport_close,
+	    bport_closed, lport_echo, lport_proxy, lport_bad);
 }
 
 /* ---- clients ------------------------------------------------------------- */
@@ -538,7 +545,8 @@ struct client {
 	uint64_t next_send, next_read, start_ms, deadline, end_ms;
 	int noread, outcome;
 	int port;         /* the listener it connects to */
-	char said[32];    /* the client address the daemon logs: ours, or the PROXY one */
+	char local[32];   /* our address, as the daemon logs it */
+	char said[32];    /* the address a PROXY header declared (logged once parsed) */
 	int slow_pre;     /* the pacing is for the PROXY header only */
 	int small_window; /* SO_RCVBUF 4 KB */
 	char why[160];
@@ -563,9 +571,9 @@ static void
 fail_diag(struct client *c)
 {
 	if (n_fail++ < 30)
-		diag("FAIL %s stream %u (%s, client=%s, listener port %d, %llu ms): %s",
+		diag("FAIL %s stream %u (%s, client=%s%s%s, listener port %d, %llu ms): %s",
 		    kind_names[c->kind], c->id, c->cmd.mode == M_SHUTFIRST ? "shut-first" : "echo",
-		    c->said[0] ? c->said : "-", c->port,
+		    c->local[0] ? c->local : "-", c->said[0] ? " declaring " : "", c->said, c->port,
 		    (unsigned long long)(c->end_ms - c->start_ms), c->why);
 }
 
@@ -643,8 +651,9 @@ c_finish(struct client *c, int outcome, const char *fmt, ...)
 			 * a header buffer). Checked against the daemon's
 			 * refusal count at the end. */
 			if (n_verified_refused++ < 5)
-				diag("verify stream %u (client=%s) closed before any byte: %s",
-				    c->id, c->said[0] ? c->said : "-", c->why);
+				diag("verify stream %u (client=%s declaring %s) closed before any "
+				     "byte: %s",
+				    c->id, c->local[0] ? c->local : "-", c->said, c->why);
 		} else {
 			fail_diag(c);
 		}
@@ -1103,12 +1112,12 @@ c_event(struct client *c, uint32_t re, uint64_t now)
 			return;
 		}
 		c->connected = 1;
-		if (c->said[0] == '\0') {
+		{
 			struct sockaddr_in me;
 			socklen_t mlen = sizeof(me);
 
 			if (getsockname(c->fd, (struct sockaddr *)&me, &mlen) == 0)
-				snprintf(c->said, sizeof(c->said), "127.0.0.%u:%u",
+				snprintf(c->local, sizeof(c->local), "127.0.0.%u:%u",
 				    (unsigned)(ntohl(me.sin_addr.s_addr) & 0xff),
 				    (unsigned)ntohs(me.sin_port));
 		}
@@ -1379,8 +1388,8 @@ sanitizer_report(const char *log)
 	return found;
 }
 
-/* A fresh client through the echo listener: 64 verified bytes back, then
- * EOF, within 1 s. Returns 0, or -1. */
+/* A fresh client through the echo listener: connected, 64 verified bytes
+ * back, then EOF, all within 1 s. Returns 0, or -1. */
 static int
 fresh_client(uint32_t id)
 {
