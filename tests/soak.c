@@ -394,8 +394,9 @@ backend_main(const int *lfds, const int *kinds, int n, pid_t parent)
 	}
 }
 
-/* rcvbuf > 0: a small receive buffer, which accepted sockets inherit, so
- * that a backend that stops reading makes the daemon hold bytes soon. */
+/* rcvbuf > 0: small receive and send buffers, which accepted sockets
+ * inherit, so that a backend that stops reading makes the daemon hold bytes
+ * soon, and the kernel holds little for it. */
 static int
 listen_on(int port, int rcvbuf)
 {
@@ -403,8 +404,10 @@ listen_on(int port, int rcvbuf)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd != -1 && rcvbuf > 0)
+	if (fd != -1 && rcvbuf > 0) {
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof(rcvbuf));
+	}
 	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    bind(fd, (struct sockaddr *)&a, sizeof(a)) == -1 || listen(fd, 1024) == -1)
 		bail("listen on 127.0.0.1:%d: %s", port, strerror(errno));
@@ -994,14 +997,18 @@ c_start(int k, uint64_t now)
 		c->deadline = now + 120000;
 		break;
 	case K_NOREAD:
-		/* More than the kernel's buffers on the way hold (loopback
-		 * send buffers grow to a few MB): the daemon ends up holding a
-		 * buffer (or a pipe) toward this client, and, when the backend
-		 * stops reading too, one toward the backend. */
-		c->cmd.n = rnd_in(3 * 1024 * 1024, 12 * 1024 * 1024);
+		/* The kernel's buffers on the way fill (back-pressure); with a
+		 * few MB the daemon ends up holding a buffer or a pipe toward
+		 * this client, and, when the backend stops reading too, one
+		 * toward the backend. Mostly less: loopback send buffers grow
+		 * to a few MB each, and the machine's TCP memory is shared
+		 * (under pressure the kernel resets closed sockets' queues,
+		 * which would look like the daemon losing bytes). */
+		c->cmd.n = rnd() % 8 == 0 ? rnd_in(1024 * 1024, 4 * 1024 * 1024)
+		                          : rnd_in(64 * 1024, 1024 * 1024);
 		if (rnd() % 2) {
 			c->cmd.mode = M_STOPREAD;
-			c->cmd.arg = (uint32_t)rnd_in(0, 1024 * 1024);
+			c->cmd.arg = (uint32_t)rnd_in(0, c->cmd.n / 2);
 		}
 		c->noread = 1;
 		c->small_window = 1;
@@ -1021,7 +1028,8 @@ c_start(int k, uint64_t now)
 	case K_FAULT:
 		r = rnd() % 3;
 		c->cmd.mode = r == 0 ? M_RESET : r == 1 ? M_STALL : M_STOPREAD;
-		c->cmd.n = rnd_in(1024, 8 * 1024 * 1024);
+		c->cmd.n = rnd() % 8 == 0 ? rnd_in(1024 * 1024, 4 * 1024 * 1024)
+		                          : rnd_in(1024, 1024 * 1024);
 		c->cmd.arg = (uint32_t)rnd_in(0, c->cmd.n / 2);
 		c->expect = c->cmd.mode == M_STALL ? 0 : c->cmd.arg;
 		c->rst_on_close = rnd() % 2;
@@ -1073,10 +1081,13 @@ c_start(int k, uint64_t now)
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd == -1)
 		bail("socket: %s", strerror(errno));
-	if (c->small_window) {
-		int small = 4096;
+	{
+		/* Small kernel buffers on our side: see K_NOREAD. */
+		int sndbuf = 65536, small = 4096;
 
-		setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		if (c->small_window)
+			setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	}
 	from.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->id % 8));
 	sin.sin_port = htons((uint16_t)port);
@@ -1429,6 +1440,57 @@ out:
 	return r;
 }
 
+/* ---- the machine's TCP memory ------------------------------------------------ */
+
+/* Pages of TCP memory in use on the machine (/proc/net/sockstat), or 0. */
+static long
+tcp_mem_pages(void)
+{
+	char *text = h_read_file("/proc/net/sockstat"), *p;
+	long pages = 0;
+
+	if (text != NULL && (p = strstr(text, "TCP: ")) != NULL && (p = strstr(p, " mem ")) != NULL)
+		pages = strtol(p + 5, NULL, 10);
+	free(text);
+	return pages;
+}
+
+/* The kernel's "memory pressure" threshold (tcp_mem's first figure), or 0. */
+static long
+tcp_mem_low(void)
+{
+	char *text = h_read_file("/proc/sys/net/ipv4/tcp_mem");
+	long low = text ? strtol(text, NULL, 10) : 0;
+
+	free(text);
+	return low;
+}
+
+/* Connections the kernel reset for want of memory (TcpExt
+ * TCPAbortOnMemory), machine-wide, or -1. */
+static long
+tcp_aborts_on_memory(void)
+{
+	char *text = h_read_file("/proc/net/netstat"), *names, *values, *save1, *save2, *n, *v;
+	long found = -1;
+
+	if (text == NULL || (names = strstr(text, "TcpExt: ")) == NULL ||
+	    (values = strstr(names + 1, "TcpExt: ")) == NULL) {
+		free(text);
+		return -1;
+	}
+	*strchr(names, '\n') = '\0';
+	if (strchr(values, '\n') != NULL)
+		*strchr(values, '\n') = '\0';
+	for (n = strtok_r(names + 8, " ", &save1), v = strtok_r(values + 8, " ", &save2);
+	     n != NULL && v != NULL;
+	     n = strtok_r(NULL, " ", &save1), v = strtok_r(NULL, " ", &save2))
+		if (strcmp(n, "TCPAbortOnMemory") == 0)
+			found = strtol(v, NULL, 10);
+	free(text);
+	return found;
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 /*
@@ -1474,7 +1536,9 @@ main(int argc, char **argv)
 	long seconds = 60;
 	int have_seed = 0, base_others = -1, variant = 0, stopped = -1, profile = 0, storm;
 	uint64_t t0, end_load, next_reload, next_kill, next_stop, cont_at = 0, next_hold, now;
-	uint64_t next_target, target = 40, last_report;
+	uint64_t next_target, target = 40, last_report, next_mem = 0;
+	long mem_low = tcp_mem_low(), mem_max = 0, aborts0 = tcp_aborts_on_memory(), aborts;
+	int tcp_heavy = 0;
 	struct stats_counters tot;
 	struct wview v[64];
 	int bports[2], bkinds[2];
@@ -1569,11 +1633,19 @@ main(int argc, char **argv)
 	while ((now = h_now_ms()) < end_load) {
 		int spawned = 0;
 
+		if (now >= next_mem) {
+			long pages = tcp_mem_pages();
+
+			tcp_heavy = mem_low > 0 && pages > mem_low / 3;
+			if (pages > mem_max)
+				mem_max = pages;
+			next_mem = now + 250;
+		}
 		if (now >= next_target) {
 			/* The weather changes every few seconds: a mix and a
 			 * number of clients to keep open. */
 			profile = (int)(rnd() % 3);
-			target = profile == 1 ? rnd_in(120, 250) : rnd_in(20, 120);
+			target = profile == 1 ? rnd_in(60, 140) : rnd_in(20, 120);
 			next_target = now + rnd_in(2000, 8000);
 		}
 		while (spawned < 8 && (uint64_t)(c_count(-1) - c_count(K_HOLD)) < target) {
@@ -1587,6 +1659,11 @@ main(int argc, char **argv)
 
 			while (k < K_HOLD - 1 && r >= mixes[profile][k])
 				r -= mixes[profile][k++];
+			/* A good neighbour: past a third of the kernel's
+			 * pressure mark, no new client that parks bytes in
+			 * it. */
+			if (tcp_heavy && (k == K_NOREAD || k == K_FAULT))
+				k = K_VERIFY;
 			c_start(k, now);
 			spawned++;
 		}
@@ -1669,6 +1746,12 @@ main(int argc, char **argv)
 		c_poll(50);
 	for (int i = 0; i < K_NKINDS; i++)
 		diag("%-8s clients: %u", kind_names[i], n_started[i]);
+	aborts = tcp_aborts_on_memory();
+	diag("machine TCP memory: at most %ld pages (pressure from %ld)", mem_max, mem_low);
+	if (aborts > aborts0 && aborts0 >= 0)
+		diag("the kernel reset %ld connections for want of TCP memory meanwhile (machine-"
+		     "wide): streams it cut look like the daemon's doing",
+		    aborts - aborts0);
 	diag("verified streams: %u intact, %u cut by a worker kill, %u closed before a byte; "
 	     "%llu bytes checked; %d kills; %u malformed PROXY clients closed by the daemon",
 	    n_verified_good, n_verified_cut, n_verified_refused,
