@@ -138,12 +138,21 @@ struct bconn {
 	struct cmd cmd;
 	uint64_t rx, tx; /* payload bytes read, echoed */
 	int eof, shut, stopped;
+	uint64_t stopped_ms; /* when the sweep first saw it stopped */
 	uint32_t events;
+	struct bconn *next, **pprev; /* every open connection, for the sweep */
 };
+
+static struct bconn *b_all;
 
 static void
 b_close(struct bconn *c, int reset)
 {
+	if (c->pprev != NULL) {
+		if (c->next != NULL)
+			c->next->pprev = c->pprev;
+		*c->pprev = c->next;
+	}
 	if (reset) {
 		struct linger lg = {1, 0};
 
@@ -334,6 +343,11 @@ b_accept(int ep, struct bconn *l)
 		}
 		c->fd = fd;
 		c->events = EPOLLIN;
+		c->next = b_all;
+		if (b_all != NULL)
+			b_all->pprev = &c->next;
+		b_all = c;
+		c->pprev = &b_all;
 		e.events = EPOLLIN;
 		e.data.ptr = c;
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) == -1)
@@ -345,6 +359,7 @@ static void __attribute__((noreturn))
 backend_main(const int *lfds, const int *kinds, int n, pid_t parent)
 {
 	struct epoll_event evs[256];
+	uint64_t next_sweep = 0;
 	int ep;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -367,6 +382,7 @@ backend_main(const int *lfds, const int *kinds, int n, pid_t parent)
 	}
 	for (;;) {
 		int k = epoll_wait(ep, evs, 256, 1000);
+		uint64_t now = h_now_ms();
 
 		if (getppid() != parent)
 			_exit(0);
@@ -390,6 +406,26 @@ backend_main(const int *lfds, const int *kinds, int n, pid_t parent)
 			    b_write(c) == -1)
 				continue;
 			b_interest(ep, c);
+		}
+		/*
+		 * After the events, which may name a connection: a stalled
+		 * connection never reads, so the daemon's FIN queues behind
+		 * bytes that never go, and both ends would hold their
+		 * buffers for minutes. Like a real server giving up, reset
+		 * it after a while (the daemon's idle timeout has closed its
+		 * side by then).
+		 */
+		if (now >= next_sweep) {
+			struct bconn *c = b_all, *next;
+
+			for (; c != NULL; c = next) {
+				next = c->next;
+				if (c->stopped && c->stopped_ms == 0)
+					c->stopped_ms = now;
+				else if (c->stopped && now - c->stopped_ms > 15000)
+					b_close(c, 1);
+			}
+			next_sweep = now + 1000;
 		}
 	}
 }
