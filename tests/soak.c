@@ -1237,7 +1237,7 @@ c_poll(int ms)
 struct wview {
 	pid_t pid;
 	uint32_t state, generation;
-	uint64_t accepted, active, bufs_used, sess_used;
+	uint64_t accepted, refused, active, bufs_used, sess_used;
 };
 
 /* Non-free slots of the segment. Returns how many (up to max), or -1. */
@@ -1260,6 +1260,7 @@ slots_read(struct wview *v, int max)
 		v[n].state = st;
 		v[n].generation = s->generation;
 		v[n].accepted = __atomic_load_n(&s->c.accepted, __ATOMIC_RELAXED);
+		v[n].refused = __atomic_load_n(&s->c.refused, __ATOMIC_RELAXED);
 		v[n].active = __atomic_load_n(&s->c.active, __ATOMIC_RELAXED);
 		v[n].bufs_used = __atomic_load_n(&s->c.pool_buffers_used, __ATOMIC_RELAXED);
 		v[n].sess_used = __atomic_load_n(&s->c.pool_sessions_used, __ATOMIC_RELAXED);
@@ -2000,36 +2001,56 @@ main(int argc, char **argv)
 	}
 	{
 		/* A fresh client is served within 1 s, on every worker: clients
-		 * one at a time until each running worker's accepted moved. */
+		 * one at a time until each running worker's accepted moved
+		 * for one that was served. */
 		struct wview before[64], after[64];
-		pid_t served[64];
-		int nserved = 0, tries = 0, slow = 0, running;
+		pid_t served[64], failed_pid[64];
+		int nserved = 0, tries = 0, slow = 0, running, nfailed = 0, failed_n[64] = {0},
+		    failed_refused[64] = {0};
 		uint64_t end = h_now_ms() + 30000;
 
 		running = h_stats_running(NULL, 0, (uint32_t)h_stats_generation());
 		while (nserved < running && tries < 300 && h_now_ms() < end) {
-			int nb = slots_read(before, 64), na;
+			int nb = slots_read(before, 64), na, good;
 
 			tries++;
-			if (fresh_client(0x40000000u + (uint32_t)tries) == -1) {
-				slow++;
-				continue;
-			}
+			good = fresh_client(0x40000000u + (uint32_t)tries) == 0;
+			slow += !good;
 			h_nap(10);
 			na = slots_read(after, 64);
 			for (int i = 0; i < na; i++)
 				for (int j = 0; j < nb; j++) {
-					int seen = 0;
+					int k;
 
 					if (after[i].pid != before[j].pid ||
 					    after[i].accepted == before[j].accepted)
 						continue;
-					for (int k = 0; k < nserved; k++)
-						seen |= served[k] == after[i].pid;
-					if (!seen && nserved < 64)
+					if (!good) {
+						/* Which worker took it, and did it refuse? */
+						for (k = 0;
+						     k < nfailed && failed_pid[k] != after[i].pid;
+						     k++)
+							;
+						if (k == nfailed && nfailed < 64)
+							failed_pid[nfailed++] = after[i].pid;
+						if (k < 64) {
+							failed_n[k]++;
+							failed_refused[k] +=
+							    after[i].refused != before[j].refused;
+						}
+						continue;
+					}
+					for (k = 0; k < nserved && served[k] != after[i].pid; k++)
+						;
+					if (k == nserved && nserved < 64)
 						served[nserved++] = after[i].pid;
 				}
 		}
+		for (int k = 0; k < nfailed; k++)
+			diag("  worker %d took %d fresh clients that were not served, and refused "
+			     "%d "
+			     "of them (its connection log says why)",
+			    (int)failed_pid[k], failed_n[k], failed_refused[k]);
 		ok(slow == 0, "every fresh client served within 1 s (%d of %d were not)", slow,
 		    tries);
 		ok(running > 0 && nserved >= running,
