@@ -595,6 +595,7 @@ static struct client clients[SOAK_MAX_CLIENTS];
 static int ep_clients;
 static uint32_t next_id = 1;
 static int header_flood; /* K_HOLD clients now all stop mid-header */
+static int proxy_wave;   /* K_VERIFY clients now all send a slow PROXY header */
 
 /* Totals over every client. */
 static uint64_t client_tx, client_rx;
@@ -1006,11 +1007,11 @@ c_start(int k, uint64_t now)
 			c->cmd.arg = (uint32_t)rnd_in(0, c->cmd.n);
 			c->expect = c->cmd.arg;
 		}
-		if (rnd() % 4 == 0) {
+		if (rnd() % 4 == 0 || proxy_wave) {
 			port = lport_proxy;
 			proxy = 1;
 		}
-		r = rnd() % 10;
+		r = proxy_wave ? 9 : rnd() % 10;
 		if (r < 2) { /* slow sender: a few seconds at most */
 			c->cmd.n = c->cmd.n % 65536;
 			if (c->cmd.mode == M_SHUTFIRST)
@@ -1103,7 +1104,7 @@ c_start(int k, uint64_t now)
 		if (cut)
 			c->prelen = rnd_in(1, c->prelen - 1);
 		/* A slow but complete header: well inside the 2 s timeout. */
-		if (k == K_VERIFY && c->send_chunk == 0 && rnd() % 3 == 0) {
+		if (k == K_VERIFY && c->send_chunk == 0 && (rnd() % 3 == 0 || proxy_wave)) {
 			c->send_chunk = (unsigned)rnd_in(8, 16);
 			c->send_every = (unsigned)rnd_in(20, 60);
 			c->slow_pre = 1;
@@ -1709,13 +1710,23 @@ main(int argc, char **argv)
 			 * descriptors and into their connection limit; or a
 			 * flood of unfinished PROXY headers, more than the
 			 * workers have buffers. */
-			int n = (int)rnd_in(40, 200);
+			int n = (int)rnd_in(100, 250);
 
 			header_flood = rnd() % 2;
 			if (header_flood)
 				n = (int)rnd_in(120, 260);
 			for (int i = 0; i < n; i++)
 				c_start(K_HOLD, now);
+			/* With the idle flood, verified clients whose PROXY
+			 * headers end a few hundred ms later, when the
+			 * workers' descriptors may have run out: each then
+			 * waits for one to connect upstream, all at once. */
+			if (!header_flood) {
+				proxy_wave = 1;
+				for (int i = (int)rnd_in(10, 40); i > 0; i--)
+					c_start(K_VERIFY, now);
+				proxy_wave = 0;
+			}
 			next_hold = now + rnd_in(2000, 6000);
 		}
 		/*
