@@ -31,7 +31,6 @@
 #define WORKER_FAIR_TURN 0.01     /* seconds a worker over its fair share sits out */
 #define WORKER_DRAIN_ACCEPTS 1024 /* queued clients a draining worker takes at most */
 #define WORKER_SESSION_CHUNK (64 * 1024)
-#define WORKER_BUFFER_CHUNK_BUFFERS 16
 
 static struct worker worker;
 
