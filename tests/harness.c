@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -1731,4 +1732,37 @@ h_ms_until_closed(int fd, int timeout_ms)
 	}
 	h_diag("still open after %d ms", timeout_ms);
 	return -1;
+}
+
+void
+h_preload(const char *name)
+{
+	static char saved[1024];
+	static int have_saved = -1; /* -1: not preloading */
+	char path[PATH_MAX], dir[PATH_MAX], opts[1200];
+	const char *asan;
+
+	if (name == NULL) {
+		if (have_saved == -1)
+			return;
+		unsetenv("LD_PRELOAD");
+		if (have_saved)
+			setenv("ASAN_OPTIONS", saved, 1);
+		else
+			unsetenv("ASAN_OPTIONS");
+		have_saved = -1;
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", h_sluiced());
+	snprintf(path, sizeof(path), "%s/tests/%s", dirname(dir), name);
+	if (access(path, R_OK) == -1)
+		h_bail("harness: no %s (make check builds it): %s", path, strerror(errno));
+	if (have_saved == -1) {
+		asan = getenv("ASAN_OPTIONS");
+		have_saved = asan != NULL;
+		snprintf(saved, sizeof(saved), "%s", asan != NULL ? asan : "");
+	}
+	snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", saved, saved[0] ? ":" : "");
+	setenv("ASAN_OPTIONS", opts, 1);
+	setenv("LD_PRELOAD", path, 1);
 }

@@ -181,6 +181,13 @@ ssize_t h_read_n(int fd, void *buf, size_t want, int timeout_ms);
  * first or time runs out. */
 int h_wait_closed(int fd, int timeout_ms);
 
+/* Preload the shared object tests/NAME of the build tree (built by make
+ * check: fakeclock.so, faultshim.so) into every process spawned from now on,
+ * and let a sanitizer build accept it (ASAN_OPTIONS gains
+ * verify_asan_link_order=0, the rest kept). h_preload(NULL) ends it and
+ * puts ASAN_OPTIONS back. Bails out when the file is missing. */
+void h_preload(const char *name);
+
 /* Poll /proc until something listens on TCP port (any address), without
  * connecting to it (a connect would count in the peer's logs and counters).
  * Returns 0, or -1 on timeout. Falls back to h_wait_port without /proc. */

@@ -9,7 +9,6 @@
  * Functional assertions only: waits are for conditions (the worker has seen
  * the new time), bounded by deadlines. */
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,17 +106,6 @@ worker_sees(pid_t worker, int64_t offset)
 	return 0;
 }
 
-static const char *
-shim_path(void)
-{
-	static char path[PATH_MAX];
-	char dir[PATH_MAX];
-
-	snprintf(dir, sizeof(dir), "%s", h_sluiced());
-	snprintf(path, sizeof(path), "%s/tests/fakeclock.so", dirname(dir));
-	return path;
-}
-
 int
 main(void)
 {
@@ -127,14 +115,10 @@ main(void)
 	uint32_t longest;
 	int i1, h1, i2, admitted = 0, refused = 0;
 	char hdr[] = "PROXY TCP4 10.1.1.1 10.1.1.2 1234 80\r\n";
-	const char *asan = getenv("ASAN_OPTIONS");
-	char asan_opts[1024];
 	pid_t master, worker;
 	uint64_t end;
 
 	plan(14);
-	if (access(shim_path(), R_OK) == -1)
-		bail("no %s (make check builds it)", shim_path());
 	snprintf(offset_file, sizeof(offset_file), "%s", h_path("clock-offset"));
 	set_offset(0);
 	h_echod_start(backend);
@@ -142,11 +126,7 @@ main(void)
 	 * check lasts its whole timeout, so one is under way at the step. */
 	quiet_lfd = h_listen(quiet);
 	setenv("FAKECLOCK_FILE", offset_file, 1);
-	setenv("LD_PRELOAD", shim_path(), 1);
-	/* A sanitizer build wants its runtime first in the library list. */
-	snprintf(asan_opts, sizeof(asan_opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
-	    asan && *asan ? ":" : "");
-	setenv("ASAN_OPTIONS", asan_opts, 1);
+	h_preload("fakeclock.so");
 	h_write_file(h_path("clock.conf"),
 	    "workers = 1;\n"
 	    "pid_file = \"%s\";\n"
@@ -163,7 +143,7 @@ main(void)
 	    "              { listen = \"127.0.0.1:%d\"; upstream = \"quiet\"; } );\n",
 	    h_pidfile(), h_statsfile(), backend, quiet, eport, pport, qport);
 	master = h_sluiced_start(h_path("clock.conf"), eport, 1);
-	unsetenv("LD_PRELOAD");
+	h_preload(NULL);
 	if (h_stats_running(&worker, 1, 0) != 1)
 		bail("no running worker");
 

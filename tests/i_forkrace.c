@@ -6,7 +6,6 @@
  * come to it; it kills only the processes it started and their children. */
 #include <errno.h>
 #include <limits.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,16 +61,10 @@ reap_orphans(void)
 static void
 shim_on(int kill_at_fork)
 {
-	char shim[PATH_MAX], bin[PATH_MAX], num[16];
+	char num[16];
 
-	snprintf(bin, sizeof(bin), "%s", h_sluiced());
-	snprintf(shim, sizeof(shim), "%s/tests/faultshim.so", dirname(bin));
-	if (access(shim, R_OK) == -1)
-		bail("no fault injector at %s: %s", shim, strerror(errno));
 	snprintf(num, sizeof(num), "%d", kill_at_fork);
-	setenv("LD_PRELOAD", shim, 1);
-	/* A sanitizer build wants its runtime first in the list. */
-	setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+	h_preload("faultshim.so");
 	setenv("FAULTSHIM_DEPTH", "1", 1);
 	setenv("FAULTSHIM_KILL_PARENT", num, 1);
 }
@@ -79,8 +72,7 @@ shim_on(int kill_at_fork)
 static void
 shim_off(void)
 {
-	unsetenv("LD_PRELOAD");
-	unsetenv("ASAN_OPTIONS");
+	h_preload(NULL);
 	unsetenv("FAULTSHIM_DEPTH");
 	unsetenv("FAULTSHIM_KILL_PARENT");
 }

@@ -8,7 +8,6 @@
  * loopback ports and signals only those. */
 #include <errno.h>
 #include <limits.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,14 +24,7 @@
 static void
 shim_on(void)
 {
-	char shim[PATH_MAX], bin[PATH_MAX];
-
-	snprintf(bin, sizeof(bin), "%s", h_sluiced());
-	snprintf(shim, sizeof(shim), "%s/tests/faultshim.so", dirname(bin));
-	if (access(shim, R_OK) == -1)
-		bail("no fault injector at %s: %s", shim, strerror(errno));
-	setenv("LD_PRELOAD", shim, 1);
-	setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+	h_preload("faultshim.so");
 	setenv("FAULTSHIM_DEPTH", "1", 1);
 	setenv("FAULTSHIM_EPOLL_FILE", h_path("epoll.errno"), 1);
 }
@@ -40,8 +32,7 @@ shim_on(void)
 static void
 shim_off(void)
 {
-	unsetenv("LD_PRELOAD");
-	unsetenv("ASAN_OPTIONS");
+	h_preload(NULL);
 	unsetenv("FAULTSHIM_DEPTH");
 	unsetenv("FAULTSHIM_EPOLL_FILE");
 }

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <dirent.h>
 #include <limits.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,15 +29,10 @@
 static void
 shim_on(int depth)
 {
-	char shim[PATH_MAX], bin[PATH_MAX], num[16];
+	char num[16];
 
-	snprintf(bin, sizeof(bin), "%s", h_sluiced());
-	snprintf(shim, sizeof(shim), "%s/tests/faultshim.so", dirname(bin));
-	if (access(shim, R_OK) == -1)
-		bail("no fault injector at %s: %s", shim, strerror(errno));
 	snprintf(num, sizeof(num), "%d", depth);
-	setenv("LD_PRELOAD", shim, 1);
-	setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+	h_preload("faultshim.so");
 	setenv("FAULTSHIM_DEPTH", num, 1);
 	setenv("FAULTSHIM_EPOLL_FILE", h_path("epoll.errno"), 1);
 }
@@ -46,8 +40,7 @@ shim_on(int depth)
 static void
 shim_off(void)
 {
-	unsetenv("LD_PRELOAD");
-	unsetenv("ASAN_OPTIONS");
+	h_preload(NULL);
 	unsetenv("FAULTSHIM_DEPTH");
 	unsetenv("FAULTSHIM_EPOLL_FILE");
 }
