@@ -930,7 +930,7 @@ h_running_of(pid_t pid)
 		stats_detach(&seg);
 		return -1;
 	}
-	for (uint32_t i = 0; i < seg.hdr->nslots; i++)
+	for (uint32_t i = 0; i < seg.nslots; i++)
 		if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) == STATS_SLOT_RUNNING)
 			n++;
 	stats_detach(&seg);
@@ -1005,7 +1005,7 @@ h_stats_running(pid_t *pids, int max, uint32_t gen)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return 0;
-	for (uint32_t i = 0; i < seg.hdr->nslots; i++) {
+	for (uint32_t i = 0; i < seg.nslots; i++) {
 		const struct stats_slot *s = &seg.slots[i];
 
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_RUNNING)

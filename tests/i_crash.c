@@ -38,7 +38,7 @@ workers(struct wslot *out, int max)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return 0;
-	for (uint32_t i = 0; i < seg.hdr->nslots && n < max; i++) {
+	for (uint32_t i = 0; i < seg.nslots && n < max; i++) {
 		const struct stats_slot *s = &seg.slots[i];
 
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_RUNNING)

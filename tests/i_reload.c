@@ -107,7 +107,7 @@ slots_of_gen(uint32_t gen)
 		diag("%s", err);
 		return -1;
 	}
-	for (uint32_t i = 0; i < seg.hdr->nslots; i++) {
+	for (uint32_t i = 0; i < seg.nslots; i++) {
 		const struct stats_slot *s = &seg.slots[i];
 
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&

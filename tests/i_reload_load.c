@@ -201,7 +201,7 @@ slots_not_of(uint32_t gen)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return -1;
-	for (uint32_t i = 0; i < seg.hdr->nslots; i++) {
+	for (uint32_t i = 0; i < seg.nslots; i++) {
 		const struct stats_slot *s = &seg.slots[i];
 
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&

@@ -82,7 +82,7 @@ wait_only_running(int timeout_ms)
 		int used = 0, running = 0;
 
 		if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == 0) {
-			for (uint32_t i = 0; i < seg.hdr->nslots; i++) {
+			for (uint32_t i = 0; i < seg.nslots; i++) {
 				uint32_t st = __atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE);
 
 				used += st != STATS_SLOT_FREE;

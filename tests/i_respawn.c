@@ -107,7 +107,7 @@ worker_slot(pid_t pid, int64_t *age_ms, uint64_t *accepted, uint64_t *retired)
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return -1;
 	*retired = __atomic_load_n(&seg.hdr->retired.accepted, __ATOMIC_ACQUIRE);
-	for (uint32_t i = 0; pid > 0 && i < seg.hdr->nslots; i++) {
+	for (uint32_t i = 0; pid > 0 && i < seg.nslots; i++) {
 		const struct stats_slot *s = &seg.slots[i];
 
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == STATS_SLOT_RUNNING &&

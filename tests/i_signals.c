@@ -29,7 +29,7 @@ slots_used(void)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return -1;
-	for (uint32_t i = 0; i < seg.hdr->nslots; i++)
+	for (uint32_t i = 0; i < seg.nslots; i++)
 		n += __atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE;
 	stats_detach(&seg);
 	return n;

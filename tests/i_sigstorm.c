@@ -299,7 +299,7 @@ worker_age_ms(pid_t pid)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return 0;
-	for (uint32_t i = 0; i < seg.hdr->nslots; i++)
+	for (uint32_t i = 0; i < seg.nslots; i++)
 		if (__atomic_load_n(&seg.slots[i].pid, __ATOMIC_ACQUIRE) == pid) {
 			uint64_t t = __atomic_load_n(&seg.slots[i].started_ms, __ATOMIC_RELAXED);
 			uint64_t now = stats_now_ms();

@@ -183,7 +183,7 @@ slots_of(uint32_t gen)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return -1;
-	for (uint32_t i = 0; i < seg.hdr->nslots; i++)
+	for (uint32_t i = 0; i < seg.nslots; i++)
 		if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&
 		    __atomic_load_n(&seg.slots[i].generation, __ATOMIC_RELAXED) == gen)
 			n++;

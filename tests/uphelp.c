@@ -137,7 +137,7 @@ up_row(const struct stats_seg *seg, const char *group, int port)
 	unsigned used = __atomic_load_n(&seg->hdr->servers_used, __ATOMIC_ACQUIRE);
 
 	snprintf(want, sizeof(want), "127.0.0.1:%d", port);
-	for (unsigned r = 0; r < used && r < seg->hdr->nservers; r++)
+	for (unsigned r = 0; r < used && r < seg->nservers; r++)
 		if (strcmp(seg->servers[r].upstream, group) == 0 &&
 		    strcmp(seg->servers[r].address, want) == 0)
 			return (int)r;
@@ -230,7 +230,7 @@ up_server_active_by_slot(const char *group, int port, uint64_t *per, int max)
 		stats_detach(&seg);
 		return -1;
 	}
-	for (unsigned s = 0; s < seg.hdr->nslots && n < max; s++, n++)
+	for (unsigned s = 0; s < seg.nslots && n < max; s++, n++)
 		per[s] = __atomic_load_n(
 		    &stats_slot_server(&seg, s, (unsigned)row)->active, __ATOMIC_RELAXED);
 	stats_detach(&seg);
