@@ -1251,7 +1251,7 @@ slots_read(struct wview *v, int max)
 
 	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
 		return -1;
-	for (uint32_t i = 0; i < seg.hdr->nslots && n < max; i++) {
+	for (uint32_t i = 0; i < seg.nslots && n < max; i++) {
 		const struct stats_slot *s = &seg.slots[i];
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
@@ -1347,13 +1347,16 @@ kill_random_worker(void)
 
 	if (n <= 0 || nkills >= SOAK_MAX_KILLS)
 		return;
+	/* Running or draining after a reload: a worker killed mid-drain
+	 * must cost only its own sessions too. */
 	for (int i = 0; i < n; i++)
-		running += v[i].state == STATS_SLOT_RUNNING;
+		running += v[i].state == STATS_SLOT_RUNNING || v[i].state == STATS_SLOT_DRAINING;
 	if (running == 0)
 		return;
 	pick = (int)(rnd() % (uint64_t)running);
 	for (int i = 0; i < n && pid == 0; i++)
-		if (v[i].state == STATS_SLOT_RUNNING && pick-- == 0)
+		if ((v[i].state == STATS_SLOT_RUNNING || v[i].state == STATS_SLOT_DRAINING) &&
+		    pick-- == 0)
 			pid = v[i].pid;
 	if (pid <= 0 || !is_child_of(pid, master_pid))
 		return;
@@ -1371,7 +1374,7 @@ kill_random_worker(void)
 		int found = 0;
 
 		if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == 0) {
-			for (uint32_t i = 0; i < seg.hdr->nslots; i++) {
+			for (uint32_t i = 0; i < seg.nslots; i++) {
 				const struct stats_slot *sl = &seg.slots[i];
 
 				if (sl->pid != pid || sl->state == STATS_SLOT_FREE)
