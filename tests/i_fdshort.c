@@ -177,20 +177,44 @@ which_backend(const int lfd[2], int timeout_ms)
 	return -1;
 }
 
-/* Defect: a session that waited for a descriptor connected without its
- * client address, so source hashing sent every such client to one server. */
-static void
-source_case(void)
+/* Connect a client of the source case: from src itself, or (proxy) from
+ * 127.0.0.1 with a PROXY header naming src, sent now (send_header) or left
+ * for later. Returns the fd or -1. */
+static int
+source_client(int port, const char *src, int proxy, int send_header)
 {
+	int fd = h_connect_from(proxy ? NULL : src, port, 5000);
+
+	if (fd != -1 && proxy && send_header) {
+		char hdr[96];
+		int n = snprintf(hdr, sizeof(hdr), "PROXY TCP4 %s 127.0.0.1 4321 80\r\n", src);
+
+		if (send(fd, hdr, (size_t)n, MSG_NOSIGNAL) != n) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+/* Defect: a session that waited for a descriptor connected without its
+ * client address, so source hashing sent every such client to one server.
+ * Behind a PROXY-header listener the address the header named must be kept
+ * for that (the session tail), since it exists nowhere else. */
+static void
+source_case(int proxy)
+{
+	const char *what = proxy ? "source behind PROXY" : "source";
 	int port = h_free_port(), bport[2] = { h_free_port(), h_free_port() }, lfd[2];
-	char src[2][16];
+	char src[2][16], conf[64];
 	int want[2], got, found = 0;
 	struct rlimit saved;
 	pid_t master, worker;
 
 	lfd[0] = h_listen(bport[0]);
 	lfd[1] = h_listen(bport[1]);
-	h_write_file(h_path("source.conf"),
+	snprintf(conf, sizeof(conf), "source%d.conf", proxy);
+	h_write_file(h_path(conf),
 	    "workers = 1;\n"
 	    "pid_file = \"%s\";\n"
 	    "stats_file = \"%s\";\n"
@@ -198,20 +222,21 @@ source_case(void)
 	    "user = \"root\";\n"
 	    "upstreams = ( { name = \"app\"; balance = \"source\";\n"
 	    "                servers = ( \"127.0.0.1:%d\", \"127.0.0.1:%d\" ); } );\n"
-	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n",
-	    h_pidfile(), h_statsfile(), bport[0], bport[1], port);
-	master = h_sluiced_start(h_path("source.conf"), port, 1);
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; %s } );\n",
+	    h_pidfile(), h_statsfile(), bport[0], bport[1], port,
+	    proxy ? "accept_proxy = \"v1\"; trusted = ( \"127.0.0.1\" );" : "");
+	master = h_sluiced_start(h_path(conf), port, 1);
 	if (h_stats_running(&worker, 1, 0) != 1)
-		bail("source: no running worker");
+		bail("%s: no running worker", what);
 	/* h_sluiced_start's readiness probe may have been relayed: drop it. */
 	which_backend(lfd, 200);
-	/* Two source addresses that hash to different servers. */
+	/* Two client addresses that hash to different servers. */
 	for (int a = 2; a < 60 && found < 2; a++) {
 		char addr[16];
 		int fd, b;
 
 		snprintf(addr, sizeof(addr), "127.0.0.%d", a);
-		if ((fd = h_connect_from(addr, port, 5000)) == -1)
+		if ((fd = source_client(port, addr, proxy, 1)) == -1)
 			continue;
 		b = which_backend(lfd, 5000);
 		close(fd);
@@ -220,25 +245,44 @@ source_case(void)
 		snprintf(src[found], sizeof(src[found]), "%s", addr);
 		want[found++] = b;
 	}
-	ok(found == 2, "source: two client addresses that hash to different servers");
+	ok(found == 2, "%s: two client addresses that hash to different servers", what);
 	for (int i = 0; i < found; i++) {
-		int before = h_count_lines(h_path("sluiced.log"), WAITING), fd;
+		int before = h_count_lines(h_path("sluiced.log"), WAITING), fd = -1;
 		uint64_t end = h_now_ms() + 10000;
 
 		/* The previous client's session must be gone, or the
 		 * descriptors it frees later would be the ones left. */
 		while (h_stat("active") != 0 && h_now_ms() < end)
 			h_nap(20);
-		/* One descriptor left: the accept takes it, the upstream
-		 * socket finds none. */
-		if (starve_fds(worker, 1, &saved) == -1)
-			bail("prlimit: %s", strerror(errno));
-		fd = h_connect_from(src[i], port, 5000);
+		if (proxy) {
+			/* Accepted first; its header then finds no descriptor
+			 * for the upstream socket. */
+			uint64_t acc = h_stat("accepted");
+
+			fd = source_client(port, src[i], proxy, 0);
+			h_wait_stat("accepted", acc + 1, 10000);
+			if (starve_fds(worker, 0, &saved) == -1)
+				bail("prlimit: %s", strerror(errno));
+			if (fd != -1) {
+				char hdr[96];
+				int n = snprintf(hdr, sizeof(hdr),
+				    "PROXY TCP4 %s 127.0.0.1 4321 80\r\n", src[i]);
+
+				send(fd, hdr, (size_t)n, MSG_NOSIGNAL);
+			}
+		} else {
+			/* One descriptor left: the accept takes it, the
+			 * upstream socket finds none. */
+			if (starve_fds(worker, 1, &saved) == -1)
+				bail("prlimit: %s", strerror(errno));
+			fd = source_client(port, src[i], proxy, 1);
+		}
 		ok(fd != -1 && wait_lines(WAITING, before + 1, 10000),
-		    "source: the client from %s waits for a descriptor", src[i]);
+		    "%s: the client %s waits for a descriptor", what, src[i]);
 		restore_fds(worker, &saved);
 		got = which_backend(lfd, 10000);
-		is(got, want[i], "source: once connected it goes to the server its address hashes to");
+		is(got, want[i], "%s: once connected it goes to the server its address hashes to",
+		    what);
 		if (fd != -1)
 			close(fd);
 	}
@@ -251,9 +295,10 @@ source_case(void)
 int
 main(void)
 {
-	plan(2 * 8 + 5);
+	plan(2 * 8 + 2 * 5);
 	waiting_case("orphans", 3, "");
 	waiting_case("count", 1, "max_connections = 50;");
-	source_case();
+	source_case(0);
+	source_case(1);
 	return tap_exit();
 }
