@@ -105,6 +105,18 @@ static const char *const stats_check_names[] = {
 	[STATS_CHECK_ERROR] = "error",
 };
 
+static const char *const stats_admin_names[] = {
+	[STATS_ADMIN_READY] = "ready",
+	[STATS_ADMIN_DRAIN] = "drain",
+	[STATS_ADMIN_MAINT] = "maint",
+};
+
+static const char *const stats_node_names[] = {
+	[STATS_NODE_SERVING] = "serving",
+	[STATS_NODE_DRAINING] = "draining",
+	[STATS_NODE_DRAINED] = "drained",
+};
+
 #define NAME_OF(table, i) \
 	((i) < sizeof(table) / sizeof((table)[0]) && (table)[i] != NULL ? (table)[i] : "?")
 
@@ -124,6 +136,27 @@ const char *
 stats_check_name(uint32_t result)
 {
 	return NAME_OF(stats_check_names, result);
+}
+
+const char *
+stats_admin_name(uint32_t state)
+{
+	return NAME_OF(stats_admin_names, state);
+}
+
+int
+stats_admin_parse(const char *name)
+{
+	for (unsigned i = 0; i < sizeof(stats_admin_names) / sizeof(stats_admin_names[0]); i++)
+		if (strcmp(name, stats_admin_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *
+stats_node_name(uint32_t state)
+{
+	return NAME_OF(stats_node_names, state);
 }
 
 uint64_t
@@ -155,7 +188,7 @@ _Static_assert(sizeof(struct stats_slot) == STATS_PAGE,
 
 /* Where each area starts, in bytes from the header. */
 struct stats_layout {
-	uint64_t listeners, servers, health, listener_retired, server_retired, slots;
+	uint64_t listeners, servers, admin, health, listener_retired, server_retired, slots;
 	uint64_t listener_rows, server_rows, listener_stride, server_stride, size;
 	unsigned nslots, nlisteners, nservers;
 };
@@ -188,6 +221,8 @@ stats_layout(uint64_t nslots, uint64_t nl, uint64_t ns, struct stats_layout *lo)
 	at = stats_align(at + nl * sizeof(struct stats_listener_entry));
 	lo->servers = at;
 	at = stats_align(at + ns * sizeof(struct stats_server_entry));
+	lo->admin = at;
+	at = stats_align(at + ns * sizeof(struct stats_server_admin));
 	/* Pages of their own: the checker's, then each worker's. */
 	at = stats_page_align(at);
 	lo->health = at;
@@ -216,6 +251,7 @@ stats_map(struct stats_seg *seg, void *map, const struct stats_layout *lo, int w
 	seg->hdr = map;
 	seg->listeners = (struct stats_listener_entry *)(base + lo->listeners);
 	seg->servers = (struct stats_server_entry *)(base + lo->servers);
+	seg->admin = (struct stats_server_admin *)(base + lo->admin);
 	seg->health = (struct stats_health *)(base + lo->health);
 	seg->listener_retired = (struct stats_listener_counters *)(base + lo->listener_retired);
 	seg->server_retired = (struct stats_server_counters *)(base + lo->server_retired);
@@ -800,6 +836,8 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 		memcpy(&e->addr, sa, len);
 		stats_copy_text(e->upstream, sizeof(e->upstream), upstream);
 		e->first_generation = generation;
+		__atomic_store_n(&seg->admin[row].state, STATS_ADMIN_READY, __ATOMIC_RELAXED);
+		__atomic_store_n(&seg->admin[row].weight, STATS_WEIGHT_CONFIG, __ATOMIC_RELAXED);
 	}
 	e->generation = generation;
 	e->weight = weight;
@@ -898,6 +936,27 @@ stats_health_state(const struct stats_seg *seg, unsigned row)
 	return __atomic_load_n(&seg->health[row].state, __ATOMIC_RELAXED);
 }
 
+void
+stats_admin_set(struct stats_seg *seg, unsigned row, uint32_t state, uint32_t weight)
+{
+	if (!seg->writable || row >= seg->nservers)
+		return;
+	__atomic_store_n(&seg->admin[row].state, state, __ATOMIC_RELAXED);
+	__atomic_store_n(&seg->admin[row].weight, weight, __ATOMIC_RELAXED);
+}
+
+struct stats_server_admin
+stats_admin_get(const struct stats_seg *seg, unsigned row)
+{
+	struct stats_server_admin a = { STATS_ADMIN_READY, STATS_WEIGHT_CONFIG };
+
+	if (row < seg->nservers) {
+		a.state = __atomic_load_n(&seg->admin[row].state, __ATOMIC_RELAXED);
+		a.weight = __atomic_load_n(&seg->admin[row].weight, __ATOMIC_RELAXED);
+	}
+	return a;
+}
+
 /* A snapshot being taken, and the patience of every read it makes. */
 struct snapshot_read {
 	struct stats_snapshot *sn;
@@ -917,6 +976,13 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 	sn->master_pid = __atomic_load_n(&hdr->master_pid, __ATOMIC_RELAXED);
 	sn->start_ms = __atomic_load_n(&hdr->start_ms, __ATOMIC_RELAXED);
 	sn->generation = __atomic_load_n(&hdr->generation, __ATOMIC_RELAXED);
+	sn->node_state = __atomic_load_n(&hdr->node_state, __ATOMIC_RELAXED);
+	sn->drain_started_ms = __atomic_load_n(&hdr->drain_started_ms, __ATOMIC_RELAXED);
+	sn->drain_grace_ms = __atomic_load_n(&hdr->drain_grace_ms, __ATOMIC_RELAXED);
+	sn->reloads_ok = __atomic_load_n(&hdr->reloads_ok, __ATOMIC_RELAXED);
+	sn->reloads_failed = __atomic_load_n(&hdr->reloads_failed, __ATOMIC_RELAXED);
+	sn->last_reload_ms = __atomic_load_n(&hdr->last_reload_ms, __ATOMIC_RELAXED);
+	sn->last_reload_ok = __atomic_load_n(&hdr->last_reload_ok, __ATOMIC_RELAXED);
 	/* Indexes from the file: bounded by the storage sized at attach. */
 	nl = __atomic_load_n(&hdr->listeners_used, __ATOMIC_ACQUIRE);
 	ns = __atomic_load_n(&hdr->servers_used, __ATOMIC_ACQUIRE);
@@ -984,6 +1050,7 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 		v->entry.address[sizeof(v->entry.address) - 1] = '\0';
 		v->entry.upstream[sizeof(v->entry.upstream) - 1] = '\0';
 		stats_health_read_within(seg, r, &v->health, &ctx->give_up);
+		v->admin = stats_admin_get(seg, r);
 		stats_add_words(&v->c, &seg->server_retired[r], sizeof(v->c));
 		for (i = 0; i < sn->nworkers; i++)
 			stats_add_words(&v->c, stats_slot_server(seg, sn->workers[i].slot, r),

@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 4
+#define STATS_VERSION 5
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -239,6 +239,44 @@ enum stats_check_result {
 
 /* "unknown", "up", "down", or "?". */
 const char *stats_health_name(uint32_t state);
+
+/* An operator's state for a server (sluicectl set server ... state): READY
+ * takes new connections; DRAIN takes none and lets its sessions finish;
+ * MAINT takes none either, and its sessions may be shut by the operator. */
+enum stats_admin_state {
+	STATS_ADMIN_READY = 0,
+	STATS_ADMIN_DRAIN,
+	STATS_ADMIN_MAINT
+};
+/* "ready", "drain", "maint", or "?"; and back: the state, or -1. */
+const char *stats_admin_name(uint32_t state);
+int stats_admin_parse(const char *name);
+
+#define STATS_WEIGHT_CONFIG UINT32_MAX /* admin weight: the config's */
+
+/*
+ * The operator's word on one server entry (same index as its row): WRITTEN BY
+ * THE MASTER ONLY (control socket, state file); workers read it on every pick,
+ * one relaxed load each field, and readers show it. A row that is new or
+ * recycled starts READY with the config's weight. Survives reloads with the
+ * row; the master's state file carries it across restarts.
+ */
+struct stats_server_admin {
+	uint32_t state;  /* enum stats_admin_state */
+	uint32_t weight; /* STATS_WEIGHT_CONFIG, or 0..CONF_WEIGHT_MAX set at run time */
+};
+
+/* The node as a whole, for the balancer in front (/healthz): SERVING, or
+ * DRAINING (sluicectl drain: /healthz says 503 while the listeners still
+ * accept for the grace period), then DRAINED (listeners closed, sessions
+ * finishing). */
+enum stats_node_state {
+	STATS_NODE_SERVING = 0,
+	STATS_NODE_DRAINING,
+	STATS_NODE_DRAINED
+};
+/* "serving", "draining", "drained", or "?". */
+const char *stats_node_name(uint32_t state);
 /* "none", "ok", "refused", "timeout", "bad_reply", "error", or "?". */
 const char *stats_check_name(uint32_t result);
 
@@ -282,13 +320,23 @@ struct stats_header {
 	uint32_t nservers;       /* capacity of the server directory, health and rows */
 	uint32_t listeners_used; /* directory entries in use; release-stored */
 	uint32_t servers_used;
+	/* The node and its reloads (master). */
+	uint32_t node_state;       /* enum stats_node_state */
+	uint32_t log_level;        /* enum log_level + 1 set at run time, 0: the config's */
+	uint64_t drain_started_ms; /* CLOCK_REALTIME of the drain, 0 when serving */
+	uint64_t drain_grace_ms;   /* listeners close this long after it */
+	uint64_t reloads_ok;       /* reloads committed */
+	uint64_t reloads_failed;   /* reloads refused or failed */
+	uint64_t last_reload_ms;   /* CLOCK_REALTIME of the last reload's outcome, 0: none */
+	uint32_t last_reload_ok;   /* 1 when that outcome was success */
+	uint32_t pad;
 	struct stats_counters retired; /* folded counters of exited workers */
 } __attribute__((aligned(64)));
 
 /*
  * A mapping of the segment. Areas after the header, in this order: listener
- * directory, server directory, server health, retired listener rows, retired
- * server rows, worker slots, then per slot its nlisteners listener rows, then
+ * directory, server directory, server admin states, server health, retired
+ * listener rows, retired server rows, worker slots, then per slot its nlisteners listener rows, then
  * per slot its nservers server rows. Areas start on a cache line; the health
  * area, each slot, and each slot's block of listener rows and of server rows
  * start and end on a STATS_PAGE boundary, so that each can be the only
@@ -304,6 +352,7 @@ struct stats_seg {
 	struct stats_slot *slots; /* nslots of them */
 	struct stats_listener_entry *listeners;
 	struct stats_server_entry *servers;
+	struct stats_server_admin *admin;               /* parallel to servers */
 	struct stats_health *health;                    /* parallel to servers */
 	struct stats_listener_counters *listener_retired; /* parallel to listeners */
 	struct stats_server_counters *server_retired;     /* parallel to servers */
@@ -390,6 +439,14 @@ int stats_health_read(const struct stats_seg *, unsigned row, struct stats_healt
 /* Workers: the state alone (enum stats_health_state), one load, no retry. */
 uint32_t stats_health_state(const struct stats_seg *, unsigned row);
 
+/* Master: set row's admin state and weight (STATS_WEIGHT_CONFIG: the
+ * config's). Out-of-range rows are ignored. */
+void stats_admin_set(struct stats_seg *, unsigned row, uint32_t state, uint32_t weight);
+
+/* Anyone: row's admin record, one relaxed load per field (READY with the
+ * config's weight when out of range). */
+struct stats_server_admin stats_admin_get(const struct stats_seg *, unsigned row);
+
 /* What one non-free slot showed. */
 struct stats_worker_view {
 	unsigned slot;
@@ -409,6 +466,7 @@ struct stats_server_view {
 	unsigned row;
 	struct stats_server_entry entry;
 	struct stats_health health;
+	struct stats_server_admin admin;
 	struct stats_server_counters c; /* retired + live slots */
 };
 
@@ -418,6 +476,9 @@ struct stats_snapshot {
 	uint64_t start_ms;
 	uint64_t generation;
 	int settled; /* 0: a fold never finished within the patience; may be off */
+	uint32_t node_state, last_reload_ok;
+	uint64_t drain_started_ms, drain_grace_ms;
+	uint64_t reloads_ok, reloads_failed, last_reload_ms;
 	unsigned running, draining;
 	struct stats_counters retired, total;
 	unsigned nworkers;

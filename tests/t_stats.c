@@ -344,6 +344,34 @@ test_directory(void)
 	ok(r.servers[0].weight == 5 && r.servers[0].generation == 2 &&
 	    r.servers[0].first_generation == 1, "and its entry follows the new weight");
 	is(r.hdr->servers_used, 3, "three server entries");
+	{
+		struct stats_server_admin a = stats_admin_get(&r, 1);
+
+		ok(a.state == STATS_ADMIN_READY && a.weight == STATS_WEIGHT_CONFIG,
+		    "a new server row starts ready, with the config's weight");
+		stats_admin_set(&w, 1, STATS_ADMIN_DRAIN, 7);
+		a = stats_admin_get(&r, 1);
+		ok(a.state == STATS_ADMIN_DRAIN && a.weight == 7,
+		    "the master's admin state and weight reach a reader");
+		stats_admin_set(&r, 1, STATS_ADMIN_MAINT, 1);
+		a = stats_admin_get(&r, 1);
+		ok(a.state == STATS_ADMIN_DRAIN && a.weight == 7,
+		    "a read-only mapping cannot set them");
+		is(stats_server_row(&w, "app", SA(s2), "localhost:9001", 3, 1, 2), 1,
+		    "the drained server keeps its row in a later generation");
+		a = stats_admin_get(&r, 1);
+		ok(a.state == STATS_ADMIN_DRAIN && a.weight == 7, "and its admin state with it");
+		a = stats_admin_get(&r, STATS_SERVERS);
+		ok(a.state == STATS_ADMIN_READY && a.weight == STATS_WEIGHT_CONFIG,
+		    "an out-of-range row reads as ready with the config's weight");
+		ok(stats_admin_parse("maint") == STATS_ADMIN_MAINT &&
+		    stats_admin_parse("ready") == STATS_ADMIN_READY &&
+		    stats_admin_parse("up") == -1 &&
+		    strcmp(stats_admin_name(STATS_ADMIN_DRAIN), "drain") == 0 &&
+		    strcmp(stats_admin_name(9), "?") == 0,
+		    "admin state names both ways");
+		stats_admin_set(&w, 1, STATS_ADMIN_READY, STATS_WEIGHT_CONFIG);
+	}
 
 	is(stats_listener_row(&r, SA(l1), "x", "y", 3), STATS_NO_ROW,
 	    "a read-only mapping cannot take rows");
