@@ -20,6 +20,7 @@
 #define MAXS 8
 
 static struct conf_server servers[MAXS];
+static uint32_t wts[MAXS]; /* their weights, as the picks take them */
 static char addrs[MAXS][32];
 
 /* n servers "10.0.0.i:80" with the given weights. */
@@ -31,6 +32,7 @@ set_servers(unsigned n, const unsigned *weights)
 		snprintf(addrs[i], sizeof(addrs[i]), "10.0.0.%u:80", i + 1);
 		servers[i].address = addrs[i];
 		servers[i].weight = weights[i];
+		wts[i] = weights[i];
 	}
 }
 
@@ -46,7 +48,7 @@ test_rr(void)
 
 	set_servers(2, w13);
 	for (int i = 0; i < 40; i++) {
-		int s = balance_rr_pick(cw, servers, all, 2);
+		int s = balance_rr_pick(cw, wts, all, 2);
 
 		count[s]++;
 		if (s == prev && s == 0)
@@ -61,18 +63,18 @@ test_rr(void)
 	set_servers(3, w511);
 	memset(cw, 0, sizeof(cw));
 	for (int i = 0; i < 7; i++)
-		seq[i] = (char)('a' + balance_rr_pick(cw, servers, all, 3));
+		seq[i] = (char)('a' + balance_rr_pick(cw, wts, all, 3));
 	is_str(seq, "aabacaa", "weights 5, 1, 1 interleave smoothly");
 
 	set_servers(3, w111);
 	memset(cw, 0, sizeof(cw));
 	memset(count, 0, sizeof(count));
 	for (int i = 0; i < 30; i++)
-		count[balance_rr_pick(cw, servers, some, 3)]++;
+		count[balance_rr_pick(cw, wts, some, 3)]++;
 	ok(count[0] == 15 && count[1] == 0 && count[2] == 15,
 	    "an unusable server is skipped and the rest share evenly (%u/%u/%u)", count[0],
 	    count[1], count[2]);
-	is(balance_rr_pick(cw, servers, none, 3), -1, "no usable server: -1");
+	is(balance_rr_pick(cw, wts, none, 3), -1, "no usable server: -1");
 }
 
 static void
@@ -84,20 +86,20 @@ test_leastconn(void)
 	unsigned count[MAXS] = {0};
 
 	set_servers(3, w111);
-	is(balance_leastconn_pick(servers, all, load, 3, 0), 1, "the least loaded server wins");
-	is(balance_leastconn_pick(servers, no1, load, 3, 0), 2,
+	is(balance_leastconn_pick(wts, all, load, 3, 0), 1, "the least loaded server wins");
+	is(balance_leastconn_pick(wts, no1, load, 3, 0), 2,
 	    "an unusable server is skipped even when least loaded");
-	is(balance_leastconn_pick(servers, none, load, 3, 0), -1, "no usable server: -1");
+	is(balance_leastconn_pick(wts, none, load, 3, 0), -1, "no usable server: -1");
 	load[0] = load[1] = load[2] = 4;
-	is(balance_leastconn_pick(servers, all, load, 3, 0), 0, "a tie goes to start (0)");
-	is(balance_leastconn_pick(servers, all, load, 3, 2), 2, "a tie goes to start (2)");
-	is(balance_leastconn_pick(servers, all, load, 3, 4), 1, "start wraps around");
+	is(balance_leastconn_pick(wts, all, load, 3, 0), 0, "a tie goes to start (0)");
+	is(balance_leastconn_pick(wts, all, load, 3, 2), 2, "a tie goes to start (2)");
+	is(balance_leastconn_pick(wts, all, load, 3, 4), 1, "start wraps around");
 
 	/* Filling as it picks, weights 1 and 3 end 1:3. */
 	set_servers(2, w13);
 	load[0] = load[1] = 0;
 	for (unsigned i = 0; i < 40; i++) {
-		int s = balance_leastconn_pick(servers, all, load, 2, i);
+		int s = balance_leastconn_pick(wts, all, load, 2, i);
 
 		load[s]++;
 		count[s]++;
@@ -130,7 +132,7 @@ test_ring(void)
 	int moved_wrong = 0, moved = 0, rebuilt_wrong = 0, even = 1;
 
 	set_servers(4, w111);
-	if (balance_ring_build(&ring, servers, 4) == -1)
+	if (balance_ring_build(&ring, servers, NULL, 4) == -1)
 		bail("balance_ring_build failed");
 	is(ring.n, 4 * BALANCE_VNODES, "the ring has weight * %d points per server",
 	    BALANCE_VNODES);
@@ -165,7 +167,7 @@ test_ring(void)
 	kept[0] = servers[0];
 	kept[1] = servers[1];
 	kept[2] = servers[3];
-	if (balance_ring_build(&small, kept, 3) == -1)
+	if (balance_ring_build(&small, kept, NULL, 3) == -1)
 		bail("balance_ring_build failed");
 	seed = 0x9e3779b97f4a7c15ULL;
 	for (int i = 0; i < NHASH; i++) {
@@ -181,7 +183,7 @@ test_ring(void)
 	ok(ring.v == NULL && ring.n == 0, "balance_ring_free empties the ring");
 
 	set_servers(2, w13);
-	if (balance_ring_build(&ring, servers, 2) == -1)
+	if (balance_ring_build(&ring, servers, NULL, 2) == -1)
 		bail("balance_ring_build failed");
 	memset(count, 0, sizeof(count));
 	for (int i = 0; i < NHASH; i++)
@@ -189,6 +191,30 @@ test_ring(void)
 	ok(count[1] > NHASH * 6 / 10 && count[1] < NHASH * 9 / 10,
 	    "weights 1 and 3 take about a quarter and three quarters (%u/%u)", count[0], count[1]);
 	balance_ring_free(&ring);
+
+	/* An operator's weights replace the config's: 3 and 1 turn the
+	 * shares round, and weight 0 leaves a server no point at all. */
+	{
+		static const uint32_t w31[] = {3, 1}, w01[] = {0, 1};
+
+		if (balance_ring_build(&ring, servers, w31, 2) == -1)
+			bail("balance_ring_build failed");
+		memset(count, 0, sizeof(count));
+		for (int i = 0; i < NHASH; i++)
+			count[balance_ring_pick(&ring, rng(&seed), all)]++;
+		ok(count[0] > NHASH * 6 / 10 && count[0] < NHASH * 9 / 10,
+		    "run-time weights 3 and 1 take the larger share first (%u/%u)", count[0],
+		    count[1]);
+		balance_ring_free(&ring);
+		if (balance_ring_build(&ring, servers, w01, 2) == -1)
+			bail("balance_ring_build failed");
+		memset(count, 0, sizeof(count));
+		for (int i = 0; i < NHASH; i++)
+			count[balance_ring_pick(&ring, rng(&seed), all)]++;
+		ok(count[0] == 0 && count[1] == NHASH && ring.n == BALANCE_VNODES,
+		    "weight 0 has no point on the ring (%u/%u)", count[0], count[1]);
+		balance_ring_free(&ring);
+	}
 }
 
 static void

@@ -11,7 +11,7 @@
 #include "conf.h"
 
 int
-balance_rr_pick(int32_t *cw, const struct conf_server *servers, const uint8_t *usable, unsigned n)
+balance_rr_pick(int32_t *cw, const uint32_t *weight, const uint8_t *usable, unsigned n)
 {
 	int32_t total = 0;
 	int best = -1;
@@ -19,8 +19,8 @@ balance_rr_pick(int32_t *cw, const struct conf_server *servers, const uint8_t *u
 	for (unsigned i = 0; i < n; i++) {
 		if (!usable[i])
 			continue;
-		cw[i] += (int32_t)servers[i].weight;
-		total += (int32_t)servers[i].weight;
+		cw[i] += (int32_t)weight[i];
+		total += (int32_t)weight[i];
 		if (best == -1 || cw[i] > cw[best])
 			best = (int)i;
 	}
@@ -30,7 +30,7 @@ balance_rr_pick(int32_t *cw, const struct conf_server *servers, const uint8_t *u
 }
 
 int
-balance_leastconn_pick(const struct conf_server *servers, const uint8_t *usable,
+balance_leastconn_pick(const uint32_t *weight, const uint8_t *usable,
     const uint64_t *load, unsigned n, unsigned start)
 {
 	int best = -1;
@@ -41,13 +41,13 @@ balance_leastconn_pick(const struct conf_server *servers, const uint8_t *usable,
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = (start + k) % n;
 
-		if (!usable[i])
+		if (!usable[i] || weight[i] == 0)
 			continue;
 		/* (load_i + 1) / w_i < (load_b + 1) / w_b, without division:
 		 * loads are bounded by max_connections (1e7) and weights by
 		 * 256, far from overflowing 64 bits. */
 		if (best == -1 ||
-		    (load[i] + 1) * servers[best].weight < (load[best] + 1) * servers[i].weight)
+		    (load[i] + 1) * weight[best] < (load[best] + 1) * weight[i])
 			best = (int)i;
 	}
 	return best;
@@ -92,14 +92,15 @@ balance_vnode_cmp(const void *a, const void *b)
 }
 
 int
-balance_ring_build(struct balance_ring *ring, const struct conf_server *servers, unsigned n)
+balance_ring_build(struct balance_ring *ring, const struct conf_server *servers,
+    const uint32_t *weight, unsigned n)
 {
 	size_t total = 0, k = 0;
 
 	ring->v = NULL;
 	ring->n = 0;
 	for (unsigned i = 0; i < n; i++)
-		total += (size_t)servers[i].weight * BALANCE_VNODES;
+		total += (size_t)(weight ? weight[i] : servers[i].weight) * BALANCE_VNODES;
 	if (total == 0)
 		return 0;
 	if (total > UINT32_MAX) {
@@ -115,7 +116,9 @@ balance_ring_build(struct balance_ring *ring, const struct conf_server *servers,
 		uint64_t key =
 		    balance_hash_bytes(servers[i].address, strlen(servers[i].address), 0);
 
-		for (unsigned j = 0; j < servers[i].weight * BALANCE_VNODES; j++) {
+		unsigned points = (weight ? weight[i] : servers[i].weight) * BALANCE_VNODES;
+
+		for (unsigned j = 0; j < points; j++) {
 			ring->v[k].point = (uint32_t)(balance_mix(key + j) >> 32);
 			ring->v[k].server = i;
 			k++;

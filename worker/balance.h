@@ -20,11 +20,13 @@ struct conf_server;
  * its weight, the one with the most goes and pays back the sum. Over any
  * window of sum(weights) picks each server gets exactly its share, and the
  * picks are interleaved rather than bunched. cw holds n current weights,
- * zeroed by the caller once. usable[i] != 0 marks the servers that may be
- * chosen. Returns the index, or -1 when none is usable (cw unchanged).
+ * zeroed by the caller once; weight the n servers' weights in force (the
+ * config's, or an operator's). usable[i] != 0 marks the servers that may be
+ * chosen (never one of weight 0). Returns the index, or -1 when none is
+ * usable (cw unchanged).
  */
 int balance_rr_pick(
-    int32_t *cw, const struct conf_server *servers, const uint8_t *usable, unsigned n);
+    int32_t *cw, const uint32_t *weight, const uint8_t *usable, unsigned n);
 
 /*
  * Weighted least connections: the usable server with the smallest
@@ -33,7 +35,7 @@ int balance_rr_pick(
  * caller that moves start on every pick spreads equal servers. Returns the
  * index, or -1 when none is usable.
  */
-int balance_leastconn_pick(const struct conf_server *servers, const uint8_t *usable,
+int balance_leastconn_pick(const uint32_t *weight, const uint8_t *usable,
     const uint64_t *load, unsigned n, unsigned start);
 
 /* One point of the ring: a hash and the server it belongs to. */
@@ -51,8 +53,10 @@ struct balance_ring {
 };
 
 /* Build the ring of n servers into *ring (malloc'ed; free with
- * balance_ring_free). Returns 0, or -1 with errno ENOMEM. */
-int balance_ring_build(struct balance_ring *ring, const struct conf_server *servers, unsigned n);
+ * balance_ring_free), weight[i] points per server (NULL: the config's
+ * weights). Returns 0, or -1 with errno ENOMEM. */
+int balance_ring_build(struct balance_ring *ring, const struct conf_server *servers,
+    const uint32_t *weight, unsigned n);
 
 /* Free what balance_ring_build allocated; the ring is then empty. */
 void balance_ring_free(struct balance_ring *ring);

@@ -31,6 +31,8 @@ struct up_group {
 	struct up_server *s;
 	const uint16_t *rows; /* the servers' stats rows (heritage), or NULL */
 	int32_t *cw;          /* smooth round robin weights */
+	uint32_t *weight;     /* in force: the config's, or the operator's (segment) */
+	uint32_t *ring_weight; /* source hashing: the weights the ring was built with */
 	uint8_t *usable;      /* scratch for one pick */
 	uint64_t *load;       /* scratch for one pick: active over all workers */
 	struct balance_ring ring;
@@ -92,8 +94,43 @@ group_of(struct worker *w, unsigned li)
 	return &w->groups[w->conf->listeners[li].upstream];
 }
 
-/* Fill g->usable: servers neither down nor full, and only backups when no
- * other server qualifies. Returns how many are usable. */
+/* The operator's word on server i of g (sluicectl, through the segment):
+ * its weight in force into g->weight[i], and 1 when it may take new
+ * connections (ready, and a weight above 0). */
+static int
+server_admitted(struct worker *w, struct up_group *g, unsigned i)
+{
+	struct stats_server_admin a = { STATS_ADMIN_READY, STATS_WEIGHT_CONFIG };
+
+	if (g->rows != NULL)
+		a = stats_admin_get(w->h->stats, g->rows[i]);
+	g->weight[i] = a.weight == STATS_WEIGHT_CONFIG ? g->u->servers[i].weight : a.weight;
+	return a.state == STATS_ADMIN_READY && g->weight[i] > 0;
+}
+
+/* Source hashing places servers on its ring by weight: when an operator's
+ * weights differ from the ring's, build it again (not per pick: only after a
+ * change). Should that fail for memory, the old ring serves on. */
+static void
+ring_follow_weights(struct up_group *g)
+{
+	struct balance_ring r;
+	unsigned n = g->u->nservers;
+
+	if (memcmp(g->weight, g->ring_weight, n * sizeof(*g->weight)) == 0)
+		return;
+	if (balance_ring_build(&r, g->u->servers, g->weight, n) == -1) {
+		log_warn("upstream %s: rebuilding the hash ring for new weights", g->u->name);
+		return;
+	}
+	balance_ring_free(&g->ring);
+	g->ring = r;
+	memcpy(g->ring_weight, g->weight, n * sizeof(*g->weight));
+}
+
+/* Fill g->usable: servers admitted by the operator, neither down nor full,
+ * and only backups when no other server qualifies. Returns how many are
+ * usable. */
 static unsigned
 group_usable(struct worker *w, struct up_group *g)
 {
@@ -104,7 +141,8 @@ group_usable(struct worker *w, struct up_group *g)
 
 	for (unsigned i = 0; i < u->nservers; i++) {
 		const struct conf_server *srv = &u->servers[i];
-		int ok = g->s[i].down_until <= now && !server_checked_down(w, g, i);
+		int ok = server_admitted(w, g, i) && g->s[i].down_until <= now &&
+		    !server_checked_down(w, g, i);
 
 		if (ok && (need_load || srv->max_connections != 0)) {
 			g->load[i] = server_load(w, g, i);
@@ -121,6 +159,8 @@ group_usable(struct worker *w, struct up_group *g)
 	}
 	for (unsigned i = 0; i < u->nservers; i++)
 		g->usable[i] = primaries ? g->usable[i] == 1 : g->usable[i] == 2;
+	if (u->balance == CONF_BALANCE_SOURCE)
+		ring_follow_weights(g);
 	return primaries ? primaries : backups;
 }
 
@@ -147,14 +187,14 @@ upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int 
 	}
 	switch (g->u->balance) {
 	case CONF_BALANCE_LEASTCONN:
-		i = balance_leastconn_pick(g->u->servers, g->usable, g->load, n, g->next++);
+		i = balance_leastconn_pick(g->weight, g->usable, g->load, n, g->next++);
 		break;
 	case CONF_BALANCE_SOURCE:
 		i = balance_ring_pick(
 		    &g->ring, client != NULL ? balance_hash_addr(client) : 0, g->usable);
 		break;
 	default:
-		i = balance_rr_pick(g->cw, g->u->servers, g->usable, n);
+		i = balance_rr_pick(g->cw, g->weight, g->usable, n);
 		break;
 	}
 	return i;
@@ -255,10 +295,15 @@ upstream_init(struct worker *w)
 		g->cw = calloc(n, sizeof(*g->cw));
 		g->usable = calloc(n, sizeof(*g->usable));
 		g->load = calloc(n, sizeof(*g->load));
-		if (g->s == NULL || g->cw == NULL || g->usable == NULL || g->load == NULL)
+		g->weight = calloc(n, sizeof(*g->weight));
+		g->ring_weight = calloc(n, sizeof(*g->ring_weight));
+		if (g->s == NULL || g->cw == NULL || g->usable == NULL || g->load == NULL ||
+		    g->weight == NULL || g->ring_weight == NULL)
 			return -1;
+		for (unsigned k = 0; k < n; k++)
+			g->weight[k] = g->ring_weight[k] = g->u->servers[k].weight;
 		if (g->u->balance == CONF_BALANCE_SOURCE &&
-		    balance_ring_build(&g->ring, g->u->servers, n) == -1)
+		    balance_ring_build(&g->ring, g->u->servers, NULL, n) == -1)
 			return -1;
 		/* Each worker starts at another point of the round so that the
 		 * first clients of all workers do not land on one server. */
@@ -266,7 +311,7 @@ upstream_init(struct worker *w)
 		for (unsigned k = 0; k < n; k++)
 			total += g->u->servers[k].weight;
 		for (unsigned k = 0; k < w->h->index % total; k++)
-			balance_rr_pick(g->cw, g->u->servers, g->usable, n);
+			balance_rr_pick(g->cw, g->weight, g->usable, n);
 		g->next = w->h->index;
 	}
 	return 0;
