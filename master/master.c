@@ -691,6 +691,33 @@ reload_defer(const char *fmt, ...)
 	log_warnx("reload deferred: %s", why);
 }
 
+/*
+ * Every reload ends here exactly once, refused at once (the file, the
+ * privileges, the listeners) or later (reload_fail, reload_commit): the
+ * segment's reload figures, and whoever waits for the outcome, hear it.
+ */
+static void
+reload_outcome(int ok, const char *why)
+{
+	struct stats_header *hdr = m.stats->hdr;
+
+	if (ok)
+		__atomic_store_n(&hdr->reloads_ok, hdr->reloads_ok + 1, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&hdr->reloads_failed, hdr->reloads_failed + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&hdr->last_reload_ok, ok ? 1u : 0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&hdr->last_reload_ms, stats_now_ms(), __ATOMIC_RELAXED);
+	(void)why;
+}
+
+/* A reload refused before any worker was forked. */
+static void
+reload_refused(const char *why)
+{
+	log_errx("reload failed, keeping the running configuration: %s", why);
+	reload_outcome(0, why);
+}
+
 static void
 reload(void)
 {
@@ -702,11 +729,11 @@ reload(void)
 
 	next = conf_load(m.cur.conf->path, err, sizeof(err));
 	if (next == NULL) {
-		log_errx("reload failed, keeping the running configuration: %s", err);
+		reload_refused(err);
 		return;
 	}
 	if (priv_plan(next, &np, err, sizeof(err)) == -1) {
-		log_errx("reload failed, keeping the running configuration: %s", err);
+		reload_refused(err);
 		conf_free(next);
 		return;
 	}
@@ -719,7 +746,7 @@ reload(void)
 	}
 	fds = listen_open(next, m.cur.conf, m.cur.fds, err, sizeof(err));
 	if (fds == NULL) {
-		log_errx("reload failed, keeping the running configuration: %s", err);
+		reload_refused(err);
 		conf_free(next);
 		return;
 	}
@@ -786,6 +813,7 @@ reload_commit(void)
 	checker_replace();
 	log_notice("reloaded %s: generation %u, %u workers", m.cur.conf->path, m.cur.generation,
 	    m.cur.conf->workers);
+	reload_outcome(1, NULL);
 }
 
 /* The next generation cannot run: stop its workers, forget it, and go on
@@ -802,6 +830,7 @@ reload_fail(const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_errx("reload failed, keeping the running configuration: %s", why);
+	reload_outcome(0, why);
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 
