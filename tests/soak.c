@@ -607,14 +607,36 @@ static uint64_t kill_ms[SOAK_MAX_KILLS];
 static pid_t kill_pid[SOAK_MAX_KILLS];
 static int nkills;
 
+/* The daemon's connection log line for a client address ("IP:PORT"), if it
+ * wrote one yet: how sluiced saw a stream that failed. */
+static void
+daemon_line_diag(const char *client)
+{
+	char needle[96], *log, *p, *eol;
+
+	if (client[0] == '\0' || (log = h_read_file(h_path("sluiced.log"))) == NULL)
+		return;
+	snprintf(needle, sizeof(needle), "client=%s ", client);
+	if ((p = strstr(log, needle)) != NULL) {
+		while (p > log && p[-1] != '\n')
+			p--;
+		if ((eol = strchr(p, '\n')) != NULL)
+			*eol = '\0';
+		diag("  sluiced logged: %s", p);
+	}
+	free(log);
+}
+
 static void
 fail_diag(struct client *c)
 {
-	if (n_fail++ < 30)
+	if (n_fail++ < 30) {
 		diag("FAIL %s stream %u (%s, client=%s%s%s, listener port %d, %llu ms): %s",
 		    kind_names[c->kind], c->id, c->cmd.mode == M_SHUTFIRST ? "shut-first" : "echo",
 		    c->local[0] ? c->local : "-", c->said[0] ? " declaring " : "", c->said, c->port,
 		    (unsigned long long)(c->end_ms - c->start_ms), c->why);
+		daemon_line_diag(c->said[0] ? c->said : c->local);
+	}
 }
 
 /* Start and end of every stream by id, for the backends' reports. */
