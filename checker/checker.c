@@ -237,6 +237,7 @@ check_start_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	 * stalled loop could still make them meet: skip rather than overlap. */
 	if (c->phase != CHECK_IDLE)
 		return;
+	child_follow_log_level(seg);
 	c->sent = c->got = 0;
 	c->started = check_now();
 	fd = net_connect((const struct sockaddr *)&c->srv->addr, c->srv->addrlen);

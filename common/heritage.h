@@ -56,7 +56,23 @@ struct heritage {
 	 * index of a server's health in the segment. NULL: no rows at all. */
 	const uint16_t *listener_rows;
 	const uint16_t *server_rows;
+	int command_fd; /* a worker's end of its socketpair with the master
+	                 * (control socket requests, worker/command.c); -1: none */
 };
+
+/* In a child, now and then (a worker's heartbeat, the checker's checks):
+ * take the log level an operator set at run time (sluicectl set log level),
+ * which the master publishes in the segment's header. */
+#include "log.h"
+#include "stats.h"
+static inline void
+child_follow_log_level(const struct stats_seg *seg)
+{
+	uint32_t v = __atomic_load_n(&seg->hdr->log_level, __ATOMIC_RELAXED);
+
+	if (v != 0 && v - 1 <= LOG_LEVEL_DEBUG && (enum log_level)(v - 1) != log_get_level())
+		log_set_level((enum log_level)(v - 1));
+}
 
 /* Run a worker until it is told to stop; never returns. Called in the child
  * right after fork, once the master has stopped its own watchers, called

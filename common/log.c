@@ -79,6 +79,25 @@ log_set_role(const char *role)
 	snprintf(log_role, sizeof(log_role), "%s", role);
 }
 
+void
+log_set_level(enum log_level level)
+{
+	log_max = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return log_max;
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+	return (unsigned)level < sizeof(level_names) / sizeof(level_names[0]) ? level_names[level]
+	                                                                      : "?";
+}
+
 int
 log_level_parse(const char *name)
 {

@@ -20,6 +20,12 @@ int log_reopen(void);
 /* Tag every line with this process role, e.g. "master" or "worker 3". */
 void log_set_role(const char *role);
 
+/* The level in force: set at run time (sluicectl set log level) and read;
+ * and its name. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+const char *log_level_name(enum log_level level);
+
 /* Parse "error", "warning", "notice", "info", "debug"; -1 if unknown. */
 int log_level_parse(const char *name);
 
