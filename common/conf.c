@@ -59,7 +59,9 @@ struct conf_name {
 };
 
 static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file", "user",
-    "group", "chroot", "log", "pool", "limits", "timeouts", "upstreams", "listeners", NULL};
+    "group", "chroot", "log", "pool", "limits", "timeouts", "upstreams", "listeners", "control",
+    NULL};
+static const char *const conf_control_keys[] = {"socket", "mode", "group", "state_file", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level",
     "connections", NULL};
 static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice", NULL};
@@ -656,6 +658,66 @@ conf_user(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	return 0;
 }
 
+/* control = { socket; mode; group; state_file; }: the master's control
+ * socket. The group is looked up now, like user and group, so that -t
+ * catches a typo. */
+static int
+conf_control(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *g, *s;
+	const struct group *gr;
+	const char *text;
+	char *end;
+	unsigned long mode;
+	size_t n;
+
+	if (conf_group(c, root, "control", conf_control_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if ((s = config_setting_get_member(g, "socket")) == NULL)
+		return conf_fail(c, g, "socket", "socket is required in control");
+	if (conf_abs_path(c, s, &conf->control_socket) == -1)
+		return -1;
+	/* sockaddr_un's path, NUL included, is 108 bytes. */
+	if (strlen(conf->control_socket) > 107)
+		return conf_fail(c, s, NULL, "a UNIX socket path has at most 107 bytes");
+	conf->control_mode = 0660;
+	if ((s = config_setting_get_member(g, "mode")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		errno = 0;
+		mode = strtoul(text, &end, 8);
+		if (*text == '\0' || *end != '\0' || errno != 0 || mode > 0777 || *text == '-')
+			return conf_fail(c, s, NULL,
+			    "must be octal permission bits as a string, such as \"0660\"");
+		if ((mode & 0600) != 0600)
+			return conf_fail(c, s, NULL,
+			    "must let the owner read and write (0600 at least): the master "
+			    "and root use it");
+		conf->control_mode = (unsigned)mode;
+	}
+	if ((s = config_setting_get_member(g, "group")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		if (!c->peek && (*text == '\0' || (gr = getgrnam(text)) == NULL))
+			return conf_fail(c, s, NULL, "unknown group \"%s\"", text);
+		if (!c->peek)
+			conf->control_gid = gr->gr_gid;
+		if (conf_strdup(c, text, &conf->control_group) == -1)
+			return -1;
+	}
+	if ((s = config_setting_get_member(g, "state_file")) != NULL)
+		return conf_abs_path(c, s, &conf->state_file);
+	/* Beside the socket: a directory the master can already write. */
+	n = strrchr(conf->control_socket, '/') - conf->control_socket;
+	if ((conf->state_file = malloc(n + sizeof("/server-state"))) == NULL)
+		return conf_nomem(c);
+	memcpy(conf->state_file, conf->control_socket, n);
+	strcpy(conf->state_file + n, "/server-state");
+	return 0;
+}
+
 static int
 conf_valid_name(const char *name)
 {
@@ -1028,7 +1090,8 @@ conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 
 	if (conf_log(c, root, conf) == -1 || conf_user(c, root, conf) == -1 ||
 	    conf_pool(c, root, conf) == -1 ||
-	    conf_limits(c, root, conf) == -1 || conf_timeouts(c, root, conf) == -1)
+	    conf_limits(c, root, conf) == -1 || conf_timeouts(c, root, conf) == -1 ||
+	    conf_control(c, root, conf) == -1)
 		return -1;
 
 	/* Upstreams before listeners: a listener names one. */
@@ -1186,6 +1249,9 @@ conf_free(struct conf *conf)
 	free(conf->user);
 	free(conf->group);
 	free(conf->chroot);
+	free(conf->control_socket);
+	free(conf->control_group);
+	free(conf->state_file);
 	free(conf);
 }
 

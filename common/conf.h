@@ -122,6 +122,14 @@ struct conf {
 	unsigned nupstreams; /* >= 1 */
 	struct conf_listener *listeners;
 	unsigned nlisteners; /* >= 1 */
+
+	/* control = { ... }: the master's UNIX control socket (sluicectl). */
+	char *control_socket;     /* absolute path; NULL: no control socket */
+	unsigned control_mode;    /* permission bits of the socket, default 0660 */
+	char *control_group;      /* group owning it; NULL: the master's */
+	gid_t control_gid;        /* control_group's, when set and not peeking */
+	char *state_file;         /* runtime server states and weights; default
+	                           * "server-state" beside the socket */
 };
 
 /* Relayed connections one process with nofile descriptors can hold: two per

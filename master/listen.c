@@ -15,7 +15,7 @@
 static int
 find_fd(const struct conf_listener *l, const struct conf *c, const int *fds)
 {
-	if (c == NULL)
+	if (c == NULL || fds == NULL)
 		return -1;
 	for (unsigned i = 0; i < c->nlisteners; i++)
 		if (addr_equal((const struct sockaddr *)&l->addr,

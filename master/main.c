@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "control.h"
 #include "listen.h"
 #include "log.h"
 #include "master.h"
@@ -417,6 +418,8 @@ main(int argc, char **argv)
 		log_warn("cannot give %s to group %s: sluicestat needs root to read it", stats_file,
 		    priv.group);
 	master_check_fd_budget(conf);
+	if (control_open(conf, err, sizeof(err)) == -1)
+		startup_fail("%s", err);
 
 	st.ready_fd = foreground ? -1 : daemonize();
 	pidfile_write(pid_file);

@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "conf.h"
+#include "control.h"
 #include "heritage.h"
 #include "listen.h"
 #include "log.h"
@@ -106,6 +107,12 @@ static struct {
 	struct child checker;
 	struct respawn checker_respawn;
 	int checker_wanted;
+	/* Reloads started so far (the control socket waits for a number). */
+	uint64_t reload_seq;
+	/* Node drain (sluicectl drain): the grace period's end; undraining a
+	 * drained node starts a generation like a reload. */
+	ev_timer drain_w;
+	int undraining;
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1;
 	ev_child child_w;
 	ev_timer tick;
@@ -181,7 +188,7 @@ close_listeners_of(const struct gen *o, const struct gen *g)
  * STATS_SLOTS, the health checker, which inherits the same and has no
  * slot). */
 static void __attribute__((noreturn))
-child_become_worker(const struct gen *g, unsigned slot, unsigned index)
+child_become_worker(const struct gen *g, unsigned slot, unsigned index, int command_fd)
 {
 	struct heritage h;
 	char err[PATH_MAX + 256];
@@ -193,6 +200,10 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index)
 	ev_signal_stop(m.loop, &m.sig_usr1);
 	ev_child_stop(m.loop, &m.child_w);
 	ev_timer_stop(m.loop, &m.tick);
+	ev_timer_stop(m.loop, &m.drain_w);
+	/* The control socket, its clients and the other workers' command
+	 * sockets are the master's alone. */
+	control_child_forget(command_fd);
 	/* The epoll set is shared with the master until the loop is forked. */
 	ev_loop_fork(m.loop);
 	/* Every signal stays blocked (spawn forks that way) until worker_main
@@ -241,6 +252,7 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index)
 	h.master_pid = m.pid;
 	h.listener_rows = g->listener_rows;
 	h.server_rows = g->server_rows;
+	h.command_fd = command_fd;
 	if (slot == STATS_SLOTS)
 		checker_main(&h);
 	worker_main(&h);
@@ -270,6 +282,7 @@ spawn(struct gen *g, unsigned index)
 	sigset_t all, old;
 	unsigned slot;
 	pid_t pid;
+	int cfd = -1;
 
 	for (slot = 0; slot < STATS_SLOTS; slot++)
 		if (m.children[slot].pid == 0)
@@ -286,19 +299,24 @@ spawn(struct gen *g, unsigned index)
 	ss->generation = g->generation;
 	ss->index = index;
 	__atomic_store_n(&ss->state, STATS_SLOT_STARTING, __ATOMIC_RELEASE);
+	/* Without its command socket a worker still serves; only the control
+	 * socket's session commands miss it. */
+	control_worker_pair(slot, &cfd);
 
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_become_worker(g, slot, index);
+		child_become_worker(g, slot, index, cfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork for worker %u", index);
+		control_worker_failed(slot, cfd);
 		__atomic_store_n(&ss->state, STATS_SLOT_FREE, __ATOMIC_RELEASE);
 		schedule_respawn(g, index, 1);
 		return;
 	}
+	control_worker_forked(slot, cfd);
 	m.children[slot] = (struct child){ .pid = pid, .generation = g->generation,
 		.index = index, .started = mono_now(), .beat_seen = mono_now(),
 		.drain_ms = g->conf->drain_timeout_ms };
@@ -359,7 +377,7 @@ checker_spawn(void)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_become_worker(&m.cur, STATS_SLOTS, 0);
+		child_become_worker(&m.cur, STATS_SLOTS, 0, -1);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork for the health checker");
@@ -489,6 +507,7 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 		    c->generation);
 	}
 	stats_fold(m.stats, slot);
+	control_worker_gone(slot);
 	m.nchildren--;
 
 	if (m.stopping != RUNNING) {
@@ -707,7 +726,16 @@ reload_outcome(int ok, const char *why)
 		__atomic_store_n(&hdr->reloads_failed, hdr->reloads_failed + 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&hdr->last_reload_ok, ok ? 1u : 0u, __ATOMIC_RELAXED);
 	__atomic_store_n(&hdr->last_reload_ms, stats_now_ms(), __ATOMIC_RELAXED);
-	(void)why;
+	if (m.undraining) {
+		m.undraining = 0;
+		if (ok) {
+			__atomic_store_n(&hdr->node_state, STATS_NODE_SERVING, __ATOMIC_RELAXED);
+			__atomic_store_n(&hdr->drain_started_ms, 0, __ATOMIC_RELAXED);
+			log_notice("undrained: serving again, generation %u", m.cur.generation);
+		}
+		control_undrain_done(ok, why);
+	}
+	control_reload_done(m.reload_seq, ok, why);
 }
 
 /* A reload refused before any worker was forked. */
@@ -727,6 +755,7 @@ reload(void)
 	struct priv np;
 	int *fds;
 
+	m.reload_seq++;
 	next = conf_load(m.cur.conf->path, err, sizeof(err));
 	if (next == NULL) {
 		reload_refused(err);
@@ -744,7 +773,8 @@ reload(void)
 		conf_free(next);
 		return;
 	}
-	fds = listen_open(next, m.cur.conf, m.cur.fds, err, sizeof(err));
+	/* A drained node has no listeners left: all are opened afresh. */
+	fds = listen_open(next, m.cur.fds != NULL ? m.cur.conf : NULL, m.cur.fds, err, sizeof(err));
 	if (fds == NULL) {
 		reload_refused(err);
 		conf_free(next);
@@ -797,6 +827,8 @@ reload_commit(void)
 	m.cur.deadline = 0;
 	memset(g, 0, sizeof(*g));
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
+	/* A level set at run time lasts until the config is read again. */
+	__atomic_store_n(&m.stats->hdr->log_level, 0, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 
@@ -948,6 +980,11 @@ reload_maybe(void)
 	m.reload_pending = 0;
 	m.reload_waiting = 0;
 	m.last_reload = now;
+	if (m.stats->hdr->node_state == STATS_NODE_DRAINED && !m.undraining) {
+		m.reload_seq++;
+		reload_refused("the node is drained (sluicectl drain): undrain it to serve again");
+		return;
+	}
 	log_info("reloading %s", m.cur.conf->path);
 	reload();
 }
@@ -1053,6 +1090,158 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	reload_maybe();
 }
 
+/* --- for the control socket (control.c) ----------------------------------- */
+
+const struct conf *
+master_conf(void)
+{
+	return m.cur.conf;
+}
+
+const uint16_t *
+master_server_rows(void)
+{
+	return m.cur.server_rows;
+}
+
+int
+master_child_info(unsigned slot, pid_t *pid, uint32_t *generation, unsigned *index)
+{
+	if (slot >= STATS_SLOTS || m.children[slot].pid == 0)
+		return -1;
+	*pid = m.children[slot].pid;
+	*generation = m.children[slot].generation;
+	*index = m.children[slot].index;
+	return 0;
+}
+
+uint64_t
+master_reload_seq(void)
+{
+	return m.reload_seq;
+}
+
+int
+master_reload_request(char *err, size_t errlen)
+{
+	if (m.stopping != RUNNING) {
+		snprintf(err, errlen, "stopping: no reload");
+		return -1;
+	}
+	m.reload_pending = 1;
+	reload_maybe();
+	return 0;
+}
+
+void
+master_set_log_level(enum log_level level)
+{
+	log_set_level(level);
+	/* The children follow on their next tick. */
+	__atomic_store_n(&m.stats->hdr->log_level, (uint32_t)level + 1, __ATOMIC_RELAXED);
+	log_notice("log level set to %s", log_level_name(level));
+}
+
+/* The grace period is over: the current generation stops accepting and
+ * drains (closing its listeners, as on a graceful stop), and no worker is
+ * started until an undrain. The master stays. */
+static void
+drain_finish(void)
+{
+	struct stats_header *hdr = m.stats->hdr;
+	double now = mono_now();
+
+	__atomic_store_n(&hdr->node_state, STATS_NODE_DRAINED, __ATOMIC_RELAXED);
+	if (m.next.generation != 0)
+		reload_fail("the node drained while generation %u started", m.next.generation);
+	listen_close(m.cur.conf, m.cur.fds, NULL, NULL);
+	m.cur.fds = NULL;
+	memset(m.cur.respawn, 0, sizeof(m.cur.respawn));
+	for (unsigned i = 0; i < STATS_SLOTS; i++) {
+		struct child *c = &m.children[i];
+
+		if (c->pid == 0 || c->quitting)
+			continue;
+		c->quitting = 1;
+		c->kill_at = now + c->drain_ms / 1000.0 + MASTER_KILL_GRACE;
+		kill(c->pid, SIGQUIT);
+	}
+	log_notice("drained: listeners closed, %u workers finishing their connections",
+	    m.nchildren);
+}
+
+static void
+drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	if (m.stopping == RUNNING &&
+	    __atomic_load_n(&m.stats->hdr->node_state, __ATOMIC_RELAXED) == STATS_NODE_DRAINING)
+		drain_finish();
+}
+
+int
+master_drain(unsigned grace_ms, char *err, size_t errlen)
+{
+	struct stats_header *hdr = m.stats->hdr;
+
+	if (m.stopping != RUNNING) {
+		snprintf(err, errlen, "stopping already");
+		return -1;
+	}
+	if (m.cur.deadline != 0) {
+		snprintf(err, errlen, "still starting; drain once the workers run");
+		return -1;
+	}
+	if (hdr->node_state != STATS_NODE_SERVING) {
+		snprintf(err, errlen, "already %s", stats_node_name(hdr->node_state));
+		return -1;
+	}
+	__atomic_store_n(&hdr->drain_grace_ms, grace_ms, __ATOMIC_RELAXED);
+	__atomic_store_n(&hdr->drain_started_ms, stats_now_ms(), __ATOMIC_RELAXED);
+	__atomic_store_n(&hdr->node_state, STATS_NODE_DRAINING, __ATOMIC_RELAXED);
+	log_notice("draining: health says 503 now; listeners close in %u.%03us", grace_ms / 1000,
+	    grace_ms % 1000);
+	if (grace_ms == 0) {
+		drain_finish();
+		return 0;
+	}
+	ev_timer_set(&m.drain_w, grace_ms / 1000.0, 0.);
+	ev_timer_start(m.loop, &m.drain_w);
+	return 0;
+}
+
+int
+master_undrain(char *err, size_t errlen)
+{
+	struct stats_header *hdr = m.stats->hdr;
+
+	if (m.stopping != RUNNING) {
+		snprintf(err, errlen, "stopping: cannot undrain");
+		return -1;
+	}
+	switch (hdr->node_state) {
+	case STATS_NODE_SERVING:
+		return 0;
+	case STATS_NODE_DRAINING:
+		ev_timer_stop(m.loop, &m.drain_w);
+		__atomic_store_n(&hdr->node_state, STATS_NODE_SERVING, __ATOMIC_RELAXED);
+		__atomic_store_n(&hdr->drain_started_ms, 0, __ATOMIC_RELAXED);
+		log_notice("undrained before the listeners closed: serving on");
+		return 0;
+	default:
+		/* The listeners are gone: a new generation opens them, as a
+		 * reload would (reload_outcome ends it). */
+		if (!m.undraining) {
+			m.undraining = 1;
+			m.reload_pending = 1;
+			log_notice("undrain: starting a generation to serve again");
+			reload_maybe();
+		}
+		(void)err;
+		(void)errlen;
+		return 1;
+	}
+}
+
 int
 master_run(struct master_start *st)
 {
@@ -1088,6 +1277,8 @@ master_run(struct master_start *st)
 	ev_child_start(m.loop, &m.child_w);
 	ev_timer_init(&m.tick, tick_cb, MASTER_TICK, MASTER_TICK);
 	ev_timer_start(m.loop, &m.tick);
+	ev_init(&m.drain_w, drain_cb);
+	control_start(m.loop, m.stats);
 
 	for (unsigned i = 0; i < m.cur.conf->workers; i++)
 		spawn(&m.cur, i);
@@ -1098,6 +1289,7 @@ master_run(struct master_start *st)
 	ev_run(m.loop, 0);
 
 	log_notice("stopped");
+	control_close();
 	listen_close(m.cur.conf, m.cur.fds, NULL, NULL);
 	conf_free(m.cur.conf);
 	free(m.cur.listener_rows);

@@ -25,6 +25,32 @@ struct master_start {
  * start (a worker refused the config, or they did not all run in time). */
 int master_run(struct master_start *);
 
+/* For the control socket (control.c), in the master loop. */
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "log.h"
+
+/* The serving generation's config, and its servers' stats rows (every
+ * server of every upstream in config order; NULL when there are none). */
+const struct conf *master_conf(void);
+const uint16_t *master_server_rows(void);
+/* The worker in stats slot `slot`: 0, or -1 when the slot has none. */
+int master_child_info(unsigned slot, pid_t *pid, uint32_t *generation, unsigned *index);
+/* Reloads started so far; a reload asked for now is numbered above it, and
+ * its outcome reaches control_reload_done. */
+uint64_t master_reload_seq(void);
+/* Ask for a reload (as SIGHUP does). Returns 0, or -1 with a reason. */
+int master_reload_request(char *err, size_t errlen);
+void master_set_log_level(enum log_level);
+/* Node drain: /healthz turns 503 now and the listeners close after grace_ms.
+ * Returns 0, or -1 with a reason. */
+int master_drain(unsigned grace_ms, char *err, size_t errlen);
+/* Back to serving: 0 when done at once (before the listeners closed), 1 when
+ * a generation is starting (control_undrain_done tells the outcome), -1 with
+ * a reason. */
+int master_undrain(char *err, size_t errlen);
+
 /* Warn (log) when limits.max_connections cannot fit in the descriptors the
  * workers have. Returns 1 when it fits, 0 when it warned. */
 int master_check_fd_budget(const struct conf *);

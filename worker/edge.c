@@ -54,12 +54,13 @@ struct edge {
 };
 
 /* A session carries relay.c's struct session_tail past struct session when
- * per-source limits need the client address at close or connections are
- * logged (address, start time, byte counts); otherwise nothing. */
+ * per-source limits need the client address at close, connections are
+ * logged (address, start time, byte counts) or listed on the control socket
+ * (the same, and an id); otherwise nothing. */
 size_t
 edge_session_extra(const struct conf *c)
 {
-	if (c->log_connections)
+	if (c->log_connections || c->control_socket != NULL)
 		return sizeof(struct session_tail);
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		const struct conf_listener *l = &c->listeners[i];

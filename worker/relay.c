@@ -576,6 +576,9 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 		memset(t, 0, sizeof(*t));
 		session_tail_set_client(t, peer);
 		t->start_ms = now_ms32(w);
+		if (++w->session_seq == 0)
+			w->session_seq = 1;
+		t->id = w->session_seq;
 	}
 	w->active++;
 	STATS_SET(w->slot, active, w->active);
@@ -701,6 +704,39 @@ relay_retry_waiting(struct worker *w)
 		session_connect(w, s, client);
 	}
 	rooms_check(w);
+}
+
+int
+relay_shut_where(struct worker *w, int (*match)(struct worker *, struct session *, void *),
+    void *arg)
+{
+	unsigned n = 0, pass;
+
+	/* A close may wake starved sessions into rooms or slots this pass has
+	 * walked: pass again until one closes nobody. A slot is walked afresh
+	 * after each close, its links having changed. */
+	do {
+		pass = 0;
+		for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++)
+			for (unsigned k = 0; k < WHEEL_SLOTS; k++) {
+				struct wlink *l = w->rooms[r].slot[k];
+
+				while (l != NULL) {
+					struct session *s = SESSION_OF(l);
+
+					if (!match(w, s, arg)) {
+						l = l->next;
+						continue;
+					}
+					relay_close(w, s, CLOSE_SHUTDOWN);
+					pass++;
+					l = w->rooms[r].slot[k];
+				}
+			}
+		n += pass;
+	} while (pass > 0);
+	rooms_check(w);
+	return (int)n;
 }
 
 void

@@ -26,6 +26,13 @@ void relay_start(struct worker *, int client_fd, unsigned li, const struct socka
  * (after a descriptor pause ends). */
 void relay_retry_waiting(struct worker *);
 
+/* An operator's shutdown: close (as CLOSE_SHUTDOWN) every session for which
+ * match returns 1; returns how many. match may be called several times for
+ * one session and must not close anything itself. */
+struct session;
+int relay_shut_where(struct worker *, int (*match)(struct worker *, struct session *, void *),
+    void *arg);
+
 /* Close every session at once (fast stop, end of drain). */
 void relay_close_all(struct worker *);
 

@@ -83,7 +83,8 @@ struct session {
  * edge_session_extra): the client address, for the per-source count at close,
  * source hashing after a wait and the log (from the PROXY header when one was
  * accepted); and, with log.connections, the start time and byte counts.
- * Other configs pay nothing.
+ * With a control socket, every session has one, for sluicectl's session list
+ * (and its id, for shutting one). Other configs pay nothing.
  */
 struct session_tail {
 	uint8_t addr[16];   /* IPv4 as the last 4 bytes */
@@ -93,6 +94,7 @@ struct session_tail {
 	uint32_t start_ms;  /* log: w->now in ms, mod 2^32 (49 days) */
 	uint64_t bytes_in;  /* log: client to server */
 	uint64_t bytes_out; /* log: server to client */
+	uint32_t id;        /* this worker's count of sessions at its start (never 0) */
 };
 
 /* The session's tail, or NULL when the config keeps none. */

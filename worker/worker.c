@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "conf.h"
 #include "edge.h"
 #include "heritage.h"
@@ -423,6 +424,7 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	publish_pools(w);
 	global_scan_range(w);
+	child_follow_log_level(w->h->stats);
 }
 
 static void
@@ -623,6 +625,7 @@ worker_main(const struct heritage *h)
 	ev_timer_init(&heartbeat, heartbeat_cb, 1., 1.);
 	ev_timer_start(w->loop, &heartbeat);
 	publish_pools(w);
+	command_init(w, h->command_fd);
 
 	__atomic_store_n(&w->slot->state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
 	log_debug("running, generation %u, up to %u connections", h->generation, w->max_active);

@@ -76,6 +76,7 @@ struct worker {
 	struct edge *edge;     /* rate buckets and the per-source table (edge.c) */
 	size_t session_tail;   /* bytes each session carries past struct session
 	                        * for the edge (edge_session_extra), 0 for none */
+	uint32_t session_seq;  /* the last session id given (session_tail.id) */
 
 	struct up_group *groups; /* per upstream: balancing and passive health (upstream.c) */
 
