@@ -786,6 +786,12 @@ reload(void)
 	if (strcmp(next->stats_file, m.cur.conf->stats_file) != 0)
 		log_warnx("stats_file changes take effect at restart; still using %s",
 		    m.cur.conf->stats_file);
+	if ((next->control_socket == NULL) != (m.cur.conf->control_socket == NULL) ||
+	    (next->control_socket != NULL &&
+	        (strcmp(next->control_socket, m.cur.conf->control_socket) != 0 ||
+	            next->control_mode != m.cur.conf->control_mode)))
+		log_warnx("control changes take effect at restart; the control socket stays "
+		          "as it was");
 	/* The new workers log as the new config says from their first line. */
 	apply_log(next, &np);
 	master_check_fd_budget(next);
