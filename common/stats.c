@@ -775,6 +775,46 @@ stats_copy_text(char *dst, size_t len, const char *src)
 	snprintf(dst, len, "%s", src != NULL ? src : "");
 }
 
+void
+stats_recycle_below(struct stats_seg *seg, uint32_t generation)
+{
+	seg->recycle_below = generation;
+}
+
+/* A directory entry no live process uses any more (the latest generation
+ * that had it is older than every live one), for a new identity when the
+ * directory is full: the oldest such, or `used` when there is none. Its
+ * retired totals move to the recycled row (inside the caller's fold_seq
+ * bracket), so sums never go backwards; the slots' rows of it are zero, as
+ * no live worker's config has it. */
+static unsigned
+stats_recycle(struct stats_seg *seg, int servers)
+{
+	unsigned used = servers ? seg->servers_used : seg->listeners_used, best = used;
+	uint32_t best_gen = UINT32_MAX;
+
+	for (unsigned r = 0; r < used; r++) {
+		uint32_t g = servers ? seg->servers[r].generation : seg->listeners[r].generation;
+
+		if (g < seg->recycle_below && g < best_gen) {
+			best = r;
+			best_gen = g;
+		}
+	}
+	if (best == used)
+		return used;
+	if (servers) {
+		stats_fold_row(&seg->hdr->servers_recycled, &seg->server_retired[best],
+		    stats_server_fields, stats_server_nfields, sizeof(struct stats_server_counters));
+		memset(&seg->health[best], 0, sizeof(seg->health[best]));
+	} else {
+		stats_fold_row(&seg->hdr->listeners_recycled, &seg->listener_retired[best],
+		    stats_listener_fields, stats_listener_nfields,
+		    sizeof(struct stats_listener_counters));
+	}
+	return best;
+}
+
 unsigned
 stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t len,
     const char *address, const char *upstream, uint32_t generation)
@@ -783,6 +823,7 @@ stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t l
 	struct stats_listener_entry *e;
 	unsigned used, row;
 	uint64_t seq;
+	int fresh;
 
 	if (!seg->writable || len > sizeof(e->addr))
 		return STATS_NO_ROW;
@@ -790,11 +831,14 @@ stats_listener_row(struct stats_seg *seg, const struct sockaddr *sa, socklen_t l
 	for (row = 0; row < used; row++)
 		if (addr_equal((const struct sockaddr *)&seg->listeners[row].addr, sa))
 			break;
-	if (row == used && used >= seg->nlisteners)
-		return STATS_NO_ROW;
-	e = &seg->listeners[row];
+	fresh = row == used;
 	seq = stats_write_begin(hdr);
-	if (row == used) {
+	if (row == used && used >= seg->nlisteners && (row = stats_recycle(seg, 0)) == used) {
+		stats_write_end(hdr, seq);
+		return STATS_NO_ROW;
+	}
+	e = &seg->listeners[row];
+	if (fresh) {
 		memset(e, 0, sizeof(*e));
 		memcpy(&e->addr, sa, len);
 		e->first_generation = generation;
@@ -819,6 +863,7 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 	struct stats_server_entry *e;
 	unsigned used, row;
 	uint64_t seq;
+	int fresh;
 
 	if (!seg->writable || len > sizeof(e->addr) || upstream == NULL)
 		return STATS_NO_ROW;
@@ -827,11 +872,14 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 		if (strncmp(seg->servers[row].upstream, upstream, STATS_NAME_MAX) == 0 &&
 		    addr_equal((const struct sockaddr *)&seg->servers[row].addr, sa))
 			break;
-	if (row == used && used >= seg->nservers)
-		return STATS_NO_ROW;
-	e = &seg->servers[row];
+	fresh = row == used;
 	seq = stats_write_begin(hdr);
-	if (row == used) {
+	if (row == used && used >= seg->nservers && (row = stats_recycle(seg, 1)) == used) {
+		stats_write_end(hdr, seq);
+		return STATS_NO_ROW;
+	}
+	e = &seg->servers[row];
+	if (fresh) {
 		memset(e, 0, sizeof(*e));
 		memcpy(&e->addr, sa, len);
 		stats_copy_text(e->upstream, sizeof(e->upstream), upstream);
@@ -1022,6 +1070,12 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 
 	memset(&sn->retired, 0, sizeof(sn->retired));
 	stats_add_words(&sn->retired, &hdr->retired, sizeof(sn->retired));
+	memset(&sn->listeners_recycled, 0, sizeof(sn->listeners_recycled));
+	stats_add_words(&sn->listeners_recycled, &hdr->listeners_recycled,
+	    sizeof(sn->listeners_recycled));
+	memset(&sn->servers_recycled, 0, sizeof(sn->servers_recycled));
+	stats_add_words(&sn->servers_recycled, &hdr->servers_recycled,
+	    sizeof(sn->servers_recycled));
 	sn->total = sn->retired;
 	for (i = 0; i < sn->nworkers; i++)
 		stats_add_words(&sn->total, &sn->workers[i].c, sizeof(sn->total));

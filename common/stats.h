@@ -20,8 +20,8 @@
  * system's page size (stats_protect_* refuse larger pages). */
 #define STATS_PAGE 4096
 #define STATS_SLOTS 512     /* worker slots: current and draining generations */
-#define STATS_LISTENERS 64  /* distinct listener addresses in one master's life */
-#define STATS_SERVERS 256   /* distinct upstream servers in one master's life */
+#define STATS_LISTENERS 64  /* listener addresses in use at once (all generations) */
+#define STATS_SERVERS 256   /* upstream servers in use at once (all generations) */
 #define STATS_NO_ROW 0xffffu /* a listener or server without a row (directory full) */
 #define STATS_NAME_MAX 64   /* upstream name, NUL included */
 #define STATS_ADDR_MAX 128  /* address text as written in the config, NUL included */
@@ -200,9 +200,11 @@ struct stats_slot {
 
 /*
  * Directory entries: one per distinct listener address and per distinct
- * (upstream name, server address) seen in the life of the master, so that
- * every generation adds to the same row. Written by the master only, inside
- * a fold_seq bracket; never removed, so a row index stays valid.
+ * (upstream name, server address) in use, so that every generation adds to
+ * the same row. Written by the master only, inside a fold_seq bracket. An
+ * entry no live process uses may be recycled for a new identity once the
+ * directory is full (stats_recycle_below); while any process uses it, its
+ * row index stays valid.
  */
 struct stats_listener_entry {
 	uint32_t generation;       /* the latest generation whose config has it */
@@ -330,6 +332,11 @@ struct stats_header {
 	uint64_t last_reload_ms;   /* CLOCK_REALTIME of the last reload's outcome, 0: none */
 	uint32_t last_reload_ok;   /* 1 when that outcome was success */
 	uint32_t pad;
+	/* Lifetime totals of listener and server rows recycled for other
+	 * identities (stats_recycle_below): with these, the rows' sums never
+	 * go backwards. */
+	struct stats_listener_counters listeners_recycled;
+	struct stats_server_counters servers_recycled;
 	struct stats_counters retired; /* folded counters of exited workers */
 } __attribute__((aligned(64)));
 
@@ -364,6 +371,9 @@ struct stats_seg {
 	/* Directory entries in use. The master's own count (it is their only
 	 * writer); readers reload hdr's and clamp it to the capacity. */
 	unsigned listeners_used, servers_used;
+	/* Master: entries whose generation is below this are used by no live
+	 * process and may be recycled (stats_recycle_below). */
+	uint32_t recycle_below;
 	int writable;
 };
 
@@ -427,6 +437,16 @@ unsigned stats_listener_row(struct stats_seg *, const struct sockaddr *, socklen
 unsigned stats_server_row(struct stats_seg *, const char *upstream, const struct sockaddr *,
     socklen_t, const char *address, unsigned weight, int backup, uint32_t generation);
 
+/* Master, before assigning the rows of a new generation: entries whose
+ * latest generation is below `generation` (the oldest generation any live
+ * worker or checker has) belong to nobody now. While the directory has
+ * room they keep their identity (a server that comes back finds its row);
+ * once it is full, a new identity takes the oldest of them: its retired
+ * totals move to the header's recycled rows and its health and admin
+ * records start afresh. So the directory bounds the listeners and servers
+ * in use at once, not in the master's life. */
+void stats_recycle_below(struct stats_seg *, uint32_t generation);
+
 /* The checker: publish h (its seq ignored) as the health of server row `row`.
  * Readers never see half of it. Out-of-range rows are ignored. */
 void stats_health_publish(struct stats_seg *, unsigned row, const struct stats_health *h);
@@ -481,6 +501,8 @@ struct stats_snapshot {
 	uint64_t reloads_ok, reloads_failed, last_reload_ms;
 	unsigned running, draining;
 	struct stats_counters retired, total;
+	struct stats_listener_counters listeners_recycled;
+	struct stats_server_counters servers_recycled;
 	unsigned nworkers;
 	struct stats_worker_view *workers; /* by slot */
 	unsigned nlisteners;

@@ -619,6 +619,16 @@ assign_stats_rows(struct gen *g)
 	unsigned n = 0, k = 0;
 	uint16_t *lr, *sr;
 
+	uint32_t oldest = g->generation;
+
+	/* Rows only generations older than every live process had may go to
+	 * new listeners and servers once the directory is full. */
+	for (unsigned i = 0; i < STATS_SLOTS; i++)
+		if (m.children[i].pid != 0 && m.children[i].generation < oldest)
+			oldest = m.children[i].generation;
+	if (m.checker.pid != 0 && m.checker.generation < oldest)
+		oldest = m.checker.generation;
+	stats_recycle_below(m.stats, oldest);
 	for (unsigned u = 0; u < c->nupstreams; u++)
 		n += c->upstreams[u].nservers;
 	lr = calloc(c->nlisteners, sizeof(*lr));
@@ -635,8 +645,9 @@ assign_stats_rows(struct gen *g)
 		lr[i] = (uint16_t)stats_listener_row(m.stats, (const struct sockaddr *)&l->addr,
 		    l->addrlen, l->address, c->upstreams[l->upstream].name, g->generation);
 		if (lr[i] == STATS_NO_ROW)
-			log_warnx("statistics: no row left for listener %s (%u at most); "
-			          "it counts in the totals only", l->address, STATS_LISTENERS);
+			log_warnx("statistics: no row left for listener %s (%u in use at most, "
+			          "counting those of draining generations); it counts in the "
+			          "totals only", l->address, STATS_LISTENERS);
 	}
 	for (unsigned u = 0; sr != NULL && u < c->nupstreams; u++) {
 		const struct conf_upstream *up = &c->upstreams[u];
@@ -648,9 +659,10 @@ assign_stats_rows(struct gen *g)
 			    (const struct sockaddr *)&sv->addr, sv->addrlen, sv->address,
 			    sv->weight, sv->backup, g->generation);
 			if (sr[k] == STATS_NO_ROW)
-				log_warnx("statistics: no row left for server %s of %s (%u at "
-				          "most); it counts in the totals only", sv->address,
-				    up->name, STATS_SERVERS);
+				log_warnx("statistics: no row left for server %s of %s (%u in use "
+				          "at most, counting those of draining generations); it "
+				          "counts in the totals only", sv->address, up->name,
+				    STATS_SERVERS);
 		}
 	}
 	free(g->listener_rows);

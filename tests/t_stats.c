@@ -30,7 +30,7 @@ static char dir[] = "/tmp/t_stats.XXXXXX";
 static const char *const file_names[] = {
 	"seg", "umask0", "stale", "missing", "empty", "magic", "version",
 	"hsize", "short", "long", "nslots", "race", "dir", "rows", "health", "replace",
-	"hostile", "odd",
+	"hostile", "odd", "recycle",
 };
 #define NFILES (sizeof(file_names) / sizeof(file_names[0]))
 
@@ -391,6 +391,97 @@ test_directory(void)
 		    "a full directory answers STATS_NO_ROW");
 		is(stats_listener_row(&w, SA(l1), "127.0.0.1:8080", "app", 4), 0,
 		    "a full directory still finds known listeners");
+	}
+	stats_detach(&r);
+	stats_detach(&w);
+}
+
+/* A full directory recycles the entries no live generation uses: the oldest
+ * goes to the new identity, its totals to the recycled rows, its health and
+ * admin records start afresh; entries still in use, and a known identity,
+ * are never taken. */
+static void
+test_recycle(void)
+{
+	struct stats_snapshot *sn;
+	struct stats_seg w, r;
+	struct stats_health h;
+	char err[256], text[32];
+	unsigned i, row, ok_rows = 1;
+
+	if (stats_create(&w, path_of("recycle"), 4, err, sizeof(err)) == -1)
+		bail("stats_create: %s", err);
+	if (stats_attach(&r, path_of("recycle"), err, sizeof(err)) == -1)
+		bail("stats_attach: %s", err);
+	/* Generation 1 fills the server directory; 2 and 3 come later. */
+	for (i = 0; i < STATS_SERVERS; i++) {
+		struct sockaddr_storage a = sa_of("10.1.0.1", 1000 + (int)i);
+
+		snprintf(text, sizeof(text), "10.1.0.1:%u", 1000 + i);
+		if (stats_server_row(&w, "old", SA(a), text, 1, 0, i < 10 ? 2 : 1) != i)
+			ok_rows = 0;
+	}
+	ok(ok_rows, "the directory fills in order");
+	w.server_retired[5].connects = 7;
+	w.server_retired[5].bytes_in = 700;
+	w.server_retired[11].connects = 11;
+	stats_admin_set(&w, 5, STATS_ADMIN_MAINT, 9);
+	memset(&h, 0, sizeof(h));
+	h.state = STATS_HEALTH_DOWN;
+	stats_health_publish(&w, 5, &h);
+	{
+		struct sockaddr_storage n = sa_of("10.2.0.1", 1);
+
+		is(stats_server_row(&w, "new", SA(n), "10.2.0.1:1", 1, 0, 3), STATS_NO_ROW,
+		    "full, with every generation still live: no row");
+		stats_recycle_below(&w, 2);
+		row = stats_server_row(&w, "new", SA(n), "10.2.0.1:1", 1, 0, 3);
+		ok(row >= 10 && row < STATS_SERVERS,
+		    "with generation 1 gone, a generation-1 row is recycled (%u)", row);
+	}
+	{
+		struct sockaddr_storage back = sa_of("10.1.0.1", 1005);
+
+		is(stats_server_row(&w, "old", SA(back), "10.1.0.1:1005", 1, 0, 3), 5,
+		    "a known identity keeps its row, unused or not");
+		ok(stats_admin_get(&r, 5).state == STATS_ADMIN_MAINT,
+		    "and its admin state");
+	}
+	{
+		struct sockaddr_storage n2 = sa_of("10.2.0.1", 2);
+		unsigned row2;
+
+		row2 = stats_server_row(&w, "new", SA(n2), "10.2.0.1:2", 1, 0, 3);
+		ok(row2 != 5 && row2 != row && row2 >= 10, "the next new one takes another (%u)", row2);
+		/* Fill until only rows of generation >= 2 are left. */
+		for (i = 3; i < 400; i++) {
+			struct sockaddr_storage n3 = sa_of("10.3.0.1", (int)i);
+
+			snprintf(text, sizeof(text), "10.3.0.1:%u", i);
+			if (stats_server_row(&w, "new", SA(n3), text, 1, 0, 3) == STATS_NO_ROW)
+				break;
+		}
+		ok(i < 400, "recycling stops when only rows in use are left (%u more)", i - 3);
+		for (i = 0; i < 10; i++)
+			if (strcmp(w.servers[i].upstream, "old") != 0)
+				ok_rows = 0;
+		ok(ok_rows && strcmp(w.servers[5].upstream, "old") == 0,
+		    "generation-2 rows and the known one were never taken");
+	}
+	sn = stats_snapshot_create(&r);
+	ok(sn != NULL && sn->servers_recycled.connects == 11 + 0 &&
+	        sn->servers_recycled.bytes_in == 0,
+	    "a recycled row's totals moved to the recycled row (connects %llu)",
+	    sn ? (unsigned long long)sn->servers_recycled.connects : 0ULL);
+	ok(sn != NULL && r.hdr->servers_used == STATS_SERVERS, "the count of entries stays");
+	stats_snapshot_destroy(sn);
+	{
+		struct stats_health got;
+
+		stats_health_read(&r, row, &got);
+		ok(got.state == STATS_HEALTH_UNKNOWN && stats_admin_get(&r, row).state ==
+		        STATS_ADMIN_READY && stats_admin_get(&r, row).weight == STATS_WEIGHT_CONFIG,
+		    "a recycled row starts unknown, ready, with the config's weight");
 	}
 	stats_detach(&r);
 	stats_detach(&w);
@@ -1288,6 +1379,7 @@ main(void)
 	test_total_fold();
 	test_directory();
 	test_rows_fold();
+	test_recycle();
 	test_health();
 	test_replace();
 	test_fold_race();
