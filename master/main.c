@@ -418,6 +418,8 @@ main(int argc, char **argv)
 		log_warn("cannot give %s to group %s: sluicestat needs root to read it", stats_file,
 		    priv.group);
 	master_check_fd_budget(conf);
+	if (conf->control_socket != NULL)
+		make_parent_dir(conf->control_socket);
 	if (control_open(conf, err, sizeof(err)) == -1)
 		startup_fail("%s", err);
 
