@@ -298,6 +298,16 @@ test_sessions(void)
 	ctl(&out, "--json", "show", "sessions", "server", e0name, NULL);
 	ok(out != NULL && strstr(out, "\"count\":2") != NULL, "filtered by server: two");
 	free(out);
+	out = NULL;
+	ctl(&out, "--json", "show", "sessions", "client", "127.0.0.1", "worker", "0", NULL);
+	ok(out != NULL && strstr(out, "\"count\":4") != NULL, "filtered by client and worker: four");
+	free(out);
+	out = NULL;
+	ctl(&out, "--json", "show", "sessions", "client", "10.9.9.9", NULL);
+	ok(out != NULL && strstr(out, "\"count\":0") != NULL, "another client: none");
+	free(out);
+	ok(CTL_IS(1, "show sessions [", "show", "sessions", "colour", "red"),
+	    "an unknown filter is refused");
 
 	ok(id[0] != '\0' && CTL_IS(0, "1 sessions shut", "shutdown", "session", id),
 	    "shutdown session %s", id);
