@@ -239,7 +239,7 @@ static const struct bad_case bad_cases[] = {
     /* unknown settings at every level */
     {"wrkers = 2;\n" UP LS,
         ":1: wrkers: unknown setting \"wrkers\" (expected workers, pid_file, stats_file, user, "
-        "group, chroot, log, pool, limits, timeouts, upstreams or listeners)",
+        "group, chroot, log, pool, limits, timeouts, upstreams, listeners or control)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
         ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain or "
@@ -529,6 +529,39 @@ test_edge(void)
 }
 
 static void
+test_control(void)
+{
+	char err[1024];
+	struct conf *c;
+
+	c = load_text(UP LS "control = { socket = \"/run/sluice/ctl\"; };\n", err, sizeof(err));
+	if (!ok(c != NULL, "a control group with the socket alone loads"))
+		diag("  error: %s", err);
+	ok(c != NULL && strcmp(c->control_socket, "/run/sluice/ctl") == 0 &&
+	       c->control_mode == 0660 && c->control_group == NULL &&
+	       strcmp(c->state_file, "/run/sluice/server-state") == 0,
+	    "control defaults: mode 0660, the master's group, server-state beside the socket");
+	conf_free(c);
+	c = load_text(UP LS "control = { socket = \"/a/ctl\"; mode = \"0600\"; group = \"root\"; "
+	                    "state_file = \"/var/lib/sluice/state\"; };\n",
+	    err, sizeof(err));
+	ok(c != NULL && c->control_mode == 0600 && strcmp(c->control_group, "root") == 0 &&
+	       c->control_gid == 0 && strcmp(c->state_file, "/var/lib/sluice/state") == 0,
+	    "control settings are read");
+	conf_free(c);
+	c = load_text(UP LS, err, sizeof(err));
+	ok(c != NULL && c->control_socket == NULL && c->state_file == NULL,
+	    "no control group: no control socket");
+	conf_free(c);
+	c = load_text(UP LS "control = { socket = \"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"; };\n",
+	    err, sizeof(err));
+	ok(c == NULL && strstr(err, "control.socket: a UNIX socket path has at most 107 bytes") != NULL,
+	    "a socket path too long for sockaddr_un is refused (%s)", err);
+	conf_free(c);
+}
+
+static void
 test_bad(void)
 {
 	size_t i;
@@ -727,6 +760,7 @@ main(void)
 	test_minimal();
 	test_bad();
 	test_edge();
+	test_control();
 	test_files();
 	test_example();
 
