@@ -600,31 +600,62 @@ static int proxy_wave;   /* K_VERIFY clients now all send a slow PROXY header */
 /* Totals over every client. */
 static uint64_t client_tx, client_rx;
 static unsigned n_started[K_NKINDS], n_verified_good, n_verified_cut, n_proxybad_closed;
-static unsigned n_fail, n_verified_refused;
+static unsigned n_fail, n_verified_refused, n_verified_fdwait;
 static uint64_t verified_sent, verified_got;
 
 static uint64_t kill_ms[SOAK_MAX_KILLS];
 static pid_t kill_pid[SOAK_MAX_KILLS];
 static int nkills;
 
-/* The daemon's connection log line for a client address ("IP:PORT"), if it
- * wrote one yet: how sluiced saw a stream that failed. */
+/* The daemon's connection log line for a client address ("IP:PORT") into
+ * line, waiting up to wait_ms for it to be written: how sluiced saw a
+ * stream. Returns 1, or 0 when it wrote none. */
+static int
+daemon_line(const char *client, char *line, size_t len, int wait_ms)
+{
+	char needle[96], *log, *p, *eol;
+	uint64_t t0 = h_now_ms();
+
+	if (client[0] == '\0')
+		return 0;
+	snprintf(needle, sizeof(needle), "client=%s ", client);
+	for (;;) {
+		if ((log = h_read_file(h_path("sluiced.log"))) != NULL &&
+		    (p = strstr(log, needle)) != NULL) {
+			while (p > log && p[-1] != '\n')
+				p--;
+			if ((eol = strchr(p, '\n')) != NULL)
+				*eol = '\0';
+			snprintf(line, len, "%s", p);
+			free(log);
+			return 1;
+		}
+		free(log);
+		if (h_now_ms() - t0 >= (uint64_t)wait_ms)
+			return 0;
+		h_nap(50);
+	}
+}
+
 static void
 daemon_line_diag(const char *client)
 {
-	char needle[96], *log, *p, *eol;
+	char line[512];
 
-	if (client[0] == '\0' || (log = h_read_file(h_path("sluiced.log"))) == NULL)
-		return;
-	snprintf(needle, sizeof(needle), "client=%s ", client);
-	if ((p = strstr(log, needle)) != NULL) {
-		while (p > log && p[-1] != '\n')
-			p--;
-		if ((eol = strchr(p, '\n')) != NULL)
-			*eol = '\0';
-		diag("  sluiced logged: %s", p);
-	}
-	free(log);
+	if (daemon_line(client, line, sizeof(line), 1000))
+		diag("  sluiced logged: %s", line);
+}
+
+/* 1 when sluiced says it closed the client's session at the connect
+ * deadline before any server was tried: it waited for a descriptor the
+ * whole time (the config overcommits them on purpose, see conf_write). */
+static int
+daemon_says_fdwait(const char *client)
+{
+	char line[512];
+
+	return daemon_line(client, line, sizeof(line), 2000) && strstr(line, " server=- ") &&
+	       strstr(line, " reason=connect_timeout") != NULL;
 }
 
 static void
@@ -716,6 +747,16 @@ c_finish(struct client *c, int outcome, const char *fmt, ...)
 				diag("verify stream %u (client=%s declaring %s) closed before any "
 				     "byte: %s",
 				    c->id, c->local[0] ? c->local : "-", c->said, c->why);
+		} else if (outcome == O_CUT && c->got == 0 &&
+		           daemon_says_fdwait(c->said[0] ? c->said : c->local)) {
+			/* Accepted while the worker's descriptors were short,
+			 * and none came free by the connect deadline: an
+			 * overload refusal, told apart by the daemon's own
+			 * log line and checked against its count at the end. */
+			if (n_verified_fdwait++ < 5)
+				diag("verify stream %u (client=%s) closed before any byte: no "
+				     "descriptor came free by the connect deadline",
+				    c->id, c->local[0] ? c->local : "-");
 		} else {
 			fail_diag(c);
 		}
@@ -1826,9 +1867,10 @@ main(int argc, char **argv)
 		diag("the kernel reset %ld connections for want of TCP memory meanwhile (machine-"
 		     "wide): streams it cut look like the daemon's doing",
 		    aborts - aborts0);
-	diag("verified streams: %u intact, %u cut by a worker kill, %u closed before a byte; "
-	     "%llu bytes checked; %d kills; %u malformed PROXY clients closed by the daemon",
-	    n_verified_good, n_verified_cut, n_verified_refused,
+	diag("verified streams: %u intact, %u cut by a worker kill, %u closed before a byte, "
+	     "%u past the connect deadline waiting for a descriptor; %llu bytes checked; %d "
+	     "kills; %u malformed PROXY clients closed by the daemon",
+	    n_verified_good, n_verified_cut, n_verified_refused, n_verified_fdwait,
 	    (unsigned long long)(verified_sent + verified_got), nkills, n_proxybad_closed);
 	ok(n_fail == 0,
 	    "no client got a wrong byte, and every verified stream not cut by a "
@@ -2032,6 +2074,12 @@ main(int argc, char **argv)
 		        n_verified_refused))
 			diag("  but the daemon counts %llu such refusals",
 			    (unsigned long long)tot.refused_by[STATS_REFUSE_NO_MEMORY]);
+		if (!ok(n_verified_fdwait <= tot.closed_by[STATS_CLOSE_CONNECT_TIMEOUT],
+		        "verified streams that waited for a descriptor past the connect deadline "
+		        "were closed by it (%u of them)",
+		        n_verified_fdwait))
+			diag("  but the daemon counts %llu connect timeouts",
+			    (unsigned long long)tot.closed_by[STATS_CLOSE_CONNECT_TIMEOUT]);
 		ok(tot.bytes_in >= verified_sent && tot.bytes_out >= verified_got,
 		    "bytes relayed cover the intact verified streams (%llu in >= %llu, %llu out "
 		    ">= %llu)",
