@@ -4,6 +4,8 @@
  * relaying goes on, and every line is either received or counted in
  * log_dropped. A log file that is a FIFO nobody reads: the same. A regular
  * file is reopened on SIGUSR1 after rotation, the syslog socket reconnected.
+ * Workers in a chroot still reach the syslog socket (connected before it);
+ * stderr a pipe nobody reads (foreground) drops and counts like the FIFO.
  * log.format with named fields and its JSON form (parsed by python3), an
  * unknown field refused by sluiced -t, and the classic line's exact shape.
  * Daemons are stopped by their pid file's pid; loopback only. */
@@ -174,9 +176,14 @@ drain_count(int fd, int stream)
 {
 	static char carry[1 << 16];
 	static size_t have;
+	static int last_fd = -1;
 	char buf[1 << 16];
 	unsigned n = 0;
 	ssize_t r;
+
+	if (fd != last_fd)
+		have = 0;
+	last_fd = fd;
 
 	while ((r = read(fd, buf, sizeof(buf) - 1)) > 0) {
 		buf[r] = '\0';
@@ -298,7 +305,7 @@ reload(pid_t master)
 }
 
 static void
-write_conf(const char *log, int echo, int lport)
+write_conf_extra(const char *log, int echo, int lport, const char *extra)
 {
 	h_write_file(conf,
 	    "workers = %d;\n"
@@ -306,8 +313,25 @@ write_conf(const char *log, int echo, int lport)
 	    "stats_file = \"%s\";\n"
 	    "log = { %s };\n"
 	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
-	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n",
-	    WORKERS, h_pidfile(), h_statsfile(), log, echo, lport);
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n%s\n",
+	    WORKERS, h_pidfile(), h_statsfile(), log, echo, lport, extra);
+}
+
+static void
+write_conf(const char *log, int echo, int lport)
+{
+	write_conf_extra(log, echo, lport, "");
+}
+
+/* Poll until the segment shows WORKERS running workers. */
+static int
+wait_workers(void)
+{
+	uint64_t end = h_now_ms() + WAIT;
+
+	while (h_stats_running(NULL, 0, 0) != WORKERS && h_now_ms() < end)
+		h_nap(20);
+	return h_stats_running(NULL, 0, 0) == WORKERS;
 }
 
 int
@@ -315,9 +339,9 @@ main(void)
 {
 	char *sock = strdup(h_path("log.sock")), *fifo = strdup(h_path("log.fifo"));
 	char *file = strdup(h_path("conn.log")), *rotated = strdup(h_path("conn.log.1"));
-	char *bad = strdup(h_path("bad.conf")), *out = NULL;
+	char *bad = strdup(h_path("bad.conf")), *out = NULL, *jail;
 	char logset[1024], line[4096], client[64], want[1024], *qtext;
-	int echo = h_free_port(), lport = h_free_port(), sfd, ffd, n, qlen = 10, r;
+	int echo = h_free_port(), lport = h_free_port(), sfd, ffd, n, qlen = 10, r, pfd[2];
 	unsigned received = 0;
 	uint64_t dropped, closed;
 	pid_t master;
@@ -374,6 +398,76 @@ main(void)
 	ok(r, "after SIGUSR1 the lines reach the new socket");
 	close(sfd);
 	stop_daemon();
+
+	/* ---- workers in a chroot: the socket was connected before it ---- */
+	unlink(h_statsfile());
+	jail = strdup(h_path("jail"));
+	if (mkdir(jail, 0755) == -1)
+		bail("mkdir %s: %s", jail, strerror(errno));
+	sfd = bind_syslog(sock);
+	snprintf(logset, sizeof(logset),
+	    "target = \"syslog\"; facility = \"local3\"; connections = true; "
+	    "syslog_socket = \"%s\";", sock);
+	snprintf(want, sizeof(want), "user = \"nobody\"; chroot = \"%s\";", jail);
+	write_conf_extra(logset, echo, lport, want);
+	{
+		/* LeakSanitizer reads /proc at exit, which the empty chroot
+		 * has not: in a sanitizer build it would only report that. */
+		char *saved = getenv("LSAN_OPTIONS") ? strdup(getenv("LSAN_OPTIONS")) : NULL;
+
+		setenv("LSAN_OPTIONS", "detect_leaks=0", 1);
+		r = start_daemon();
+		if (saved != NULL)
+			setenv("LSAN_OPTIONS", saved, 1);
+		else
+			unsetenv("LSAN_OPTIONS");
+		free(saved);
+	}
+	ok(r, "sluiced runs its workers in a chroot without /dev/log or the socket");
+	ok(one_client(lport, client, sizeof(client)), "a client is relayed");
+	r = recv_line(sfd, line, sizeof(line), WAIT) > 0;
+	ok(r && rfc3164_ok(line, client), "its line reaches the socket outside the chroot");
+	close(sfd);
+	stop_daemon();
+
+	/* ---- foreground: stderr a pipe nobody reads ---- */
+	unlink(h_statsfile());
+	if (pipe2(pfd, O_CLOEXEC) == -1)
+		bail("pipe: %s", strerror(errno));
+	fcntl(pfd[0], F_SETPIPE_SZ, 4096);
+	write_conf("target = \"stderr\"; connections = true;", echo, lport);
+	{
+		char *argv[] = {(char *)h_sluiced(), "-f", "-c", (char *)conf, NULL};
+
+		/* The harness opens the path given for the output: the pipe. */
+		snprintf(want, sizeof(want), "/proc/self/fd/%d", pfd[1]);
+		master = h_spawn(argv, want);
+	}
+	close(pfd[1]);
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	ok(wait_workers(), "sluiced -f with its stderr a pipe runs its workers");
+	n = 1000;
+	ok(round_trips(lport, n) == n, "%d connections are relayed while nobody reads stderr", n);
+	ok(h_wait_stat("closed", (uint64_t)n, WAIT), "all %d closed", n);
+	ok(h_stat("log_dropped") > 0, "the pipe filled up: log_dropped = %llu",
+	    (unsigned long long)h_stat("log_dropped"));
+	received = 0;
+	r = all_accounted(pfd[0], 1, &received, &dropped, (uint64_t)n);
+	ok(r, "once read: received %u + dropped %llu = %d connections", received,
+	    (unsigned long long)dropped, n);
+	kill(master, SIGTERM);
+	/* Keep reading: the master's own lines still block on the pipe. */
+	for (uint64_t end = h_now_ms() + WAIT; h_now_ms() < end;) {
+		char buf[4096];
+		ssize_t k = read(pfd[0], buf, sizeof(buf));
+
+		if (k == 0)
+			break;
+		if (k < 0)
+			h_nap(10);
+	}
+	ok(h_wait_exit(master, WAIT, NULL) == 0, "and it stops");
+	close(pfd[0]);
 
 	/* ---- a FIFO log file that is never read ---- */
 	unlink(h_statsfile());
@@ -537,6 +631,7 @@ main(void)
 	free(file);
 	free(rotated);
 	free(bad);
+	free(jail);
 	done_testing();
 	return tap_exit();
 }
