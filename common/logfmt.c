@@ -105,7 +105,8 @@ logfmt_parse(struct logfmt *f, const char *spec, char *err, size_t errlen)
 			;
 		if (n == 0)
 			return logfmt_fail(err, errlen,
-			    "\"$\" must start a field name ($name or ${name}); write $$ for a dollar sign");
+			    "\"$\" must start a field name ($name or ${name}); write $$ for a "
+			    "dollar sign");
 		if (braced && name[n] != '}')
 			return logfmt_fail(err, errlen, "\"${%.*s\" is not closed by \"}\"", (int)n,
 			    name);

@@ -38,8 +38,8 @@ static struct {
 	char role[32];         /* "worker N", as log_set_role has it */
 	ev_prepare flush_w;    /* before the loop sleeps: write the queue */
 	ev_io out_w;           /* the sink said EAGAIN: wait until writable */
-	size_t qlen;           /* bytes queued in q */
-	unsigned qlines;       /* lines (whole or started) in q */
+	size_t qoff, qlen;     /* bytes queued: q[qoff .. qoff + qlen) */
+	unsigned qlines;       /* lines (whole or started) queued */
 	char q[CONNLOG_QUEUE];
 } cl;
 
@@ -53,11 +53,23 @@ connlog_dropped(struct worker *w, unsigned n)
 static void
 connlog_consume(size_t n)
 {
-	for (const char *p = cl.q, *end = cl.q + n; (p = memchr(p, '\n', (size_t)(end - p))) != NULL;
-	     p++)
+	const char *p = cl.q + cl.qoff, *end = p + n;
+
+	for (; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
 		cl.qlines--;
-	memmove(cl.q, cl.q + n, cl.qlen - n);
+	cl.qoff += n;
 	cl.qlen -= n;
+	if (cl.qlen == 0)
+		cl.qoff = 0;
+}
+
+/* Forget the queue, counting its lines as dropped. */
+static void
+connlog_discard(struct worker *w)
+{
+	connlog_dropped(w, cl.qlines);
+	cl.qoff = cl.qlen = 0;
+	cl.qlines = 0;
 }
 
 static void
@@ -79,15 +91,16 @@ connlog_flush(struct worker *w)
 	size_t max = logsink_atomic_max();
 
 	while (cl.qlen > 0) {
+		const char *head = cl.q + cl.qoff;
 		size_t n = cl.qlen;
 		ssize_t r;
 
 		if (n > max) {
-			const char *nl = memrchr(cl.q, '\n', max);
+			const char *nl = memrchr(head, '\n', max);
 
-			n = nl != NULL ? (size_t)(nl - cl.q) + 1 : max;
+			n = nl != NULL ? (size_t)(nl - head) + 1 : max;
 		}
-		r = logsink_write(cl.q, n);
+		r = logsink_write(head, n);
 		if (r > 0) {
 			connlog_consume((size_t)r);
 			continue;
@@ -96,9 +109,7 @@ connlog_flush(struct worker *w)
 			continue;
 		if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 1;
-		connlog_dropped(w, cl.qlines);
-		cl.qlen = 0;
-		cl.qlines = 0;
+		connlog_discard(w);
 		return -1;
 	}
 	return 0;
@@ -170,11 +181,8 @@ connlog_fini(struct worker *w)
 	if (!cl.on)
 		return;
 	connlog_out_stop(w);
-	if (connlog_flush(w) == 1) {
-		connlog_dropped(w, cl.qlines);
-		cl.qlen = 0;
-		cl.qlines = 0;
-	}
+	if (connlog_flush(w) == 1)
+		connlog_discard(w);
 }
 
 /* Hand one finished line (text, n bytes, its newline included for a
@@ -197,7 +205,13 @@ connlog_emit(struct worker *w, const char *text, size_t n)
 		connlog_dropped(w, 1);
 		return;
 	}
-	memcpy(cl.q + cl.qlen, text, n);
+	/* Written lines leave the queue by moving its start; the rest moves
+	 * down only when the tail has no room left. */
+	if (n > sizeof(cl.q) - cl.qoff - cl.qlen) {
+		memmove(cl.q, cl.q + cl.qoff, cl.qlen);
+		cl.qoff = 0;
+	}
+	memcpy(cl.q + cl.qoff + cl.qlen, text, n);
 	cl.qlen += n;
 	cl.qlines++;
 }
