@@ -22,11 +22,15 @@
 #include "addr.h"
 #include "cidr.h"
 #include "conf.h"
+#include "logfmt.h"
 #include "pool.h"
 #include "proxy.h"
 
 #define CONF_DEFAULT_PID_FILE "/run/sluice/sluiced.pid"
 #define CONF_DEFAULT_STATS_FILE "/run/sluice/stats"
+#define CONF_DEFAULT_SYSLOG_SOCKET "/dev/log"
+/* sizeof(struct sockaddr_un.sun_path), NUL included. */
+#define CONF_UNIX_PATH_MAX 108
 #define CONF_BUFFER_MIN 512
 #define CONF_BUFFER_MAX (1024 * 1024)
 /* A worker needs room for a useful number of buffers, not just one. */
@@ -63,7 +67,7 @@ static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file",
     NULL};
 static const char *const conf_control_keys[] = {"socket", "mode", "group", "state_file", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level",
-    "connections", NULL};
+    "connections", "format", "syslog_socket", NULL};
 static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice", NULL};
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
     NULL};
@@ -456,6 +460,33 @@ conf_workers(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	return 0;
 }
 
+/* log.format and log.syslog_socket: how the connection log writes its
+ * lines. The format is compiled here, once, so that -t and a reload refuse
+ * an unknown field and workers never parse it. */
+static int
+conf_log_connlog(struct conf_ctx *c, config_setting_t *g, struct conf *conf)
+{
+	config_setting_t *s;
+	const char *text;
+	char why[256];
+
+	if ((s = config_setting_get_member(g, "syslog_socket")) != NULL) {
+		if (conf_abs_path(c, s, &conf->log_syslog_socket) == -1)
+			return -1;
+		if (strlen(conf->log_syslog_socket) >= CONF_UNIX_PATH_MAX)
+			return conf_fail(c, s, NULL, "longer than %d characters",
+			    CONF_UNIX_PATH_MAX - 1);
+	}
+	if ((s = config_setting_get_member(g, "format")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		why[0] = '\0';
+		if ((conf->log_format = logfmt_compile(text, why, sizeof(why))) == NULL)
+			return errno == ENOMEM ? conf_nomem(c) : conf_fail(c, s, NULL, "%s", why);
+	}
+	return 0;
+}
+
 static int
 conf_log(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
@@ -465,10 +496,14 @@ conf_log(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	conf->log_target = LOG_TARGET_SYSLOG;
 	conf->log_facility = LOG_DAEMON;
 	conf->log_level = LOG_LEVEL_INFO;
+	if (conf_strdup(c, CONF_DEFAULT_SYSLOG_SOCKET, &conf->log_syslog_socket) == -1)
+		return -1;
 	if (conf_group(c, root, "log", conf_log_keys, &g) == -1)
 		return -1;
 	if (g == NULL)
 		return 0;
+	if (conf_log_connlog(c, g, conf) == -1)
+		return -1;
 	if ((s = config_setting_get_member(g, "target")) != NULL) {
 		if (conf_choice(c, s, "target", conf_targets, &v) == -1)
 			return -1;
@@ -1246,6 +1281,8 @@ conf_free(struct conf *conf)
 	free(conf->pid_file);
 	free(conf->stats_file);
 	free(conf->log_file);
+	free(conf->log_syslog_socket);
+	logfmt_free(conf->log_format);
 	free(conf->user);
 	free(conf->group);
 	free(conf->chroot);

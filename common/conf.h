@@ -12,6 +12,7 @@
 #include "log.h"
 
 struct cidr;
+struct logfmt;
 
 #define CONF_NAME_MAX 64
 #define CONF_WORKERS_MAX 128
@@ -95,6 +96,9 @@ struct conf {
 	int log_facility;           /* syslog LOG_*; default LOG_DAEMON */
 	enum log_level log_level;   /* default info */
 	int log_connections;        /* log.connections: a line per closed connection */
+	struct logfmt *log_format;  /* log.format compiled; NULL: the classic line */
+	char *log_syslog_socket;    /* log.syslog_socket, where workers send the
+	                             * connection log; default "/dev/log" */
 
 	/* Who the workers run as (see master/priv.c for a master started as
 	 * root without `user`). Names are looked up here, at load. */

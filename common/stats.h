@@ -48,6 +48,7 @@
 	X(connect_failures, COUNTER, BRIEF, "upstream connect attempts that failed")          \
 	X(timeouts, COUNTER, BRIEF, "connections closed by the connect or idle timeout")      \
 	X(accept_pauses, COUNTER, DETAIL, "times accepting paused on EMFILE/ENFILE or the limit") \
+	X(log_dropped, COUNTER, DETAIL, "connection log lines dropped: the log could not take them") \
 	X(pool_buffers_total, GAUGE, DETAIL, "relay buffers carved from the pool")            \
 	X(pool_buffers_used, GAUGE, BRIEF, "relay buffers holding data now")                  \
 	X(pool_buffers_free, GAUGE, DETAIL, "relay buffers carved and free")                  \

@@ -21,6 +21,7 @@
 #include "heritage.h"
 #include "listen.h"
 #include "log.h"
+#include "logsink.h"
 #include "master.h"
 #include "priv.h"
 #include "stats.h"
@@ -233,6 +234,12 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 			log_err("worker %u: cannot write-protect the statistics segment", index);
 		_exit(why == EOPNOTSUPP ? WORKER_EXIT_CONFIG : WORKER_EXIT_FAILURE);
 	}
+	/* While the syslog socket and /proc are still in reach (no chroot,
+	 * no lost privileges): the connection log's non-blocking descriptor
+	 * (worker/connlog.c reports a failure and drops lines meanwhile). */
+	if (slot != STATS_SLOTS && g->conf->log_connections)
+		(void)logsink_open(m.foreground ? LOG_TARGET_STDERR : g->conf->log_target,
+		    g->conf->log_file, g->conf->log_syslog_socket);
 	/* Before worker_main: it asks for a parent-death signal, which the
 	 * kernel clears when the credentials change. */
 	if (priv_drop(&g->priv, err, sizeof(err)) == -1) {

@@ -17,6 +17,7 @@
 
 #include "command.h"
 #include "conf.h"
+#include "connlog.h"
 #include "edge.h"
 #include "heritage.h"
 #include "log.h"
@@ -492,6 +493,7 @@ reopen_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		log_warn("reopening the log file");
 	else
 		log_info("log file reopened");
+	connlog_reopen(ev_userdata(loop));
 }
 
 /* Without an explicit cap, a worker takes what its descriptors can hold, up
@@ -595,6 +597,7 @@ worker_main(const struct heritage *h)
 		exit(heritage_exit_status(errno));
 	}
 	relay_init(w);
+	connlog_init(w);
 	global_scan_range(w);
 	ev_io_init(&w->accept_w, accept_cb, w->accept_epfd, EV_READ);
 	ev_init(&w->accept_resume, accept_resume_cb);
@@ -633,6 +636,7 @@ worker_main(const struct heritage *h)
 	ev_run(w->loop, 0);
 
 	relay_close_all(w);
+	connlog_fini(w);
 	publish_pools(w);
 	__atomic_store_n(&w->slot->state, STATS_SLOT_EXITED, __ATOMIC_RELEASE);
 	log_debug("exiting");
