@@ -153,6 +153,7 @@ static struct {
 
 static void client_write(struct client *);
 static void ask_next(void);
+static void asking_end(struct client *);
 
 /* --- the socket ------------------------------------------------------------ */
 
@@ -378,8 +379,6 @@ client_free(struct client *cl)
 	cl->fd = -1;
 	free(cl->out.p);
 	memset(&cl->out, 0, sizeof(cl->out));
-	if (ctl.asking == cl)
-		ctl.asking = NULL; /* the answers that still come are dropped */
 	for (pp = &ctl.queue; *pp != NULL; pp = &(*pp)->next_waiting)
 		if (*pp == cl) {
 			*pp = cl->next_waiting;
@@ -389,6 +388,9 @@ client_free(struct client *cl)
 	while (*ctl.queue_tail != NULL)
 		ctl.queue_tail = &(*ctl.queue_tail)->next_waiting;
 	cl->wait = WAIT_NONE;
+	/* Its request to the workers, if under way, ends unanswered. */
+	if (ctl.asking == cl)
+		asking_end(NULL);
 }
 
 static void
@@ -497,23 +499,37 @@ asked_left(void)
 
 static void answer_workers(struct client *);
 
+/* The request under way is over: every worker answered, its time ran out,
+ * or its client left (cl NULL). Answer the client with what came, forget
+ * the answers, and send the next request. Late answers to this one are read
+ * and dropped (their REQID is old). */
 static void
-asking_done(void)
+asking_end(struct client *cl)
 {
-	struct client *cl = ctl.asking;
-
 	ev_timer_stop(ctl.loop, &ctl.worker_deadline);
-	for (unsigned i = 0; i < STATS_SLOTS; i++)
-		ctl.workers[i].asked = 0;
 	ctl.asking = NULL;
 	if (cl != NULL)
 		answer_workers(cl);
-	for (unsigned i = 0; i < STATS_SLOTS; i++)
-		if (ctl.workers[i].keep == 0) {
-			free(ctl.workers[i].body.p);
-			memset(&ctl.workers[i].body, 0, sizeof(ctl.workers[i].body));
+	for (unsigned i = 0; i < STATS_SLOTS; i++) {
+		struct wsock *ws = &ctl.workers[i];
+
+		ws->asked = 0;
+		if (ws->keep == 1 && ws->want > 0)
+			ws->keep = 0; /* the rest of a late answer is dropped */
+		if (ws->keep == 2)
+			ws->keep = 0;
+		if (ws->keep == 0) {
+			free(ws->body.p);
+			memset(&ws->body, 0, sizeof(ws->body));
 		}
+	}
 	ask_next();
+}
+
+static void
+asking_done(void)
+{
+	asking_end(ctl.asking);
 }
 
 static void
@@ -521,12 +537,6 @@ worker_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	log_warnx("control: %d workers did not answer within %.0fs", asked_left(),
 	    CTL_WORKER_DEADLINE);
-	/* Their late answers are read and dropped (their REQID is old). */
-	for (unsigned i = 0; i < STATS_SLOTS; i++)
-		if (ctl.workers[i].asked) {
-			ctl.workers[i].asked = 0;
-			ctl.workers[i].keep = 0;
-		}
 	asking_done();
 }
 
@@ -697,11 +707,6 @@ ask_next(void)
 			unsigned index;
 
 			ws->asked = 0;
-			if (ws->keep == 2) {
-				free(ws->body.p);
-				memset(&ws->body, 0, sizeof(ws->body));
-				ws->keep = 0;
-			}
 			if (ws->fd == -1 || master_child_info(i, &pid, &gen, &index) == -1)
 				continue;
 			if (cl->only_slot != STATS_NO_ROW && i != cl->only_slot)
@@ -717,11 +722,12 @@ ask_next(void)
 			ws->asked = 1;
 			asked++;
 		}
-		ctl.asking = cl;
 		if (asked == 0) {
-			asking_done();
+			/* No worker to ask: the answer is an empty one. */
+			answer_workers(cl);
 			continue;
 		}
+		ctl.asking = cl;
 		ev_timer_set(&ctl.worker_deadline, CTL_WORKER_DEADLINE, 0.);
 		ev_timer_start(ctl.loop, &ctl.worker_deadline);
 	}
