@@ -43,51 +43,56 @@ sluicectl(void)
 	return p;
 }
 
-/* Run sluicectl -S SOCKET with the words given (NULL-terminated); its output
+/* Run sluicectl -S SOCKET with the words of ap (NULL-terminated); its output
  * in *out (may be NULL). Returns its exit status. */
 static int
-ctl(char **out, ...)
+vctl(char **out, va_list ap)
 {
 	char *argv[16];
 	int argc = 0;
-	va_list ap;
 	char *w;
 
 	argv[argc++] = (char *)sluicectl();
 	argv[argc++] = "-S";
 	argv[argc++] = sockpath;
-	va_start(ap, out);
 	while ((w = va_arg(ap, char *)) != NULL && argc < 15)
 		argv[argc++] = w;
-	va_end(ap);
 	argv[argc] = NULL;
 	return h_run(argv, out, 20000);
 }
 
-/* ctl and the output, freed: 1 when the status is want and the output holds
+static int
+ctl(char **out, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, out);
+	rc = vctl(out, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* ctl, and its output freed: 1 when the status is want and the output holds
  * needle (NULL: anything). */
 #define CTL_IS(want, needle, ...) ctl_is(want, needle, __VA_ARGS__, (char *)NULL)
 static int
 ctl_is(int want, const char *needle, ...)
 {
-	char *argv[16], *out = NULL;
-	int argc = 0, rc, good;
+	char *out = NULL, *first;
 	va_list ap;
-	char *w;
+	int rc, good;
 
-	argv[argc++] = (char *)sluicectl();
-	argv[argc++] = "-S";
-	argv[argc++] = sockpath;
 	va_start(ap, needle);
-	while ((w = va_arg(ap, char *)) != NULL && argc < 15)
-		argv[argc++] = w;
+	first = va_arg(ap, char *);
 	va_end(ap);
-	argv[argc] = NULL;
-	rc = h_run(argv, &out, 20000);
+	va_start(ap, needle);
+	rc = vctl(&out, ap);
+	va_end(ap);
 	good = rc == want && (needle == NULL || (out != NULL && strstr(out, needle) != NULL));
 	if (!good)
-		diag("sluicectl %s%s%s: status %d, output: %s", argv[3], argc > 4 ? " " : "",
-		    argc > 4 ? argv[4] : "", rc, out ? out : "(none)");
+		diag("sluicectl %s ...: status %d, output: %s", first ? first : "", rc,
+		    out ? out : "(none)");
 	free(out);
 	return good;
 }
