@@ -1766,3 +1766,28 @@ h_preload(const char *name)
 	setenv("ASAN_OPTIONS", opts, 1);
 	setenv("LD_PRELOAD", path, 1);
 }
+
+int
+h_is_sluiced(pid_t pid)
+{
+	char path[64], exe[4096], want[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n <= 0 || realpath(h_sluiced(), want) == NULL)
+		return 0;
+	exe[n] = '\0';
+	return strcmp(exe, want) == 0;
+}
+
+unsigned
+h_local_port(int fd)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+		return 0;
+	return ntohs(sin.sin_port);
+}

@@ -188,6 +188,13 @@ int h_wait_closed(int fd, int timeout_ms);
  * puts ASAN_OPTIONS back. Bails out when the file is missing. */
 void h_preload(const char *name);
 
+/* 1 when pid runs the sluiced under test (/proc/PID/exe is h_sluiced()): a
+ * pid read from a file is checked before it is signalled. */
+int h_is_sluiced(pid_t pid);
+
+/* The local port of a TCP socket (IPv4), or 0. */
+unsigned h_local_port(int fd);
+
 /* Poll /proc until something listens on TCP port (any address), without
  * connecting to it (a connect would count in the peer's logs and counters).
  * Returns 0, or -1 on timeout. Falls back to h_wait_port without /proc. */

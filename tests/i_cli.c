@@ -24,26 +24,10 @@
 /* The daemon started without -f; killed at exit unless it stopped. */
 static pid_t daemon_pid;
 
-/* 1 when pid runs the sluiced binary: the pid came from a file, so check it
- * before signalling. */
-static int
-is_sluiced(pid_t pid)
-{
-	char path[64], exe[4096], want[4096];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
-	n = readlink(path, exe, sizeof(exe) - 1);
-	if (n <= 0 || realpath(h_sluiced(), want) == NULL)
-		return 0;
-	exe[n] = '\0';
-	return strcmp(exe, want) == 0;
-}
-
 static void
 kill_daemon(void)
 {
-	if (daemon_pid > 0 && h_alive(daemon_pid) && is_sluiced(daemon_pid)) {
+	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
 		kill(daemon_pid, SIGKILL);
 		for (int i = 0; i < 200 && h_alive(daemon_pid); i++)
 			h_nap(10);
@@ -260,7 +244,7 @@ test_daemon(int ep)
 	ok(daemon_pid > 0 && daemon_pid != starter && h_alive(daemon_pid),
 	    "the pid file holds a live pid (%d) other than the starter's (%d)", (int)daemon_pid,
 	    (int)starter);
-	if (daemon_pid > 0 && !is_sluiced(daemon_pid)) {
+	if (daemon_pid > 0 && !h_is_sluiced(daemon_pid)) {
 		diag("pid %d is not sluiced; leaving it alone", (int)daemon_pid);
 		daemon_pid = 0;
 	}
@@ -315,7 +299,7 @@ test_daemon_failure(int ep)
 	free(out);
 	/* Whatever it may have left must not be running. */
 	daemon_pid = read_pidfile();
-	if (daemon_pid > 0 && h_alive(daemon_pid) && is_sluiced(daemon_pid)) {
+	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
 		ok(0, "no daemon is left running (pid %d)", (int)daemon_pid);
 		kill_daemon();
 	} else {

@@ -19,17 +19,6 @@
 
 #define WAIT 10000
 
-static unsigned
-local_port(int fd)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-
-	if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
-		return 0;
-	return ntohs(sin.sin_port);
-}
-
 /* The log line whose client field is exactly `client` ("a.b.c.d:port"),
  * polled for up to WAIT ms; copied into line. Returns 1 when found. */
 static int
@@ -129,7 +118,7 @@ main(void)
 	memset(buf, 'x', 100);
 	send(c, buf, 100, MSG_NOSIGNAL);
 	ok(h_read_n(c, buf, 100, WAIT) == 100, "100 bytes echoed");
-	snprintf(client, sizeof(client), "127.0.0.2:%u", local_port(c));
+	snprintf(client, sizeof(client), "127.0.0.2:%u", h_local_port(c));
 	shutdown(c, SHUT_WR);
 	ok(h_wait_closed(c, WAIT), "the echo server closes after the client's FIN");
 	close(c);
@@ -146,7 +135,7 @@ main(void)
 
 	/* The server closes first. */
 	c = h_connect_from("127.0.0.2", l_be, WAIT);
-	snprintf(client, sizeof(client), "127.0.0.2:%u", local_port(c));
+	snprintf(client, sizeof(client), "127.0.0.2:%u", h_local_port(c));
 	s = h_accept(backend, WAIT);
 	send(s, "bye", 3, MSG_NOSIGNAL);
 	close(s);
@@ -160,7 +149,7 @@ main(void)
 	/* The server resets, once the session relays (a byte went through):
 	 * a reset during the connect would be a failed connect instead. */
 	c = h_connect_from("127.0.0.2", l_be, WAIT);
-	snprintf(client, sizeof(client), "127.0.0.2:%u", local_port(c));
+	snprintf(client, sizeof(client), "127.0.0.2:%u", h_local_port(c));
 	send(c, "x", 1, MSG_NOSIGNAL);
 	s = h_accept(backend, WAIT);
 	ok(h_read_n(s, buf, 1, WAIT) == 1, "a byte reaches the server");
@@ -178,7 +167,7 @@ main(void)
 
 	/* Idle timeout (timeouts.idle = 1s). */
 	c = h_connect_from("127.0.0.2", l_echo, WAIT);
-	snprintf(client, sizeof(client), "127.0.0.2:%u", local_port(c));
+	snprintf(client, sizeof(client), "127.0.0.2:%u", h_local_port(c));
 	ok(h_wait_closed(c, WAIT), "an idle client is closed at the idle timeout");
 	close(c);
 	ok(find_line(client, line, sizeof(line)) && field_is(line, "end", "timeout") &&
@@ -187,7 +176,7 @@ main(void)
 
 	/* No upstream: the connect is refused by the kernel. */
 	c = h_connect_from("127.0.0.2", l_dead, WAIT);
-	snprintf(client, sizeof(client), "127.0.0.2:%u", local_port(c));
+	snprintf(client, sizeof(client), "127.0.0.2:%u", h_local_port(c));
 	ok(h_wait_closed(c, WAIT), "a client whose upstream is down is closed");
 	close(c);
 	snprintf(want, sizeof(want), "127.0.0.1:%d", dead);
@@ -197,7 +186,7 @@ main(void)
 
 	/* Refused by a deny list: no server. */
 	c = h_connect_from("127.0.0.3", l_deny, WAIT);
-	snprintf(client, sizeof(client), "127.0.0.3:%u", local_port(c));
+	snprintf(client, sizeof(client), "127.0.0.3:%u", h_local_port(c));
 	ok(h_wait_closed(c, WAIT), "a denied client is closed");
 	close(c);
 	ok(find_line(client, line, sizeof(line)) && field_is(line, "end", "refused") &&
@@ -220,7 +209,7 @@ main(void)
 
 	/* A PROXY header that never ends: refused at its deadline. */
 	c = h_connect_from("127.0.0.2", l_pp, WAIT);
-	snprintf(client, sizeof(client), "127.0.0.2:%u", local_port(c));
+	snprintf(client, sizeof(client), "127.0.0.2:%u", h_local_port(c));
 	send(c, "PROXY ", 6, MSG_NOSIGNAL);
 	ok(h_wait_closed(c, WAIT), "a client that never finishes its PROXY header is closed");
 	close(c);

@@ -41,25 +41,10 @@ read_pidfile(void)
 	return pid > 0 ? (pid_t)pid : 0;
 }
 
-/* 1 when pid runs the sluiced under test (the pid came from a file). */
-static int
-is_sluiced(pid_t pid)
-{
-	char path[64], exe[4096], want[4096];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
-	n = readlink(path, exe, sizeof(exe) - 1);
-	if (n <= 0 || realpath(h_sluiced(), want) == NULL)
-		return 0;
-	exe[n] = '\0';
-	return strcmp(exe, want) == 0;
-}
-
 static void
 stop_daemon(void)
 {
-	if (daemon_pid > 0 && h_alive(daemon_pid) && is_sluiced(daemon_pid)) {
+	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
 		kill(daemon_pid, SIGTERM);
 		for (int i = 0; i < 1000 && h_alive(daemon_pid); i++)
 			h_nap(10);
@@ -83,7 +68,7 @@ start_daemon(void)
 		diag("sluiced exited %d: %s", r, out ? out : "");
 	free(out);
 	daemon_pid = read_pidfile();
-	if (r != 0 || daemon_pid <= 0 || !is_sluiced(daemon_pid))
+	if (r != 0 || daemon_pid <= 0 || !h_is_sluiced(daemon_pid))
 		return 0;
 	while (h_stats_running(NULL, 0, 0) != WORKERS && h_now_ms() < end)
 		h_nap(20);
@@ -108,17 +93,6 @@ round_trips(int port, int n)
 	return good;
 }
 
-static unsigned
-local_port(int fd)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-
-	if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
-		return 0;
-	return ntohs(sin.sin_port);
-}
-
 /* One round trip from 127.0.0.2; its client text ("127.0.0.2:port") in
  * client. Returns 1 when it worked. */
 static int
@@ -128,7 +102,7 @@ one_client(int port, char *client, size_t len)
 
 	if (fd < 0)
 		return 0;
-	snprintf(client, len, "127.0.0.2:%u", local_port(fd));
+	snprintf(client, len, "127.0.0.2:%u", h_local_port(fd));
 	r = h_round_trip(fd, WAIT) == 0;
 	close(fd);
 	return r;

@@ -29,25 +29,10 @@ on_hup(int sig)
 	got_hup++;
 }
 
-/* 1 when pid runs the sluiced under test: the pid came from a file. */
-static int
-is_sluiced(pid_t pid)
-{
-	char path[64], exe[4096], want[4096];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
-	n = readlink(path, exe, sizeof(exe) - 1);
-	if (n <= 0 || realpath(h_sluiced(), want) == NULL)
-		return 0;
-	exe[n] = '\0';
-	return strcmp(exe, want) == 0;
-}
-
 static void
 kill_daemon(void)
 {
-	if (daemon_pid > 0 && h_alive(daemon_pid) && is_sluiced(daemon_pid)) {
+	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
 		kill(daemon_pid, SIGTERM);
 		for (int i = 0; i < 500 && h_alive(daemon_pid); i++)
 			h_nap(10);
@@ -142,7 +127,7 @@ start_daemon(void)
 		diag("sluiced exited %d: %s", r, out ? out : "");
 	free(out);
 	daemon_pid = read_pidfile();
-	return r == 0 && daemon_pid > 0 && is_sluiced(daemon_pid) &&
+	return r == 0 && daemon_pid > 0 && h_is_sluiced(daemon_pid) &&
 	    wait_running(WORKERS, 0, 15000);
 }
 

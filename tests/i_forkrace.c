@@ -17,21 +17,6 @@
 #include "harness.h"
 #include "tap.h"
 
-/* 1 when pid runs the sluiced under test. */
-static int
-is_sluiced(pid_t pid)
-{
-	char path[64], exe[PATH_MAX], want[PATH_MAX];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
-	n = readlink(path, exe, sizeof(exe) - 1);
-	if (n <= 0 || realpath(h_sluiced(), want) == NULL)
-		return 0;
-	exe[n] = '\0';
-	return strcmp(exe, want) == 0;
-}
-
 /* Our live children that run sluiced (orphans reparented to us), into pids. */
 static int
 sluiced_children(pid_t *pids, int max)
@@ -40,7 +25,7 @@ sluiced_children(pid_t *pids, int max)
 	int n = h_children(getpid(), all, 64), k = 0;
 
 	for (int i = 0; i < n && i < 64; i++)
-		if (is_sluiced(all[i]) && k < max)
+		if (h_is_sluiced(all[i]) && k < max)
 			pids[k++] = all[i];
 	return k;
 }

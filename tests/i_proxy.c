@@ -99,17 +99,6 @@ fmt(const struct sockaddr_storage *ss, char *buf, size_t len)
 	return buf;
 }
 
-static unsigned
-local_port(int fd)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-
-	if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
-		return 0;
-	return ntohs(sin.sin_port);
-}
-
 static int
 send_all(int fd, const void *buf, size_t len)
 {
@@ -150,7 +139,7 @@ test_send(int l1, int l2)
 	send_all(c, "hello", 5);
 	ok(backend_take(PROXY_V1, 5, &sn) == 0 && sn.plen == 5 && memcmp(sn.payload, "hello", 5) == 0,
 	    "proxy_protocol v1: the backend gets a header, then the client's bytes");
-	snprintf(want, sizeof(want), "PROXY TCP4 127.0.0.2 127.0.0.1 %u %d\r\n", local_port(c), l1);
+	snprintf(want, sizeof(want), "PROXY TCP4 127.0.0.2 127.0.0.1 %u %d\r\n", h_local_port(c), l1);
 	ok(sn.hlen == strlen(want) && memcmp(sn.header, want, sn.hlen) == 0,
 	    "  the v1 line names the client and the listener: %.*s", (int)strcspn(want, "\r"), want);
 	ok(round_trip(c, &sn), "  and the relay works both ways after it");
@@ -163,7 +152,7 @@ test_send(int l1, int l2)
 	send_all(c, "hello", 5);
 	ok(backend_take(PROXY_V2, 5, &sn) == 0 && sn.plen == 5 && memcmp(sn.payload, "hello", 5) == 0,
 	    "proxy_protocol v2: the backend gets a header, then the client's bytes");
-	snprintf(want, sizeof(want), "127.0.0.3:%u", local_port(c));
+	snprintf(want, sizeof(want), "127.0.0.3:%u", h_local_port(c));
 	snprintf(want + 64, sizeof(want) - 64, "127.0.0.1:%d", l2);
 	ok(sn.hlen == 28 && sn.header[12] == 0x21 && sn.header[13] == 0x11 && !sn.info.local &&
 	       strcmp(fmt(&sn.info.src, a, sizeof(a)), want) == 0 &&
@@ -234,7 +223,7 @@ test_accept(int l3, int l4)
 	c = h_connect_from("127.0.0.1", l4, WAIT);
 	send_all(c, v2, (size_t)hl);
 	send_all(c, "xyz", 3);
-	snprintf(want, sizeof(want), "127.0.0.1:%u", local_port(c));
+	snprintf(want, sizeof(want), "127.0.0.1:%u", h_local_port(c));
 	ok(backend_take(PROXY_V2, 3, &sn) == 0 && sn.plen == 3 &&
 	       strcmp(fmt(&sn.info.src, a, sizeof(a)), want) == 0,
 	    "a v2 LOCAL header is accepted and the real client (%s) forwarded", a);
@@ -450,7 +439,7 @@ test_nginx(int l5, int nport)
 	buf[n > 0 ? n : 0] = '\0';
 	ok(strstr(buf, "200") != NULL && strstr(buf, "hello from nginx") != NULL,
 	    "nginx behind sluice (proxy_protocol v1) answers through it");
-	snprintf(want, sizeof(want), "pp=127.0.0.7:%u ", local_port(c));
+	snprintf(want, sizeof(want), "pp=127.0.0.7:%u ", h_local_port(c));
 	close(c);
 	ok(h_wait_file_contains(log, want, WAIT),
 	    "nginx logs $proxy_protocol_addr = the original client (%s)", want);
@@ -505,7 +494,7 @@ test_haproxy(int l6, int hport)
 	ok(c != -1 && backend_take(PROXY_V1, 15, &sn) == 0 && sn.plen == 15 &&
 	       memcmp(sn.payload, "through haproxy", 15) == 0,
 	    "HAProxy (send-proxy-v2) -> sluice (accept_proxy v2) -> backend relays");
-	snprintf(want, sizeof(want), "PROXY TCP4 127.0.0.8 127.0.0.1 %u %d\r\n", local_port(c),
+	snprintf(want, sizeof(want), "PROXY TCP4 127.0.0.8 127.0.0.1 %u %d\r\n", h_local_port(c),
 	    hport);
 	ok(sn.hlen == strlen(want) && memcmp(sn.header, want, sn.hlen) == 0,
 	    "  the backend sees the original client and HAProxy's address: %.*s",
