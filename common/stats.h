@@ -76,6 +76,8 @@
 	X(CONNECT_FAILED, connect_failed, "sessions closed because no connect succeeded") \
 	X(CONNECT_TIMEOUT, connect_timeout, "sessions closed by the connect timeout")   \
 	X(IDLE_TIMEOUT, idle_timeout, "sessions closed by the idle timeout")            \
+	X(STARVED, starved, "sessions closed by the idle timeout while waiting for a relay " \
+	    "buffer (pool.max_memory spent)")                                          \
 	X(SHUTDOWN, shutdown, "sessions closed by a fast stop or the end of a drain")    \
 	X(LOST, lost, "sessions open in a worker that died (counted when the master folds it)")
 

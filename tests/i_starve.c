@@ -186,8 +186,8 @@ idle_case(void)
 	ok(rig_hold(&r, BUDGET) == 0, "idle: %d clients hold the whole budget", BUDGET);
 	x = starving_client(&r, r.eport);
 	ok(x != -1, "idle: a session starves and accepting pauses");
-	ok(h_wait_stat("closed_idle_timeout", 1, 15000),
-	    "idle: the starving session is closed by its idle timeout");
+	ok(h_wait_stat("closed_starved", 1, 15000),
+	    "idle: the starving session is closed by its idle timeout, counted as starved");
 	ok(x != -1 && h_wait_closed(x, 10000), "idle: its client sees the close");
 	ok(accepting(&r, &fresh), "idle: accepting resumes once it left");
 	if (fresh != -1)

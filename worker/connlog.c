@@ -282,6 +282,10 @@ connlog_session(struct worker *w, struct session *s, enum close_reason why, int 
 		end = "timeout";
 		reason = "idle_timeout";
 		break;
+	case CLOSE_STARVED:
+		end = "timeout";
+		reason = "starved";
+		break;
 	case CLOSE_SHUTDOWN:
 		end = "shutdown";
 		reason = "shutdown";

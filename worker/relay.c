@@ -34,6 +34,7 @@ static const char *const close_names[] = {
 	[CLOSE_CONNECT_FAILED] = "connect failed",
 	[CLOSE_CONNECT_TIMEOUT] = "connect timeout",
 	[CLOSE_IDLE_TIMEOUT] = "idle timeout",
+	[CLOSE_STARVED] = "idle timeout waiting for a buffer",
 	[CLOSE_SHUTDOWN] = "shutdown",
 	[CLOSE_NO_SERVER] = "no server",
 	[CLOSE_NO_MEMORY] = "no memory",
@@ -158,7 +159,9 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 		STATS_ADD(w->slot, timeouts, 1);
 		if (s->tries > 0)
 			STATS_ROW_ADD(session_server_stats(w, s), timeouts, 1);
-		relay_close(w, s, CLOSE_IDLE_TIMEOUT);
+		/* A starving session's peers may be anything but idle: the
+		 * buffer budget is what stopped it, and the count says so. */
+		relay_close(w, s, s->where == ROOM_STARVED ? CLOSE_STARVED : CLOSE_IDLE_TIMEOUT);
 		return;
 	}
 }
