@@ -600,7 +600,7 @@ static int proxy_wave;   /* K_VERIFY clients now all send a slow PROXY header */
 /* Totals over every client. */
 static uint64_t client_tx, client_rx;
 static unsigned n_started[K_NKINDS], n_verified_good, n_verified_cut, n_proxybad_closed;
-static unsigned n_fail, n_verified_refused, n_verified_fdwait;
+static unsigned n_fail, n_verified_refused, n_verified_fdwait, n_verified_starved;
 static uint64_t verified_sent, verified_got;
 
 static uint64_t kill_ms[SOAK_MAX_KILLS];
@@ -646,16 +646,24 @@ daemon_line_diag(const char *client)
 		diag("  sluiced logged: %s", line);
 }
 
-/* 1 when sluiced says it closed the client's session at the connect
- * deadline before any server was tried: it waited for a descriptor the
- * whole time (the config overcommits them on purpose, see conf_write). */
+/* What sluiced says it closed the client's session for, when that is an
+ * overload the config makes on purpose (see conf_write): OVER_FDWAIT, the
+ * connect deadline passed before any server was tried (it waited for a
+ * descriptor the whole time); OVER_STARVED, the idle deadline passed while it
+ * waited for a relay buffer. 0 otherwise. */
+enum { OVER_FDWAIT = 1, OVER_STARVED };
 static int
-daemon_says_fdwait(const char *client)
+daemon_says_overload(const char *client)
 {
 	char line[512];
 
-	return daemon_line(client, line, sizeof(line), 2000) && strstr(line, " server=- ") &&
-	       strstr(line, " reason=connect_timeout") != NULL;
+	if (!daemon_line(client, line, sizeof(line), 2000))
+		return 0;
+	if (strstr(line, " server=- ") && strstr(line, " reason=connect_timeout"))
+		return OVER_FDWAIT;
+	if (strstr(line, " reason=starved"))
+		return OVER_STARVED;
+	return 0;
 }
 
 static void
@@ -711,6 +719,7 @@ static void
 c_finish(struct client *c, int outcome, const char *fmt, ...)
 {
 	va_list ap;
+	int over;
 
 	if (fmt != NULL) {
 		va_start(ap, fmt);
@@ -747,16 +756,30 @@ c_finish(struct client *c, int outcome, const char *fmt, ...)
 				diag("verify stream %u (client=%s declaring %s) closed before any "
 				     "byte: %s",
 				    c->id, c->local[0] ? c->local : "-", c->said, c->why);
-		} else if (outcome == O_CUT && c->got == 0 &&
-		           daemon_says_fdwait(c->said[0] ? c->said : c->local)) {
-			/* Accepted while the worker's descriptors were short,
-			 * and none came free by the connect deadline: an
-			 * overload refusal, told apart by the daemon's own
-			 * log line and checked against its count at the end. */
-			if (n_verified_fdwait++ < 5)
-				diag("verify stream %u (client=%s) closed before any byte: no "
-				     "descriptor came free by the connect deadline",
-				    c->id, c->local[0] ? c->local : "-");
+		} else if (outcome == O_CUT && (over = daemon_says_overload(
+		                                    c->said[0] ? c->said : c->local)) != 0) {
+			/* The overloads the config makes on purpose: accepted
+			 * while the worker's descriptors were short and none
+			 * came free by the connect deadline (no byte back), or
+			 * starved of relay buffers, held by clients that do not
+			 * read, for a whole idle timeout. Told apart by the
+			 * daemon's own log line, and checked against its counts
+			 * at the end; bytes were cut, never changed. */
+			if (over == OVER_FDWAIT && c->got == 0) {
+				if (n_verified_fdwait++ < 5)
+					diag("verify stream %u (client=%s) closed before any byte: "
+					     "no descriptor came free by the connect deadline",
+					    c->id, c->local[0] ? c->local : "-");
+			} else if (over == OVER_STARVED) {
+				if (n_verified_starved++ < 5)
+					diag("verify stream %u (client=%s) closed after %llu of %llu "
+					     "bytes back: starved of buffers for an idle timeout",
+					    c->id, c->local[0] ? c->local : "-",
+					    (unsigned long long)c->got,
+					    (unsigned long long)c->expect);
+			} else {
+				fail_diag(c);
+			}
 		} else {
 			fail_diag(c);
 		}
@@ -1868,9 +1891,10 @@ main(int argc, char **argv)
 		     "wide): streams it cut look like the daemon's doing",
 		    aborts - aborts0);
 	diag("verified streams: %u intact, %u cut by a worker kill, %u closed before a byte, "
-	     "%u past the connect deadline waiting for a descriptor; %llu bytes checked; %d "
-	     "kills; %u malformed PROXY clients closed by the daemon",
+	     "%u past the connect deadline waiting for a descriptor, %u starved of buffers; "
+	     "%llu bytes checked; %d kills; %u malformed PROXY clients closed by the daemon",
 	    n_verified_good, n_verified_cut, n_verified_refused, n_verified_fdwait,
+	    n_verified_starved,
 	    (unsigned long long)(verified_sent + verified_got), nkills, n_proxybad_closed);
 	ok(n_fail == 0,
 	    "no client got a wrong byte, and every verified stream not cut by a "
@@ -2074,6 +2098,12 @@ main(int argc, char **argv)
 		        n_verified_refused))
 			diag("  but the daemon counts %llu such refusals",
 			    (unsigned long long)tot.refused_by[STATS_REFUSE_NO_MEMORY]);
+		if (!ok(n_verified_starved <= tot.closed_by[STATS_CLOSE_STARVED],
+		        "verified streams starved past the idle deadline were closed as starved "
+		        "(%u of them)",
+		        n_verified_starved))
+			diag("  but the daemon counts %llu",
+			    (unsigned long long)tot.closed_by[STATS_CLOSE_STARVED]);
 		if (!ok(n_verified_fdwait <= tot.closed_by[STATS_CLOSE_CONNECT_TIMEOUT],
 		        "verified streams that waited for a descriptor past the connect deadline "
 		        "were closed by it (%u of them)",
