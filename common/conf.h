@@ -122,6 +122,12 @@ struct conf {
 	unsigned nupstreams; /* >= 1 */
 	struct conf_listener *listeners;
 	unsigned nlisteners; /* >= 1 */
+
+	/* admin = { listen = "ADDR:PORT"; }: the HTTP endpoint for /metrics
+	 * and /healthz, served by the admin process (admin/admin.c). */
+	char *admin_address; /* as written; NULL: no admin endpoint */
+	struct sockaddr_storage admin_addr;
+	socklen_t admin_addrlen;
 };
 
 /* Relayed connections one process with nofile descriptors can hold: two per
