@@ -56,6 +56,9 @@ struct heritage {
 	 * index of a server's health in the segment. NULL: no rows at all. */
 	const uint16_t *listener_rows;
 	const uint16_t *server_rows;
+	/* The admin endpoint's listening socket (conf->admin_address), opened
+	 * by the master; -1 in every child but the admin process. */
+	int admin_fd;
 };
 
 /* Run a worker until it is told to stop; never returns. Called in the child
@@ -69,5 +72,11 @@ void worker_main(const struct heritage *) __attribute__((noreturn));
  * Forked like a worker, one per generation whose config has health checks;
  * slot and index are unused. It writes only the stats segment's health area. */
 void checker_main(const struct heritage *) __attribute__((noreturn));
+
+/* Run the admin process (admin/admin.c): /metrics and /healthz over HTTP on
+ * admin_fd, read from the stats segment, until told to stop; never returns.
+ * Forked like the checker, one per master while the config has an admin
+ * section; it writes nothing in the segment. */
+void admin_main(const struct heritage *) __attribute__((noreturn));
 
 #endif
