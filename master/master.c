@@ -428,7 +428,7 @@ checker_reaped(struct ev_loop *loop, int status)
 		    c->generation);
 	c->pid = 0;
 	if (m.stopping != RUNNING) {
-		if (m.nchildren == 0)
+		if (m.nchildren == 0 && m.admin.pid == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
@@ -697,7 +697,7 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 	if (m.stopping != RUNNING) {
 		c->pid = 0;
-		if (m.nchildren == 0 && m.checker.pid == 0)
+		if (m.nchildren == 0 && m.checker.pid == 0 && m.admin.pid == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
@@ -764,7 +764,7 @@ stop(enum stopping how)
 			drain_ms = m.children[i].drain_ms;
 	grace = how == STOP_FAST ? MASTER_KILL_GRACE : drain_ms / 1000.0 + MASTER_KILL_GRACE;
 	m.stop_deadline = mono_now() + grace;
-	if (m.nchildren == 0 && m.checker.pid == 0)
+	if (m.nchildren == 0 && m.checker.pid == 0 && m.admin.pid == 0)
 		ev_break(m.loop, EVBREAK_ALL);
 }
 
