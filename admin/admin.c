@@ -296,15 +296,19 @@ conn_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Over the limit: one write of a fixed answer, which a fresh socket's
- * buffer always takes, then close. */
+ * buffer always takes, then close. What the client sent so far is read
+ * first: closing with unread bytes would reset the connection, and the
+ * reset could destroy the answer before the client reads it. */
 static void
 refuse_busy(int fd)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
 	                           "Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n";
+	char sink[ADMIN_HEAD_MAX];
 
 	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(fd, SHUT_WR);
+	(void)!recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
 	close(fd);
 }
 
