@@ -527,7 +527,7 @@ emit_servers(const struct render_ctx *ctx, int live, render_line_fn *out, void *
 	const struct stats_snapshot *sn = ctx->sn;
 	struct table t;
 
-	table_init(&t, S_FIELDS + stats_server_nfields);
+	table_init(&t, S_FIELDS + STATS_SERVER_PLAIN_FIELDS);
 	t.right[S_WEIGHT] = t.right[S_CHECKS] = 1;
 	table_set(&t, 0, S_UPSTREAM, "upstream");
 	table_set(&t, 0, S_ADDR, "server");
@@ -538,7 +538,9 @@ emit_servers(const struct render_ctx *ctx, int live, render_line_fn *out, void *
 	table_set(&t, 0, S_LAST, "last_check");
 	table_set(&t, 0, S_CHECKS, "checks/failed");
 	table_set(&t, 0, S_CHANGED, "changed");
-	set_field_names(&t, S_FIELDS, stats_server_fields, stats_server_nfields, 0, live);
+	/* The connect histogram stays in JSON and Prometheus: ten more
+	 * columns would drown the table. */
+	set_field_names(&t, S_FIELDS, stats_server_fields, STATS_SERVER_PLAIN_FIELDS, 0, live);
 	for (unsigned r = 0; r < sn->nservers; r++) {
 		const struct stats_server_view *s = &sn->servers[r];
 		const struct stats_server_view *p =
@@ -550,7 +552,7 @@ emit_servers(const struct render_ctx *ctx, int live, render_line_fn *out, void *
 		    s->entry.backup ? " backup" : "");
 		table_set(&t, r + 1, S_STATUS, "%s", entry_status(sn, s->entry.generation));
 		set_health(ctx, &t, r + 1, &s->health);
-		set_fields(ctx, &t, r + 1, S_FIELDS, stats_server_fields, stats_server_nfields, 0,
+		set_fields(ctx, &t, r + 1, S_FIELDS, stats_server_fields, STATS_SERVER_PLAIN_FIELDS, 0,
 		    &s->c, p ? &p->c : NULL, live);
 	}
 	table_emit(&t, out, arg);

@@ -10,10 +10,6 @@
 #include "prom.h"
 #include "stats.h"
 
-/* Server fields from here on are the connect histogram (stats.h), shown
- * as one histogram family rather than as counters of their own. */
-#define PROM_HIST_FIRST offsetof(struct stats_server_counters, connected)
-
 static const char *const prom_close_names[] = {
 #define STATS_X_NAME(up, name, help) #name,
 	STATS_CLOSE_REASONS(STATS_X_NAME)
@@ -277,11 +273,10 @@ prom_servers(const struct stats_snapshot *sn, FILE *fp)
 	char name[128];
 	unsigned i, k;
 
-	for (unsigned f = 0; f < stats_server_nfields; f++) {
+	/* The rest are the connect histogram, one family of its own. */
+	for (unsigned f = 0; f < STATS_SERVER_PLAIN_FIELDS; f++) {
 		const struct stats_field *d = &stats_server_fields[f];
 
-		if (d->offset >= PROM_HIST_FIRST)
-			continue;
 		prom_name(name, sizeof(name), "server_", d);
 		prom_family(fp, name, d->kind == STATS_COUNTER ? "counter" : "gauge", d->help);
 		for (i = 0; i < sn->nservers; i++) {

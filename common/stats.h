@@ -120,6 +120,10 @@
  * attempt, so a retry includes the attempts before it; at the worker loop's
  * clock resolution. */
 #define STATS_CONNECT_BUCKETS 8
+/* Server fields before the histogram: those shown as one figure each (the
+ * sluicestat table, Prometheus counters and gauges). */
+#define STATS_SERVER_PLAIN_FIELDS \
+	((unsigned)(offsetof(struct stats_server_counters, connected) / sizeof(uint64_t)))
 #define STATS_CONNECT_BOUNDS_US { 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000 }
 #define STATS_CONNECT_FIELDS(X)                                                    \
 	X(connected, COUNTER, "connects to this server that succeeded")            \
