@@ -328,6 +328,26 @@ main(void)
 	snprintf(nobody, sizeof(nobody), "%lu %lu %lu %lu", (unsigned long)pw->pw_uid,
 	    (unsigned long)pw->pw_uid, (unsigned long)pw->pw_uid, (unsigned long)pw->pw_uid);
 	is_str(uid_of(apid), nobody, "it runs as the configured user (nobody), not root");
+	{
+		/* Its mapping of the statistics segment: read-only throughout. */
+		char maps[64], *text, *line, *save = NULL;
+		int segs = 0, writable = 0;
+
+		snprintf(maps, sizeof(maps), "/proc/%ld/maps", (long)apid);
+		text = h_read_file(maps);
+		for (line = text ? strtok_r(text, "\n", &save) : NULL; line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
+			const char *perm = strchr(line, ' ');
+
+			if (strstr(line, h_statsfile()) == NULL || perm == NULL)
+				continue;
+			segs++;
+			writable += perm[2] == 'w';
+		}
+		free(text);
+		ok(segs > 0 && writable == 0, "it maps the statistics segment read-only (%d areas)",
+		    segs);
+	}
 
 	ok(wait_get(ap, "/healthz", 200, "ok"), "/healthz: 200 ok while workers run and servers can");
 
