@@ -1,16 +1,16 @@
 /* i_admin.c — integration test of the admin endpoint (admin = { listen };)
- * through the real daemon: /metrics parses with prometheus_client and
- * shows what was relayed, with the same families as sluicestat
- * --prometheus; /healthz says 200, then 503 once health checks take the
- * only server down; wrong methods, paths and requests get 405, 404, 400 and
- * 431; a 17th concurrent connection gets 503 and the endpoint serves again
- * once the others close; clients that send nothing or half a request are
- * cut at the deadline without holding others up; the process runs as the
- * configured user, is respawned when killed, survives a reload, moves with
- * admin.listen, keeps its socket when a reload fails on a busy address,
- * stops exporting removed servers, and exits with the master, which
- * waits for it when it stops. A bad address is refused by -t and a busy
- * one fails the start. */
+ * through the real daemon: /metrics parses with prometheus_client and shows
+ * what was relayed, with the same families as sluicestat --prometheus;
+ * /healthz says 200, then 503 once health checks take the only server down,
+ * or while no worker can start; wrong methods, paths and requests get 405,
+ * 404, 400 and 431; a 17th concurrent connection gets 503 and the endpoint
+ * serves again once the others close; clients that send nothing or half a
+ * request are cut at the deadline without holding others up; the process
+ * runs as the configured user with the segment read-only, is respawned when
+ * killed, survives a reload, moves with admin.listen, keeps its socket when
+ * a reload fails on a busy address, stops exporting removed servers, and
+ * exits with the master, which waits for it when it stops. A bad address is
+ * refused by -t and a busy one fails the start. */
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
@@ -585,11 +585,33 @@ main(void)
 		ok(apid != 0 && !h_alive(apid), "the admin process exits with the master");
 	}
 
-	/* A stop waits for the admin process too. */
+	/* No worker running: the workers are killed while the fault injector
+	 * (tests/faultshim.c) makes their replacements fail to start. The
+	 * admin process started before, so it is spared. */
 	snprintf(servers, sizeof(servers), "\"127.0.0.1:%d\"", e0);
+	h_preload("faultshim.so");
+	setenv("FAULTSHIM_DEPTH", "1", 1);
+	setenv("FAULTSHIM_EPOLL_FILE", h_path("epoll.errno"), 1);
 	master = h_sluiced_start(conf("b.conf", servers, ap, NULL), lp, 2);
+	h_preload(NULL);
+	unsetenv("FAULTSHIM_DEPTH");
+	unsetenv("FAULTSHIM_EPOLL_FILE");
 	apid = wait_admin(apid);
 	ok(apid != 0 && wait_get(ap, "/healthz", 200, "ok"), "a new master serves /healthz");
+	{
+		pid_t pids[64];
+		int n = h_stats_running(pids, 64, 0);
+
+		h_write_file(h_path("epoll.errno"), "%d\n", ENOMEM);
+		for (int i = 0; i < n; i++)
+			kill(pids[i], SIGKILL);
+		ok(n > 0 && wait_get(ap, "/healthz", 503, "no worker running"),
+		    "/healthz: 503 no worker running while none can start");
+		unlink(h_path("epoll.errno"));
+		ok(wait_get(ap, "/healthz", 200, "ok"), "200 again once they run");
+	}
+
+	/* A stop waits for the admin process too. */
 	/* Stopped, it cannot obey the TERM: the master must wait for it
 	 * (and kill it at the stop deadline) rather than leave it behind. */
 	if (apid != 0)
