@@ -81,16 +81,16 @@ response(int status, const char *reason, const char *type, const char *extra, co
 
 /* A short text answer: the line and a newline as the body. */
 static char *
-text_response(int status, const char *reason, const char *extra, const char *line, int head_only,
-    size_t *len)
+text_response(
+    int status, const char *reason, const char *extra, const char *line, int head_only, size_t *len)
 {
 	char body[512];
 	int n = snprintf(body, sizeof(body), "%s\n", line);
 
 	if (n < 0 || (size_t)n >= sizeof(body))
 		n = (int)sizeof(body) - 1;
-	return response(status, reason, "text/plain; charset=utf-8", extra, body, (size_t)n,
-	    head_only, len);
+	return response(
+	    status, reason, "text/plain; charset=utf-8", extra, body, (size_t)n, head_only, len);
 }
 
 static char *
@@ -102,8 +102,8 @@ metrics_response(int head_only, size_t *len)
 	FILE *fp;
 
 	if (sn == NULL)
-		return text_response(500, "Internal Server Error", NULL, "out of memory", head_only,
-		    len);
+		return text_response(
+		    500, "Internal Server Error", NULL, "out of memory", head_only, len);
 	fp = open_memstream(&body, &bodylen);
 	if (fp == NULL) {
 		stats_snapshot_destroy(sn);
@@ -115,8 +115,8 @@ metrics_response(int head_only, size_t *len)
 		free(body);
 		return NULL;
 	}
-	out = response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, body,
-	    bodylen, head_only, len);
+	out = response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, body, bodylen,
+	    head_only, len);
 	free(body);
 	return out;
 }
@@ -129,8 +129,8 @@ healthz_response(int head_only, size_t *len)
 	int ok;
 
 	if (sn == NULL)
-		return text_response(500, "Internal Server Error", NULL, "out of memory", head_only,
-		    len);
+		return text_response(
+		    500, "Internal Server Error", NULL, "out of memory", head_only, len);
 	ok = healthz_judge(sn, why, sizeof(why));
 	stats_snapshot_destroy(sn);
 	if (ok && getppid() != master_pid) {
@@ -169,8 +169,8 @@ answer(char *head, size_t *len)
 			return text_response(400, "Bad Request", NULL, "bad method", 0, len);
 	head_only = strcmp(method, "HEAD") == 0;
 	if (!head_only && strcmp(method, "GET") != 0)
-		return text_response(405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
-		    "only GET and HEAD", 0, len);
+		return text_response(
+		    405, "Method Not Allowed", "Allow: GET, HEAD\r\n", "only GET and HEAD", 0, len);
 	/* A query string changes nothing. */
 	target[strcspn(target, "?")] = '\0';
 	if (strcmp(target, "/metrics") == 0)
@@ -302,8 +302,9 @@ conn_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 refuse_busy(int fd)
 {
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-	                           "Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n";
+	static const char busy[] =
+	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n";
 	char sink[ADMIN_HEAD_MAX];
 
 	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -12,10 +12,11 @@
 static int
 healthz_usable(const struct stats_server_view *s)
 {
-	uint32_t weight = s->admin.weight == STATS_WEIGHT_CONFIG ? s->entry.weight : s->admin.weight;
+	uint32_t weight =
+	    s->admin.weight == STATS_WEIGHT_CONFIG ? s->entry.weight : s->admin.weight;
 
 	return s->health.state != STATS_HEALTH_DOWN && s->admin.state == STATS_ADMIN_READY &&
-	    weight > 0;
+	       weight > 0;
 }
 
 int
@@ -29,7 +30,7 @@ healthz_judge(const struct stats_snapshot *sn, char *why, size_t len)
 	}
 	for (unsigned i = 0; i < sn->nworkers; i++)
 		running += sn->workers[i].generation == sn->generation &&
-		    sn->workers[i].state == STATS_SLOT_RUNNING;
+		           sn->workers[i].state == STATS_SLOT_RUNNING;
 	if (running == 0) {
 		snprintf(why, len, "no worker running");
 		return 0;
@@ -49,8 +50,8 @@ healthz_judge(const struct stats_snapshot *sn, char *why, size_t len)
 				break;
 		}
 		if (k == sn->nservers) {
-			snprintf(why, len, "listener %s: no usable server in upstream %s", l->address,
-			    l->upstream);
+			snprintf(why, len, "listener %s: no usable server in upstream %s",
+			    l->address, l->upstream);
 			return 0;
 		}
 	}

@@ -12,13 +12,13 @@
 
 static const char *const prom_close_names[] = {
 #define STATS_X_NAME(up, name, help) #name,
-	STATS_CLOSE_REASONS(STATS_X_NAME)
+    STATS_CLOSE_REASONS(STATS_X_NAME)
 #undef STATS_X_NAME
 };
 
 static const char *const prom_refuse_names[] = {
 #define STATS_X_NAME(up, name, help) #name,
-	STATS_REFUSE_REASONS(STATS_X_NAME)
+    STATS_REFUSE_REASONS(STATS_X_NAME)
 #undef STATS_X_NAME
 };
 
@@ -133,23 +133,24 @@ prom_health(FILE *fp, const struct stats_snapshot *sn, const char *name, const c
 	}
 }
 
-#define PROM_HEALTH(fp, sn, name, type, help, field, scale)                                 \
-	prom_health(fp, sn, name, type, help, offsetof(struct stats_health, field),         \
+#define PROM_HEALTH(fp, sn, name, type, help, field, scale)                         \
+	prom_health(fp, sn, name, type, help, offsetof(struct stats_health, field), \
 	    sizeof(((struct stats_health *)0)->field), scale)
 
 static void
 prom_node(const struct stats_snapshot *sn, int master_running, FILE *fp)
 {
-	static const uint32_t states[] = { STATS_SLOT_STARTING, STATS_SLOT_RUNNING,
-		STATS_SLOT_DRAINING, STATS_SLOT_EXITED };
-	static const uint32_t nodes[] = { STATS_NODE_SERVING, STATS_NODE_DRAINING,
-		STATS_NODE_DRAINED };
+	static const uint32_t states[] = {
+	    STATS_SLOT_STARTING, STATS_SLOT_RUNNING, STATS_SLOT_DRAINING, STATS_SLOT_EXITED};
+	static const uint32_t nodes[] = {
+	    STATS_NODE_SERVING, STATS_NODE_DRAINING, STATS_NODE_DRAINED};
 
 	prom_family(fp, "sluice_build_info", "gauge", "always 1; the version of sluice");
 	fputs("sluice_build_info{", fp);
 	prom_label(fp, "version", PACKAGE_VERSION, 1);
 	fputs("} 1\n", fp);
-	prom_family(fp, "sluice_up", "gauge", "1 while the sluiced master that writes the segment runs");
+	prom_family(
+	    fp, "sluice_up", "gauge", "1 while the sluiced master that writes the segment runs");
 	fprintf(fp, "sluice_up %d\n", master_running ? 1 : 0);
 	prom_family(fp, "sluice_start_time_seconds", "gauge", "when the sluiced master started");
 	fprintf(fp, "sluice_start_time_seconds %.3f\n", (double)sn->start_ms / 1000);
@@ -165,7 +166,8 @@ prom_node(const struct stats_snapshot *sn, int master_running, FILE *fp)
 	fprintf(fp, "sluice_reloads_total{result=\"failed\"} %" PRIu64 "\n", sn->reloads_failed);
 	prom_family(fp, "sluice_last_reload_timestamp_seconds", "gauge",
 	    "when the last reload ended (0: none yet)");
-	fprintf(fp, "sluice_last_reload_timestamp_seconds %.3f\n", (double)sn->last_reload_ms / 1000);
+	fprintf(
+	    fp, "sluice_last_reload_timestamp_seconds %.3f\n", (double)sn->last_reload_ms / 1000);
 	prom_family(fp, "sluice_last_reload_success", "gauge",
 	    "1 when the last reload succeeded (or there was none), 0 when it failed");
 	fprintf(fp, "sluice_last_reload_success %d\n",
@@ -205,8 +207,8 @@ prom_totals(const struct stats_snapshot *sn, FILE *fp)
 	prom_family(fp, "sluice_refused_total", "counter",
 	    "client connections refused before relaying a byte, by reason");
 	for (unsigned k = 0; k < STATS_REFUSE_COUNT; k++)
-		fprintf(fp, "sluice_refused_total{reason=\"%s\"} %" PRIu64 "\n", prom_refuse_names[k],
-		    sn->total.refused_by[k]);
+		fprintf(fp, "sluice_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+		    prom_refuse_names[k], sn->total.refused_by[k]);
 }
 
 static void
@@ -266,10 +268,8 @@ prom_histogram(const struct stats_snapshot *sn, FILE *fp)
 static void
 prom_servers(const struct stats_snapshot *sn, FILE *fp)
 {
-	static const uint32_t health[] = { STATS_HEALTH_UNKNOWN, STATS_HEALTH_UP,
-		STATS_HEALTH_DOWN };
-	static const uint32_t admin[] = { STATS_ADMIN_READY, STATS_ADMIN_DRAIN,
-		STATS_ADMIN_MAINT };
+	static const uint32_t health[] = {STATS_HEALTH_UNKNOWN, STATS_HEALTH_UP, STATS_HEALTH_DOWN};
+	static const uint32_t admin[] = {STATS_ADMIN_READY, STATS_ADMIN_DRAIN, STATS_ADMIN_MAINT};
 	char name[128];
 	unsigned i, k;
 
@@ -288,8 +288,8 @@ prom_servers(const struct stats_snapshot *sn, FILE *fp)
 		}
 	}
 	prom_histogram(sn, fp);
-	prom_family(fp, "sluice_server_up", "gauge",
-	    "0 while health checks have the server down, else 1");
+	prom_family(
+	    fp, "sluice_server_up", "gauge", "0 while health checks have the server down, else 1");
 	for (i = 0; i < sn->nservers; i++) {
 		if (!prom_entry_live(sn, sn->servers[i].entry.generation))
 			continue;
@@ -304,7 +304,8 @@ prom_servers(const struct stats_snapshot *sn, FILE *fp)
 			if (!prom_entry_live(sn, sn->servers[i].entry.generation))
 				continue;
 			fputs("sluice_server_state", fp);
-			prom_server_labels(fp, &sn->servers[i], "state", stats_health_name(health[k]));
+			prom_server_labels(
+			    fp, &sn->servers[i], "state", stats_health_name(health[k]));
 			fprintf(fp, " %d\n", sn->servers[i].health.state == health[k]);
 		}
 	prom_family(fp, "sluice_server_admin_state", "gauge",
@@ -314,7 +315,8 @@ prom_servers(const struct stats_snapshot *sn, FILE *fp)
 			if (!prom_entry_live(sn, sn->servers[i].entry.generation))
 				continue;
 			fputs("sluice_server_admin_state", fp);
-			prom_server_labels(fp, &sn->servers[i], "state", stats_admin_name(admin[k]));
+			prom_server_labels(
+			    fp, &sn->servers[i], "state", stats_admin_name(admin[k]));
 			fprintf(fp, " %d\n", sn->servers[i].admin.state == admin[k]);
 		}
 	prom_family(fp, "sluice_server_weight", "gauge",
@@ -329,7 +331,8 @@ prom_servers(const struct stats_snapshot *sn, FILE *fp)
 		fprintf(fp, " %" PRIu32 "\n",
 		    s->admin.weight == STATS_WEIGHT_CONFIG ? s->entry.weight : s->admin.weight);
 	}
-	PROM_HEALTH(fp, sn, "sluice_server_checks_total", "counter", "health checks done", checks, 1);
+	PROM_HEALTH(
+	    fp, sn, "sluice_server_checks_total", "counter", "health checks done", checks, 1);
 	PROM_HEALTH(fp, sn, "sluice_server_check_failures_total", "counter", "health checks failed",
 	    checks_failed, 1);
 	PROM_HEALTH(fp, sn, "sluice_server_check_successes_in_row", "gauge",

@@ -40,8 +40,8 @@ conf(const char *name, const char *servers, int admin_port, const char *extra)
 	const char *path = h_path(name);
 
 	if (admin_port != 0)
-		snprintf(admin, sizeof(admin), "admin = { listen = \"127.0.0.1:%d\"; };\n",
-		    admin_port);
+		snprintf(
+		    admin, sizeof(admin), "admin = { listen = \"127.0.0.1:%d\"; };\n", admin_port);
 	h_write_file(path,
 	    "workers = 2;\npid_file = \"%s\";\nstats_file = \"%s\";\nuser = \"nobody\";\n"
 	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
@@ -132,13 +132,13 @@ admin_pid(void)
 
 /* Poll for an admin process other than `not`. */
 static pid_t
-wait_admin(pid_t not)
+wait_admin(pid_t not )
 {
 	uint64_t end = h_now_ms() + WAIT_MS;
 	pid_t p;
 
 	while (h_now_ms() < end) {
-		if ((p = admin_pid()) != 0 && p != not)
+		if ((p = admin_pid()) != 0 && p != not )
 			return p;
 		h_nap(50);
 	}
@@ -192,7 +192,7 @@ promparse(const char *text, char **out)
 	const char *top = getenv("TOP_SRCDIR"), *file = h_path("scrape.txt");
 	const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 	char cmd[2048];
-	char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+	char *argv[] = {"/bin/sh", "-c", cmd, NULL};
 
 	h_write_file(file, "%s", text);
 	snprintf(cmd, sizeof(cmd), "%s '%s/tests/promcheck.py' < '%s'", py, top ? top : ".", file);
@@ -269,7 +269,7 @@ test_refusals(void)
 {
 	char *out = NULL;
 	const char *bad = h_path("bad.conf");
-	char *argv[] = { (char *)h_sluiced(), "-t", "-c", (char *)bad, NULL };
+	char *argv[] = {(char *)h_sluiced(), "-t", "-c", (char *)bad, NULL};
 	int busy, st, rc;
 	pid_t pid;
 
@@ -280,7 +280,8 @@ test_refusals(void)
 	    "admin = { listen = \"127.0.0.1:http\"; };\n",
 	    h_pidfile(), h_statsfile(), lp);
 	rc = h_run(argv, &out, 10000);
-	ok(rc != 0 && out != NULL && strstr(out, "bad.conf:6: admin.listen: invalid address") != NULL,
+	ok(rc != 0 && out != NULL &&
+	        strstr(out, "bad.conf:6: admin.listen: invalid address") != NULL,
 	    "-t refuses a bad admin address, naming file, line and setting");
 	free(out);
 
@@ -288,13 +289,14 @@ test_refusals(void)
 	busy = h_free_port();
 	{
 		int hold = h_listen(busy);
-		char *run[] = { (char *)h_sluiced(), "-f", "-c",
-			(char *)conf("busy.conf", "\"127.0.0.1:9\"", busy, NULL), NULL };
+		char *run[] = {(char *)h_sluiced(), "-f", "-c",
+		    (char *)conf("busy.conf", "\"127.0.0.1:9\"", busy, NULL), NULL};
 
 		pid = h_spawn(run, h_path("busy.log"));
 		rc = h_wait_exit(pid, WAIT_MS, &st);
 		ok(rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0 &&
-		       h_file_contains(h_path("busy.log"), "admin.listen: cannot listen on 127.0.0.1:"),
+		        h_file_contains(
+		            h_path("busy.log"), "admin.listen: cannot listen on 127.0.0.1:"),
 		    "a busy admin address fails the start with the reason");
 		close(hold);
 	}
@@ -349,7 +351,8 @@ main(void)
 		    segs);
 	}
 
-	ok(wait_get(ap, "/healthz", 200, "ok"), "/healthz: 200 ok while workers run and servers can");
+	ok(wait_get(ap, "/healthz", 200, "ok"),
+	    "/healthz: 200 ok while workers run and servers can");
 
 	/* What was relayed shows in /metrics, as a scraper parses it. */
 	for (int i = 0; i < 3; i++)
@@ -369,26 +372,28 @@ main(void)
 	}
 	if (rc == 0) {
 		snprintf(want, sizeof(want),
-		    "sluice_listener_bytes_in_total{listener=\"127.0.0.1:%d\",upstream=\"app\"} 3000\n",
+		    "sluice_listener_bytes_in_total{listener=\"127.0.0.1:%d\",upstream=\"app\"} "
+		    "3000\n",
 		    lp);
 		ok(strstr(parsed, "sluice_build_info{version=\"" PACKAGE_VERSION "\"} 1\n") &&
-		       strstr(parsed, "\nsluice_up{} 1\n") &&
-		       strstr(parsed, "\nsluice_accepted_total{} 3\n") &&
-		       strstr(parsed, "\nsluice_bytes_in_total{} 3000\n") &&
-		       strstr(parsed, "\nsluice_bytes_out_total{} 3000\n") && strstr(parsed, want),
+		        strstr(parsed, "\nsluice_up{} 1\n") &&
+		        strstr(parsed, "\nsluice_accepted_total{} 3\n") &&
+		        strstr(parsed, "\nsluice_bytes_in_total{} 3000\n") &&
+		        strstr(parsed, "\nsluice_bytes_out_total{} 3000\n") && strstr(parsed, want),
 		    "build info, and the relayed connections and bytes, in total and per listener");
 		ok(sum_of(parsed, "sluice_closed_total{") == 3 &&
-		       sum_of(parsed, "sluice_refused_total{") == 0,
+		        sum_of(parsed, "sluice_refused_total{") == 0,
 		    "sluice_closed_total by reason adds up to the three sessions");
 		ok(sum_of(parsed, "sluice_server_connect_duration_seconds_count{") == 3 &&
-		       sum_of(parsed, "sluice_server_connect_duration_seconds_bucket{le=\"+Inf\"") == 3 &&
-		       sum_of(parsed, "sluice_server_bytes_in_total{") == 3000,
+		        sum_of(parsed,
+		            "sluice_server_connect_duration_seconds_bucket{le=\"+Inf\"") == 3 &&
+		        sum_of(parsed, "sluice_server_bytes_in_total{") == 3000,
 		    "the servers' connect histograms count the three connects");
-		snprintf(want, sizeof(want), "sluice_server_up{server=\"127.0.0.1:%d\",upstream=\"app\"} 1",
-		    e1);
+		snprintf(want, sizeof(want),
+		    "sluice_server_up{server=\"127.0.0.1:%d\",upstream=\"app\"} 1", e1);
 		ok(strstr(parsed, want) != NULL &&
-		       strstr(parsed, "sluice_server_admin_state{server=") != NULL &&
-		       strstr(parsed, "\nsluice_reloads_total{result=\"ok\"} 0\n") != NULL,
+		        strstr(parsed, "sluice_server_admin_state{server=") != NULL &&
+		        strstr(parsed, "\nsluice_reloads_total{result=\"ok\"} 0\n") != NULL,
 		    "server health, admin state and reload counts are there");
 	} else {
 		skip(5, "no parsed /metrics");
@@ -398,8 +403,8 @@ main(void)
 
 	/* sluicestat --prometheus prints the same families. */
 	{
-		char *argv[] = { (char *)h_sluicestat(), "-s", (char *)h_statsfile(), "--prometheus",
-			NULL };
+		char *argv[] = {
+		    (char *)h_sluicestat(), "-s", (char *)h_statsfile(), "--prometheus", NULL};
 		char *a, *b;
 
 		rc = h_run(argv, &sstat, 10000);
@@ -416,7 +421,7 @@ main(void)
 	/* Every tool: curl. */
 	{
 		char url[128];
-		char *argv[] = { "curl", "-sS", "-f", "--max-time", "10", url, NULL };
+		char *argv[] = {"curl", "-sS", "-f", "--max-time", "10", url, NULL};
 		char *out = NULL;
 
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", ap);
@@ -425,7 +430,8 @@ main(void)
 		} else {
 			argv[0] = "/usr/bin/curl";
 			rc = h_run(argv, &out, 15000);
-			ok(rc == 0 && out != NULL && strstr(out, "# TYPE sluice_build_info gauge") != NULL,
+			ok(rc == 0 && out != NULL &&
+			        strstr(out, "# TYPE sluice_build_info gauge") != NULL,
 			    "curl scrapes /metrics");
 		}
 		free(out);
@@ -488,7 +494,8 @@ main(void)
 
 		if (half != -1 && send(half, part, strlen(part), MSG_NOSIGNAL) < 0)
 			diag("send: %s", strerror(errno));
-		is(get(ap, "/healthz", &body), 200, "a request beside two stalled clients is served");
+		is(get(ap, "/healthz", &body), 200,
+		    "a request beside two stalled clients is served");
 		ok(idle != -1 && h_wait_closed(idle, WAIT_MS) == 1,
 		    "a client that sends nothing is cut at the deadline");
 		ok(half != -1 && h_wait_closed(half, WAIT_MS) == 1,
@@ -548,7 +555,8 @@ main(void)
 		int seen = 0;
 
 		while (!seen && h_now_ms() < end) {
-			seen = get(ap2, "/metrics", &body) == 200 &&
+			seen =
+			    get(ap2, "/metrics", &body) == 200 &&
 			    strstr(body, "sluice_reloads_total{result=\"failed\"} 1\n") != NULL &&
 			    strstr(body, "sluice_last_reload_success 0\n") != NULL;
 			if (!seen)

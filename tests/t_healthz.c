@@ -112,7 +112,8 @@ main(void)
 	len = sa(&ss, 8081);
 	l1 = stats_listener_row(&seg, (struct sockaddr *)&ss, len, "127.0.0.1:8081", "other", 1);
 	len = sa(&ss, 9002);
-	s2 = stats_server_row(&seg, "other", (struct sockaddr *)&ss, len, "127.0.0.1:9002", 1, 0, 1);
+	s2 =
+	    stats_server_row(&seg, "other", (struct sockaddr *)&ss, len, "127.0.0.1:9002", 1, 0, 1);
 	if (l0 == STATS_NO_ROW || l1 == STATS_NO_ROW || s0 == STATS_NO_ROW || s1 == STATS_NO_ROW ||
 	    s2 == STATS_NO_ROW)
 		bail("no rows");
@@ -185,28 +186,31 @@ main(void)
 	ok(strstr(text, "sluice_build_info{version=\"" PACKAGE_VERSION "\"} 1\n") != NULL,
 	    "build info with the version");
 	ok(strstr(text, "server=\"127.0.0.1:9001\"") == NULL &&
-	       strstr(text, "listener=\"127.0.0.1:8081\"") == NULL &&
-	       strstr(text, "server=\"127.0.0.1:9002\"") == NULL,
+	        strstr(text, "listener=\"127.0.0.1:8081\"") == NULL &&
+	        strstr(text, "server=\"127.0.0.1:9002\"") == NULL,
 	    "removed servers and listeners are not exported");
 	ok(strstr(text, "sluice_server_admin_state{upstream=\"app\",server=\"127.0.0.1:9000\","
 	                "state=\"drain\"} 1\n") != NULL &&
-	       strstr(text, "sluice_server_admin_state{upstream=\"app\",server=\"127.0.0.1:9000\","
-	                    "state=\"ready\"} 0\n") != NULL,
+	        strstr(text, "sluice_server_admin_state{upstream=\"app\",server=\"127.0.0.1:9000\","
+	                     "state=\"ready\"} 0\n") != NULL,
 	    "admin state as a state set");
 	ok(strstr(text, "sluice_server_weight{upstream=\"app\",server=\"127.0.0.1:9000\"} 7\n") !=
 	        NULL,
 	    "the operator's weight is the weight in use");
 	ok(strstr(text, "# TYPE sluice_server_connect_duration_seconds histogram\n") != NULL &&
-	       strstr(text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"0.001\"} 2\n") &&
-	       strstr(text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"0.005\"} 3\n") &&
-	       strstr(text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"1\"} 3\n") &&
-	       strstr(text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"5\"} 4\n") &&
-	       strstr(text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"+Inf\"} 5\n") &&
-	       strstr(text, "seconds_count{upstream=\"app\",server=\"127.0.0.1:9000\"} 5\n") &&
-	       strstr(text, "seconds_sum{upstream=\"app\",server=\"127.0.0.1:9000\"} 62.004000\n"),
+	        strstr(
+	            text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"0.001\"} 2\n") &&
+	        strstr(
+	            text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"0.005\"} 3\n") &&
+	        strstr(text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"1\"} 3\n") &&
+	        strstr(text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"5\"} 4\n") &&
+	        strstr(
+	            text, "_bucket{upstream=\"app\",server=\"127.0.0.1:9000\",le=\"+Inf\"} 5\n") &&
+	        strstr(text, "seconds_count{upstream=\"app\",server=\"127.0.0.1:9000\"} 5\n") &&
+	        strstr(text, "seconds_sum{upstream=\"app\",server=\"127.0.0.1:9000\"} 62.004000\n"),
 	    "connect histogram: cumulative buckets, +Inf, count and sum in seconds");
 	ok(strstr(text, "sluice_server_connected_total") == NULL &&
-	       strstr(text, "connect_le_") == NULL,
+	        strstr(text, "connect_le_") == NULL,
 	    "the histogram's fields are not exported as counters of their own");
 	seg.hdr->node_state = STATS_NODE_DRAINING;
 	seg.hdr->reloads_ok = 3;
@@ -216,12 +220,12 @@ main(void)
 	free(text);
 	text = render();
 	ok(strstr(text, "sluice_node_state{state=\"draining\"} 1\n") != NULL &&
-	       strstr(text, "sluice_node_state{state=\"serving\"} 0\n") != NULL,
+	        strstr(text, "sluice_node_state{state=\"serving\"} 0\n") != NULL,
 	    "node state as a state set");
 	ok(strstr(text, "sluice_reloads_total{result=\"ok\"} 3\n") != NULL &&
-	       strstr(text, "sluice_reloads_total{result=\"failed\"} 1\n") != NULL &&
-	       strstr(text, "sluice_last_reload_timestamp_seconds 1.500\n") != NULL &&
-	       strstr(text, "sluice_last_reload_success 0\n") != NULL,
+	        strstr(text, "sluice_reloads_total{result=\"failed\"} 1\n") != NULL &&
+	        strstr(text, "sluice_last_reload_timestamp_seconds 1.500\n") != NULL &&
+	        strstr(text, "sluice_last_reload_success 0\n") != NULL,
 	    "reload outcomes, time and success");
 	free(text);
 
