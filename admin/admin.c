@@ -321,8 +321,13 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("admin: accept");
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* Out of descriptors or memory: the socket stays
+			 * readable, so retrying now would spin. tick_cb starts
+			 * accepting again. */
+			log_warn("admin: accept (paused for %.0fs)", ADMIN_TICK);
+			ev_io_stop(loop, w);
 			return;
 		}
 		for (unsigned i = 0; i < ADMIN_MAX_CONNS; i++)
@@ -357,12 +362,14 @@ reopen_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* An orphan has nothing true to say: the parent-death signal covers most
- * cases, this the rest (it is cleared by a change of credentials). */
+ * cases, this the rest (it is cleared by a change of credentials). Also
+ * resumes accepting after a pause (accept_cb). */
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	if (getppid() != master_pid)
 		ev_break(loop, EVBREAK_ALL);
+	ev_io_start(loop, &accept_w);
 }
 
 void

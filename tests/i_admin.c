@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -597,13 +598,18 @@ main(void)
 	 * (tests/faultshim.c) makes their replacements fail to start. The
 	 * admin process started before, so it is spared. */
 	snprintf(servers, sizeof(servers), "\"127.0.0.1:%d\"", e0);
+	/* The injector reads its files in the children, which run as nobody. */
+	if (chmod(h_dir(), 0711) == -1)
+		bail("chmod %s: %s", h_dir(), strerror(errno));
 	h_preload("faultshim.so");
 	setenv("FAULTSHIM_DEPTH", "1", 1);
 	setenv("FAULTSHIM_EPOLL_FILE", h_path("epoll.errno"), 1);
+	setenv("FAULTSHIM_ACCEPT_FILE", h_path("accept.errno"), 1);
 	master = h_sluiced_start(conf("b.conf", servers, ap, NULL), lp, 2);
 	h_preload(NULL);
 	unsetenv("FAULTSHIM_DEPTH");
 	unsetenv("FAULTSHIM_EPOLL_FILE");
+	unsetenv("FAULTSHIM_ACCEPT_FILE");
 	apid = wait_admin(apid);
 	ok(apid != 0 && wait_get(ap, "/healthz", 200, "ok"), "a new master serves /healthz");
 	{
@@ -617,6 +623,34 @@ main(void)
 		    "/healthz: 503 no worker running while none can start");
 		unlink(h_path("epoll.errno"));
 		ok(wait_get(ap, "/healthz", 200, "ok"), "200 again once they run");
+	}
+
+	/* Out of descriptors (the injector fails its accepts with EMFILE):
+	 * accepting pauses instead of spinning on the readable socket, and
+	 * resumes once descriptors are back. */
+	{
+		const char *req = "GET /healthz HTTP/1.0\r\n\r\n";
+		int fd, lines, st = -1;
+		ssize_t n;
+
+		h_write_file(h_path("accept.errno"), "%d\n", EMFILE);
+		fd = h_connect(ap, 5000);
+		if (fd != -1 && send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
+			diag("send: %s", strerror(errno));
+		ok(h_wait_file_contains(h_path("sluiced.log"), "admin: accept (paused", WAIT_MS),
+		    "out of descriptors, accepting pauses and says so");
+		/* Time for a spin to show, were there one. */
+		h_nap(300);
+		lines = h_count_lines(h_path("sluiced.log"), "admin: accept");
+		unlink(h_path("accept.errno"));
+		n = fd != -1 ? h_read_n(fd, resp, sizeof(resp) - 1, WAIT_MS) : -1;
+		resp[n > 0 ? n : 0] = '\0';
+		if (n <= 0 || sscanf(resp, "HTTP/1.1 %d ", &st) != 1)
+			st = 0;
+		ok(lines <= 3, "  without spinning (%d accept warnings)", lines);
+		is(st, 200, "the waiting client is served once descriptors are back");
+		if (fd != -1)
+			close(fd);
 	}
 
 	/* A stop waits for the admin process too. */
