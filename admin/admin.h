@@ -12,7 +12,8 @@
 /* Seconds a connection may live from accept to the end of its response: a
  * client that sends nothing, or reads nothing, is cut then. */
 #define ADMIN_DEADLINE 5.0
-/* Seconds between checks that the master still runs. */
+/* Seconds between checks that the master still runs; also how long
+ * accepting pauses when out of descriptors. */
 #define ADMIN_TICK 1.0
 
 #endif
