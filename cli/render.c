@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prom.h"
 #include "render.h"
 #include "stats.h"
 
@@ -526,7 +527,7 @@ emit_servers(const struct render_ctx *ctx, int live, render_line_fn *out, void *
 	const struct stats_snapshot *sn = ctx->sn;
 	struct table t;
 
-	table_init(&t, S_FIELDS + stats_server_nfields);
+	table_init(&t, S_FIELDS + STATS_SERVER_PLAIN_FIELDS);
 	t.right[S_WEIGHT] = t.right[S_CHECKS] = 1;
 	table_set(&t, 0, S_UPSTREAM, "upstream");
 	table_set(&t, 0, S_ADDR, "server");
@@ -537,7 +538,9 @@ emit_servers(const struct render_ctx *ctx, int live, render_line_fn *out, void *
 	table_set(&t, 0, S_LAST, "last_check");
 	table_set(&t, 0, S_CHECKS, "checks/failed");
 	table_set(&t, 0, S_CHANGED, "changed");
-	set_field_names(&t, S_FIELDS, stats_server_fields, stats_server_nfields, 0, live);
+	/* The connect histogram stays in JSON and Prometheus: ten more
+	 * columns would drown the table. */
+	set_field_names(&t, S_FIELDS, stats_server_fields, STATS_SERVER_PLAIN_FIELDS, 0, live);
 	for (unsigned r = 0; r < sn->nservers; r++) {
 		const struct stats_server_view *s = &sn->servers[r];
 		const struct stats_server_view *p =
@@ -549,7 +552,7 @@ emit_servers(const struct render_ctx *ctx, int live, render_line_fn *out, void *
 		    s->entry.backup ? " backup" : "");
 		table_set(&t, r + 1, S_STATUS, "%s", entry_status(sn, s->entry.generation));
 		set_health(ctx, &t, r + 1, &s->health);
-		set_fields(ctx, &t, r + 1, S_FIELDS, stats_server_fields, stats_server_nfields, 0,
+		set_fields(ctx, &t, r + 1, S_FIELDS, stats_server_fields, STATS_SERVER_PLAIN_FIELDS, 0,
 		    &s->c, p ? &p->c : NULL, live);
 	}
 	table_emit(&t, out, arg);
@@ -623,7 +626,7 @@ render_json(const struct render_ctx *ctx, FILE *fp)
 	const struct stats_snapshot *sn = ctx->sn;
 	unsigned i;
 
-	fputs("{\n  \"segment\": ", fp);
+	fprintf(fp, "{\n  \"schema\": %d,\n  \"segment\": ", RENDER_JSON_SCHEMA);
 	json_string(fp, ctx->path);
 	fprintf(fp, ",\n  \"master\": {\"pid\": %" PRId32 ", \"start_ms\": %" PRIu64
 	    ", \"running\": %s},\n", sn->master_pid, sn->start_ms,
@@ -688,183 +691,10 @@ render_json(const struct render_ctx *ctx, FILE *fp)
 
 /* --- Prometheus ---------------------------------------------------------- */
 
-/* sluice_<prefix><name>: counters end in _total, and a gauge whose name
- * ends in _total (pool_buffers_total: blocks carved) drops it, so that no
- * gauge looks like a counter. */
-static void
-prom_name(char *buf, size_t len, const char *prefix, const struct stats_field *f)
-{
-	size_t n = strlen(f->name);
-
-	if (f->kind == STATS_COUNTER)
-		snprintf(buf, len, "sluice_%s%s_total", prefix, f->name);
-	else if (n > 6 && strcmp(f->name + n - 6, "_total") == 0)
-		snprintf(buf, len, "sluice_%s%.*s", prefix, (int)(n - 6), f->name);
-	else
-		snprintf(buf, len, "sluice_%s%s", prefix, f->name);
-}
-
-/* HELP text: backslash and newline escaped. */
-static void
-prom_family(FILE *fp, const char *name, const char *type, const char *help)
-{
-	fprintf(fp, "# HELP %s ", name);
-	for (; *help != '\0'; help++) {
-		if (*help == '\\')
-			fputs("\\\\", fp);
-		else if (*help == '\n')
-			fputs("\\n", fp);
-		else
-			fputc(*help, fp);
-	}
-	fprintf(fp, "\n# TYPE %s %s\n", name, type);
-}
-
-/* A label value: backslash, quote and newline escaped. */
-static void
-prom_label(FILE *fp, const char *key, const char *value, int first)
-{
-	fprintf(fp, "%s%s=\"", first ? "" : ",", key);
-	for (; *value != '\0'; value++) {
-		if (*value == '\\' || *value == '"')
-			fprintf(fp, "\\%c", *value);
-		else if (*value == '\n')
-			fputs("\\n", fp);
-		else
-			fputc(*value, fp);
-	}
-	fputc('"', fp);
-}
-
-static void
-prom_listener_labels(FILE *fp, const struct stats_listener_view *l)
-{
-	fputc('{', fp);
-	prom_label(fp, "listener", l->entry.address, 1);
-	prom_label(fp, "upstream", l->entry.upstream, 0);
-	fputc('}', fp);
-}
-
-static void
-prom_server_labels(FILE *fp, const struct stats_server_view *s, const char *state)
-{
-	fputc('{', fp);
-	prom_label(fp, "upstream", s->entry.upstream, 1);
-	prom_label(fp, "server", s->entry.address, 0);
-	if (state != NULL)
-		prom_label(fp, "state", state, 0);
-	fputc('}', fp);
-}
-
-/* One health figure of every server, as a family. */
-static void
-prom_health(FILE *fp, const struct stats_snapshot *sn, const char *name, const char *type,
-    const char *help, size_t offset, size_t size, double scale)
-{
-	prom_family(fp, name, type, help);
-	for (unsigned i = 0; i < sn->nservers; i++) {
-		const char *p = (const char *)&sn->servers[i].health + offset;
-		uint64_t v;
-
-		if (size == sizeof(uint32_t)) {
-			uint32_t v32;
-
-			memcpy(&v32, p, sizeof(v32));
-			v = v32;
-		} else {
-			memcpy(&v, p, sizeof(v));
-		}
-		fputs(name, fp);
-		prom_server_labels(fp, &sn->servers[i], NULL);
-		if (scale != 1)
-			fprintf(fp, " %.3f\n", (double)v * scale);
-		else
-			fprintf(fp, " %" PRIu64 "\n", v);
-	}
-}
-
-#define PROM_HEALTH(fp, sn, name, type, help, field, scale)                                 \
-	prom_health(fp, sn, name, type, help, offsetof(struct stats_health, field),         \
-	    sizeof(((struct stats_health *)0)->field), scale)
-
 void
 render_prometheus(const struct render_ctx *ctx, FILE *fp)
 {
-	static const uint32_t states[] = { STATS_SLOT_STARTING, STATS_SLOT_RUNNING,
-		STATS_SLOT_DRAINING, STATS_SLOT_EXITED };
-	static const uint32_t health[] = { STATS_HEALTH_UNKNOWN, STATS_HEALTH_UP,
-		STATS_HEALTH_DOWN };
-	const struct stats_snapshot *sn = ctx->sn;
-	char name[128];
-	unsigned f, i, k;
-
-	prom_family(fp, "sluice_up", "gauge", "1 while the sluiced master that writes the segment runs");
-	fprintf(fp, "sluice_up %d\n", ctx->master_running ? 1 : 0);
-	prom_family(fp, "sluice_start_time_seconds", "gauge", "when the sluiced master started");
-	fprintf(fp, "sluice_start_time_seconds %.3f\n", (double)sn->start_ms / 1000);
-	prom_family(fp, "sluice_generation", "gauge", "configuration generation (reloads + 1)");
-	fprintf(fp, "sluice_generation %" PRIu64 "\n", sn->generation);
-	prom_family(fp, "sluice_workers", "gauge", "worker processes by state");
-	for (k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
-		unsigned n = 0;
-
-		for (i = 0; i < sn->nworkers; i++)
-			n += sn->workers[i].state == states[k];
-		fprintf(fp, "sluice_workers{state=\"%s\"} %u\n", stats_state_name(states[k]), n);
-	}
-
-	for (f = 0; f < stats_nfields; f++) {
-		prom_name(name, sizeof(name), "", &stats_fields[f]);
-		prom_family(fp, name, stats_fields[f].kind == STATS_COUNTER ? "counter" : "gauge",
-		    stats_fields[f].help);
-		fprintf(fp, "%s %" PRIu64 "\n", name, stats_field_get(&sn->total, &stats_fields[f]));
-	}
-
-	for (f = 0; f < stats_listener_nfields && sn->nlisteners > 0; f++) {
-		prom_name(name, sizeof(name), "listener_", &stats_listener_fields[f]);
-		prom_family(fp, name,
-		    stats_listener_fields[f].kind == STATS_COUNTER ? "counter" : "gauge",
-		    stats_listener_fields[f].help);
-		for (i = 0; i < sn->nlisteners; i++) {
-			fputs(name, fp);
-			prom_listener_labels(fp, &sn->listeners[i]);
-			fprintf(fp, " %" PRIu64 "\n",
-			    stats_field_get(&sn->listeners[i].c, &stats_listener_fields[f]));
-		}
-	}
-
-	if (sn->nservers == 0)
-		return;
-	for (f = 0; f < stats_server_nfields; f++) {
-		prom_name(name, sizeof(name), "server_", &stats_server_fields[f]);
-		prom_family(fp, name, stats_server_fields[f].kind == STATS_COUNTER ? "counter" : "gauge",
-		    stats_server_fields[f].help);
-		for (i = 0; i < sn->nservers; i++) {
-			fputs(name, fp);
-			prom_server_labels(fp, &sn->servers[i], NULL);
-			fprintf(fp, " %" PRIu64 "\n",
-			    stats_field_get(&sn->servers[i].c, &stats_server_fields[f]));
-		}
-	}
-	prom_family(fp, "sluice_server_state", "gauge",
-	    "health of the server: 1 for its current state (unknown: not checked)");
-	for (i = 0; i < sn->nservers; i++)
-		for (k = 0; k < sizeof(health) / sizeof(health[0]); k++) {
-			fputs("sluice_server_state", fp);
-			prom_server_labels(fp, &sn->servers[i], stats_health_name(health[k]));
-			fprintf(fp, " %d\n", sn->servers[i].health.state == health[k]);
-		}
-	PROM_HEALTH(fp, sn, "sluice_server_checks_total", "counter", "health checks done", checks, 1);
-	PROM_HEALTH(fp, sn, "sluice_server_check_failures_total", "counter", "health checks failed",
-	    checks_failed, 1);
-	PROM_HEALTH(fp, sn, "sluice_server_check_successes_in_row", "gauge",
-	    "consecutive successful health checks", successes, 1);
-	PROM_HEALTH(fp, sn, "sluice_server_check_failures_in_row", "gauge",
-	    "consecutive failed health checks", failures, 1);
-	PROM_HEALTH(fp, sn, "sluice_server_last_check_timestamp_seconds", "gauge",
-	    "when the last health check ended (0: never)", last_check_ms, 0.001);
-	PROM_HEALTH(fp, sn, "sluice_server_last_change_timestamp_seconds", "gauge",
-	    "when the health state last changed (0: never)", last_change_ms, 0.001);
+	prom_render(ctx->sn, ctx->master_running, fp);
 }
 
 /* --- single values ------------------------------------------------------- */

@@ -36,6 +36,10 @@ typedef void render_line_fn(void *arg, const char *line);
  */
 void render_table(const struct render_ctx *, unsigned width, render_line_fn *, void *arg);
 
+/* Everything in the snapshot as one JSON object, newline-terminated. Its
+ * "schema" member is this number, raised whenever a member is removed,
+ * renamed or changes meaning (added members do not raise it). */
+#define RENDER_JSON_SCHEMA 1
 /* Everything in the snapshot as one JSON object, newline-terminated. */
 void render_json(const struct render_ctx *, FILE *);
 

@@ -64,8 +64,9 @@ struct conf_name {
 
 static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file", "user",
     "group", "chroot", "log", "pool", "limits", "timeouts", "upstreams", "listeners", "control",
-    NULL};
+    "admin", NULL};
 static const char *const conf_control_keys[] = {"socket", "mode", "group", "state_file", NULL};
+static const char *const conf_admin_keys[] = {"listen", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level",
     "connections", "format", "syslog_socket", NULL};
 static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice", NULL};
@@ -1102,6 +1103,33 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	return conf_listener_edge(c, g, l);
 }
 
+/* admin = { listen = "ADDR:PORT"; }: optional; a numeric address that no
+ * listener has (its socket would be the listener's). */
+static int
+conf_admin(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *g, *s;
+	const char *text;
+	char why[1200];
+
+	if (conf_group(c, root, "admin", conf_admin_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if ((s = config_setting_get_member(g, "listen")) == NULL)
+		return conf_fail(c, g, "listen", "the admin endpoint needs an address");
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	if (addr_parse(text, ADDR_NUMERIC | ADDR_WILDCARD, &conf->admin_addr,
+	        &conf->admin_addrlen, why, sizeof(why)) == -1)
+		return conf_fail(c, s, NULL, "invalid address \"%s\": %s", text, why);
+	for (unsigned i = 0; i < conf->nlisteners; i++)
+		if (addr_equal((const struct sockaddr *)&conf->admin_addr,
+		        (const struct sockaddr *)&conf->listeners[i].addr))
+			return conf_fail(c, s, NULL, "address %s is also listeners[%u]'s", text, i);
+	return conf_strdup(c, text, &conf->admin_address);
+}
+
 static int
 conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
@@ -1151,7 +1179,7 @@ conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	for (i = 0; i < n; i++)
 		if (conf_listener(c, config_setting_get_elem(list, i), conf, i) == -1)
 			return -1;
-	return 0;
+	return conf_admin(c, root, conf);
 }
 
 /* libconfig reports only "file I/O error"; say which one. */
@@ -1289,6 +1317,7 @@ conf_free(struct conf *conf)
 	free(conf->control_socket);
 	free(conf->control_group);
 	free(conf->state_file);
+	free(conf->admin_address);
 	free(conf);
 }
 

@@ -134,6 +134,12 @@ struct conf {
 	gid_t control_gid;        /* control_group's, when set and not peeking */
 	char *state_file;         /* runtime server states and weights; default
 	                           * "server-state" beside the socket */
+
+	/* admin = { listen = "ADDR:PORT"; }: the HTTP endpoint for /metrics
+	 * and /healthz, served by the admin process (admin/admin.c). */
+	char *admin_address; /* as written; NULL: no admin endpoint */
+	struct sockaddr_storage admin_addr;
+	socklen_t admin_addrlen;
 };
 
 /* Relayed connections one process with nofile descriptors can hold: two per

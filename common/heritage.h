@@ -58,6 +58,9 @@ struct heritage {
 	const uint16_t *server_rows;
 	int command_fd; /* a worker's end of its socketpair with the master
 	                 * (control socket requests, worker/command.c); -1: none */
+	/* The admin endpoint's listening socket (conf->admin_address), opened
+	 * by the master; -1 in every child but the admin process. */
+	int admin_fd;
 };
 
 /* In a child, now and then (a worker's heartbeat, the checker's checks):
@@ -85,5 +88,11 @@ void worker_main(const struct heritage *) __attribute__((noreturn));
  * Forked like a worker, one per generation whose config has health checks;
  * slot and index are unused. It writes only the stats segment's health area. */
 void checker_main(const struct heritage *) __attribute__((noreturn));
+
+/* Run the admin process (admin/admin.c): /metrics and /healthz over HTTP on
+ * admin_fd, read from the stats segment, until told to stop; never returns.
+ * Forked like the checker, one per master while the config has an admin
+ * section; it writes nothing in the segment. */
+void admin_main(const struct heritage *) __attribute__((noreturn));
 
 #endif

@@ -531,6 +531,15 @@ stats_protect_worker(struct stats_seg *seg, unsigned slot)
 }
 
 int
+stats_protect_reader(struct stats_seg *seg)
+{
+	if (stats_protect(seg, NULL, NULL, 0) == -1)
+		return -1;
+	seg->writable = 0;
+	return 0;
+}
+
+int
 stats_protect_checker(struct stats_seg *seg)
 {
 	size_t from = (size_t)((const char *)seg->health - (const char *)seg->hdr);

@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 5
+#define STATS_VERSION 6
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -112,7 +112,33 @@
 	X(bytes_in, COUNTER, "bytes relayed to this server")                    \
 	X(bytes_out, COUNTER, "bytes relayed from this server")                 \
 	X(timeouts, COUNTER, "its connections closed by the connect or idle timeout") \
-	X(marked_down, GAUGE, "1 while this worker has the server marked down after failed connects")
+	X(marked_down, GAUGE, "1 while this worker has the server marked down after failed connects") \
+	STATS_CONNECT_FIELDS(X)
+
+/* The connect-time histogram of a server row (last in its fields: readers
+ * find it by offset, see common/prom.c): connects that succeeded, the
+ * microseconds they took in all, and per bucket those that took more than the
+ * bucket before's bound and at most the bucket's own (STATS_CONNECT_BOUNDS_US;
+ * longer ones only in connected). Measured from the session's first connect
+ * attempt, so a retry includes the attempts before it; at the worker loop's
+ * clock resolution. */
+#define STATS_CONNECT_BUCKETS 8
+/* Server fields before the histogram: those shown as one figure each (the
+ * sluicestat table, Prometheus counters and gauges). */
+#define STATS_SERVER_PLAIN_FIELDS \
+	((unsigned)(offsetof(struct stats_server_counters, connected) / sizeof(uint64_t)))
+#define STATS_CONNECT_BOUNDS_US { 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000 }
+#define STATS_CONNECT_FIELDS(X)                                                    \
+	X(connected, COUNTER, "connects to this server that succeeded")            \
+	X(connect_us_sum, COUNTER, "microseconds the connects that succeeded took") \
+	X(connect_le_1ms, COUNTER, "connects that took at most 1 ms")              \
+	X(connect_le_5ms, COUNTER, "connects that took over 1 ms and at most 5 ms") \
+	X(connect_le_10ms, COUNTER, "connects that took over 5 ms and at most 10 ms") \
+	X(connect_le_50ms, COUNTER, "connects that took over 10 ms and at most 50 ms") \
+	X(connect_le_100ms, COUNTER, "connects that took over 50 ms and at most 100 ms") \
+	X(connect_le_500ms, COUNTER, "connects that took over 100 ms and at most 500 ms") \
+	X(connect_le_1s, COUNTER, "connects that took over 500 ms and at most 1 s") \
+	X(connect_le_5s, COUNTER, "connects that took over 1 s and at most 5 s")
 
 enum stats_kind { STATS_COUNTER, STATS_GAUGE };
 enum stats_view { STATS_BRIEF, STATS_DETAIL };
@@ -410,6 +436,9 @@ void stats_detach(struct stats_seg *);
  * (pages larger than STATS_PAGE), or mprotect's. */
 int stats_protect_worker(struct stats_seg *, unsigned slot);
 int stats_protect_checker(struct stats_seg *);
+/* The admin process (admin/admin.c), a reader only: every page read-only.
+ * Same returns as above. */
+int stats_protect_reader(struct stats_seg *);
 
 /* Slot slot's listener row `row` and server row. Unchecked: slot <
  * seg->nslots and row < seg->nlisteners (seg->nservers) are the caller's. */
@@ -544,6 +573,24 @@ void stats_snapshot_fill(const struct stats_seg *, struct stats_snapshot *sn);
 	    __atomic_load_n(&(row)->field, __ATOMIC_RELAXED) - (uint64_t)(n),      \
 	    __ATOMIC_RELAXED)
 #define STATS_ROW_SET(row, field, v) __atomic_store_n(&(row)->field, (uint64_t)(v), __ATOMIC_RELAXED)
+
+/* Worker: one connect to row's server that succeeded after `seconds`. */
+static inline void
+stats_connect_observe(struct stats_server_counters *row, double seconds)
+{
+	static const uint64_t bounds[STATS_CONNECT_BUCKETS] = STATS_CONNECT_BOUNDS_US;
+	uint64_t *bucket = &row->connect_le_1ms;
+	uint64_t us = seconds > 0 ? (uint64_t)(seconds * 1e6) : 0;
+
+	STATS_ROW_ADD(row, connected, 1);
+	STATS_ROW_ADD(row, connect_us_sum, us);
+	for (unsigned b = 0; b < STATS_CONNECT_BUCKETS; b++)
+		if (us <= bounds[b]) {
+			__atomic_store_n(&bucket[b],
+			    __atomic_load_n(&bucket[b], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+			break;
+		}
+}
 
 /* CLOCK_REALTIME in milliseconds. */
 uint64_t stats_now_ms(void);

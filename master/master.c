@@ -16,6 +16,7 @@
 
 #include <ev.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "control.h"
 #include "heritage.h"
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "logsink.h"
 #include "master.h"
+#include "net.h"
 #include "priv.h"
 #include "stats.h"
 
@@ -42,6 +44,7 @@
 /* Every worker of a new generation (at start or reload) runs within this,
  * respawns for a shortage included, or the generation has failed. */
 #define MASTER_START_DEADLINE 10.0
+#define MASTER_ADMIN_SLOT (STATS_SLOTS + 1) /* child_become_worker: the admin process */
 
 struct child {
 	pid_t pid; /* 0: the slot is free */
@@ -114,6 +117,12 @@ static struct {
 	 * drained node starts a generation like a reload. */
 	ev_timer drain_w;
 	int undraining;
+	/* The admin process (admin/admin.c): /metrics and /healthz on a
+	 * socket the master opens (admin_fd; admin_next_fd while a reload
+	 * starts, -1: none), forked as child "slot" MASTER_ADMIN_SLOT. */
+	struct child admin;
+	struct respawn admin_respawn;
+	int admin_fd, admin_next_fd;
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1;
 	ev_child child_w;
 	ev_timer tick;
@@ -140,6 +149,8 @@ signal_children(int sig)
 			kill(m.children[i].pid, sig);
 	if (m.checker.pid != 0)
 		kill(m.checker.pid, sig);
+	if (m.admin.pid != 0)
+		kill(m.admin.pid, sig);
 }
 
 int
@@ -184,6 +195,8 @@ close_listeners_of(const struct gen *o, const struct gen *g)
 	}
 }
 
+static void admin_child_close(unsigned slot);
+
 /* In the new child: forget everything of the master's but what the worker
  * of generation g inherits, then become the worker (or, for slot
  * STATS_SLOTS, the health checker, which inherits the same and has no
@@ -221,11 +234,13 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	 * into a queue nobody serves once its own generation is gone. */
 	close_listeners_of(&m.cur, g);
 	close_listeners_of(&m.next, g);
+	admin_child_close(slot);
 	/* Before any child code runs: from here on this process can write only
 	 * its own part of the statistics segment (its slot and rows, or the
 	 * checker's health area), whatever a bug in it tries. */
-	if ((slot == STATS_SLOTS ? stats_protect_checker(m.stats)
-	                         : stats_protect_worker(m.stats, slot)) == -1) {
+	if ((slot == MASTER_ADMIN_SLOT ? stats_protect_reader(m.stats)
+	        : slot == STATS_SLOTS  ? stats_protect_checker(m.stats)
+	                               : stats_protect_worker(m.stats, slot)) == -1) {
 		int why = errno;
 
 		if (slot == STATS_SLOTS)
@@ -237,7 +252,7 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	/* While the syslog socket and /proc are still in reach (no chroot,
 	 * no lost privileges): the connection log's non-blocking descriptor
 	 * (worker/connlog.c reports a failure and drops lines meanwhile). */
-	if (slot != STATS_SLOTS && g->conf->log_connections)
+	if (slot < STATS_SLOTS && g->conf->log_connections)
 		(void)logsink_open(m.foreground ? LOG_TARGET_STDERR : g->conf->log_target,
 		    g->conf->log_file, g->conf->log_syslog_socket);
 	/* Before worker_main: it asks for a parent-death signal, which the
@@ -260,6 +275,9 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	h.listener_rows = g->listener_rows;
 	h.server_rows = g->server_rows;
 	h.command_fd = command_fd;
+	h.admin_fd = slot == MASTER_ADMIN_SLOT ? m.admin_fd : -1;
+	if (slot == MASTER_ADMIN_SLOT)
+		admin_main(&h);
 	if (slot == STATS_SLOTS)
 		checker_main(&h);
 	worker_main(&h);
@@ -435,7 +453,7 @@ checker_reaped(struct ev_loop *loop, int status)
 		    c->generation);
 	c->pid = 0;
 	if (m.stopping != RUNNING) {
-		if (m.nchildren == 0)
+		if (m.nchildren == 0 && m.admin.pid == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
@@ -480,6 +498,188 @@ checker_tick(double now)
 	}
 }
 
+/* --- the admin process ----------------------------------------------------
+ * Like the checker: respawned with back-off when it dies, replaced when a
+ * reload changes its socket or its user. The master owns the socket, so a
+ * bind error is a start or reload failure and the endpoint's queue survives
+ * a respawn; the child only reads the segment. */
+
+/* In every new child: only the admin process keeps an admin socket. */
+static void
+admin_child_close(unsigned slot)
+{
+	if (m.admin_next_fd != -1 && m.admin_next_fd != m.admin_fd)
+		close(m.admin_next_fd);
+	if (m.admin_fd != -1 && slot != MASTER_ADMIN_SLOT)
+		close(m.admin_fd);
+}
+
+static void
+admin_spawn(void)
+{
+	sigset_t all, old;
+	pid_t pid;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		child_become_worker(&m.cur, MASTER_ADMIN_SLOT, 0, -1);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1) {
+		log_warn("fork for the admin process");
+		m.admin_respawn.at = mono_now() + MASTER_BACKOFF_FIRST;
+		return;
+	}
+	m.admin = (struct child){ .pid = pid, .generation = m.cur.generation,
+		.started = mono_now() };
+	log_debug("admin process started (pid %d, generation %u)", (int)pid, m.cur.generation);
+}
+
+/* The socket for c's admin section: the current one when the address is
+ * unchanged, else a new one (-1 with the reason in err), or none (*fd -1). */
+static int
+admin_open(const struct conf *c, int *fd, char *err, size_t errlen)
+{
+	*fd = -1;
+	if (c->admin_address == NULL)
+		return 0;
+	if (m.admin_fd != -1 && m.cur.conf->admin_address != NULL &&
+	    addr_equal((const struct sockaddr *)&c->admin_addr,
+	        (const struct sockaddr *)&m.cur.conf->admin_addr)) {
+		*fd = m.admin_fd;
+		return 0;
+	}
+	*fd = net_listen((const struct sockaddr *)&c->admin_addr, c->admin_addrlen, 64);
+	if (*fd == -1) {
+		snprintf(err, errlen, "admin.listen: cannot listen on %s: %s", c->admin_address,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Stop the admin process; admin_reaped starts its successor if wanted. */
+static void
+admin_stop(void)
+{
+	if (m.admin.pid != 0 && !m.admin.quitting) {
+		m.admin.quitting = 1;
+		m.admin.kill_at = mono_now() + MASTER_KILL_GRACE;
+		kill(m.admin.pid, SIGTERM);
+	}
+}
+
+/* At start: open the socket and fork the process; 0, or -1 with err. */
+static int
+admin_start(char *err, size_t errlen)
+{
+	if (admin_open(m.cur.conf, &m.admin_fd, err, errlen) == -1)
+		return -1;
+	if (m.admin_fd != -1)
+		admin_spawn();
+	return 0;
+}
+
+/* A reload: the next config's socket, kept until commit or failure. */
+static int
+admin_reload_open(const struct conf *next, char *err, size_t errlen)
+{
+	return admin_open(next, &m.admin_next_fd, err, errlen);
+}
+
+static void
+admin_reload_abandon(void)
+{
+	if (m.admin_next_fd != -1 && m.admin_next_fd != m.admin_fd)
+		close(m.admin_next_fd);
+	m.admin_next_fd = -1;
+}
+
+/* The reload committed (m.cur is the new generation; old_priv what the
+ * admin process ran as): move to the new socket, and restart the process
+ * when its socket or its user changed. */
+static void
+admin_reload_commit(const struct priv *old_priv)
+{
+	int moved = m.admin_next_fd != m.admin_fd;
+
+	if (moved && m.admin_fd != -1)
+		close(m.admin_fd);
+	m.admin_fd = m.admin_next_fd;
+	m.admin_next_fd = -1;
+	memset(&m.admin_respawn, 0, sizeof(m.admin_respawn));
+	if (m.admin.pid != 0) {
+		if (moved || memcmp(old_priv, &m.cur.priv, sizeof(*old_priv)) != 0)
+			admin_stop();
+		return;
+	}
+	if (m.admin_fd != -1)
+		admin_spawn();
+}
+
+static void
+admin_reaped(struct ev_loop *loop, int status)
+{
+	struct child *c = &m.admin;
+	int expected = c->quitting || m.stopping != RUNNING;
+	struct respawn *r = &m.admin_respawn;
+
+	if (WIFSIGNALED(status) && !expected)
+		log_warnx("admin process (pid %d) killed by signal %d", (int)c->pid,
+		    WTERMSIG(status));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		log_warnx("admin process (pid %d) exited with status %d", (int)c->pid,
+		    WEXITSTATUS(status));
+	else
+		log_info("admin process (pid %d) exited", (int)c->pid);
+	c->pid = 0;
+	if (m.stopping != RUNNING) {
+		if (m.nchildren == 0 && m.checker.pid == 0)
+			ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	if (!expected) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {
+			log_errx("the admin process cannot run with this configuration; not "
+			         "restarting it");
+			return;
+		}
+		if (mono_now() - c->started < MASTER_CRASH_WINDOW) {
+			unsigned shift = r->failures > 9 ? 9 : r->failures;
+			ev_tstamp delay = MASTER_BACKOFF_FIRST * (double)(1u << shift);
+
+			r->failures++;
+			if (delay > MASTER_BACKOFF_MAX)
+				delay = MASTER_BACKOFF_MAX;
+			log_warnx("admin process keeps failing (%u in a row): restarting it in "
+			          "%.1fs", r->failures, delay);
+			r->at = mono_now() + delay;
+			return;
+		}
+		r->failures = 0;
+	}
+	if (m.admin_fd != -1)
+		admin_spawn();
+}
+
+static void
+admin_tick(double now)
+{
+	struct child *c = &m.admin;
+
+	if (c->pid != 0 && c->kill_at != 0 && now >= c->kill_at) {
+		log_warnx("admin process (pid %d) did not stop; killing it", (int)c->pid);
+		kill(c->pid, SIGKILL);
+		c->kill_at = 0;
+	}
+	if (c->pid == 0 && m.admin_respawn.at != 0 && now >= m.admin_respawn.at) {
+		m.admin_respawn.at = 0;
+		if (m.admin_fd != -1)
+			admin_spawn();
+	}
+}
+
 static void
 child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
@@ -489,6 +689,10 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 	if (m.checker.pid != 0 && w->rpid == m.checker.pid) {
 		checker_reaped(loop, status);
+		return;
+	}
+	if (m.admin.pid != 0 && w->rpid == m.admin.pid) {
+		admin_reaped(loop, status);
 		return;
 	}
 	for (slot = 0; slot < STATS_SLOTS; slot++)
@@ -519,7 +723,7 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 	if (m.stopping != RUNNING) {
 		c->pid = 0;
-		if (m.nchildren == 0 && m.checker.pid == 0)
+		if (m.nchildren == 0 && m.checker.pid == 0 && m.admin.pid == 0)
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
@@ -586,7 +790,7 @@ stop(enum stopping how)
 			drain_ms = m.children[i].drain_ms;
 	grace = how == STOP_FAST ? MASTER_KILL_GRACE : drain_ms / 1000.0 + MASTER_KILL_GRACE;
 	m.stop_deadline = mono_now() + grace;
-	if (m.nchildren == 0 && m.checker.pid == 0)
+	if (m.nchildren == 0 && m.checker.pid == 0 && m.admin.pid == 0)
 		ev_break(m.loop, EVBREAK_ALL);
 }
 
@@ -792,9 +996,15 @@ reload(void)
 		conf_free(next);
 		return;
 	}
+	if (admin_reload_open(next, err, sizeof(err)) == -1) {
+		reload_refused(err);
+		conf_free(next);
+		return;
+	}
 	/* A drained node has no listeners left: all are opened afresh. */
 	fds = listen_open(next, m.cur.fds != NULL ? m.cur.conf : NULL, m.cur.fds, err, sizeof(err));
 	if (fds == NULL) {
+		admin_reload_abandon();
 		reload_refused(err);
 		conf_free(next);
 		return;
@@ -838,6 +1048,7 @@ reload_commit(void)
 {
 	struct gen *g = &m.next;
 	double now = mono_now();
+	struct priv old_priv = m.cur.priv;
 
 	listen_close(m.cur.conf, m.cur.fds, g->conf, g->fds);
 	conf_free(m.cur.conf);
@@ -868,6 +1079,7 @@ reload_commit(void)
 		kill(c->pid, SIGQUIT);
 	}
 	checker_replace();
+	admin_reload_commit(&old_priv);
 	log_notice("reloaded %s: generation %u, %u workers", m.cur.conf->path, m.cur.generation,
 	    m.cur.conf->workers);
 	reload_outcome(1, NULL);
@@ -888,6 +1100,7 @@ reload_fail(const char *fmt, ...)
 	va_end(ap);
 	log_errx("reload failed, keeping the running configuration: %s", why);
 	reload_outcome(0, why);
+	admin_reload_abandon();
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 
@@ -1111,6 +1324,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	check_heartbeats(mono_now());
 	checker_tick(now);
+	admin_tick(now);
 	starting_tick();
 	reload_maybe();
 }
@@ -1277,6 +1491,7 @@ master_run(struct master_start *st)
 	m.stats = st->stats;
 	m.pid_fd = st->pid_fd;
 	m.pid = getpid();
+	m.admin_fd = m.admin_next_fd = -1;
 	m.foreground = st->foreground;
 	m.cur.priv = *st->priv;
 	if ((m.stats_path = strdup(st->conf->stats_file)) == NULL)
@@ -1308,6 +1523,12 @@ master_run(struct master_start *st)
 	for (unsigned i = 0; i < m.cur.conf->workers; i++)
 		spawn(&m.cur, i);
 	checker_replace();
+	{
+		char err[PATH_MAX + 256];
+
+		if (admin_start(err, sizeof(err)) == -1)
+			start_fail("%s", err);
+	}
 	log_notice("started: %u workers, %u listeners, generation %u", m.cur.conf->workers,
 	    m.cur.conf->nlisteners, m.cur.generation);
 

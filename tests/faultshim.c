@@ -14,7 +14,10 @@
  *                            its first)
  *   FAULTSHIM_KILL_PARENT=K  the child of the K-th fork of a process at depth
  *                            N-1 SIGKILLs its parent and waits until it is
- *                            reparented, before fork returns in it */
+ *                            reparented, before fork returns in it
+ *   FAULTSHIM_ACCEPT_FILE=F  while file F exists and holds an errno number,
+ *                            every accept4 of a process at depth N fails with
+ *                            that errno (EMFILE: a process out of descriptors) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
@@ -24,6 +27,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,4 +91,30 @@ epoll_create1(int flags)
 		return -1;
 	}
 	return real_epoll(flags);
+}
+
+int
+accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
+	const char *path = getenv("FAULTSHIM_ACCEPT_FILE");
+	int e = 0;
+
+	if (real_accept4 == NULL)
+		real_accept4 =
+		    (int (*)(int, struct sockaddr *, socklen_t *, int))dlsym(RTLD_NEXT, "accept4");
+	if (path != NULL && depth == env_int("FAULTSHIM_DEPTH", 1)) {
+		FILE *f = fopen(path, "r");
+
+		if (f != NULL) {
+			if (fscanf(f, "%d", &e) != 1)
+				e = 0;
+			fclose(f);
+		}
+	}
+	if (e > 0) {
+		errno = e;
+		return -1;
+	}
+	return real_accept4(fd, sa, len, flags);
 }

@@ -271,11 +271,15 @@ reload(pid_t master)
 	uint64_t end = h_now_ms() + WAIT;
 	uint32_t gen = (uint32_t)h_stats_generation() + 1;
 
+	/* Until the old workers stopped running too: one that has not seen
+	 * its SIGQUIT yet still accepts, and logs in the old format. */
 	kill(master, SIGHUP);
-	while ((h_stats_generation() < gen || h_stats_running(NULL, 0, gen) != WORKERS) &&
+	while ((h_stats_generation() < gen || h_stats_running(NULL, 0, gen) != WORKERS ||
+	           h_stats_running(NULL, 0, 0) != WORKERS) &&
 	       h_now_ms() < end)
 		h_nap(20);
-	return h_stats_generation() >= gen && h_stats_running(NULL, 0, gen) == WORKERS;
+	return h_stats_generation() >= gen && h_stats_running(NULL, 0, gen) == WORKERS &&
+	       h_stats_running(NULL, 0, 0) == WORKERS;
 }
 
 static void

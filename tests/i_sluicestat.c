@@ -479,12 +479,12 @@ test_table(struct stats_seg *seg)
 	/* Servers: the health of the checked one, the counters at the end. */
 	line = line_starting(out_buf, "upstream");
 	n = line ? split(line, words, 64) : 0;
-	match = n == (int)(9 + stats_server_nfields) && strcmp(words[1], "server") == 0 &&
+	match = n == (int)(9 + STATS_SERVER_PLAIN_FIELDS) && strcmp(words[1], "server") == 0 &&
 	    strcmp(words[4], "health") == 0;
-	for (f = 0; match && f < stats_server_nfields; f++)
+	for (f = 0; match && f < STATS_SERVER_PLAIN_FIELDS; f++)
 		match = strcmp(words[9 + f], stats_server_fields[f].name) == 0;
 	ok(match, "server columns: upstream server weight status health streak last_check "
-	    "checks/failed changed, then every server field");
+	    "checks/failed changed, then every server field but the connect histogram");
 	free(line);
 	ok(strstr(out_buf, "127.0.0.1:9000") != NULL && strstr(out_buf, " down ") != NULL &&
 	    strstr(out_buf, "3 failed") != NULL && strstr(out_buf, "refused (") != NULL &&
@@ -496,11 +496,11 @@ test_table(struct stats_seg *seg)
 		char *l2 = p ? strndup(p, strcspn(p, "\n")) : NULL;
 
 		n = l2 ? split(l2, words, 64) : 0;
-		match = n > (int)stats_server_nfields;
-		for (f = 0; match && f < stats_server_nfields; f++) {
+		match = n > (int)STATS_SERVER_PLAIN_FIELDS;
+		for (f = 0; match && f < STATS_SERVER_PLAIN_FIELDS; f++) {
 			snprintf(want, sizeof(want), "%llu", (unsigned long long)stats_field_get(
 			    &sn->servers[0].c, &stats_server_fields[f]));
-			match = strcmp(words[n - (int)stats_server_nfields + (int)f], want) == 0;
+			match = strcmp(words[n - (int)STATS_SERVER_PLAIN_FIELDS + (int)f], want) == 0;
 		}
 		ok(match && sn->servers[0].c.connects == 36,
 		    "server row ends with its counters (connects 36, live + retired)");
@@ -637,6 +637,7 @@ test_json(struct stats_seg *seg)
 	is(rc, 0, "--json exits 0");
 	end = json_value(out_buf, 0);
 	ok(end != NULL && *json_ws(end) == '\0', "--json prints one valid JSON value");
+	ok(strncmp(out_buf, "{\n  \"schema\": 1,\n", 15) == 0, "the JSON opens with its schema number");
 	if (end == NULL)
 		diag("stdout:\n%s", out_buf);
 	ok(out_buf[0] == '{', "... an object");
@@ -717,7 +718,8 @@ prom_check(const char *text)
 
 			if (nfam == 0 || sscanf(line + 7, "%127s %31s", name, type) != 2 ||
 			    strcmp(name, families[nfam - 1]) != 0 ||
-			    (strcmp(type, "counter") != 0 && strcmp(type, "gauge") != 0)) {
+			    (strcmp(type, "counter") != 0 && strcmp(type, "gauge") != 0 &&
+			        strcmp(type, "histogram") != 0)) {
 				diag("prometheus: TYPE not right after its HELP: %s", line);
 				bad++;
 				continue;
@@ -740,9 +742,16 @@ prom_check(const char *text)
 			size_t n = strcspn(line, "{ ");
 			const char *v = line + n;
 			char *endp;
+			size_t fn = nfam ? strlen(families[nfam - 1]) : 0;
+			/* A histogram's samples are its _bucket, _sum and _count. */
+			int hist = nfam && strcmp(types[nfam - 1], "histogram") == 0 && n > fn &&
+			    strncmp(line, families[nfam - 1], fn) == 0 &&
+			    ((n - fn == 7 && strncmp(line + fn, "_bucket", 7) == 0) ||
+			        (n - fn == 4 && strncmp(line + fn, "_sum", 4) == 0) ||
+			        (n - fn == 6 && strncmp(line + fn, "_count", 6) == 0));
 
 			if (nfam == 0 || types[nfam - 1][0] == '\0' ||
-			    strlen(families[nfam - 1]) != n || strncmp(line, families[nfam - 1], n) != 0) {
+			    (!hist && (fn != n || strncmp(line, families[nfam - 1], n) != 0))) {
 				diag("prometheus: sample outside its family: %s", line);
 				bad++;
 				continue;
@@ -804,9 +813,9 @@ test_prometheus(void)
 	    "active as a gauge");
 	ok(strstr(out_buf, "# TYPE sluice_pool_buffers gauge\n") != NULL,
 	    "a gauge named *_total (pool_buffers_total) drops the suffix");
-	ok(strstr(out_buf, "sluice_closed_idle_timeout_total 3\n") != NULL &&
-	    strstr(out_buf, "sluice_refused_no_memory_total 2\n") != NULL,
-	    "close and refusal reasons are counters");
+	ok(strstr(out_buf, "sluice_closed_total{reason=\"idle_timeout\"} 3\n") != NULL &&
+	    strstr(out_buf, "sluice_refused_total{reason=\"no_memory\"} 2\n") != NULL,
+	    "close and refusal reasons are labels of one counter each");
 	ok(strstr(out_buf, "sluice_listener_accepted_total{listener=\"127.0.0.1:8080\","
 	                   "upstream=\"app\"} 33\n") != NULL, "listener rows carry labels");
 	ok(strstr(out_buf, "sluice_server_state{upstream=\"app\",server=\"127.0.0.1:9000\","

@@ -239,7 +239,7 @@ static const struct bad_case bad_cases[] = {
     /* unknown settings at every level */
     {"wrkers = 2;\n" UP LS,
         ":1: wrkers: unknown setting \"wrkers\" (expected workers, pid_file, stats_file, user, "
-        "group, chroot, log, pool, limits, timeouts, upstreams, listeners or control)",
+        "group, chroot, log, pool, limits, timeouts, upstreams, listeners, control or admin)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
         ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain or "
@@ -495,7 +495,44 @@ static const struct bad_case bad_cases[] = {
         ":1: log.syslog_socket: longer than 107 characters", "log.syslog_socket too long"},
     {"timeouts = { proxy_header = \"0s\"; };\n" UP LS,
         ":1: timeouts.proxy_header: must be greater than 0", "proxy_header timeout 0"},
+    {UP LS "admin = { };\n", ":3: admin.listen: the admin endpoint needs an address",
+        "admin without listen"},
+    {UP LS "admin = { listen = \"127.0.0.1:99999\"; };\n",
+        ":3: admin.listen: invalid address \"127.0.0.1:99999\": port 99999 is out of range "
+        "1..65535",
+        "admin port out of range"},
+    {UP LS "admin = { listen = \"localhost:9145\"; };\n",
+        ":3: admin.listen: invalid address \"localhost:9145\": \"localhost\" is not a "
+        "numeric address (use an IPv4 address, \"[IPv6]\" or \"*\")",
+        "admin host name"},
+    {UP LS "admin = { listen = \"127.0.0.1:8080\"; };\n",
+        ":3: admin.listen: address 127.0.0.1:8080 is also listeners[0]'s",
+        "admin on a listener's address"},
+    {UP LS "admin = { listen = \"127.0.0.1:9145\"; port = 1; };\n",
+        ":3: admin.port: unknown setting \"port\" (expected listen)", "unknown admin setting"},
+    {UP LS "admin = \"127.0.0.1:9145\";\n", ":3: admin: expected a group { ... }",
+        "admin not a group"},
 };
+
+/* admin.listen is read; without the section there is no endpoint. */
+static void
+test_admin(void)
+{
+	char err[1024];
+	struct conf *c;
+
+	c = load_text(UP LS "admin = { listen = \"127.0.0.1:9145\"; };\n", err, sizeof(err));
+	if (!ok(c != NULL, "a config with an admin section loads"))
+		diag("  error: %s", err);
+	ok(c != NULL && c->admin_address != NULL &&
+	       strcmp(c->admin_address, "127.0.0.1:9145") == 0 && c->admin_addrlen > 0 &&
+	       ((struct sockaddr_in *)&c->admin_addr)->sin_port == htons(9145),
+	    "admin.listen is read and parsed");
+	conf_free(c);
+	c = load_text(UP LS, err, sizeof(err));
+	ok(c != NULL && c->admin_address == NULL, "no admin section: no admin endpoint");
+	conf_free(c);
+}
 
 /* Every edge setting of a listener, and their defaults on another. */
 static void
@@ -775,6 +812,7 @@ main(void)
 	test_bad();
 	test_edge();
 	test_control();
+	test_admin();
 	test_files();
 	test_example();
 

@@ -309,6 +309,8 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		upstream_connected(w, s->listener, s->server_idx);
 		STATS_ROW_ADD(session_server_stats(w, s), active, 1);
+		/* s->active still holds when the first attempt began. */
+		stats_connect_observe(session_server_stats(w, s), w->now - s->active);
 		s->state = SESSION_RELAYING;
 		/* Before any client byte: the header goes first. */
 		if (w->conf->listeners[s->listener].proxy_send && session_send_proxy(w, s) == -1)
