@@ -1791,3 +1791,63 @@ h_local_port(int fd)
 		return 0;
 	return ntohs(sin.sin_port);
 }
+
+static char h_resp[1 << 20];
+
+const char *
+h_http_last(void)
+{
+	return h_resp;
+}
+
+int
+h_http(int port, const char *req, size_t len, const char **body)
+{
+	char *resp = h_resp;
+	int fd = h_connect(port, 5000), status = 0;
+	ssize_t n;
+	char *b;
+
+	*body = "";
+	resp[0] = '\0';
+	if (fd == -1)
+		return -1;
+	if (send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		close(fd);
+		return -1;
+	}
+	n = h_read_n(fd, resp, sizeof(h_resp) - 1, 10000);
+	close(fd);
+	resp[n > 0 ? n : 0] = '\0';
+	if (sscanf(resp, "HTTP/1.1 %d ", &status) != 1)
+		status = 0;
+	if ((b = strstr(resp, "\r\n\r\n")) != NULL)
+		*body = b + 4;
+	return status;
+}
+
+int
+h_http_get(int port, const char *path, const char **body)
+{
+	char req[512];
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+	return h_http(port, req, strlen(req), body);
+}
+
+int
+h_wait_http(int port, const char *path, int status, const char *prefix, int timeout_ms)
+{
+	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+	const char *body = "";
+	int st = -1;
+
+	while (h_now_ms() < end) {
+		st = h_http_get(port, path, &body);
+		if (st == status && (prefix == NULL || strncmp(body, prefix, strlen(prefix)) == 0))
+			return 1;
+		h_nap(50);
+	}
+	h_diag("GET %s: last status %d, body \"%.200s\"", path, st, body);
+	return 0;
+}

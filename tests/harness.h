@@ -188,6 +188,21 @@ int h_wait_closed(int fd, int timeout_ms);
  * puts ASAN_OPTIONS back. Bails out when the file is missing. */
 void h_preload(const char *name);
 
+/* HTTP to 127.0.0.1:port: send req (len bytes), read the answer to EOF.
+ * Returns the status (0: no status line, -1: no connection); *body points
+ * past the head, into a buffer the next call reuses. */
+int h_http(int port, const char *req, size_t len, const char **body);
+
+/* The whole answer (head and body) of the last h_http. */
+const char *h_http_last(void);
+
+/* GET path, HTTP/1.1, as h_http. */
+int h_http_get(int port, const char *path, const char **body);
+
+/* Poll GET path until it answers status (and, if given, a body starting
+ * with prefix). Returns 1, or 0 at timeout_ms (diag shows the last answer). */
+int h_wait_http(int port, const char *path, int status, const char *prefix, int timeout_ms);
+
 /* 1 when pid runs the sluiced under test (/proc/PID/exe is h_sluiced()): a
  * pid read from a file is checked before it is signalled. */
 int h_is_sluiced(pid_t pid);

@@ -30,7 +30,6 @@
 
 static pid_t master;
 static int lp, e0, e1;
-static char resp[1 << 20];
 
 /* A config: the listener on lp for upstream app with the given servers
  * text, admin on admin_port (0: no admin section), and extra text. */
@@ -52,66 +51,12 @@ conf(const char *name, const char *servers, int admin_port, const char *extra)
 	return path;
 }
 
-/* Send req (len bytes) to the admin port, read the answer to EOF. Returns
- * the HTTP status (0: no status line, -1: no connection); *body set. */
-static int
-http_raw(int port, const char *req, size_t len, const char **body)
-{
-	int fd = h_connect(port, 5000), status = 0;
-	ssize_t n;
-	char *b;
-
-	*body = "";
-	resp[0] = '\0';
-	if (fd == -1)
-		return -1;
-	if (send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
-		close(fd);
-		return -1;
-	}
-	n = h_read_n(fd, resp, sizeof(resp) - 1, 10000);
-	close(fd);
-	resp[n > 0 ? n : 0] = '\0';
-	if (sscanf(resp, "HTTP/1.1 %d ", &status) != 1)
-		status = 0;
-	if ((b = strstr(resp, "\r\n\r\n")) != NULL)
-		*body = b + 4;
-	return status;
-}
-
-static int
-http(int port, const char *req, const char **body)
-{
-	return http_raw(port, req, strlen(req), body);
-}
-
-static int
-get(int port, const char *path, const char **body)
-{
-	char req[256];
-
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
-	return http(port, req, body);
-}
-
-/* Poll GET path until it answers status (and, if given, a body starting
- * with prefix). Returns 1, or 0 on timeout (diag shows the last answer). */
-static int
-wait_get(int port, const char *path, int status, const char *prefix)
-{
-	uint64_t end = h_now_ms() + WAIT_MS;
-	const char *body = "";
-	int st = -1;
-
-	while (h_now_ms() < end) {
-		st = get(port, path, &body);
-		if (st == status && (prefix == NULL || strncmp(body, prefix, strlen(prefix)) == 0))
-			return 1;
-		h_nap(50);
-	}
-	diag("GET %s: last status %d, body \"%.200s\"", path, st, body);
-	return 0;
-}
+/* HTTP to the admin port: the harness's. */
+#define http_raw(port, req, len, body) h_http(port, req, len, body)
+#define http(port, req, body) h_http(port, req, strlen(req), body)
+#define get(port, path, body) h_http_get(port, path, body)
+#define wait_get(port, path, status, prefix) h_wait_http(port, path, status, prefix, WAIT_MS)
+#define resp h_http_last()
 
 /* The live admin process: the pid of the last "admin process started" log
  * line, 0 if none or it is gone. */
@@ -631,6 +576,7 @@ main(void)
 	{
 		const char *req = "GET /healthz HTTP/1.0\r\n\r\n";
 		int fd, lines, st = -1;
+		char answer[4096];
 		ssize_t n;
 
 		h_write_file(h_path("accept.errno"), "%d\n", EMFILE);
@@ -643,9 +589,9 @@ main(void)
 		h_nap(300);
 		lines = h_count_lines(h_path("sluiced.log"), "admin: accept");
 		unlink(h_path("accept.errno"));
-		n = fd != -1 ? h_read_n(fd, resp, sizeof(resp) - 1, WAIT_MS) : -1;
-		resp[n > 0 ? n : 0] = '\0';
-		if (n <= 0 || sscanf(resp, "HTTP/1.1 %d ", &st) != 1)
+		n = fd != -1 ? h_read_n(fd, answer, sizeof(answer) - 1, WAIT_MS) : -1;
+		answer[n > 0 ? n : 0] = '\0';
+		if (n <= 0 || sscanf(answer, "HTTP/1.1 %d ", &st) != 1)
 			st = 0;
 		ok(lines <= 3, "  without spinning (%d accept warnings)", lines);
 		is(st, 200, "the waiting client is served once descriptors are back");

@@ -9,7 +9,8 @@
  * old generation serves on; drain turns the node to draining at once and
  * closes the listeners after the grace while open streams finish, undrain
  * serves again (before and after the listeners closed); set log level
- * reaches the workers; a stopped worker cannot hang show sessions; hostile
+ * reaches the workers; /healthz follows the drain and the servers' states
+ * (admin endpoint); a stopped worker cannot hang show sessions; hostile
  * clients (too many, overlong, binary, silent) cost nothing; -t refuses
  * bad control settings and a non-socket in the socket's place. */
 #include <errno.h>
@@ -29,7 +30,7 @@
 
 #define WAIT_MS 15000
 
-static int e0, e1, lport;
+static int e0, e1, lport, aport;
 static pid_t master;
 static char conf[512], sockpath[256];
 
@@ -238,11 +239,19 @@ test_server_state(void)
 	start();
 	ok(CTL_IS(0, "maint", "show", "servers"), "and through a restart (the state file)");
 	spread(3, &n0, &n1);
-	ok(n0 == 0 && n1 == 0 && h_count_lines(h_path("sluiced.log"), "refused") >= 0,
-	    "after the restart, weight 0 and maint leave no server: clients are refused "
-	    "(%d/%d)", n0, n1);
+	ok(n0 == 0 && n1 == 0, "after the restart, weight 0 and maint leave no server: clients "
+	                       "are refused (%d/%d)", n0, n1);
+	{
+		char why[128];
+
+		snprintf(why, sizeof(why), "listener 127.0.0.1:%d: no usable server in upstream app",
+		    lport);
+		ok(h_wait_http(aport, "/healthz", 503, why, WAIT_MS),
+		    "/healthz says 503: no usable server");
+	}
 	ok(CTL_IS(0, NULL, "set", "server", e1name, "state", "ready"), "e1 ready");
 	ok(CTL_IS(0, NULL, "set", "server", e0name, "weight", "1"), "e0 weight 1");
+	ok(h_wait_http(aport, "/healthz", 200, "ok", WAIT_MS), "/healthz says 200 again");
 
 	/* A damaged state file is skipped line by line. */
 	stop();
@@ -384,10 +393,12 @@ test_reload_drain(void)
 	/* Drain, undrained in the grace. */
 	ok(CTL_IS(0, "draining", "drain", "--grace", "30s"), "drain --grace 30s");
 	ok(CTL_IS(0, "node: draining", "show", "info"), "the node is draining at once");
+	ok(h_wait_http(aport, "/healthz", 503, "draining", WAIT_MS), "/healthz: 503 draining");
 	ok(h_port_refuses(lport) == 0, "the listener still accepts in the grace period");
 	ok(CTL_IS(1, "already draining", "drain"), "a second drain is refused");
 	ok(CTL_IS(0, "serving", "undrain"), "undrain in the grace");
 	ok(CTL_IS(0, "node: serving", "show", "info"), "serving again");
+	ok(h_wait_http(aport, "/healthz", 200, "ok", WAIT_MS), "/healthz: 200 again");
 
 	/* Drain to the end: the listeners close, the open stream finishes. */
 	ok(CTL_IS(0, "draining", "drain", "--grace", "300ms"), "drain --grace 300ms");
@@ -399,6 +410,7 @@ test_reload_drain(void)
 		}
 	ok(until, "after the grace the listener refuses");
 	ok(CTL_IS(0, "node: drained", "show", "info"), "the node is drained");
+	ok(h_wait_http(aport, "/healthz", 503, "drained", WAIT_MS), "/healthz: 503 drained");
 	ok(fd != -1 && up_echo(fd, 5000) == 0, "a stream open before the drain goes on");
 	if (fd != -1)
 		close(fd);
@@ -411,6 +423,7 @@ test_reload_drain(void)
 	if (fd != -1)
 		close(fd);
 	ok(CTL_IS(0, "node: serving", "show", "info"), "and the node says so");
+	ok(h_wait_http(aport, "/healthz", 200, "ok", WAIT_MS), "and /healthz: 200");
 }
 
 static void
@@ -564,6 +577,7 @@ main(void)
 	e0 = h_free_port();
 	e1 = h_free_port();
 	lport = h_free_port();
+	aport = h_free_port();
 	ports[0] = e0;
 	ports[1] = e1;
 	h_echod_start(e0);
@@ -571,8 +585,8 @@ main(void)
 	if ((size_t)snprintf(sockpath, sizeof(sockpath), "%s", h_path("control")) >= 108)
 		bail("the test directory's path is too long for a socket");
 	snprintf(extra, sizeof(extra),
-	    "control = { socket = \"%s\"; mode = \"0600\"; state_file = \"%s\"; };", sockpath,
-	    h_path("server-state"));
+	    "control = { socket = \"%s\"; mode = \"0600\"; state_file = \"%s\"; };\n"
+	    "admin = { listen = \"127.0.0.1:%d\"; };", sockpath, h_path("server-state"), aport);
 	/* As h_conf writes it, but logging at info: set log level has
 	 * something to change. */
 	snprintf(conf, sizeof(conf), "%s", h_path("sluice.conf"));
