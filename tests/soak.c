@@ -116,6 +116,7 @@ struct shared {
 	uint64_t rx, tx; /* bytes read from / written to sluiced, every connection */
 	uint64_t conns, corrupt, badhdr, shortn;
 	uint32_t short_ids[256];
+	uint64_t short_ms[256]; /* when the backend saw that EOF (h_now_ms) */
 	char corrupt_why[4][160];
 };
 
@@ -235,8 +236,10 @@ b_read(struct bconn *c)
 			if (c->mode == M_SHUTFIRST && c->rx != c->cmd.n) {
 				uint64_t k = __atomic_fetch_add(&sh->shortn, 1, __ATOMIC_RELAXED);
 
-				if (k < 256)
+				if (k < 256) {
 					sh->short_ids[k] = c->cmd.id;
+					sh->short_ms[k] = h_now_ms();
+				}
 			}
 			if (c->tx == b_echo_limit(c) || c->mode == 0) {
 				b_close(c, 0);
@@ -2189,18 +2192,40 @@ main(int argc, char **argv)
 		diag("  %s", sh->corrupt_why[i]);
 	{
 		/* A shut-first stream whose backend saw a clean EOF before all
-		 * the payload lost bytes, unless a kill cut it. */
+		 * the payload lost bytes, unless a kill cut it. Its session can
+		 * outlive its client: the client leaves once it has sent all
+		 * and read the server's part, while the worker may still be
+		 * relaying the rest to the backend. So a kill up to the
+		 * backend's EOF counts, not only one up to the client's end. */
 		int lost = 0;
 
 		for (uint64_t i = 0; i < sh->shortn && i < 256; i++) {
 			uint32_t id = sh->short_ids[i];
+			uint64_t end = id < nspans ? spans[id][1] : 0;
 
-			if (id >= nspans || spans[id][0] == 0 ||
-			    !kill_overlaps(spans[id][0], spans[id][1])) {
-				if (lost++ < 10)
-					diag("  shut-first stream %u: backend saw EOF before "
-					     "all the payload",
-					    id);
+			if (end != 0 && sh->short_ms[i] > end)
+				end = sh->short_ms[i];
+			if (id >= nspans || spans[id][0] == 0 || !kill_overlaps(spans[id][0], end)) {
+				if (lost++ < 10) {
+					uint64_t from = id < nspans ? spans[id][0] : 0, near = 0;
+
+					for (int k = 0; k < nkills; k++)
+						if (near == 0 || (kill_ms[k] > sh->short_ms[i]
+						                         ? kill_ms[k] - sh->short_ms[i]
+						                         : sh->short_ms[i] - kill_ms[k]) <
+						                     (near > sh->short_ms[i]
+						                         ? near - sh->short_ms[i]
+						                         : sh->short_ms[i] - near))
+							near = kill_ms[k];
+					diag("  shut-first stream %u: backend saw EOF before all the "
+					     "payload (client from %+lld to %+lld ms, backend EOF at "
+					     "%+lld ms, nearest kill at %+lld ms)",
+					    id, 0LL,
+					    id < nspans && spans[id][1] ? (long long)(spans[id][1] - from)
+					                                : -1LL,
+					    (long long)(sh->short_ms[i] - from),
+					    near ? (long long)near - (long long)from : 0LL);
+				}
 			}
 		}
 		ok(lost == 0, "backends of shut-first streams got all the payload (%d short)",
