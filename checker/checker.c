@@ -21,6 +21,7 @@
 #include "heritage.h"
 #include "log.h"
 #include "net.h"
+#include "proctitle.h"
 #include "stats.h"
 
 enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_SENDING, CHECK_RECEIVING };
@@ -315,6 +316,7 @@ checker_main(const struct heritage *h)
 	struct ev_loop *loop = EV_DEFAULT;
 
 	log_set_role("checker");
+	proctitle_set("sluiced-checker", "sluiced: checker");
 	seg = h->stats;
 	/* The checker never accepts: holding the listeners would keep a port
 	 * open after a reload or a stop removed it. */

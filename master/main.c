@@ -25,6 +25,7 @@
 #include "log.h"
 #include "master.h"
 #include "priv.h"
+#include "proctitle.h"
 #include "stats.h"
 
 #ifndef SYSCONFDIR
@@ -331,6 +332,8 @@ main(int argc, char **argv)
 	char *pid_file, *stats_file;
 	const char *action = NULL;
 
+	/* Before getopt keeps pointers into argv: the title needs its memory. */
+	proctitle_init(argc, argv);
 	while ((opt = getopt(argc, argv, "c:fts:Vh")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "master.h"
 #include "priv.h"
+#include "proctitle.h"
 #include "stats.h"
 
 #define MASTER_TICK 0.2           /* seconds: respawns and kill deadlines */
@@ -796,6 +797,7 @@ reload_commit(void)
 	m.cur = *g;
 	m.cur.deadline = 0;
 	memset(g, 0, sizeof(*g));
+	proctitle_set("sluiced", "sluiced: master (generation %u)", m.cur.generation);
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
@@ -1073,6 +1075,7 @@ master_run(struct master_start *st)
 	m.cur.deadline = mono_now() + MASTER_START_DEADLINE;
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
 	assign_stats_rows(&m.cur);
+	proctitle_set("sluiced", "sluiced: master (generation %u)", m.cur.generation);
 
 	ev_signal_init(&m.sig_hup, hup_cb, SIGHUP);
 	ev_signal_init(&m.sig_term, term_cb, SIGTERM);

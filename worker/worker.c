@@ -20,6 +20,7 @@
 #include "heritage.h"
 #include "log.h"
 #include "pool.h"
+#include "proctitle.h"
 #include "relay.h"
 #include "stats.h"
 #include "upstream.h"
@@ -462,6 +463,8 @@ worker_drain(struct worker *w)
 				break;
 		}
 	w->draining = 1;
+	proctitle_set("sluiced-worker", "sluiced: worker %u (generation %u, draining)",
+	    w->h->index, w->h->generation);
 	accept_stop(w);
 	ev_timer_stop(w->loop, &w->accept_resume);
 	close(w->accept_epfd);
@@ -518,6 +521,8 @@ worker_main(const struct heritage *h)
 
 	snprintf(role, sizeof(role), "worker %u", h->index);
 	log_set_role(role);
+	proctitle_set("sluiced-worker", "sluiced: worker %u (generation %u)", h->index,
+	    h->generation);
 
 	memset(w, 0, sizeof(*w));
 	w->conf = c;
