@@ -24,6 +24,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "priv.h"
 #include "proctitle.h"
 #include "stats.h"
@@ -395,6 +396,8 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	/* Before the first fork: no child may inherit $NOTIFY_SOCKET. */
+	notify_init();
 	log_set_role("master");
 	if (foreground)
 		log_open(LOG_TARGET_STDERR, NULL, 0, conf->log_level);

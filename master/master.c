@@ -21,6 +21,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "priv.h"
 #include "proctitle.h"
 #include "stats.h"
@@ -41,6 +42,8 @@
 /* Every worker of a new generation (at start or reload) runs within this,
  * respawns for a shortage included, or the generation has failed. */
 #define MASTER_START_DEADLINE 10.0
+/* systemd's STATUS= line (notify.h) is refreshed this often, when it changed. */
+#define MASTER_STATUS_EVERY 2.0
 
 struct child {
 	pid_t pid; /* 0: the slot is free */
@@ -110,6 +113,11 @@ static struct {
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1;
 	ev_child child_w;
 	ev_timer tick;
+	/* systemd (notify.h): why the last reload failed ("" after a success)
+	 * and the STATUS= line last sent, with when. */
+	char reload_error[256];
+	char status_sent[512];
+	double status_at;
 } m;
 
 /* Seconds on CLOCK_MONOTONIC, for every deadline the master keeps (drain
@@ -205,6 +213,8 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index)
 	close(m.pid_fd);
 	if (m.ready_fd != -1)
 		close(m.ready_fd);
+	/* Only the master speaks to systemd. */
+	notify_close();
 	/* While two generations exist, a listener only one of them has must
 	 * not be held open by the other's workers: it would keep accepting
 	 * into a queue nobody serves once its own generation is gone. */
@@ -546,6 +556,7 @@ stop(enum stopping how)
 		return;
 	m.stopping = how;
 	log_notice("%s stop: %u workers", how == STOP_FAST ? "fast" : "graceful", m.nchildren);
+	notify_send("STOPPING=1\nSTATUS=%s stop", how == STOP_FAST ? "fast" : "graceful");
 	/* Our copies of the listening sockets go first, so that once the
 	 * workers close theirs new connections are refused, not queued. */
 	if (m.next.generation != 0) {
@@ -675,6 +686,41 @@ draining_generations(void)
 	return n;
 }
 
+/* --- systemd ----------------------------------------------------------------
+ * READY=1 once the first generation runs, RELOADING=1 and READY=1 around each
+ * reload, STOPPING=1, and a STATUS= line with the connections open now. */
+
+static void
+status_line(char *buf, size_t len)
+{
+	struct stats_counters t;
+
+	stats_total(m.stats, &t);
+	snprintf(buf, len, "serving: %llu connections, generation %u, %u workers%s%s",
+	    (unsigned long long)t.active, m.cur.generation, running_of(&m.cur),
+	    m.reload_error[0] != '\0' ? "; last reload failed: " : "", m.reload_error);
+}
+
+/* Send the status line (with the assignments in `first`, may be "") now, or
+ * with first == NULL only when it changed and MASTER_STATUS_EVERY passed. */
+static void
+status_notify(const char *first)
+{
+	char line[sizeof(m.status_sent)];
+	double now = mono_now();
+
+	if (!notify_enabled())
+		return;
+	if (first == NULL && now - m.status_at < MASTER_STATUS_EVERY)
+		return;
+	status_line(line, sizeof(line));
+	if (first == NULL && strcmp(line, m.status_sent) == 0)
+		return;
+	notify_send("%sSTATUS=%s", first != NULL ? first : "", line);
+	snprintf(m.status_sent, sizeof(m.status_sent), "%s", line);
+	m.status_at = now;
+}
+
 /* Leave the SIGHUP pending and say why, once per wait. */
 static void __attribute__((format(printf, 1, 2)))
 reload_defer(const char *fmt, ...)
@@ -708,7 +754,10 @@ reload_outcome(int ok, const char *why)
 		__atomic_store_n(&hdr->reloads_failed, hdr->reloads_failed + 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&hdr->last_reload_ok, ok ? 1u : 0u, __ATOMIC_RELAXED);
 	__atomic_store_n(&hdr->last_reload_ms, stats_now_ms(), __ATOMIC_RELAXED);
-	(void)why;
+	/* systemd waits for READY=1 after RELOADING=1, whatever the outcome;
+	 * the reason of a failure stays in the status until a reload works. */
+	snprintf(m.reload_error, sizeof(m.reload_error), "%s", ok || why == NULL ? "" : why);
+	status_notify("READY=1\n");
 }
 
 /* A reload refused before any worker was forked. */
@@ -863,6 +912,7 @@ start_fail(const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_errx("start failed: %s", why);
+	notify_send("STATUS=start failed: %s", why);
 	if (m.ready_fd != -1) {
 		n = snprintf(msg, sizeof(msg), "0%s", why);
 		if (write(m.ready_fd, msg, (size_t)n) != n)
@@ -895,6 +945,15 @@ starting_tick(void)
 					log_warn("telling the starting process we are ready");
 				close(m.ready_fd);
 				m.ready_fd = -1;
+			}
+			/* MAINPID: without -f, we are not the process systemd
+			 * started (the unit runs us with -f; see sluiced(8)). */
+			{
+				char first[64];
+
+				snprintf(first, sizeof(first), "READY=1\nMAINPID=%d\n",
+				    (int)m.pid);
+				status_notify(first);
 			}
 		} else if (now >= m.cur.deadline) {
 			start_fail("the workers did not all start within %.0fs",
@@ -951,6 +1010,15 @@ reload_maybe(void)
 	m.reload_waiting = 0;
 	m.last_reload = now;
 	log_info("reloading %s", m.cur.conf->path);
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		    (unsigned long long)ts.tv_sec * 1000000ULL +
+		        (unsigned long long)ts.tv_nsec / 1000ULL,
+		    m.cur.conf->path);
+	}
 	reload();
 }
 
@@ -1053,6 +1121,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	checker_tick(now);
 	starting_tick();
 	reload_maybe();
+	if (m.cur.deadline == 0)
+		status_notify(NULL);
 }
 
 int
@@ -1076,6 +1146,8 @@ master_run(struct master_start *st)
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
 	assign_stats_rows(&m.cur);
 	proctitle_set("sluiced", "sluiced: master (generation %u)", m.cur.generation);
+	notify_send("STATUS=starting: generation %u, %u workers", m.cur.generation,
+	    m.cur.conf->workers);
 
 	ev_signal_init(&m.sig_hup, hup_cb, SIGHUP);
 	ev_signal_init(&m.sig_term, term_cb, SIGTERM);
