@@ -775,8 +775,15 @@ reload(void)
 	struct conf *next;
 	struct gen *g;
 	struct priv np;
+	struct timespec ts;
 	int *fds;
 
+	/* systemd holds the unit in "reloading" until READY=1 (reload_outcome);
+	 * a deferred reload is still in progress. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL,
+	    m.cur.conf->path);
 	next = conf_load(m.cur.conf->path, err, sizeof(err));
 	if (next == NULL) {
 		reload_refused(err);
@@ -1010,15 +1017,6 @@ reload_maybe(void)
 	m.reload_waiting = 0;
 	m.last_reload = now;
 	log_info("reloading %s", m.cur.conf->path);
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-		    (unsigned long long)ts.tv_sec * 1000000ULL +
-		        (unsigned long long)ts.tv_nsec / 1000ULL,
-		    m.cur.conf->path);
-	}
 	reload();
 }
 
