@@ -42,7 +42,20 @@ fi
 conf=etc/sluice.conf
 stats=$(sed -n 's/^[[:space:]]*stats_file[[:space:]]*=[[:space:]]*"\(.*\)".*/\1/p' "$conf")
 pids=
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+demo_conf=
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	[ -z "$demo_conf" ] || rm -f "$demo_conf"
+}
+# The example's workers run as the "sluice" system user, which the package
+# (or etc/sluice.sysusers) creates; on a fresh clone run by root, the demo
+# runs them as nobody instead.
+if [ "$(id -u)" = 0 ] && ! getent passwd sluice >/dev/null; then
+	demo_conf=$(mktemp)
+	sed 's/^user = "sluice";/# &/' "$conf" >"$demo_conf"
+	conf=$demo_conf
+fi
 trap cleanup EXIT INT TERM
 
 ./tests/echod -l 127.0.0.1:9000 >/dev/null &
