@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # quickstart.sh — set up a Debian 12 machine and build sluice, then either
 #   demo: run sluiced in the foreground on etc/sluice.conf in front of a demo
 #         echo backend, push traffic through it and show sluicestat, or

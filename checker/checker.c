@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* checker.c — the health-check process: active health checks of every server of
  * every upstream group that has a health group (a TCP connect, optionally a
  * string sent and a reply prefix expected), a server going DOWN after `fall`

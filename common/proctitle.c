@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* proctitle.c — process titles (see proctitle.h). The argument strings the
  * kernel gave us, and the environment strings right after them, are one
  * contiguous area; once their contents live elsewhere, the area is ours to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* proctitle.h — process titles for ps, top and systemctl status: rewrites
  * the memory of argv (what /proc/PID/cmdline shows) and sets the kernel's
  * short name (/proc/PID/comm, 15 bytes). Runs in every sluiced process; not

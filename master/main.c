@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* main.c — sluiced's entry: options, config check (-t), the pid file and its
  * lock, listeners and the stats segment, daemonizing, then the master loop.
  * Runs in the master before any worker exists. Start-up errors go to stderr

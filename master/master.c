@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* master.c — the master's process table and event loop: spawns a generation
  * of workers, reaps them (folding their counters into the retired row),
  * replaces the ones that die with back-off, reloads on SIGHUP keeping the

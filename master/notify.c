@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* notify.c — sd_notify by hand (see notify.h): one non-blocking SOCK_DGRAM
  * socket, one sendto per message, the address taken from $NOTIFY_SOCKET at
  * start. Runs in the master only; never blocks, never fails the daemon. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* notify.h — the systemd readiness protocol (sd_notify) spoken without
  * libsystemd: datagrams of "KEY=value" lines to the socket named by
  * $NOTIFY_SOCKET. Master only; children must never speak for it. A failure to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_notify.c — integration test of the systemd notify protocol: the test
  * plays systemd, binding the datagram socket named by $NOTIFY_SOCKET, and
  * checks READY=1 comes only once the workers run and from the master,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_titles.c — integration test of process titles: /proc/PID/cmdline and
  * /proc/PID/comm of the master, the workers and the health checker name their
  * role and generation, nothing of the original arguments shows, and after a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_unitcaps.c — the systemd unit's capability set, tried for real: sluiced
  * runs as root under setpriv(1) with only the capabilities of the unit's
  * CapabilityBoundingSet= and with no_new_privs (NoNewPrivileges=yes), binds

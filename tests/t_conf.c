@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_conf.c — unit test for common/conf.c: a full file, a minimal file with
  * defaults, one bad file per kind of mistake (exact "FILE:LINE: SETTING:
  * reason" text), the size and duration parsers, and etc/sluice.conf. Writes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* connlog.c — the connection log (see connlog.h). Runs in a worker; formats
  * on the stack and never allocates. Durations come from the monotonic
  * clock; only the start time shown is the wall clock's. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* worker.c — a worker process: its libev loop, accepting on the inherited
  * listeners, the per-process pools, its stats slot, and the way out (fast stop
  * or drain). Runs in each child of the master. Never touches another worker's
