@@ -24,7 +24,7 @@ void proctitle_set(const char *comm, const char *fmt, ...)
  *   comm "sluiced-worker"   "sluiced: worker I (generation G[, draining])"
  *   comm "sluiced-checker"  "sluiced: checker"
  *   comm "sluiced-admin"    "sluiced: admin"
- * The master keeps the program's own name as comm, so pidof and killall
- * find the master alone. */
+ * The master keeps the program's own name as comm, so `pgrep -x sluiced`
+ * and `killall sluiced` find the master alone. */
 
 #endif
