@@ -116,8 +116,8 @@ static struct {
 	ev_timer tick;
 	/* systemd (notify.h): why the last reload failed ("" after a success)
 	 * and the STATUS= line last sent, with when. */
-	char reload_error[256];
-	char status_sent[512];
+	char reload_error[512];
+	char status_sent[768];
 	double status_at;
 } m;
 
