@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # quickstart.sh — set up a Debian 12 machine and build sluice, then either
 #   demo: run sluiced in the foreground on etc/sluice.conf in front of a demo
 #         echo backend, push traffic through it and show sluicestat, or
@@ -42,7 +43,20 @@ fi
 conf=etc/sluice.conf
 stats=$(sed -n 's/^[[:space:]]*stats_file[[:space:]]*=[[:space:]]*"\(.*\)".*/\1/p' "$conf")
 pids=
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+demo_conf=
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	[ -z "$demo_conf" ] || rm -f "$demo_conf"
+}
+# The example's workers run as the "sluice" system user, which the package
+# (or etc/sluice.sysusers) creates; on a fresh clone run by root, the demo
+# runs them as nobody instead.
+if [ "$(id -u)" = 0 ] && ! getent passwd sluice >/dev/null; then
+	demo_conf=$(mktemp)
+	sed 's/^user = "sluice";/# &/' "$conf" >"$demo_conf"
+	conf=$demo_conf
+fi
 trap cleanup EXIT INT TERM
 
 ./tests/echod -l 127.0.0.1:9000 >/dev/null &

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* admin.c — the admin process: answers HTTP/1.0 and 1.1 GET and HEAD for
  * /metrics (Prometheus text, common/prom.c) and /healthz (admin/healthz.c)
  * on the socket the master opened for admin.listen, one request per
@@ -22,6 +23,7 @@
 #include "heritage.h"
 #include "log.h"
 #include "prom.h"
+#include "proctitle.h"
 #include "stats.h"
 
 enum conn_phase { CONN_FREE, CONN_READING, CONN_WRITING, CONN_LINGERING };
@@ -379,6 +381,7 @@ admin_main(const struct heritage *h)
 	sigset_t none;
 
 	log_set_role("admin");
+	proctitle_set("sluiced-admin", "sluiced: admin");
 	seg = h->stats;
 	master_pid = h->master_pid;
 	/* Never accept client traffic: a listener held here would stay open

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* admin.h — the admin process's bounds (admin/admin.c; entry point
  * admin_main in heritage.h): an HTTP endpoint serving /metrics and /healthz
  * from the stats segment, run by an unprivileged child of the master. */

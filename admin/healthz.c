@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* healthz.c — /healthz's verdict (see healthz.h). Runs in the admin
  * process and in tests; never reads the segment itself. */
 #include <stdio.h>

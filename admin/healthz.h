@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* healthz.h — the admin process's verdict on the node for /healthz, from a
  * statistics snapshot. Pure: reads the snapshot, writes only the line it is
  * given. */

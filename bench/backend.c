@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* backend.c — the benchmark backend: `backend -p PORT [-n NPORTS] [-P PROCS]
  * [-m echo|sink]` serves echo (every byte sent back) or sink (a bulk stream
  * checked against bench/pattern and answered with one report line) on several

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* load.c — the benchmark load generator: `load MODE -a HOST:PORT ...` opens
  * TCP connections to a proxy (or straight to bench/backend) and measures one
  * workload: hold (many idle connections, each verified by an echo when opened

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pattern.c — the bulk stream pattern (see pattern.h). Linked into the load
  * generator and the backend; both build the same table from the same seed, so
  * the two ends agree without exchanging anything but the header. Never does

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pattern.h — the byte pattern of bench bulk streams, shared by the load
  * generator (which sends it) and the backend in sink mode (which checks it).
  * A stream is a 16-byte header (magic, seed, payload length) and then the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* checker.c — the health-check process: active health checks of every server of
  * every upstream group that has a health group (a TCP connect, optionally a
  * string sent and a reply prefix expected), a server going DOWN after `fall`
@@ -21,6 +22,7 @@
 #include "heritage.h"
 #include "log.h"
 #include "net.h"
+#include "proctitle.h"
 #include "stats.h"
 
 enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_SENDING, CHECK_RECEIVING };
@@ -316,6 +318,7 @@ checker_main(const struct heritage *h)
 	struct ev_loop *loop = EV_DEFAULT;
 
 	log_set_role("checker");
+	proctitle_set("sluiced-checker", "sluiced: checker");
 	seg = h->stats;
 	/* The checker never accepts: holding the listeners would keep a port
 	 * open after a reload or a stop removed it. */

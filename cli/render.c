@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* render.c — turns a stats snapshot into sluicestat's outputs: the table
  * (one-shot or the live screen, with rates), JSON, Prometheus text and
  * single values. Every column, key and metric name comes from the field

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* render.h — what sluicestat shows, made from a stats snapshot: the table
  * (one-shot, or the live view's screen with rates), JSON, Prometheus text,
  * and single values for scripts. Runs in sluicestat only; it reads

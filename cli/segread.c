@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* segread.c — sluicestat's reading of the segment. A mapped file that some
  * other process truncates makes every access past its new end raise SIGBUS;
  * sluicestat must then say so and carry on (-w) or exit 1, never die. The

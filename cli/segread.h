@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* segread.h — sluicestat's one way to read the segment: attach, snapshot,
  * detach, surviving a file that another process truncates under the
  * mapping. Runs in sluicestat only (it owns SIGBUS while it reads). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* sluicectl — send one command to a running sluiced's control socket and
  * print the answer. The socket is named by -S, or by the control.socket
  * setting of the config (-c, default SYSCONFDIR/sluice.conf), read with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* sluicestat.c — what a running sluiced reports in its statistics segment:
  * a one-shot table (totals, workers, listeners, servers and their health),
  * a live view (-w), JSON, Prometheus text, or one number for scripts (-1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* watch.c — sluicestat -w: a live, top-like view of the statistics segment
  * drawn with ncurses: re-reads the segment every interval, shows rates
  * between readings, fits the terminal and follows its resizes, says when the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* watch.h — sluicestat -w: the live view, redrawn in place with per-second
  * rates, like top. Runs in sluicestat only; reads the segment like every
  * other mode and restores the terminal on every way out it controls. */

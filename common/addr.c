@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* addr.c — "host:port" text to socket addresses and back. Runs in the master
  * (config, listeners), the workers (formatting for logs) and the CLI. Pure:
  * never logs, never exits; only addr_parse of a host name may block (DNS), so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* addr.h — parse and format socket addresses ("127.0.0.1:80", "[::1]:80",
  * "*:80", "host.example:80"). Pure functions used by conf, the master, the
  * workers and the CLI; never logs, never exits. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* check.h — invariant checks for debug builds (--enable-debug, implied by
  * --enable-sanitizers): CHECK(x) stops the process at a broken invariant, at
  * its cause, instead of letting it corrupt state that fails later. Costs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* cidr.c — parse, match and format network prefixes for listeners' allow,
  * deny and trusted lists. Parsed by conf in the master, matched by workers on
  * every accept, so matching is a few byte compares and never allocates, logs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* cidr.h — network prefixes ("10.0.0.0/8", "2001:db8::/32", "127.0.0.1")
  * for listeners' allow, deny and trusted lists: parsed by conf in the master,
  * matched by workers right after accept. Pure functions: never allocate, log

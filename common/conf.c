@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* conf.c — read a libconfig file and validate every setting into a struct
  * conf, or explain the first problem as "FILE:LINE: SETTING: reason". Runs in
  * the master (start, -t, SIGHUP reload); must never log, exit, open sockets

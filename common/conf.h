@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* conf.h — the configuration model: a libconfig file turned into a validated
  * struct conf. Loaded by the master (start, -t, SIGHUP); workers read the copy
  * they inherit. No side effects: nothing is opened, bound, logged or exited. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* heritage.h — everything a child (worker or health checker) inherits from
  * the master across fork, in one struct, and the children's entry points. The
  * only header shared by master/, worker/ and checker/. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* log.c — the logger for master and workers: stderr, syslog or an appended
  * file, one line per call, written with a single write(2) so lines from
  * several processes sharing a file never interleave. Must never be called from

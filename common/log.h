@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* log.h — the logger shared by master and workers: stderr, syslog or a file.
  * Runs in every sluiced process. Never call it from a signal handler (signals
  * reach our code through ev_signal only). Every function preserves errno. */

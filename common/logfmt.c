@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* logfmt.c — compile log.format into pieces once, render lines from them
  * (see logfmt.h). Compiled in the master at load; rendered in workers, where
  * it must never allocate or parse. */

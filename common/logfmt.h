@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* logfmt.h — log.format: the connection log line as the operator wrote it,
  * compiled once at load into pieces (literal text or a named field) and
  * rendered per line without parsing or allocating. A pure library: conf.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* logsink.c — the non-blocking log descriptor of one process (see
  * logsink.h). Runs in workers (opened by the master's fork path for them);
  * must never block, log or allocate. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* logsink.h — a descriptor that never blocks, for log lines a process
  * writes in volume (a worker's connection log): a datagram socket to the
  * syslog daemon, or a byte stream to the log file or stderr. One per

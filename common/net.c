@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* net.c — socket helpers for the master's listeners and the workers' upstream
  * connections. Never blocks (every socket is non-blocking), never logs. */
 #include <errno.h>

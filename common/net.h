@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* net.h — socket helpers for listeners and relayed connections. Used by the
  * master (listen) and workers (connect); never logs. */
 #ifndef SLUICE_NET_H

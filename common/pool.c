@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pool.c — fixed-size block pools for one worker process: relay buffers and
  * session objects. Not thread-safe by design: a worker is one thread. Never
  * logs, never aborts when the budget is spent.

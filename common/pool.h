@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pool.h — fixed-size blocks for one process: relay buffers and session
  * objects. Not shared, not thread-safe: a worker is one thread. Blocks are
  * carved from chunks of one reserved address range and reused LIFO so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* prom.c — Prometheus text for a statistics snapshot, shared by sluicestat
  * and the admin process. Pure: it formats what the snapshot holds and never
  * reads the segment, logs or exits. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* prom.h — a statistics snapshot as Prometheus text (exposition format
  * 0.0.4), the one renderer behind `sluicestat --prometheus` and the admin
  * process's /metrics. Reads the snapshot only; writes only to the stream it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* proxy.c — the PROXY protocol v1 and v2: header building for the upstream
  * side and a strict incremental parser for the client side, following
  * HAProxy's specification. Used by workers (one parser per connection that

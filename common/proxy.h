@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* proxy.h — the PROXY protocol (HAProxy's "The PROXY protocol, Versions 1 &
  * 2"): building the header sluice sends to an upstream, and a strict,
  * incremental parser for the header a trusted front sends us. Pure code used

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* stats.c — the shared-memory statistics segment: creation by the master
  * before its first fork, the directory of listener and server rows, read-only
  * attachment and snapshots for sluicestat and the tests, the fold of an

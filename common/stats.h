@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* stats.h — layout of the shared-memory statistics segment, its creation
  * (master, before the first fork) and read-only attachment (sluicestat, tests).
  * Workers write only their own slot and its rows, with relaxed atomic stores

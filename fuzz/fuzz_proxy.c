@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz_proxy.c — libFuzzer target for the PROXY protocol parser in
  * common/proxy.c. Built by fuzz/run.sh with clang -fsanitize=fuzzer; never
  * part of sluiced. Beyond "no crash, no sanitizer report" it checks the

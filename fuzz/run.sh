@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuzz/run.sh — build the libFuzzer target for the PROXY protocol parser
 # (fuzz/fuzz_proxy.c + common/proxy.c) with Debian's clang and run it.
 # Needs: clang and libclang-rt-14-dev (Debian 12), which ship libFuzzer.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* control.c — the master's control socket. One command per connection: the
  * client writes a line, the master answers with a status line ("ok" or
  * "error: REASON") and a body (text, or JSON when the line starts with

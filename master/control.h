@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* control.h — the master's UNIX control socket (sluicectl): runtime server
  * states and weights (kept in a state file), session listing and shutdown
  * through the workers' command socketpairs, synchronous reloads, node drain,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* listen.c — open and diff the master's listening sockets. Runs in the master
  * at start and on reload; never touches client traffic. */
 #include <errno.h>

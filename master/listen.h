@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* listen.h — the master's listening sockets across reloads: an address kept
  * from one config to the next keeps its socket, so a reload refuses nothing. */
 #ifndef SLUICE_LISTEN_H

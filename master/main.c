@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* main.c — sluiced's entry: options, config check (-t), the pid file and its
  * lock, listeners and the stats segment, daemonizing, then the master loop.
  * Runs in the master before any worker exists. Start-up errors go to stderr
@@ -25,7 +26,9 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "priv.h"
+#include "proctitle.h"
 #include "stats.h"
 
 #ifndef SYSCONFDIR
@@ -332,6 +335,8 @@ main(int argc, char **argv)
 	char *pid_file, *stats_file;
 	const char *action = NULL;
 
+	/* Before getopt keeps pointers into argv: the title needs its memory. */
+	proctitle_init(argc, argv);
 	while ((opt = getopt(argc, argv, "c:fts:Vh")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -393,6 +398,8 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	/* Before the first fork: no child may inherit $NOTIFY_SOCKET. */
+	notify_init();
 	log_set_role("master");
 	if (foreground)
 		log_open(LOG_TARGET_STDERR, NULL, 0, conf->log_level);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* master.c — the master's process table and event loop: spawns a generation
  * of workers, reaps them (folding their counters into the retired row),
  * replaces the ones that die with back-off, reloads on SIGHUP keeping the
@@ -25,7 +26,9 @@
 #include "logsink.h"
 #include "master.h"
 #include "net.h"
+#include "notify.h"
 #include "priv.h"
+#include "proctitle.h"
 #include "stats.h"
 
 #define MASTER_TICK 0.2           /* seconds: respawns and kill deadlines */
@@ -45,6 +48,8 @@
  * respawns for a shortage included, or the generation has failed. */
 #define MASTER_START_DEADLINE 10.0
 #define MASTER_ADMIN_SLOT (STATS_SLOTS + 1) /* child_become_worker: the admin process */
+/* systemd's STATUS= line (notify.h) is refreshed this often, when it changed. */
+#define MASTER_STATUS_EVERY 2.0
 
 struct child {
 	pid_t pid; /* 0: the slot is free */
@@ -126,6 +131,11 @@ static struct {
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1;
 	ev_child child_w;
 	ev_timer tick;
+	/* systemd (notify.h): why the last reload failed ("" after a success)
+	 * and the STATUS= line last sent, with when. */
+	char reload_error[512];
+	char status_sent[768];
+	double status_at;
 } m;
 
 /* Seconds on CLOCK_MONOTONIC, for every deadline the master keeps (drain
@@ -139,6 +149,19 @@ mono_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The master's title in ps: its generation, and the node's drain. */
+static void
+master_title(void)
+{
+	uint32_t node = __atomic_load_n(&m.stats->hdr->node_state, __ATOMIC_RELAXED);
+
+	if (node == STATS_NODE_SERVING)
+		proctitle_set("sluiced", "sluiced: master (generation %u)", m.cur.generation);
+	else
+		proctitle_set("sluiced", "sluiced: master (generation %u, %s)", m.cur.generation,
+		    stats_node_name(node));
 }
 
 static void
@@ -229,6 +252,8 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	close(m.pid_fd);
 	if (m.ready_fd != -1)
 		close(m.ready_fd);
+	/* Only the master speaks to systemd. */
+	notify_close();
 	/* While two generations exist, a listener only one of them has must
 	 * not be held open by the other's workers: it would keep accepting
 	 * into a queue nobody serves once its own generation is gone. */
@@ -775,6 +800,7 @@ stop(enum stopping how)
 		return;
 	m.stopping = how;
 	log_notice("%s stop: %u workers", how == STOP_FAST ? "fast" : "graceful", m.nchildren);
+	notify_send("STOPPING=1\nSTATUS=%s stop", how == STOP_FAST ? "fast" : "graceful");
 	/* Our copies of the listening sockets go first, so that once the
 	 * workers close theirs new connections are refused, not queued. */
 	if (m.next.generation != 0) {
@@ -916,6 +942,41 @@ draining_generations(void)
 	return n;
 }
 
+/* --- systemd ----------------------------------------------------------------
+ * READY=1 once the first generation runs, RELOADING=1 and READY=1 around each
+ * reload, STOPPING=1, and a STATUS= line with the connections open now. */
+
+static void
+status_line(char *buf, size_t len)
+{
+	struct stats_counters t;
+
+	stats_total(m.stats, &t);
+	snprintf(buf, len, "serving: %llu connections, generation %u, %u workers%s%s",
+	    (unsigned long long)t.active, m.cur.generation, running_of(&m.cur),
+	    m.reload_error[0] != '\0' ? "; last reload failed: " : "", m.reload_error);
+}
+
+/* Send the status line (with the assignments in `first`, may be "") now, or
+ * with first == NULL only when it changed and MASTER_STATUS_EVERY passed. */
+static void
+status_notify(const char *first)
+{
+	char line[sizeof(m.status_sent)];
+	double now = mono_now();
+
+	if (!notify_enabled())
+		return;
+	if (first == NULL && now - m.status_at < MASTER_STATUS_EVERY)
+		return;
+	status_line(line, sizeof(line));
+	if (first == NULL && strcmp(line, m.status_sent) == 0)
+		return;
+	notify_send("%sSTATUS=%s", first != NULL ? first : "", line);
+	snprintf(m.status_sent, sizeof(m.status_sent), "%s", line);
+	m.status_at = now;
+}
+
 /* Leave the SIGHUP pending and say why, once per wait. */
 static void __attribute__((format(printf, 1, 2)))
 reload_defer(const char *fmt, ...)
@@ -955,10 +1016,15 @@ reload_outcome(int ok, const char *why)
 			__atomic_store_n(&hdr->node_state, STATS_NODE_SERVING, __ATOMIC_RELAXED);
 			__atomic_store_n(&hdr->drain_started_ms, 0, __ATOMIC_RELAXED);
 			log_notice("undrained: serving again, generation %u", m.cur.generation);
+			master_title();
 		}
 		control_undrain_done(ok, why);
 	}
 	control_reload_done(m.reload_seq, ok, why);
+	/* systemd waits for READY=1 after RELOADING=1, whatever the outcome;
+	 * the reason of a failure stays in the status until a reload works. */
+	snprintf(m.reload_error, sizeof(m.reload_error), "%s", ok || why == NULL ? "" : why);
+	status_notify("READY=1\n");
 }
 
 /* A reload refused before any worker was forked. */
@@ -976,9 +1042,16 @@ reload(void)
 	struct conf *next;
 	struct gen *g;
 	struct priv np;
+	struct timespec ts;
 	int *fds;
 
 	m.reload_seq++;
+	/* systemd holds the unit in "reloading" until READY=1 (reload_outcome);
+	 * a deferred reload is still in progress. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+	    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL,
+	    m.cur.conf->path);
 	next = conf_load(m.cur.conf->path, err, sizeof(err));
 	if (next == NULL) {
 		reload_refused(err);
@@ -1062,6 +1135,7 @@ reload_commit(void)
 	m.cur = *g;
 	m.cur.deadline = 0;
 	memset(g, 0, sizeof(*g));
+	master_title();
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
 	/* A level set at run time lasts until the config is read again. */
 	__atomic_store_n(&m.stats->hdr->log_level, 0, __ATOMIC_RELAXED);
@@ -1131,6 +1205,7 @@ start_fail(const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_errx("start failed: %s", why);
+	notify_send("STATUS=start failed: %s", why);
 	if (m.ready_fd != -1) {
 		n = snprintf(msg, sizeof(msg), "0%s", why);
 		if (write(m.ready_fd, msg, (size_t)n) != n)
@@ -1163,6 +1238,15 @@ starting_tick(void)
 					log_warn("telling the starting process we are ready");
 				close(m.ready_fd);
 				m.ready_fd = -1;
+			}
+			/* MAINPID: without -f, we are not the process systemd
+			 * started (the unit runs us with -f; see sluiced(8)). */
+			{
+				char first[64];
+
+				snprintf(first, sizeof(first), "READY=1\nMAINPID=%d\n",
+				    (int)m.pid);
+				status_notify(first);
 			}
 		} else if (now >= m.cur.deadline) {
 			start_fail("the workers did not all start within %.0fs",
@@ -1327,6 +1411,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	admin_tick(now);
 	starting_tick();
 	reload_maybe();
+	if (m.cur.deadline == 0)
+		status_notify(NULL);
 }
 
 /* --- for the control socket (control.c) ----------------------------------- */
@@ -1407,6 +1493,7 @@ drain_finish(void)
 	}
 	log_notice("drained: listeners closed, %u workers finishing their connections",
 	    m.nchildren);
+	master_title();
 }
 
 static void
@@ -1439,6 +1526,7 @@ master_drain(unsigned grace_ms, char *err, size_t errlen)
 	__atomic_store_n(&hdr->node_state, STATS_NODE_DRAINING, __ATOMIC_RELAXED);
 	log_notice("draining: health says 503 now; listeners close in %u.%03us", grace_ms / 1000,
 	    grace_ms % 1000);
+	master_title();
 	if (grace_ms == 0) {
 		drain_finish();
 		return 0;
@@ -1465,6 +1553,7 @@ master_undrain(char *err, size_t errlen)
 		__atomic_store_n(&hdr->node_state, STATS_NODE_SERVING, __ATOMIC_RELAXED);
 		__atomic_store_n(&hdr->drain_started_ms, 0, __ATOMIC_RELAXED);
 		log_notice("undrained before the listeners closed: serving on");
+		master_title();
 		return 0;
 	default:
 		/* The listeners are gone: a new generation opens them, as a
@@ -1502,6 +1591,9 @@ master_run(struct master_start *st)
 	m.cur.deadline = mono_now() + MASTER_START_DEADLINE;
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
 	assign_stats_rows(&m.cur);
+	master_title();
+	notify_send("STATUS=starting: generation %u, %u workers", m.cur.generation,
+	    m.cur.conf->workers);
 
 	ev_signal_init(&m.sig_hup, hup_cb, SIGHUP);
 	ev_signal_init(&m.sig_term, term_cb, SIGTERM);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* master.h — the master's life after start-up: the process table, spawning,
  * reaping and respawning workers, signals and reload. Never touches client
  * traffic. */

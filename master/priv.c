@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* priv.c — what the workers run as: the master plans it from the config (at
  * start and reload) and hands the log and stats files to that identity; each
  * new worker applies it (chroot, setgroups, setgid, setuid) before it serves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* priv.h — who the workers run as: decided by the master from the config and
  * its own identity (at start and on each reload), applied by every new worker
  * before it touches a client. Never used by sluicestat or the tests' readers. */

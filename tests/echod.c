@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* echod.c — the echo backend for tests and benchmarks: `echod [-v] -l
  * ADDR:PORT` (or a bare port on 127.0.0.1) sends back every byte each
  * connection sends, with back-pressure and half-close. One epoll loop in one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fakeclock.c — an LD_PRELOAD shim for tests: shifts the wall clock
  * (CLOCK_REALTIME, its coarse variant, gettimeofday, time) of every process
  * it is loaded into by an offset that a test changes at run time, so a test

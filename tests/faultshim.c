@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* faultshim.c — a fault injector preloaded (LD_PRELOAD) into sluiced by the
  * start-up and reload tests, to produce on demand the failures a real
  * machine produces rarely: a worker whose set-up fails, a master that dies

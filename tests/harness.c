@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* harness.c — helpers for the integration tests (contract in harness.h):
  * temporary directory, free loopback ports, spawning sluiced and the echo
  * backend, sockets with deadlines, the stats segment, and multiplexed echo

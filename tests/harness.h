@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* harness.h — helpers for integration tests: a temporary directory, free
  * loopback ports, starting sluiced and the echo backend and stopping them by
  * pid, sockets with deadlines, and reading the stats segment. Every wait here

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_acl.c — integration test of access control through the real daemon:
  * allow and deny lists (IPv4 from several 127.0.0.x sources, and IPv6 on
  * ::1), the per-source concurrent connection limit, and the per-listener rate

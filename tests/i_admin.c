@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_admin.c — integration test of the admin endpoint (admin = { listen };)
  * through the real daemon: /metrics parses with prometheus_client and shows
  * what was relayed, with the same families as sluicestat --prometheus;

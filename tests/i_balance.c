@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_balance.c — integration test of the balancing methods through the real
  * daemon: smooth weighted round robin (exact shares with one worker), backup
  * servers used only once the primary is down, least connections over all

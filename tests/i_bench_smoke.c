@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_bench_smoke.c — integration test: the benchmark tools work. bench/load in
  * each mode (hold, rr, cps, bulk with sink and echo checking) runs for a
  * second or two with small counts through sluiced (2 workers) in front of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_cli.c — integration test of the sluiced command line: -V, -h, bad
  * options, -t on good and bad configs, the pid-file lock, and daemon mode.
  * Runs sluiced as a child of this test (and one daemon it forks away, which

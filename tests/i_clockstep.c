@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_clockstep.c — a step of the wall clock changes no deadline and no rate.
  * The daemon runs with tests/fakeclock.so preloaded, which shifts its
  * CLOCK_REALTIME (and gettimeofday, time) by an offset this test changes at

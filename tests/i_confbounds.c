@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_confbounds.c — integration test of settings a worker would refuse at
  * start: "sluiced -t", a start and a reload refuse them with FILE:LINE:
  * SETTING, instead of accepting a file on which no worker can run (sluiced

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_confpath.c — integration test of the configuration path: sluiced started
  * on a symbolic link, given relative to its working directory (as a
  * Kubernetes ConfigMap or a "current -> release/N" layout has it), re-reads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_connlog.c — integration test of the connection log (log.connections):
  * one line per closed connection with the client address (the PROXY one
  * when accepted), listener, server, start, duration, bytes each way and how

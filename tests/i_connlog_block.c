@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_connlog_block.c — integration test of a connection log that never blocks
  * a worker. A syslog socket the test binds (log.syslog_socket) gets RFC 3164
  * lines with the right priority, tag and worker pid; left unread it fills,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_control.c — integration test of the control socket and sluicectl through
  * the real daemon: show info and servers (text and JSON); a server set to
  * drain or maint takes no new connection while its open ones go on, weight
@@ -370,6 +371,20 @@ test_sessions(void)
 	}
 }
 
+/* 1 when the master's title (/proc/PID/cmdline) holds needle. */
+static int
+master_title_has(const char *needle)
+{
+	char path[64], *t;
+	int has;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)master);
+	t = h_read_file(path);
+	has = t != NULL && strstr(t, needle) != NULL;
+	free(t);
+	return has;
+}
+
 static void
 test_reload_drain(void)
 {
@@ -394,6 +409,7 @@ test_reload_drain(void)
 	ok(CTL_IS(0, "draining", "drain", "--grace", "30s"), "drain --grace 30s");
 	ok(CTL_IS(0, "node: draining", "show", "info"), "the node is draining at once");
 	ok(h_wait_http(aport, "/healthz", 503, "draining", WAIT_MS), "/healthz: 503 draining");
+	ok(master_title_has(", draining)"), "the master's title says draining");
 	ok(h_port_refuses(lport) == 0, "the listener still accepts in the grace period");
 	ok(CTL_IS(1, "already draining", "drain"), "a second drain is refused");
 	ok(CTL_IS(0, "serving", "undrain"), "undrain in the grace");
@@ -411,6 +427,7 @@ test_reload_drain(void)
 	ok(until, "after the grace the listener refuses");
 	ok(CTL_IS(0, "node: drained", "show", "info"), "the node is drained");
 	ok(h_wait_http(aport, "/healthz", 503, "drained", WAIT_MS), "/healthz: 503 drained");
+	ok(master_title_has(", drained)"), "the master's title says drained");
 	ok(fd != -1 && up_echo(fd, 5000) == 0, "a stream open before the drain goes on");
 	if (fd != -1)
 		close(fd);
@@ -424,6 +441,7 @@ test_reload_drain(void)
 		close(fd);
 	ok(CTL_IS(0, "node: serving", "show", "info"), "and the node says so");
 	ok(h_wait_http(aport, "/healthz", 200, "ok", WAIT_MS), "and /healthz: 200");
+	ok(!master_title_has("drain"), "and the master's title no longer says drain");
 }
 
 static void

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_crash.c — integration test of crash safety: a worker SIGKILLed under load
  * loses only its own connections and is replaced at once while the other and
  * new connections carry on; one that keeps dying young is restarted with the

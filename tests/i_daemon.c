@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_daemon.c — integration test of daemon habits: sluiced -s signals the master
  * found through the locked pid file (never a stale one's pid), and a daemon
  * logging to a file reopens it on SIGUSR1 so master and workers all write to

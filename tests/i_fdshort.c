@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_fdshort.c — sessions that find no descriptor for their upstream socket
  * wait (ROOM_WAITFD) and connect once descriptors come back: none is lost
  * from the worker's lists, none keeps a server count it never took, and each

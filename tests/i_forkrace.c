@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_forkrace.c — integration test of a master that dies just as it forks a
  * child: the child (a worker, or the health checker) must notice that its
  * parent is gone and exit, not run on as an orphan holding the port. The

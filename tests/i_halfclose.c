@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_halfclose.c — integration test: half-close through sluiced in each
  * direction. The test is the backend itself (it accepts the connection
  * sluiced makes), so it controls the order of data, FIN and close exactly;

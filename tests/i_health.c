@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_health.c — integration test of active health checks through the real
  * daemon (2 workers and the checker process): a killed server is marked DOWN
  * and skipped by every worker without a connect attempt, and marked UP again

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_hostile.c — hostile peers at every state of a session, while verified
  * streams run beside them: clients that reset while owing a PROXY header,
  * half way through one, with garbage, while their bytes wait for a server

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_noresolve.c — integration test of the tools that only need file names
  * from the configuration: "sluiced -s" (also the logrotate hook's reopen)
  * and "sluicestat -c" read pid_file and stats_file without resolving any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_orphan.c — integration test of the master's death: SIGKILL the master
  * and its workers stop accepting at once (the port refuses), finish the
  * transfers they hold, and exit; no orphan keeps the port, and a new sluiced

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_overload.c — overload without harm: the per-worker and global connection
  * limits stop accepting at the limit and resume below it (waiting clients are
  * served, not refused); running out of descriptors pauses accepting instead of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_pidlock.c — integration test of the pid file's lock against other local
  * users: after a crash leaves a stale pid file, an unprivileged user (nobody)
  * who opens and locks what it can read must neither fool "sluiced -s" into

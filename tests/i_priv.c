@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_priv.c — integration test of privileges, as root (skipped otherwise): the
  * master stays root, workers run as user/group for good (all ids, no caps, no
  * other groups), the stats file is 0640 for that group only, user = "root"

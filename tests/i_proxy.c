@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_proxy.c — integration test of the PROXY protocol through the real daemon.
  * The test plays the upstream server itself and parses what sluice sends it:
  * v1 and v2 headers written before any client byte; headers accepted from a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_refused.c — integration test: an upstream that refuses connections.
  * The client must be closed at once (not at the connect timeout), each
  * attempt counted, the daemon must go on serving other listeners, and a

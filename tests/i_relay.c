@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_relay.c — integration test: many connections at once through sluiced
  * (2 workers) in front of two echo backends, every byte checked both ways;
  * then the daemon's counters (and sluicestat) must account for exactly what

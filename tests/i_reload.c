@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_reload.c — integration test of SIGHUP: a valid reload starts a new
  * generation while the old one finishes its transfers, a broken config is
  * refused and changes nothing, and listeners come and go with the config.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_reload_load.c — integration test of hitless reload under load: 20 SIGHUPs
  * (a listener added and removed, the upstream group changed) amid short and
  * long checksummed connections lose nothing; old generations exit; the master

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_reloadfail.c — integration test of a reload whose new generation cannot
  * start: its workers refuse the config (they exit with the config status) or
  * stay short of descriptors past the deadline. The running generation must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_respawn.c — integration test of worker replacement: a worker killed with
  * SIGKILL is logged and replaced at once, twice in a row, and the counters it
  * leaves behind stay in the totals. Runs sluiced and echod as children of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_retry.c — integration test: a failed connect is retried on the next
  * server of the group up to `retries` times (2, 1 and 0), each failure
  * counted; the connect timeout bounds the whole chain of tries, not each;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_rows.c — integration test: the statistics directory bounds the listeners
  * and servers in use at once, not in the master's life. A config with 40
  * listeners and 200 servers is replaced by one with 40 and 200 others: while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_segprotect.c — integration test: in a running sluiced every worker can
  * write only its own slot and its own listener and server rows of the stats
  * segment, and the health checker only the health area; every other page of

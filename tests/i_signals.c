@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_signals.c — integration test of a signal storm: 99 mixed SIGHUPs and
  * SIGUSR1s, then SIGQUIT. The master stays consistent (right worker count,
  * one generation per logged reload, no worker killed by an early signal, no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_sigstorm.c — integration test: signals in any order and number, while
  * verified echo traffic flows. A seeded random storm to the master (SIGHUP and
  * SIGUSR1 alone, in bursts of one kind, HUP during a reload, USR1 right after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_sluicestat.c — runs the real sluicestat (path in $SLUICESTAT) against
  * statistics segments this test builds itself with stats_create, so no
  * daemon is needed: the table, -1, every exit status and error message.

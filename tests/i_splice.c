@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_splice.c — the zero-copy switch: with pool.splice on, bytes waiting for a
  * slow server sit in a pipe (a worker descriptor "pipe:[...]"), with it off in
  * no pipe; either way a bulk transfer arrives byte-exact, and once it has

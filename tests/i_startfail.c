@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_startfail.c — integration test of workers that cannot start. A shortage
  * (EMFILE at worker start) passes: the worker exits "failure, respawn" and is
  * replaced with back-off until it runs. A refusal (a worker exiting with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_starve.c — a spent buffer budget never wedges a worker. Sessions that
  * wait for a relay buffer ("starving") pause accepting; however one leaves
  * (its client resets, its idle timeout, a stop), the pause must end with the

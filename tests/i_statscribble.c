@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_statscribble.c — integration test: sluicestat reading a segment that
  * another process keeps rewriting (random bytes anywhere, the header's
  * counts changed and restored, sequence numbers left odd, the file truncated

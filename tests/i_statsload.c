@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_statsload.c — integration test: sluicestat stays consistent under load.
  * While echo transfers run through sluiced, through a reload that adds a
  * server and a worker killed with SIGKILL, the real sluicestat (--json) is

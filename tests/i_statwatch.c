@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_statwatch.c — integration test of sluicestat -w, the live view, driven
  * through tmux: it draws the segment with rates, fits a resized terminal,
  * says when the master restarted or the segment is gone, and q and Ctrl-C

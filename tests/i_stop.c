@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_stop.c — integration test of stopping sluiced: SIGTERM closes everything
  * at once and cleans up, SIGQUIT refuses new clients but lets transfers
  * finish, and timeouts.drain bounds how long a graceful stop may take.

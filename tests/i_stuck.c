@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_stuck.c — integration test of the heartbeat watch: a worker that stops
  * beating (here: stopped with SIGSTOP, as a worker stuck in a loop would be)
  * is logged, killed and replaced, while the other worker is left alone and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* i_timeout.c — integration test: the idle timeout closes a silent
  * connection but not a talking one, and the connect timeout closes a client
  * whose upstream never completes the handshake (a listener whose accept

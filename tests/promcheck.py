@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """promcheck.py -- read Prometheus text on stdin and parse it with
 prometheus_client's parser, as a scraper would (tests/i_admin runs it on
 what /metrics served). Prints every family as "# family NAME TYPE" and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* soak.c — the fault soak (issue #9, section 3): the real sluiced with small
  * budgets (a tiny pool, a low descriptor limit, a per-worker limit, 3 workers)
  * under a seeded mix of verified echo streams, misbehaving clients and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_addr.c — unit test for common/addr.c: parsing good and bad "host:port"
  * text, formatting round trips and address equality. Runs alone with no
  * daemon; must never resolve a name through the network (only /etc/hosts

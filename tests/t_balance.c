@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_balance.c — unit test for worker/balance.c (smooth weighted round robin,
  * weighted least connections, the consistent-hash ring and the client address
  * hash) and for the upstream settings conf.c reads for them (balance, weight,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_cidr.c — unit test for common/cidr.c: parsing good and bad prefixes,
  * matching IPv4, IPv6 and IPv4-mapped addresses at the prefix boundaries, and
  * formatting. Runs alone, no network. */

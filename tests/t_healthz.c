@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_healthz.c — unit test of /healthz's verdict (admin/healthz.c) and of the
  * Prometheus renderer (common/prom.c) on a real segment made with
  * stats_create, where the test plays the master and a worker: node state,

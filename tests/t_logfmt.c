@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_logfmt.c — unit test for common/logfmt.c: compiling log.format (fields,
  * ${name}, $$, refusals), rendering text and JSON lines (escaping, null for
  * a missing string, numbers bare), and lines cut at a small buffer (JSON

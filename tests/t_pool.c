@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_pool.c — unit tests of the fixed-size block pool: get/put, LIFO reuse of
  * the warmest block, the budget (exhaustion is a NULL, never an abort), memory
  * going back to the OS once a chunk is empty, and the figures it publishes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_proxy.c — unit test for common/proxy.c: the specification's example
  * headers and a list of malformed ones, each fed whole, split in two at every
  * point, and one byte at a time; headers built by proxy_build parse back to

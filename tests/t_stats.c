@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_stats.c — unit test of the statistics segment: layout, create/attach,
  * totals, folds and every reason a reader refuses a segment. Runs alone in
  * a private temporary directory, which it removes; it starts no daemon and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* t_wheel.c — the timing wheel: deadlines never early and at most a tick
  * late, callbacks that close, move and re-file links during a walk, the
  * earliest link, counts and links that stay consistent, long stalls. */

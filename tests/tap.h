@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* tap.h — a small TAP producer for our tests (automake's tap-driver.sh reads
  * it). Header-only: each test program includes it once. */
 #ifndef SLUICE_TAP_H

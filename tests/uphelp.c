@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* uphelp.c — helpers for the upstream integration tests: which echo backend
  * took a connection, clients bound to chosen loopback source addresses, a
  * server's row and health in the stats segment, and a client's closing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* uphelp.h — helpers for the upstream integration tests (i_balance, i_health,
  * i_retry) on top of harness.h: which echo backend took a connection, clients
  * from chosen 127.0.0.x source addresses, a server's health and counters in

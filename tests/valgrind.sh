@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # valgrind.sh — run integration tests with every sluiced process (master and
 # workers) under valgrind's memcheck, via a wrapper that $SLUICED points at; fail
 # unless each process that exited reports 0 errors (definite leaks included).

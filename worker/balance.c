@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* balance.c — server-choice algorithms (smooth weighted round robin, weighted
  * least connections, consistent-hash ring). Runs in workers and unit tests;
  * never logs, never does I/O, and allocates only when a ring is built at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* balance.h — the server-choice algorithms of an upstream group: smooth
  * weighted round robin, weighted least connections and a consistent-hash ring
  * for source hashing. Pure functions over arrays the caller owns; used by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* command.c — a worker's end of its socketpair with the master: the
  * master's control socket asks through it for the worker's sessions (to
  * list them) or to shut some. Requests are short lines; each answer is

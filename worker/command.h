@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* command.h — a worker's end of its command socketpair with the master
  * (command.c): the control socket's session listing and shutdowns. */
 #ifndef SLUICE_COMMAND_H

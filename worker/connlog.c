@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* connlog.c — the connection log (see connlog.h). Runs in a worker; formats
  * on the stack, never allocates and never blocks: lines go to the process's
  * log sink (common/logsink.h), a syslog datagram each, or through a bounded

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* connlog.h — the connection log (log.connections = true): one line per
  * closed connection, refused ones too, at info level to the configured log,
  * as log.format says (else the classic line), formatted on the stack. Runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* edge.c — what a worker decides about a client before any upstream work:
  * the per-listener rate limit (a token bucket per worker), allow and deny
  * lists, the trusted list of accept_proxy listeners and the per-source

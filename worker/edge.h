@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* edge.h — admission at the edge: rate limits, trusted fronts, allow and
  * deny lists, per-source limits (edge.c). Runs in a worker, right after
  * accept and before any upstream work; never allocates per connection. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* relay.c — the session core: one relayed connection from accept to its
  * single teardown, relay_close. Admission and the PROXY header, the upstream
  * connect and its retries, the rooms a session waits in (timeouts), and the

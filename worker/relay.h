@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* relay.h — the session core: one relayed connection from accept to the
  * single teardown (relay.c). Runs in a worker's loop; never blocks, never
  * allocates outside the pools, never exits the process. */

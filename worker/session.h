@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* session.h — the types of one relayed connection, shared by the session
  * core (relay.c), the byte mover (xfer.c) and the connection log
  * (connlog.c): types and tiny accessors only, no behaviour. Runs in a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* upstream.c — choice of an upstream server and the non-blocking connect to
  * it, in a worker: smooth weighted round robin, least connections over all
  * workers, or source hashing (balance.c), skipping servers that are down

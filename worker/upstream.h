@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* upstream.h — choosing a server of an upstream group and connecting to it,
  * with passive health marks (upstream.c, balancing in balance.c). Runs in a
  * worker; reads health and load that other processes publish in the stats

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* wheel.c — timing wheels (see wheel.h). Runs in a worker's loop. Never
  * allocates; never frees or closes what it files. */
 #include <stddef.h>

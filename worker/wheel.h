@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* wheel.h — timing wheels: the lists a worker files its sessions in, by
  * deadline. Knows nothing of sessions: it files links embedded in the
  * caller's objects and calls back for those that come due. Runs in one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* worker.c — a worker process: its libev loop, accepting on the inherited
  * listeners, the per-process pools, its stats slot, and the way out (fast stop
  * or drain). Runs in each child of the master. Never touches another worker's
@@ -22,6 +23,7 @@
 #include "heritage.h"
 #include "log.h"
 #include "pool.h"
+#include "proctitle.h"
 #include "relay.h"
 #include "stats.h"
 #include "upstream.h"
@@ -465,6 +467,8 @@ worker_drain(struct worker *w)
 				break;
 		}
 	w->draining = 1;
+	proctitle_set("sluiced-worker", "sluiced: worker %u (generation %u, draining)",
+	    w->h->index, w->h->generation);
 	accept_stop(w);
 	ev_timer_stop(w->loop, &w->accept_resume);
 	close(w->accept_epfd);
@@ -522,6 +526,8 @@ worker_main(const struct heritage *h)
 
 	snprintf(role, sizeof(role), "worker %u", h->index);
 	log_set_role(role);
+	proctitle_set("sluiced-worker", "sluiced: worker %u (generation %u)", h->index,
+	    h->generation);
 
 	memset(w, 0, sizeof(*w));
 	w->conf = c;

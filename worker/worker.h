@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* worker.h — the state of one worker process (struct worker) and what
  * worker.c (loop, accept, pauses, drain) offers the other worker modules.
  * Each module's API is in its own header: relay.h, xfer.h, connlog.h,

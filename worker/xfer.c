@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* xfer.c — the byte mover (see xfer.h). Runs in a worker's loop. A byte
  * crosses user space at most once (the buffer path) or never (splice); a
  * buffer or pipe is held only while bytes wait in it. Never closes a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* xfer.h — moves one direction of a session's bytes: read from its source
  * and write straight on, keeping what the destination cannot take in a
  * pooled buffer, or, once the direction moves bulk, in a pooled pipe
