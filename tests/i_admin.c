@@ -274,6 +274,10 @@ main(void)
 	/* Who serves: an unprivileged child, never the master. */
 	apid = wait_admin(0);
 	ok(apid != 0 && apid != master, "an admin process runs beside the workers");
+	/* Once it answers it has dropped its privileges and protected its
+	 * mapping: read its credentials and mappings no sooner (the master
+	 * logs its pid right after the fork). */
+	wait_get(ap, "/healthz", 200, NULL);
 	snprintf(nobody, sizeof(nobody), "%lu %lu %lu %lu", (unsigned long)pw->pw_uid,
 	    (unsigned long)pw->pw_uid, (unsigned long)pw->pw_uid, (unsigned long)pw->pw_uid);
 	is_str(uid_of(apid), nobody, "it runs as the configured user (nobody), not root");
