@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,7 +43,6 @@ static struct stats_seg *seg;
 static pid_t master_pid;
 static ev_io accept_w;
 static ev_timer tick_w;
-static ev_signal sig_term, sig_int, sig_quit, sig_usr1;
 
 static void
 conn_close(struct ev_loop *loop, struct conn *c)
@@ -350,27 +348,16 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-static void
-stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-reopen_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	if (log_reopen() == -1)
-		log_warn("reopening the log file");
-}
-
 /* An orphan has nothing true to say: the parent-death signal covers most
  * cases, this the rest (it is cleared by a change of credentials). Also
- * resumes accepting after a pause (accept_cb). */
+ * resumes accepting after a pause (accept_cb), and follows a log level set
+ * at run time. */
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	if (getppid() != master_pid)
 		ev_break(loop, EVBREAK_ALL);
+	child_follow_log_level(seg);
 	ev_io_start(loop, &accept_w);
 }
 
@@ -378,17 +365,12 @@ void
 admin_main(const struct heritage *h)
 {
 	struct ev_loop *loop = EV_DEFAULT;
-	sigset_t none;
 
 	log_set_role("admin");
 	proctitle_set("sluiced-admin", "sluiced: admin");
 	seg = h->stats;
 	master_pid = h->master_pid;
-	/* Never accept client traffic: a listener held here would stay open
-	 * after a reload or stop removed it. */
-	for (unsigned i = 0; i < h->conf->nlisteners; i++)
-		close(h->listen_fds[i]);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	helper_begin(h);
 	for (unsigned i = 0; i < ADMIN_MAX_CONNS; i++) {
 		ev_io_init(&conns[i].io, conn_io_cb, -1, 0);
 		conns[i].io.data = &conns[i];
@@ -399,20 +381,7 @@ admin_main(const struct heritage *h)
 	ev_io_start(loop, &accept_w);
 	ev_timer_init(&tick_w, tick_cb, ADMIN_TICK, ADMIN_TICK);
 	ev_timer_start(loop, &tick_w);
-	ev_signal_init(&sig_term, stop_cb, SIGTERM);
-	ev_signal_init(&sig_int, stop_cb, SIGINT);
-	ev_signal_init(&sig_quit, stop_cb, SIGQUIT);
-	ev_signal_init(&sig_usr1, reopen_cb, SIGUSR1);
-	ev_signal_start(loop, &sig_term);
-	ev_signal_start(loop, &sig_int);
-	ev_signal_start(loop, &sig_quit);
-	ev_signal_start(loop, &sig_usr1);
-	signal(SIGHUP, SIG_IGN);
-	/* The master forks with every signal blocked; our watchers exist now. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (getppid() != master_pid)
-		exit(WORKER_EXIT_OK);
+	helper_enter(loop, h);
 	log_debug("admin: serving %s, generation %u", h->conf->admin_address, h->generation);
 
 	ev_run(loop, 0);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,7 +54,6 @@ check_now(void)
 static struct check *checks;
 static unsigned nchecks;
 static struct stats_seg *seg;
-static ev_signal sig_term, sig_int, sig_quit, sig_usr1;
 
 /* The end of one check, good (STATS_CHECK_OK) or bad: count it, change
  * state at rise or fall results in a row, log the change where it is decided,
@@ -254,19 +252,6 @@ check_start_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_timer_start(loop, &c->deadline);
 }
 
-static void
-stop_cb(struct ev_loop *loop, ev_signal *sig, int revents)
-{
-	ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-reopen_cb(struct ev_loop *loop, ev_signal *sig, int revents)
-{
-	if (log_reopen() == -1)
-		log_warn("reopening the log file");
-}
-
 /* One check per server of every group with a health group; the first round
  * is spread over one interval so that many servers are not probed at once.
  * A server a previous checker judged keeps its state and counts: a reload
@@ -320,34 +305,12 @@ checker_main(const struct heritage *h)
 	log_set_role("checker");
 	proctitle_set("sluiced-checker", "sluiced: checker");
 	seg = h->stats;
-	/* The checker never accepts: holding the listeners would keep a port
-	 * open after a reload or a stop removed it. */
-	for (unsigned i = 0; i < h->conf->nlisteners; i++)
-		close(h->listen_fds[i]);
-	/* An orphaned checker has nobody to report to. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	helper_begin(h);
 	if (checks_create(loop, h) == -1) {
 		log_err("cannot set up %u health checks", nchecks);
 		exit(heritage_exit_status(errno));
 	}
-	ev_signal_init(&sig_term, stop_cb, SIGTERM);
-	ev_signal_init(&sig_int, stop_cb, SIGINT);
-	ev_signal_init(&sig_quit, stop_cb, SIGQUIT);
-	ev_signal_init(&sig_usr1, reopen_cb, SIGUSR1);
-	ev_signal_start(loop, &sig_term);
-	ev_signal_start(loop, &sig_int);
-	ev_signal_start(loop, &sig_quit);
-	ev_signal_start(loop, &sig_usr1);
-	signal(SIGHUP, SIG_IGN);
-	/* The master forks with every signal blocked; our watchers exist now. */
-	{
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
-	if (getppid() != h->master_pid)
-		exit(WORKER_EXIT_OK);
+	helper_enter(loop, h);
 	log_debug("checking %u servers, generation %u", nchecks, h->generation);
 
 	ev_run(loop, 0);

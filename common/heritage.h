@@ -78,6 +78,15 @@ child_follow_log_level(const struct stats_seg *seg)
 		log_set_level((enum log_level)(v - 1));
 }
 
+/* Helper processes (the checker, the admin process; common/helper.c).
+ * helper_begin, first thing: close the listeners, die with the master.
+ * helper_enter, once its own watchers are set up, just before ev_run: stop
+ * on TERM, INT and QUIT, reopen the log on USR1, ignore HUP, unblock the
+ * signals the fork blocked, and exit at once if the master is gone. */
+struct ev_loop;
+void helper_begin(const struct heritage *);
+void helper_enter(struct ev_loop *, const struct heritage *);
+
 /* Run a worker until it is told to stop; never returns. Called in the child
  * right after fork, once the master has stopped its own watchers, called
  * ev_loop_fork on the default loop, closed what the worker must not hold and

@@ -69,6 +69,17 @@ struct respawn {
 	unsigned failures;
 };
 
+/* A helper child (not a worker): forked by child_become_worker as "slot"
+ * `slot`, respawned with back-off when it dies unexpectedly while wanted,
+ * stopped (and, if still wanted, forked again) by helper_stop. */
+struct helper {
+	const char *name; /* for the log: "health checker", "admin process" */
+	unsigned slot;    /* STATS_SLOTS, MASTER_ADMIN_SLOT */
+	struct child c;
+	struct respawn r;
+	int wanted;       /* the current config has one */
+};
+
 enum stopping { RUNNING, STOP_GRACEFUL, STOP_FAST };
 
 /*
@@ -111,11 +122,10 @@ static struct {
 	double last_tick;     /* mono_now() of the last tick */
 	unsigned nchildren;
 	struct child children[STATS_SLOTS]; /* indexed by stats slot */
-	/* The health checker (checker/checker.c): one process outside the stats
-	 * slots, started when the config has health checks. */
-	struct child checker;
-	struct respawn checker_respawn;
-	int checker_wanted;
+	/* Helper processes outside the stats slots, each one at most: the
+	 * health checker (checker/checker.c), started when the config has
+	 * health checks, and the admin process (admin/admin.c). */
+	struct helper checker, admin;
 	/* Reloads started so far (the control socket waits for a number). */
 	uint64_t reload_seq;
 	/* Node drain (sluicectl drain): the grace period's end; undraining a
@@ -125,8 +135,6 @@ static struct {
 	/* The admin process (admin/admin.c): /metrics and /healthz on a
 	 * socket the master opens (admin_fd; admin_next_fd while a reload
 	 * starts, -1: none), forked as child "slot" MASTER_ADMIN_SLOT. */
-	struct child admin;
-	struct respawn admin_respawn;
 	int admin_fd, admin_next_fd;
 	ev_signal sig_hup, sig_term, sig_int, sig_quit, sig_usr1;
 	ev_child child_w;
@@ -170,10 +178,10 @@ signal_children(int sig)
 	for (unsigned i = 0; i < STATS_SLOTS; i++)
 		if (m.children[i].pid != 0)
 			kill(m.children[i].pid, sig);
-	if (m.checker.pid != 0)
-		kill(m.checker.pid, sig);
-	if (m.admin.pid != 0)
-		kill(m.admin.pid, sig);
+	if (m.checker.c.pid != 0)
+		kill(m.checker.c.pid, sig);
+	if (m.admin.c.pid != 0)
+		kill(m.admin.c.pid, sig);
 }
 
 int
@@ -412,13 +420,14 @@ running_of(const struct gen *g)
 	return n;
 }
 
-/* --- the health checker ----------------------------------------------------
- * Respawned like a worker when it dies, with the same back-off. On reload the
- * old checker is stopped first and its successor forked once it has exited,
- * so that the health area never has two writers. */
+/* --- helper processes ------------------------------------------------------
+ * The health checker and the admin process: respawned like a worker when
+ * they die, with the same back-off. A replaced one is stopped first and its
+ * successor forked once it has exited (helper_reaped), so that the checker's
+ * health area never has two writers. */
 
 static void
-checker_spawn(void)
+helper_spawn(struct helper *h)
 {
 	sigset_t all, old;
 	pid_t pid;
@@ -427,65 +436,66 @@ checker_spawn(void)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_become_worker(&m.cur, STATS_SLOTS, 0, -1);
+		child_become_worker(&m.cur, h->slot, 0, -1);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
-		log_warn("fork for the health checker");
-		m.checker_respawn.at = mono_now() + MASTER_BACKOFF_FIRST;
+		log_warn("fork for the %s", h->name);
+		h->r.at = mono_now() + MASTER_BACKOFF_FIRST;
 		return;
 	}
-	m.checker = (struct child){ .pid = pid, .generation = m.cur.generation,
-		.started = mono_now() };
-	log_debug("health checker started (pid %d, generation %u)", (int)pid, m.cur.generation);
+	h->c = (struct child){ .pid = pid, .generation = m.cur.generation, .started = mono_now() };
+	log_debug("%s started (pid %d, generation %u)", h->name, (int)pid, m.cur.generation);
 }
 
-/* Start, or on reload replace, the checker for the current config. */
+/* Stop it (helper_reaped then forks its successor if it is wanted), or, when
+ * none runs, start one if wanted. Forgets any pending respawn. */
 static void
-checker_replace(void)
+helper_replace(struct helper *h)
 {
-	m.checker_wanted = 0;
-	for (unsigned i = 0; i < m.cur.conf->nupstreams; i++)
-		if (m.cur.conf->upstreams[i].health.enabled)
-			m.checker_wanted = 1;
-	memset(&m.checker_respawn, 0, sizeof(m.checker_respawn));
-	if (m.checker.pid != 0) {
-		if (!m.checker.quitting) {
-			m.checker.quitting = 1;
-			m.checker.kill_at = mono_now() + MASTER_KILL_GRACE;
-			kill(m.checker.pid, SIGTERM);
+	memset(&h->r, 0, sizeof(h->r));
+	if (h->c.pid != 0) {
+		if (!h->c.quitting) {
+			h->c.quitting = 1;
+			h->c.kill_at = mono_now() + MASTER_KILL_GRACE;
+			kill(h->c.pid, SIGTERM);
 		}
-		return; /* checker_reaped starts the successor */
+		return;
 	}
-	if (m.checker_wanted)
-		checker_spawn();
+	if (h->wanted)
+		helper_spawn(h);
+}
+
+static int
+no_child_left(void)
+{
+	return m.nchildren == 0 && m.checker.c.pid == 0 && m.admin.c.pid == 0;
 }
 
 static void
-checker_reaped(struct ev_loop *loop, int status)
+helper_reaped(struct helper *h, struct ev_loop *loop, int status)
 {
-	struct child *c = &m.checker;
+	struct child *c = &h->c;
 	int expected = c->quitting || m.stopping != RUNNING;
-	struct respawn *r = &m.checker_respawn;
+	struct respawn *r = &h->r;
 
 	if (WIFSIGNALED(status) && !expected)
-		log_warnx("health checker (pid %d) killed by signal %d", (int)c->pid,
+		log_warnx("%s (pid %d) killed by signal %d", h->name, (int)c->pid,
 		    WTERMSIG(status));
 	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		log_warnx("health checker (pid %d) exited with status %d", (int)c->pid,
+		log_warnx("%s (pid %d) exited with status %d", h->name, (int)c->pid,
 		    WEXITSTATUS(status));
 	else
-		log_info("health checker (pid %d, generation %u) exited", (int)c->pid,
-		    c->generation);
+		log_info("%s (pid %d, generation %u) exited", h->name, (int)c->pid, c->generation);
 	c->pid = 0;
 	if (m.stopping != RUNNING) {
-		if (m.nchildren == 0 && m.admin.pid == 0)
+		if (no_child_left())
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
 	if (!expected) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {
-			log_errx("the health checker cannot run with this configuration; not "
-			         "restarting it");
+			log_errx("the %s cannot run with this configuration; not restarting it",
+			    h->name);
 			return;
 		}
 		if (mono_now() - c->started < MASTER_CRASH_WINDOW) {
@@ -495,32 +505,43 @@ checker_reaped(struct ev_loop *loop, int status)
 			r->failures++;
 			if (delay > MASTER_BACKOFF_MAX)
 				delay = MASTER_BACKOFF_MAX;
-			log_warnx("health checker keeps failing (%u in a row): restarting it in "
-			          "%.1fs", r->failures, delay);
+			log_warnx("%s keeps failing (%u in a row): restarting it in %.1fs", h->name,
+			    r->failures, delay);
 			r->at = mono_now() + delay;
 			return;
 		}
 		r->failures = 0;
 	}
-	if (m.checker_wanted)
-		checker_spawn();
+	if (h->wanted)
+		helper_spawn(h);
 }
 
 static void
-checker_tick(double now)
+helper_tick(struct helper *h, double now)
 {
-	struct child *c = &m.checker;
+	struct child *c = &h->c;
 
 	if (c->pid != 0 && c->kill_at != 0 && now >= c->kill_at) {
-		log_warnx("health checker (pid %d) did not stop; killing it", (int)c->pid);
+		log_warnx("%s (pid %d) did not stop; killing it", h->name, (int)c->pid);
 		kill(c->pid, SIGKILL);
 		c->kill_at = 0;
 	}
-	if (c->pid == 0 && m.checker_respawn.at != 0 && now >= m.checker_respawn.at) {
-		m.checker_respawn.at = 0;
-		if (m.checker_wanted)
-			checker_spawn();
+	if (c->pid == 0 && h->r.at != 0 && now >= h->r.at) {
+		h->r.at = 0;
+		if (h->wanted)
+			helper_spawn(h);
 	}
+}
+
+/* Start, or on reload replace, the checker for the current config. */
+static void
+checker_replace(void)
+{
+	m.checker.wanted = 0;
+	for (unsigned i = 0; i < m.cur.conf->nupstreams; i++)
+		if (m.cur.conf->upstreams[i].health.enabled)
+			m.checker.wanted = 1;
+	helper_replace(&m.checker);
 }
 
 /* --- the admin process ----------------------------------------------------
@@ -537,28 +558,6 @@ admin_child_close(unsigned slot)
 		close(m.admin_next_fd);
 	if (m.admin_fd != -1 && slot != MASTER_ADMIN_SLOT)
 		close(m.admin_fd);
-}
-
-static void
-admin_spawn(void)
-{
-	sigset_t all, old;
-	pid_t pid;
-
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	pid = fork();
-	if (pid == 0)
-		child_become_worker(&m.cur, MASTER_ADMIN_SLOT, 0, -1);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (pid == -1) {
-		log_warn("fork for the admin process");
-		m.admin_respawn.at = mono_now() + MASTER_BACKOFF_FIRST;
-		return;
-	}
-	m.admin = (struct child){ .pid = pid, .generation = m.cur.generation,
-		.started = mono_now() };
-	log_debug("admin process started (pid %d, generation %u)", (int)pid, m.cur.generation);
 }
 
 /* The socket for c's admin section: the current one when the address is
@@ -584,25 +583,15 @@ admin_open(const struct conf *c, int *fd, char *err, size_t errlen)
 	return 0;
 }
 
-/* Stop the admin process; admin_reaped starts its successor if wanted. */
-static void
-admin_stop(void)
-{
-	if (m.admin.pid != 0 && !m.admin.quitting) {
-		m.admin.quitting = 1;
-		m.admin.kill_at = mono_now() + MASTER_KILL_GRACE;
-		kill(m.admin.pid, SIGTERM);
-	}
-}
-
 /* At start: open the socket and fork the process; 0, or -1 with err. */
 static int
 admin_start(char *err, size_t errlen)
 {
 	if (admin_open(m.cur.conf, &m.admin_fd, err, errlen) == -1)
 		return -1;
-	if (m.admin_fd != -1)
-		admin_spawn();
+	m.admin.wanted = m.admin_fd != -1;
+	if (m.admin.wanted)
+		helper_spawn(&m.admin);
 	return 0;
 }
 
@@ -633,76 +622,13 @@ admin_reload_commit(const struct priv *old_priv)
 		close(m.admin_fd);
 	m.admin_fd = m.admin_next_fd;
 	m.admin_next_fd = -1;
-	memset(&m.admin_respawn, 0, sizeof(m.admin_respawn));
-	if (m.admin.pid != 0) {
-		if (moved || memcmp(old_priv, &m.cur.priv, sizeof(*old_priv)) != 0)
-			admin_stop();
+	m.admin.wanted = m.admin_fd != -1;
+	/* The one running serves on unless its socket or its user changed. */
+	if (m.admin.c.pid != 0 && !moved && memcmp(old_priv, &m.cur.priv, sizeof(*old_priv)) == 0) {
+		memset(&m.admin.r, 0, sizeof(m.admin.r));
 		return;
 	}
-	if (m.admin_fd != -1)
-		admin_spawn();
-}
-
-static void
-admin_reaped(struct ev_loop *loop, int status)
-{
-	struct child *c = &m.admin;
-	int expected = c->quitting || m.stopping != RUNNING;
-	struct respawn *r = &m.admin_respawn;
-
-	if (WIFSIGNALED(status) && !expected)
-		log_warnx("admin process (pid %d) killed by signal %d", (int)c->pid,
-		    WTERMSIG(status));
-	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		log_warnx("admin process (pid %d) exited with status %d", (int)c->pid,
-		    WEXITSTATUS(status));
-	else
-		log_info("admin process (pid %d) exited", (int)c->pid);
-	c->pid = 0;
-	if (m.stopping != RUNNING) {
-		if (m.nchildren == 0 && m.checker.pid == 0)
-			ev_break(loop, EVBREAK_ALL);
-		return;
-	}
-	if (!expected) {
-		if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {
-			log_errx("the admin process cannot run with this configuration; not "
-			         "restarting it");
-			return;
-		}
-		if (mono_now() - c->started < MASTER_CRASH_WINDOW) {
-			unsigned shift = r->failures > 9 ? 9 : r->failures;
-			ev_tstamp delay = MASTER_BACKOFF_FIRST * (double)(1u << shift);
-
-			r->failures++;
-			if (delay > MASTER_BACKOFF_MAX)
-				delay = MASTER_BACKOFF_MAX;
-			log_warnx("admin process keeps failing (%u in a row): restarting it in "
-			          "%.1fs", r->failures, delay);
-			r->at = mono_now() + delay;
-			return;
-		}
-		r->failures = 0;
-	}
-	if (m.admin_fd != -1)
-		admin_spawn();
-}
-
-static void
-admin_tick(double now)
-{
-	struct child *c = &m.admin;
-
-	if (c->pid != 0 && c->kill_at != 0 && now >= c->kill_at) {
-		log_warnx("admin process (pid %d) did not stop; killing it", (int)c->pid);
-		kill(c->pid, SIGKILL);
-		c->kill_at = 0;
-	}
-	if (c->pid == 0 && m.admin_respawn.at != 0 && now >= m.admin_respawn.at) {
-		m.admin_respawn.at = 0;
-		if (m.admin_fd != -1)
-			admin_spawn();
-	}
+	helper_replace(&m.admin);
 }
 
 static void
@@ -712,12 +638,12 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	struct child *c = NULL;
 	unsigned slot, lvl_expected;
 
-	if (m.checker.pid != 0 && w->rpid == m.checker.pid) {
-		checker_reaped(loop, status);
+	if (m.checker.c.pid != 0 && w->rpid == m.checker.c.pid) {
+		helper_reaped(&m.checker, loop, status);
 		return;
 	}
-	if (m.admin.pid != 0 && w->rpid == m.admin.pid) {
-		admin_reaped(loop, status);
+	if (m.admin.c.pid != 0 && w->rpid == m.admin.c.pid) {
+		helper_reaped(&m.admin, loop, status);
 		return;
 	}
 	for (slot = 0; slot < STATS_SLOTS; slot++)
@@ -748,7 +674,7 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 	if (m.stopping != RUNNING) {
 		c->pid = 0;
-		if (m.nchildren == 0 && m.checker.pid == 0 && m.admin.pid == 0)
+		if (no_child_left())
 			ev_break(loop, EVBREAK_ALL);
 		return;
 	}
@@ -816,7 +742,7 @@ stop(enum stopping how)
 			drain_ms = m.children[i].drain_ms;
 	grace = how == STOP_FAST ? MASTER_KILL_GRACE : drain_ms / 1000.0 + MASTER_KILL_GRACE;
 	m.stop_deadline = mono_now() + grace;
-	if (m.nchildren == 0 && m.checker.pid == 0 && m.admin.pid == 0)
+	if (no_child_left())
 		ev_break(m.loop, EVBREAK_ALL);
 }
 
@@ -863,8 +789,8 @@ assign_stats_rows(struct gen *g)
 	for (unsigned i = 0; i < STATS_SLOTS; i++)
 		if (m.children[i].pid != 0 && m.children[i].generation < oldest)
 			oldest = m.children[i].generation;
-	if (m.checker.pid != 0 && m.checker.generation < oldest)
-		oldest = m.checker.generation;
+	if (m.checker.c.pid != 0 && m.checker.c.generation < oldest)
+		oldest = m.checker.c.generation;
 	stats_recycle_below(m.stats, oldest);
 	for (unsigned u = 0; u < c->nupstreams; u++)
 		n += c->upstreams[u].nservers;
@@ -1407,8 +1333,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 	}
 	check_heartbeats(mono_now());
-	checker_tick(now);
-	admin_tick(now);
+	helper_tick(&m.checker, now);
+	helper_tick(&m.admin, now);
 	starting_tick();
 	reload_maybe();
 	if (m.cur.deadline == 0)
@@ -1581,6 +1507,8 @@ master_run(struct master_start *st)
 	m.pid_fd = st->pid_fd;
 	m.pid = getpid();
 	m.admin_fd = m.admin_next_fd = -1;
+	m.checker = (struct helper){ .name = "health checker", .slot = STATS_SLOTS };
+	m.admin = (struct helper){ .name = "admin process", .slot = MASTER_ADMIN_SLOT };
 	m.foreground = st->foreground;
 	m.cur.priv = *st->priv;
 	if ((m.stats_path = strdup(st->conf->stats_file)) == NULL)
