@@ -1852,3 +1852,27 @@ h_wait_http(int port, const char *path, int status, const char *prefix, int time
 	h_diag("GET %s: last status %d, body \"%.200s\"", path, st, body);
 	return 0;
 }
+
+pid_t
+h_pidfile_pid(void)
+{
+	char *s = h_read_file(h_pidfile());
+	long pid = s ? strtol(s, NULL, 10) : 0;
+
+	free(s);
+	return pid > 0 ? (pid_t)pid : 0;
+}
+
+void
+h_stop_sluiced(pid_t pid, int sig, int wait_ms)
+{
+	uint64_t end = h_now_ms() + (uint64_t)wait_ms;
+
+	if (pid <= 0 || !h_alive(pid) || !h_is_sluiced(pid))
+		return;
+	kill(pid, sig);
+	while (h_alive(pid) && h_now_ms() < end)
+		h_nap(10);
+	if (h_alive(pid))
+		kill(pid, SIGKILL);
+}

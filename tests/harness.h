@@ -208,6 +208,13 @@ int h_wait_http(int port, const char *path, int status, const char *prefix, int 
  * pid read from a file is checked before it is signalled. */
 int h_is_sluiced(pid_t pid);
 
+/* The pid in h_pidfile() (a daemonized sluiced's), or 0. */
+pid_t h_pidfile_pid(void);
+
+/* Stop a sluiced whose pid came from a file (checked with h_is_sluiced
+ * first): send sig, wait up to wait_ms for it to go, then SIGKILL. */
+void h_stop_sluiced(pid_t pid, int sig, int wait_ms);
+
 /* The local port of a TCP socket (IPv4), or 0. */
 unsigned h_local_port(int fd);
 

@@ -28,23 +28,8 @@ static pid_t daemon_pid;
 static void
 kill_daemon(void)
 {
-	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
-		kill(daemon_pid, SIGKILL);
-		for (int i = 0; i < 200 && h_alive(daemon_pid); i++)
-			h_nap(10);
-	}
+	h_stop_sluiced(daemon_pid, SIGKILL, 2000);
 	daemon_pid = 0;
-}
-
-/* The pid in the pid file, or 0. */
-static pid_t
-read_pidfile(void)
-{
-	char *s = h_read_file(h_pidfile());
-	long pid = s ? strtol(s, NULL, 10) : 0;
-
-	free(s);
-	return pid > 0 ? (pid_t)pid : 0;
 }
 
 static int
@@ -184,7 +169,7 @@ test_pidfile_lock(int ep)
 	size_t size = 3000;
 
 	first = h_sluiced_start(h_conf("first.conf", 1, lp1, &ep, 1, NULL), lp1, 1);
-	is(read_pidfile(), first, "the pid file holds the foreground daemon's pid");
+	is(h_pidfile_pid(), first, "the pid file holds the foreground daemon's pid");
 
 	/* Another port, the same pid file (h_conf always uses the same). */
 	conf2 = strdup(h_conf("second.conf", 1, lp2, &ep, 1, NULL));
@@ -200,7 +185,7 @@ test_pidfile_lock(int ep)
 	if (!contains(out, "another sluiced is running"))
 		show("the second said", out);
 	free(out);
-	is(read_pidfile(), first, "the pid file still holds the first daemon's pid");
+	is(h_pidfile_pid(), first, "the pid file still holds the first daemon's pid");
 	is(h_stats_running(NULL, 0, 0), 1, "the first daemon's stats segment is intact");
 	ok(h_echo_many(lp1, 1, &size, 0, 10000) == 1, "the first daemon still relays");
 
@@ -241,7 +226,7 @@ test_daemon(int ep)
 	    "sluiced without -f returns exit 0 (%llu ms)", (unsigned long long)(h_now_ms() - t0));
 	if (r == -1)
 		h_kill(starter);
-	daemon_pid = read_pidfile();
+	daemon_pid = h_pidfile_pid();
 	ok(daemon_pid > 0 && daemon_pid != starter && h_alive(daemon_pid),
 	    "the pid file holds a live pid (%d) other than the starter's (%d)", (int)daemon_pid,
 	    (int)starter);
@@ -299,7 +284,7 @@ test_daemon_failure(int ep)
 		show("it said", out);
 	free(out);
 	/* Whatever it may have left must not be running. */
-	daemon_pid = read_pidfile();
+	daemon_pid = h_pidfile_pid();
 	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
 		ok(0, "no daemon is left running (pid %d)", (int)daemon_pid);
 		kill_daemon();

@@ -32,26 +32,10 @@
 static pid_t daemon_pid;
 static const char *conf;
 
-static pid_t
-read_pidfile(void)
-{
-	char *s = h_read_file(h_pidfile());
-	long pid = s ? strtol(s, NULL, 10) : 0;
-
-	free(s);
-	return pid > 0 ? (pid_t)pid : 0;
-}
-
 static void
 stop_daemon(void)
 {
-	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
-		kill(daemon_pid, SIGTERM);
-		for (int i = 0; i < 1000 && h_alive(daemon_pid); i++)
-			h_nap(10);
-		if (h_alive(daemon_pid))
-			kill(daemon_pid, SIGKILL);
-	}
+	h_stop_sluiced(daemon_pid, SIGTERM, 10000);
 	daemon_pid = 0;
 }
 
@@ -68,7 +52,7 @@ start_daemon(void)
 	if (r != 0)
 		diag("sluiced exited %d: %s", r, out ? out : "");
 	free(out);
-	daemon_pid = read_pidfile();
+	daemon_pid = h_pidfile_pid();
 	if (r != 0 || daemon_pid <= 0 || !h_is_sluiced(daemon_pid))
 		return 0;
 	while (h_stats_running(NULL, 0, 0) != WORKERS && h_now_ms() < end)

@@ -33,24 +33,8 @@ on_hup(int sig)
 static void
 kill_daemon(void)
 {
-	if (daemon_pid > 0 && h_alive(daemon_pid) && h_is_sluiced(daemon_pid)) {
-		kill(daemon_pid, SIGTERM);
-		for (int i = 0; i < 500 && h_alive(daemon_pid); i++)
-			h_nap(10);
-		if (h_alive(daemon_pid))
-			kill(daemon_pid, SIGKILL);
-	}
+	h_stop_sluiced(daemon_pid, SIGTERM, 5000);
 	daemon_pid = 0;
-}
-
-static pid_t
-read_pidfile(void)
-{
-	char *s = h_read_file(h_pidfile());
-	long pid = s ? strtol(s, NULL, 10) : 0;
-
-	free(s);
-	return pid > 0 ? (pid_t)pid : 0;
 }
 
 /* sluiced [-s action] -c conf; output into *out (caller frees). */
@@ -127,7 +111,7 @@ start_daemon(void)
 	if (r != 0)
 		diag("sluiced exited %d: %s", r, out ? out : "");
 	free(out);
-	daemon_pid = read_pidfile();
+	daemon_pid = h_pidfile_pid();
 	return r == 0 && daemon_pid > 0 && h_is_sluiced(daemon_pid) &&
 	    wait_running(WORKERS, 0, 15000);
 }
