@@ -44,6 +44,22 @@ env_int(const char *name, int dflt)
 	return v != NULL && *v != '\0' ? atoi(v) : dflt;
 }
 
+/* The errno number file path holds (a fault to inject while it exists), or
+ * 0 when it is missing or holds none. */
+static int
+errno_in(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int e = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%d", &e) != 1)
+			e = 0;
+		fclose(f);
+	}
+	return e;
+}
+
 pid_t
 fork(void)
 {
@@ -78,15 +94,8 @@ epoll_create1(int flags)
 
 	if (real_epoll == NULL)
 		real_epoll = (int (*)(int))dlsym(RTLD_NEXT, "epoll_create1");
-	if (path != NULL && ++epoll_calls == 1 && depth == env_int("FAULTSHIM_DEPTH", 1)) {
-		FILE *f = fopen(path, "r");
-
-		if (f != NULL) {
-			if (fscanf(f, "%d", &e) != 1)
-				e = 0;
-			fclose(f);
-		}
-	}
+	if (path != NULL && ++epoll_calls == 1 && depth == env_int("FAULTSHIM_DEPTH", 1))
+		e = errno_in(path);
 	if (e > 0) {
 		errno = e;
 		return -1;
@@ -104,15 +113,8 @@ accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	if (real_accept4 == NULL)
 		real_accept4 =
 		    (int (*)(int, struct sockaddr *, socklen_t *, int))dlsym(RTLD_NEXT, "accept4");
-	if (path != NULL && depth == env_int("FAULTSHIM_DEPTH", 1)) {
-		FILE *f = fopen(path, "r");
-
-		if (f != NULL) {
-			if (fscanf(f, "%d", &e) != 1)
-				e = 0;
-			fclose(f);
-		}
-	}
+	if (path != NULL && depth == env_int("FAULTSHIM_DEPTH", 1))
+		e = errno_in(path);
 	if (e > 0) {
 		errno = e;
 		return -1;
