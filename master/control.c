@@ -37,6 +37,7 @@
 #define CTL_RELOAD_DEADLINE 60.0 /* ... when it waits for a reload or undrain */
 #define CTL_WORKER_DEADLINE 5.0  /* seconds every worker has to answer */
 #define CTL_REPLY_MAX (64u << 20) /* bytes a worker's answer may have */
+#define CTL_ACCEPT_PAUSE 1.0      /* seconds without accepting after an accept error */
 #define CTL_STATE_VERSION "# sluice server-state 1"
 
 /* A growing text buffer, for answers. */
@@ -150,6 +151,7 @@ static struct {
 	struct client *queue, **queue_tail;
 	unsigned reqid;
 	ev_timer worker_deadline;
+	ev_timer accept_resume; /* accepting paused after an error (descriptors) */
 } ctl = { .fd = -1 };
 
 static void client_write(struct client *);
@@ -216,6 +218,7 @@ control_child_forget(int keep)
 	if (ctl.loop != NULL) {
 		ev_io_stop(ctl.loop, &ctl.accept_w);
 		ev_timer_stop(ctl.loop, &ctl.worker_deadline);
+		ev_timer_stop(ctl.loop, &ctl.accept_resume);
 	}
 	if (ctl.fd != -1)
 		close(ctl.fd);
@@ -1326,6 +1329,12 @@ read_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 static void
+accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	ev_io_start(loop, &ctl.accept_w);
+}
+
+static void
 accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	for (int k = 0; k < CTL_CLIENTS; k++) {
@@ -1333,8 +1342,14 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		int fd = accept4(ctl.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("control: accept");
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* Out of descriptors or memory: the socket stays readable,
+			 * and retrying at once would spin the master. */
+			log_warn("control: accept (paused for %.0fs)", CTL_ACCEPT_PAUSE);
+			ev_io_stop(loop, &ctl.accept_w);
+			ev_timer_set(&ctl.accept_resume, CTL_ACCEPT_PAUSE, 0.);
+			ev_timer_start(loop, &ctl.accept_resume);
 			return;
 		}
 		for (unsigned i = 0; i < CTL_CLIENTS; i++)
@@ -1368,6 +1383,7 @@ control_start(struct ev_loop *loop, struct stats_seg *seg)
 	ctl.queue = NULL;
 	ctl.queue_tail = &ctl.queue;
 	ev_timer_init(&ctl.worker_deadline, worker_deadline_cb, CTL_WORKER_DEADLINE, 0.);
+	ev_init(&ctl.accept_resume, accept_resume_cb);
 	if (ctl.fd == -1)
 		return;
 	state_load();
@@ -1389,6 +1405,7 @@ control_close(void)
 		unlink(ctl.path);
 	}
 	ev_timer_stop(ctl.loop, &ctl.worker_deadline);
+	ev_timer_stop(ctl.loop, &ctl.accept_resume);
 	free(ctl.state_file);
 	ctl.state_file = NULL;
 }

@@ -535,6 +535,49 @@ test_hostile(void)
 	    "a client that leaves at once does no harm");
 }
 
+/* Out of descriptors (the fault shim fails the master's accepts with
+ * EMFILE): the master pauses accepting instead of spinning on the readable
+ * socket, and answers once descriptors are back. */
+static void
+test_accept_pause(void)
+{
+	int fd, lines;
+
+	stop();
+	h_preload("faultshim.so");
+	setenv("FAULTSHIM_DEPTH", "0", 1);
+	setenv("FAULTSHIM_ACCEPT_FILE", h_path("accept.errno"), 1);
+	start();
+	h_preload(NULL);
+	unsetenv("FAULTSHIM_DEPTH");
+	unsetenv("FAULTSHIM_ACCEPT_FILE");
+	h_write_file(h_path("accept.errno"), "%d\n", EMFILE);
+	fd = raw_connect();
+	if (fd != -1)
+		(void)!send(fd, "show info\n", 10, MSG_NOSIGNAL);
+	ok(h_wait_file_contains(h_path("sluiced.log"), "control: accept (paused", WAIT_MS),
+	    "out of descriptors, the master pauses accepting and says so");
+	/* Time for a spin to show, were there one. */
+	h_nap(300);
+	lines = h_count_lines(h_path("sluiced.log"), "control: accept");
+	unlink(h_path("accept.errno"));
+	ok(lines <= 3, "  without spinning (%d accept warnings)", lines);
+	{
+		char buf[256];
+		ssize_t got = fd != -1 ? h_read_n(fd, buf, sizeof(buf) - 1, WAIT_MS) : -1;
+
+		if (got > 0)
+			buf[got] = '\0';
+		if (got <= 0 || strncmp(buf, "ok\nversion:", 11) != 0)
+			diag("got %zd: %.60s", got, got > 0 ? buf : "");
+		ok(got > 0 && strncmp(buf, "ok\nversion:", 11) == 0,
+		    "the waiting client is answered once descriptors are back");
+	}
+	if (fd != -1)
+		close(fd);
+	ok(CTL_IS(0, "node: serving", "show", "info"), "and sluicectl too");
+}
+
 static void
 test_refused_configs(void)
 {
@@ -623,6 +666,7 @@ main(void)
 	test_log_level();
 	test_hostile();
 	test_reload_drain();
+	test_accept_pause();
 	stop();
 	ok(access(sockpath, F_OK) == -1 && errno == ENOENT, "the socket is removed at exit");
 	test_refused_configs();
