@@ -748,18 +748,24 @@ stats_fold(struct stats_seg *seg, unsigned slot)
 	s = &seg->slots[slot];
 	seq = stats_write_begin(hdr);
 	if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) != STATS_SLOT_FREE) {
-		uint64_t accepted = __atomic_load_n(&s->c.accepted, __ATOMIC_RELAXED);
-		uint64_t closed = __atomic_load_n(&s->c.closed, __ATOMIC_RELAXED);
+		/* Sessions came by accept or by hand-off from an older
+		 * generation, and left by a close or by hand-off to a newer one. */
+		uint64_t in = __atomic_load_n(&s->c.accepted, __ATOMIC_RELAXED) +
+		              __atomic_load_n(&s->c.handed_in, __ATOMIC_RELAXED);
+		uint64_t out = __atomic_load_n(&s->c.closed, __ATOMIC_RELAXED) +
+		               __atomic_load_n(&s->c.handed_out, __ATOMIC_RELAXED);
 
 		/* Its writer is gone: sessions it still had open (it was
 		 * killed) will never close. Count them closed as lost, so that
-		 * accepted = closed + active holds across crashes too. */
-		if (accepted > closed) {
+		 * accepted + handed_in = closed + handed_out + active holds
+		 * across crashes too. */
+		if (in > out) {
 			uint64_t *lost = &s->c.closed_by[STATS_CLOSE_LOST];
 
-			__atomic_store_n(&s->c.closed, accepted, __ATOMIC_RELAXED);
-			__atomic_store_n(lost,
-			    __atomic_load_n(lost, __ATOMIC_RELAXED) + (accepted - closed),
+			__atomic_store_n(&s->c.closed,
+			    __atomic_load_n(&s->c.closed, __ATOMIC_RELAXED) + (in - out),
+			    __ATOMIC_RELAXED);
+			__atomic_store_n(lost, __atomic_load_n(lost, __ATOMIC_RELAXED) + (in - out),
 			    __ATOMIC_RELAXED);
 		}
 		stats_fold_row(&hdr->retired, &s->c, stats_fields, stats_nfields, sizeof(s->c));

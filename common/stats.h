@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 6
+#define STATS_VERSION 7
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -48,6 +48,9 @@
 	X(bytes_out, COUNTER, BRIEF, "bytes relayed server to client")                        \
 	X(connect_failures, COUNTER, BRIEF, "upstream connect attempts that failed")          \
 	X(timeouts, COUNTER, BRIEF, "connections closed by the connect or idle timeout")      \
+	X(handed_out, COUNTER, DETAIL, "sessions handed to a newer generation's worker on reload") \
+	X(handed_in, COUNTER, DETAIL, "sessions taken over from an older generation's worker") \
+	X(handoff_rejected, COUNTER, DETAIL, "hand-off messages refused as unreadable") \
 	X(accept_pauses, COUNTER, DETAIL, "times accepting paused on EMFILE/ENFILE or the limit") \
 	X(log_dropped, COUNTER, DETAIL, "connection log lines dropped: the log could not take them") \
 	X(pool_buffers_total, GAUGE, DETAIL, "relay buffers carved from the pool")            \
@@ -80,7 +83,8 @@
 	X(STARVED, starved, "sessions closed by the idle timeout while waiting for a relay " \
 	    "buffer (pool.max_memory spent)")                                          \
 	X(SHUTDOWN, shutdown, "sessions closed by a fast stop or the end of a drain")    \
-	X(LOST, lost, "sessions open in a worker that died (counted when the master folds it)")
+	X(LOST, lost, "sessions open in a worker that died (counted when the master folds it), " \
+	              "or lost in a hand-off to one that died")
 
 /*
  * Why a connection was refused (closed before relaying a byte): X(ENUM, name,

@@ -1337,10 +1337,15 @@ test_attach_errors(void)
 	    "patched magic");
 	attach_fails("magic", "not a sluice statistics segment", "bad magic");
 
-	u32 = 7;
+	u32 = STATS_VERSION + 1;
 	ok(patch(path_of("version"), offsetof(struct stats_header, version), &u32, 4) == 0,
 	    "patched version");
-	attach_fails("version", "layout version 7", "wrong version");
+	{
+		char want[32];
+
+		snprintf(want, sizeof(want), "layout version %u", STATS_VERSION + 1);
+		attach_fails("version", want, "wrong version");
+	}
 
 	u32 = sizeof(struct stats_header) + 64;
 	ok(patch(path_of("hsize"), offsetof(struct stats_header, header_size), &u32, 4) == 0,
