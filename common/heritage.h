@@ -59,6 +59,10 @@ struct heritage {
 	const uint16_t *server_rows;
 	int command_fd; /* a worker's end of its socketpair with the master
 	                 * (control socket requests, worker/command.c); -1: none */
+	/* A worker's SOCK_SEQPACKET socket with the master on which it gets
+	 * the channels of session hand-off after a reload (worker/handoff.c);
+	 * -1 in helpers and when it could not be made. */
+	int handoff_fd;
 	/* The admin endpoint's listening socket (conf->admin_address), opened
 	 * by the master; -1 in every child but the admin process. */
 	int admin_fd;

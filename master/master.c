@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "control.h"
+#include "handoff.h"
 #include "heritage.h"
 #include "listen.h"
 #include "log.h"
@@ -62,6 +64,7 @@ struct child {
 	double beat_seen;   /* mono_now() when beat last changed */
 	int stuck;          /* killed for a stale heartbeat */
 	unsigned drain_ms;  /* timeouts.drain of its generation's config */
+	int hand_fd;        /* our end of its hand-off socket (-1: none); valid while pid != 0 */
 };
 
 struct respawn {
@@ -233,7 +236,8 @@ static void admin_child_close(unsigned slot);
  * STATS_SLOTS, the health checker, which inherits the same and has no
  * slot). */
 static void __attribute__((noreturn))
-child_become_worker(const struct gen *g, unsigned slot, unsigned index, int command_fd)
+child_become_worker(const struct gen *g, unsigned slot, unsigned index, int command_fd,
+    int handoff_fd)
 {
 	struct heritage h;
 	char err[PATH_MAX + 256];
@@ -249,6 +253,11 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	/* The control socket, its clients and the other workers' command
 	 * sockets are the master's alone. */
 	control_child_forget(command_fd);
+	/* Our ends of the other workers' hand-off sockets (and of this one's,
+	 * once spawn has it) are the master's alone. */
+	for (unsigned i = 0; i < STATS_SLOTS; i++)
+		if (m.children[i].pid != 0 && m.children[i].hand_fd != -1)
+			close(m.children[i].hand_fd);
 	/* The epoll set is shared with the master until the loop is forked. */
 	ev_loop_fork(m.loop);
 	/* Every signal stays blocked (spawn forks that way) until worker_main
@@ -308,6 +317,7 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	h.listener_rows = g->listener_rows;
 	h.server_rows = g->server_rows;
 	h.command_fd = command_fd;
+	h.handoff_fd = handoff_fd;
 	h.admin_fd = slot == MASTER_ADMIN_SLOT ? m.admin_fd : -1;
 	if (slot == MASTER_ADMIN_SLOT)
 		admin_main(&h);
@@ -340,7 +350,7 @@ spawn(struct gen *g, unsigned index)
 	sigset_t all, old;
 	unsigned slot;
 	pid_t pid;
-	int cfd = -1;
+	int cfd = -1, hsv[2] = { -1, -1 };
 
 	for (slot = 0; slot < STATS_SLOTS; slot++)
 		if (m.children[slot].pid == 0)
@@ -360,15 +370,28 @@ spawn(struct gen *g, unsigned index)
 	/* Without its command socket a worker still serves; only the control
 	 * socket's session commands miss it. */
 	control_worker_pair(slot, &cfd);
+	/* Without its hand-off socket a worker serves too; its sessions just
+	 * drain where they are on a reload (handoff.c). */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, hsv) == -1) {
+		log_warn("hand-off socket for worker %u", index);
+		hsv[0] = hsv[1] = -1;
+	}
 
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
-	if (pid == 0)
-		child_become_worker(g, slot, index, cfd);
+	if (pid == 0) {
+		if (hsv[0] != -1)
+			close(hsv[0]);
+		child_become_worker(g, slot, index, cfd, hsv[1]);
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (hsv[1] != -1)
+		close(hsv[1]);
 	if (pid == -1) {
 		log_warn("fork for worker %u", index);
+		if (hsv[0] != -1)
+			close(hsv[0]);
 		control_worker_failed(slot, cfd);
 		__atomic_store_n(&ss->state, STATS_SLOT_FREE, __ATOMIC_RELEASE);
 		schedule_respawn(g, index, 1);
@@ -377,7 +400,7 @@ spawn(struct gen *g, unsigned index)
 	control_worker_forked(slot, cfd);
 	m.children[slot] = (struct child){ .pid = pid, .generation = g->generation,
 		.index = index, .started = mono_now(), .beat_seen = mono_now(),
-		.drain_ms = g->conf->drain_timeout_ms };
+		.drain_ms = g->conf->drain_timeout_ms, .hand_fd = hsv[0] };
 	m.nchildren++;
 	log_debug("worker %u started (pid %d, generation %u)", index, (int)pid, g->generation);
 }
@@ -436,7 +459,7 @@ helper_spawn(struct helper *h)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0)
-		child_become_worker(&m.cur, h->slot, 0, -1);
+		child_become_worker(&m.cur, h->slot, 0, -1, -1);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork for the %s", h->name);
@@ -670,6 +693,10 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	}
 	stats_fold(m.stats, slot);
 	control_worker_gone(slot);
+	if (c->hand_fd != -1) {
+		close(c->hand_fd);
+		c->hand_fd = -1;
+	}
 	m.nchildren--;
 
 	if (m.stopping != RUNNING) {
@@ -1040,6 +1067,78 @@ reload(void)
 	         "they run", g->generation, next->workers, m.cur.generation);
 }
 
+/* Send one end of a hand-off channel to worker c (kind HANDOFF_CHAN_SEND
+ * or _RECV). Returns 0, or -1 (logged). */
+static int
+handoff_give(struct child *c, uint16_t kind, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct handoff_msg msg;
+	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.magic = HANDOFF_MAGIC;
+	msg.version = HANDOFF_VERSION;
+	msg.kind = kind;
+	msg.size = sizeof(msg);
+	memset(&u, 0, sizeof(u));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(c->hand_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
+		log_warn("hand-off: cannot reach worker %u (pid %d)", c->index, (int)c->pid);
+		return -1;
+	}
+	return 0;
+}
+
+/* The reload committed: give every worker of older generations a channel to
+ * every worker of the current one, on which it moves its sessions as it
+ * drains (worker/handoff.c). A pair that cannot be joined leaves that old
+ * worker's sessions to drain where they are. */
+static void
+handoff_connect(void)
+{
+	unsigned pairs = 0;
+
+	for (unsigned o = 0; o < STATS_SLOTS; o++) {
+		struct child *old = &m.children[o];
+
+		if (old->pid == 0 || old->generation == m.cur.generation || old->hand_fd == -1)
+			continue;
+		for (unsigned n = 0; n < STATS_SLOTS; n++) {
+			struct child *nw = &m.children[n];
+			int sv[2];
+
+			if (nw->pid == 0 || nw->generation != m.cur.generation || nw->hand_fd == -1)
+				continue;
+			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+			        sv) == -1) {
+				log_warn("hand-off: channel from worker %u to worker %u", old->index,
+				    nw->index);
+				continue;
+			}
+			if (handoff_give(nw, HANDOFF_CHAN_RECV, sv[1]) == 0 &&
+			    handoff_give(old, HANDOFF_CHAN_SEND, sv[0]) == 0)
+				pairs++;
+			/* Theirs now (or nobody's): the kernel keeps what was sent. */
+			close(sv[0]);
+			close(sv[1]);
+		}
+	}
+	if (pairs > 0)
+		log_info("hand-off: %u channels from older generations to generation %u", pairs,
+		    m.cur.generation);
+}
+
 /* Every worker of the next generation runs: it becomes the current one, and
  * the old generation drains. */
 static void
@@ -1065,6 +1164,7 @@ reload_commit(void)
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
 	/* A level set at run time lasts until the config is read again. */
 	__atomic_store_n(&m.stats->hdr->log_level, 0, __ATOMIC_RELAXED);
+	handoff_connect();
 	for (unsigned i = 0; i < STATS_SLOTS; i++) {
 		struct child *c = &m.children[i];
 

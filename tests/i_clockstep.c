@@ -143,7 +143,12 @@ main(void)
 	    "                accept_proxy = \"v1\"; trusted = ( \"127.0.0.1\" ); },\n"
 	    "              { listen = \"127.0.0.1:%d\"; upstream = \"quiet\"; } );\n",
 	    h_pidfile(), h_statsfile(), backend, quiet, eport, pport, qport);
+	/* Draining workers that keep their clients are what this test is
+	 * about: the new generations greet with a hand-off version nobody
+	 * speaks, so no session moves (tests/i_handoff covers the moves). */
+	setenv("SLUICE_TEST_HANDOFF_VERSION", "0", 1);
 	master = h_sluiced_start(h_path("clock.conf"), eport, 1);
+	unsetenv("SLUICE_TEST_HANDOFF_VERSION");
 	h_preload(NULL);
 	if (h_stats_running(&worker, 1, 0) != 1)
 		bail("no running worker");

@@ -154,15 +154,6 @@ struct which {
 	uint32_t id;
 };
 
-/* The session's server row, or STATS_NO_ROW while it has no server. */
-static unsigned
-session_server_row(const struct worker *w, const struct session *s)
-{
-	if (s->server.fd == -1 || w->h->server_rows == NULL)
-		return STATS_NO_ROW;
-	return w->h->server_rows[w->sbase[s->listener] + s->server_idx];
-}
-
 static int
 session_matches(struct worker *w, struct session *s, void *arg)
 {
@@ -171,10 +162,9 @@ session_matches(struct worker *w, struct session *s, void *arg)
 
 	if (f->id != 0)
 		return t != NULL && t->id == f->id;
-	if (f->server_row != STATS_NO_ROW && session_server_row(w, s) != f->server_row)
+	if (f->server_row != STATS_NO_ROW && worker_server_row(w, s) != f->server_row)
 		return 0;
-	if (f->listener_row != STATS_NO_ROW &&
-	    (w->h->listener_rows == NULL || w->h->listener_rows[s->listener] != f->listener_row))
+	if (f->listener_row != STATS_NO_ROW && worker_listener_row(w, s) != f->listener_row)
 		return 0;
 	return 1;
 }
@@ -207,8 +197,7 @@ list_one(struct worker *w, struct session *s)
 	const struct session_tail *t = session_tail_of(w, s);
 	struct sockaddr_storage ss;
 	char client[ADDR_STRLEN];
-	unsigned lrow = w->h->listener_rows != NULL ? w->h->listener_rows[s->listener]
-	                                           : STATS_NO_ROW;
+	unsigned lrow = worker_listener_row(w, s);
 	uint32_t now32 = (uint32_t)(uint64_t)(w->now * 1000.0);
 
 	if (t == NULL)
@@ -217,7 +206,7 @@ list_one(struct worker *w, struct session *s)
 	if (t->family == 0 || addr_format((struct sockaddr *)&ss, client, sizeof(client)) == NULL)
 		snprintf(client, sizeof(client), "-");
 	out_printf("%u.%" PRIu32 "\t%s\t%u\t%u\t%" PRIu32 "\t%.0f\t%" PRIu64 "\t%" PRIu64 "\t%s\n",
-	    w->h->slot, t->id, client, lrow, session_server_row(w, s), now32 - t->start_ms,
+	    w->h->slot, t->id, client, lrow, worker_server_row(w, s), now32 - t->start_ms,
 	    (w->now - s->active) * 1000.0, t->bytes_in, t->bytes_out, session_state_name(s));
 }
 

@@ -325,7 +325,7 @@ connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int 
 {
 	const struct conf *c = w->conf;
 	char ca[ADDR_STRLEN] = "-", ip[ADDR_STRLEN] = "-", start[48], line[CONNLOG_LINE];
-	const char *sv = server >= 0 ? upstream_name(w, li, (unsigned)server) : "-";
+	const char *sv, *laddr, *up;
 	int have_client = client != NULL &&
 	                  (client->sa_family == AF_INET || client->sa_family == AF_INET6);
 	struct timespec ts;
@@ -336,6 +336,21 @@ connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int 
 
 	if (!cl.on)
 		return;
+	if (li < w->nlisteners) {
+		sv = server >= 0 ? upstream_name(w, li, (unsigned)server) : "-";
+		laddr = c->listeners[li].address;
+		up = c->upstreams[c->listeners[li].upstream].name;
+	} else {
+		/* Taken over from an older generation, with a listener or
+		 * server this config lacks: named as the segment's directory
+		 * has them (server is then the server's row). */
+		const struct stats_seg *seg = w->h->stats;
+
+		laddr = seg->listeners[li - w->nlisteners].address;
+		sv = server >= 0 ? seg->servers[server].address : "-";
+		up = server >= 0 ? seg->servers[server].upstream
+		                 : seg->listeners[li - w->nlisteners].upstream;
+	}
 	if (have_client)
 		addr_format(client, ca, sizeof(ca));
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -351,7 +366,7 @@ connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int 
 		n = h + (size_t)snprintf(line + h, sizeof(line) - h,
 		    "%s: info: connection client=%s listener=%s server=%s start=%s "
 		    "duration=%u.%03u bytes_in=%llu bytes_out=%llu end=%s reason=%s",
-		    cl.role, ca, c->listeners[li].address, sv, start, duration_ms / 1000,
+		    cl.role, ca, laddr, sv, start, duration_ms / 1000,
 		    duration_ms % 1000, (unsigned long long)bytes_in,
 		    (unsigned long long)bytes_out, end, reason);
 		if (n >= sizeof(line) - 1)
@@ -367,8 +382,8 @@ connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int 
 		memset(&v, 0, sizeof(v));
 		v.str[LOGFMT_CLIENT] = have_client ? ca : NULL;
 		v.str[LOGFMT_CLIENT_IP] = have_client ? ip : NULL;
-		v.str[LOGFMT_LISTENER] = c->listeners[li].address;
-		v.str[LOGFMT_UPSTREAM] = c->upstreams[c->listeners[li].upstream].name;
+		v.str[LOGFMT_LISTENER] = laddr;
+		v.str[LOGFMT_UPSTREAM] = up;
 		v.str[LOGFMT_SERVER] = server >= 0 ? sv : NULL;
 		v.str[LOGFMT_START] = start;
 		v.num[LOGFMT_DURATION_MS] = duration_ms;

@@ -174,10 +174,11 @@ src_find(const struct edge *e, const uint8_t key[16], unsigned li)
 	return UINT32_MAX;
 }
 
-/* Count one more connection of the client on li, unless it is at the limit.
+/* Count one more connection of the client on li, unless it is at the limit
+ * (and force: a session that exists already is counted whatever the limit).
  * Returns 0, or -1 when refused. */
 static int
-src_get(struct worker *w, unsigned li, const struct sockaddr *client)
+src_get(struct worker *w, unsigned li, const struct sockaddr *client, int force)
 {
 	struct edge *e = w->edge;
 	unsigned limit = w->conf->listeners[li].max_per_source;
@@ -198,10 +199,16 @@ src_get(struct worker *w, unsigned li, const struct sockaddr *client)
 		e->used++;
 		return 0;
 	}
-	if (e->src[i].count >= limit)
+	if (e->src[i].count >= limit && !force)
 		return -1;
 	e->src[i].count++;
 	return 0;
+}
+
+void
+edge_adopt(struct worker *w, unsigned li, const struct sockaddr *client)
+{
+	(void)src_get(w, li, client, 1);
 }
 
 void
@@ -247,7 +254,7 @@ edge_admit_client(struct worker *w, unsigned li, const struct sockaddr *client, 
 		*why = "acl_denied";
 		return STATS_REFUSE_ACL_DENIED;
 	}
-	if (src_get(w, li, client) == -1) {
+	if (src_get(w, li, client, 0) == -1) {
 		*why = "per_source_limit";
 		return STATS_REFUSE_PER_SOURCE_LIMIT;
 	}

@@ -34,6 +34,9 @@ int edge_admit(struct worker *, unsigned li, const struct sockaddr *peer, const 
 int edge_admit_client(struct worker *, unsigned li, const struct sockaddr *client,
     const char **why);
 
+/* Count a session taken over from an older generation against its source
+ * (client) on li, whatever the limit: it is established already. */
+void edge_adopt(struct worker *, unsigned li, const struct sockaddr *client);
 /* A connection edge_admit_client counted has closed. */
 void edge_release(struct worker *, unsigned li, const struct sockaddr *client);
 

@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +19,8 @@
 #include "conf.h"
 #include "connlog.h"
 #include "edge.h"
+#include "handoff.h"
+#include "heritage.h"
 #include "log.h"
 #include "net.h"
 #include "pool.h"
@@ -77,8 +81,11 @@ rooms_check(const struct worker *w)
 
 	for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++)
 		n += w->rooms[r].count;
-	CHECK(n == w->active);
-	CHECK(STATS_GET(w->slot, accepted) == STATS_GET(w->slot, closed) + w->active);
+	/* Sessions handed to a newer generation stay ours (in active, in no
+	 * room) until it answers for them. */
+	CHECK(n + w->handoff_inflight == w->active);
+	CHECK(STATS_GET(w->slot, accepted) + STATS_GET(w->slot, handed_in) ==
+	      STATS_GET(w->slot, closed) + STATS_GET(w->slot, handed_out) + w->active);
 	CHECK(!(w->paused & WORKER_PAUSE_MEMORY) == !w->rooms[ROOM_STARVED].count);
 #else
 	(void)w;
@@ -634,7 +641,7 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 			connlog_session(w, s, why, err);
 		/* A session counts against its source from admission on; one
 		 * refused while its PROXY header was read never did. */
-		if (s->state != SESSION_HEADER) {
+		if (s->state != SESSION_HEADER && !session_foreign(w, s)) {
 			session_tail_client(session_tail_of(w, s), &client);
 			edge_release(w, s->listener, (struct sockaddr *)&client);
 		}
@@ -647,7 +654,8 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	close(s->client.fd);
 	if (s->server.fd != -1) {
 		close(s->server.fd);
-		upstream_release(w, s->listener, s->server_idx);
+		if (!session_foreign(w, s))
+			upstream_release(w, s->listener, s->server_idx);
 	}
 	room_leave(w, s);
 	if (s->state == SESSION_HEADER) {
@@ -765,6 +773,217 @@ relay_close_all(struct worker *w)
 	} while (w->active > 0 && w->active < before);
 	CHECK(w->active == 0);
 	rooms_check(w);
+}
+
+/* --- hand-off: sessions moving between generations (handoff.c) ---------- */
+
+int
+relay_movable(const struct worker *w, const struct session *s)
+{
+	return s->state == SESSION_RELAYING && s->where == ROOM_IDLE && s->c2s.len == 0 &&
+	       s->s2c.len == 0 &&
+	       worker_listener_row(w, s) < w->h->stats->nlisteners &&
+	       worker_server_row(w, s) < w->h->stats->nservers;
+}
+
+void
+relay_export(const struct worker *w, const struct session *s, struct handoff_msg *m)
+{
+	const struct session_tail *t = session_tail_of(w, (struct session *)s);
+
+	memset(m, 0, sizeof(*m));
+	m->magic = HANDOFF_MAGIC;
+	m->version = HANDOFF_VERSION;
+	m->kind = HANDOFF_SESSION;
+	m->size = sizeof(*m);
+	m->listener_row = worker_listener_row(w, s);
+	m->server_row = worker_server_row(w, s);
+	m->flags = s->flags & HANDOFF_FLAGS_MASK;
+	m->active_us = (int64_t)(s->active * 1e6);
+	if (t != NULL) {
+		m->start_ms = t->start_ms;
+		m->bytes_in = t->bytes_in;
+		m->bytes_out = t->bytes_out;
+		if (t->family == AF_INET || t->family == AF_INET6) {
+			m->has_client = 1;
+			m->family = t->family;
+			memcpy(m->addr, t->addr, sizeof(m->addr));
+			m->port = t->port;
+		}
+	}
+}
+
+/* Take fd out of libev's epoll set, which libev does not name (no
+ * ev_backend_fd): the set is the one epoll descriptor of ours that holds
+ * fd, found once by asking each descriptor number to drop fd (EBADF: not
+ * open, EINVAL: not an epoll, ENOENT: not in it) and remembered until
+ * libev rebuilds its set elsewhere. */
+static void
+epoll_forget(struct worker *w, int fd)
+{
+	static int epfd = -1;
+	struct rlimit rl;
+	int top;
+
+	if (ev_backend(w->loop) != EVBACKEND_EPOLL)
+		return;
+	if (epfd != -1 && epfd != fd) {
+		if (epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) == 0 || errno == ENOENT)
+			return;
+	}
+	top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1u << 20 ? (int)rl.rlim_cur
+	                                                                  : 1 << 20;
+	for (int cand = 0; cand < top; cand++)
+		if (cand != fd && epoll_ctl(cand, EPOLL_CTL_DEL, fd, NULL) == 0) {
+			epfd = cand;
+			return;
+		}
+	/* Not registered anywhere: nothing to forget. */
+}
+
+void
+relay_detach(struct worker *w, struct session *s)
+{
+	struct session_tail *t = session_tail_of(w, s);
+
+	CHECK(relay_movable(w, s));
+	if (t != NULL && !session_foreign(w, s)) {
+		struct sockaddr_storage client;
+
+		session_tail_client(t, &client);
+		edge_release(w, s->listener, (struct sockaddr *)&client);
+	}
+	STATS_ROW_SUB(w->lstats[s->listener], active, 1);
+	STATS_ROW_SUB(session_server_stats(w, s), active, 1);
+	ev_io_stop(w->loop, &s->client);
+	ev_io_stop(w->loop, &s->server);
+	/* The receiver holds its own descriptors for both sockets now, so
+	 * closing ours leaves the sockets in our epoll set (an entry lives as
+	 * long as the socket, not the descriptor): libev never removes an fd
+	 * itself, and stray events for a closed one would make it rebuild the
+	 * whole set. Take them out first. */
+	epoll_forget(w, s->client.fd);
+	epoll_forget(w, s->server.fd);
+	close(s->client.fd);
+	close(s->server.fd);
+	if (!session_foreign(w, s))
+		upstream_release(w, s->listener, s->server_idx);
+	room_leave(w, s);
+	pool_put(w->sessions, s);
+	w->handoff_inflight++;
+	rooms_check(w);
+}
+
+void
+relay_handed(struct worker *w, unsigned taken, unsigned lost)
+{
+	CHECK(taken + lost <= w->handoff_inflight);
+	w->handoff_inflight -= taken + lost;
+	w->active -= taken + lost;
+	STATS_SET(w->slot, active, w->active);
+	STATS_ADD(w->slot, handed_out, taken);
+	/* Sessions the receiver could not read, or that went down with it:
+	 * their sockets are closed, as in a worker that died. */
+	STATS_ADD(w->slot, closed, lost);
+	STATS_ADD(w->slot, closed_by[STATS_CLOSE_LOST], lost);
+	rooms_check(w);
+	worker_session_closed(w);
+}
+
+/* Which of our listeners and servers have these rows; a foreign session
+ * (session_foreign) where this config lacks either. */
+static void
+adopt_map(const struct worker *w, unsigned lrow, unsigned srow, unsigned *li, unsigned *srv)
+{
+	const struct heritage *h = w->h;
+
+	if (h->listener_rows != NULL && h->server_rows != NULL)
+		for (unsigned i = 0; i < w->nlisteners; i++) {
+			const struct conf_upstream *u;
+
+			if (h->listener_rows[i] != lrow)
+				continue;
+			u = &w->conf->upstreams[w->conf->listeners[i].upstream];
+			for (unsigned k = 0; k < u->nservers; k++)
+				if (h->server_rows[w->sbase[i] + k] == srow) {
+					*li = i;
+					*srv = k;
+					return;
+				}
+		}
+	*li = w->nlisteners + lrow;
+	*srv = srow;
+}
+
+int
+relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int back)
+{
+	struct session_tail *t;
+	struct session *s;
+	unsigned li, srv;
+
+	if (m->listener_row >= w->h->stats->nlisteners || m->server_row >= w->h->stats->nservers) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((s = pool_get(w->sessions)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	adopt_map(w, m->listener_row, m->server_row, &li, &srv);
+	memset(s, 0, sizeof(*s));
+	ev_io_init(&s->client, client_cb, cfd, 0);
+	s->client.data = s;
+	ev_io_init(&s->server, server_cb, sfd, 0);
+	s->server.data = s;
+	s->listener = (uint16_t)li;
+	s->server_idx = (uint16_t)srv;
+	s->state = SESSION_RELAYING;
+	s->flags = (uint8_t)(m->flags & HANDOFF_FLAGS_MASK);
+	s->tries = 1;
+	/* Both ends read CLOCK_MONOTONIC: the idle deadline runs on. */
+	s->active = (double)m->active_us / 1e6;
+	if (s->active > w->now)
+		s->active = w->now;
+	if ((t = session_tail_of(w, s)) != NULL) {
+		memset(t, 0, sizeof(*t));
+		if (m->has_client) {
+			t->family = m->family;
+			memcpy(t->addr, m->addr, sizeof(t->addr));
+			t->port = m->port;
+		}
+		/* 0: the sender kept no start (its config logged nothing). */
+		t->start_ms = m->start_ms != 0 ? m->start_ms : now_ms32(w);
+		t->bytes_in = m->bytes_in;
+		t->bytes_out = m->bytes_out;
+		if (++w->session_seq == 0)
+			w->session_seq = 1;
+		t->id = w->session_seq;
+	}
+	if (back) {
+		/* Ours again: it never left active (relay_detach). */
+		CHECK(w->handoff_inflight > 0);
+		w->handoff_inflight--;
+	} else {
+		w->active++;
+		STATS_SET(w->slot, active, w->active);
+		STATS_ADD(w->slot, handed_in, 1);
+	}
+	STATS_ROW_ADD(w->lstats[li], active, 1);
+	STATS_ROW_ADD(session_server_stats(w, s), active, 1);
+	if (!session_foreign(w, s)) {
+		upstream_adopt(w, li, srv);
+		if (t != NULL && t->family != 0) {
+			struct sockaddr_storage client;
+
+			session_tail_client(t, &client);
+			edge_adopt(w, li, (struct sockaddr *)&client);
+		}
+	}
+	room_enter(w, s, ROOM_IDLE);
+	session_update(w, s);
+	rooms_check(w);
+	return 0;
 }
 
 void

@@ -34,6 +34,23 @@ struct session;
 int relay_shut_where(struct worker *, int (*match)(struct worker *, struct session *, void *),
     void *arg);
 
+/* Hand-off (handoff.c). relay_movable: may s move to a newer generation now
+ * (relaying, idle, nothing pending in a buffer or pipe, rows known)?
+ * relay_export: its record. relay_detach: it moved: forget it without
+ * closing the connection (our descriptors close; it stays in active until
+ * relay_handed says how it went). relay_adopt: take a session from a
+ * record and its two descriptors, as a newcomer, or back (back = 1) from a
+ * receiver that could not take it; returns 0, or -1 with errno (ENOMEM: no
+ * session object; EINVAL: rows out of range) leaving the descriptors to the
+ * caller. relay_handed: the receivers took `taken` sessions and lost
+ * `lost` (counted closed, as lost). */
+struct handoff_msg;
+int relay_movable(const struct worker *, const struct session *);
+void relay_export(const struct worker *, const struct session *, struct handoff_msg *);
+void relay_detach(struct worker *, struct session *);
+int relay_adopt(struct worker *, const struct handoff_msg *, int client_fd, int server_fd,
+    int back);
+void relay_handed(struct worker *, unsigned taken, unsigned lost);
 /* Close every session at once (fast stop, end of drain). */
 void relay_close_all(struct worker *);
 

@@ -106,6 +106,18 @@ session_tail_of(const struct worker *w, struct session *s)
 	return w->session_tail > 0 ? (struct session_tail *)(s + 1) : NULL;
 }
 
+/* A session taken over from an older generation whose listener or server
+ * this worker's config does not have (handoff.c): s->listener is then
+ * conf->nlisteners + its listener's segment row and s->server_idx its
+ * server's segment row, and w->lstats, w->sbase and w->sstats have entries
+ * for them past the config's, so it counts in the rows it always did. It
+ * relays like any other; it just has no upstream or edge state here. */
+static inline int
+session_foreign(const struct worker *w, const struct session *s)
+{
+	return s->listener >= w->nlisteners;
+}
+
 /* The session's server row in our slot (valid once a server was picked). */
 static inline struct stats_server_counters *
 session_server_stats(const struct worker *w, const struct session *s)

@@ -216,6 +216,15 @@ upstream_connect(struct worker *w, unsigned li, unsigned server)
 }
 
 void
+upstream_adopt(struct worker *w, unsigned li, unsigned server)
+{
+	struct up_group *g = group_of(w, li);
+
+	g->s[server].active++;
+	server_publish(w, g, server);
+}
+
+void
 upstream_release(struct worker *w, unsigned li, unsigned server)
 {
 	struct up_group *g = group_of(w, li);

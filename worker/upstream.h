@@ -27,6 +27,9 @@ int upstream_pick(struct worker *, unsigned li, const struct sockaddr *client, i
  * Returns the fd, or -1 with errno when the attempt failed at once. */
 int upstream_connect(struct worker *, unsigned li, unsigned server);
 
+/* Count a session taken over from an older generation (connected there) on
+ * server, as upstream_connect would have; upstream_release gives it back. */
+void upstream_adopt(struct worker *, unsigned li, unsigned server);
 /* The session that upstream_connect counted on server let it go (its connect
  * failed, or it closed). */
 void upstream_release(struct worker *, unsigned li, unsigned server);

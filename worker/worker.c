@@ -20,11 +20,13 @@
 #include "conf.h"
 #include "connlog.h"
 #include "edge.h"
+#include "handoff_worker.h"
 #include "heritage.h"
 #include "log.h"
 #include "pool.h"
 #include "proctitle.h"
 #include "relay.h"
+#include "session.h"
 #include "stats.h"
 #include "upstream.h"
 #include "worker.h"
@@ -387,6 +389,7 @@ static int
 rows_init(struct worker *w, const struct heritage *h)
 {
 	const struct conf *c = w->conf;
+	const struct stats_seg *seg = h->stats;
 	unsigned n = 0, *ubase;
 
 	w->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -396,9 +399,13 @@ rows_init(struct worker *w, const struct heritage *h)
 			ubase[u] = n;
 		n += c->upstreams[u].nservers;
 	}
-	w->lstats = calloc(c->nlisteners, sizeof(*w->lstats));
-	w->sbase = calloc(c->nlisteners, sizeof(*w->sbase));
-	w->sstats = calloc(n ? n : 1, sizeof(*w->sstats));
+	w->nlisteners = c->nlisteners;
+	w->nservers = n;
+	/* Past the config's entries, one per row of the segment, for sessions
+	 * taken over whose listener or server this config lacks. */
+	w->lstats = calloc(c->nlisteners + seg->nlisteners, sizeof(*w->lstats));
+	w->sbase = calloc(c->nlisteners + seg->nlisteners, sizeof(*w->sbase));
+	w->sstats = calloc(n + seg->nservers + 1, sizeof(*w->sstats));
 	if (ubase == NULL || w->lstats == NULL || w->sbase == NULL || w->sstats == NULL) {
 		free(ubase);
 		return -1;
@@ -406,18 +413,43 @@ rows_init(struct worker *w, const struct heritage *h)
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		unsigned row = h->listener_rows ? h->listener_rows[i] : STATS_NO_ROW;
 
-		w->lstats[i] = row < h->stats->nlisteners
-		    ? stats_slot_listener(h->stats, h->slot, row) : &sink_listener;
+		w->lstats[i] = row < seg->nlisteners
+		    ? stats_slot_listener(seg, h->slot, row) : &sink_listener;
 		w->sbase[i] = ubase[c->listeners[i].upstream];
 	}
 	for (unsigned k = 0; k < n; k++) {
 		unsigned row = h->server_rows ? h->server_rows[k] : STATS_NO_ROW;
 
-		w->sstats[k] = row < h->stats->nservers
-		    ? stats_slot_server(h->stats, h->slot, row) : &sink_server;
+		w->sstats[k] = row < seg->nservers
+		    ? stats_slot_server(seg, h->slot, row) : &sink_server;
 	}
+	for (unsigned r = 0; r < seg->nlisteners; r++) {
+		w->lstats[c->nlisteners + r] = stats_slot_listener(seg, h->slot, r);
+		w->sbase[c->nlisteners + r] = n;
+	}
+	for (unsigned r = 0; r < seg->nservers; r++)
+		w->sstats[n + r] = stats_slot_server(seg, h->slot, r);
 	free(ubase);
 	return 0;
+}
+
+unsigned
+worker_listener_row(const struct worker *w, const struct session *s)
+{
+	if (session_foreign(w, s))
+		return s->listener - w->nlisteners;
+	return w->h->listener_rows != NULL ? w->h->listener_rows[s->listener] : STATS_NO_ROW;
+}
+
+unsigned
+worker_server_row(const struct worker *w, const struct session *s)
+{
+	if (s->server.fd == -1)
+		return STATS_NO_ROW;
+	if (session_foreign(w, s))
+		return s->server_idx;
+	return w->h->server_rows != NULL ? w->h->server_rows[w->sbase[s->listener] + s->server_idx]
+	                                 : STATS_NO_ROW;
 }
 
 static void
@@ -480,6 +512,9 @@ worker_drain(struct worker *w)
 		ev_break(w->loop, EVBREAK_ALL);
 		return;
 	}
+	/* After a reload, the sessions move to the new generation as they
+	 * can; the drain timeout bounds only those that cannot. */
+	handoff_drain(w);
 	ev_timer_set(&drain_timer, w->conf->drain_timeout_ms / 1000.0, 0.);
 	ev_timer_start(w->loop, &drain_timer);
 }
@@ -635,6 +670,7 @@ worker_main(const struct heritage *h)
 	ev_timer_start(w->loop, &heartbeat);
 	publish_pools(w);
 	command_init(w, h->command_fd);
+	handoff_init(w, h->handoff_fd);
 
 	__atomic_store_n(&w->slot->state, STATS_SLOT_RUNNING, __ATOMIC_RELEASE);
 	log_debug("running, generation %u, up to %u connections", h->generation, w->max_active);
@@ -642,6 +678,7 @@ worker_main(const struct heritage *h)
 	ev_run(w->loop, 0);
 
 	relay_close_all(w);
+	handoff_fini(w);
 	connlog_fini(w);
 	publish_pools(w);
 	__atomic_store_n(&w->slot->state, STATS_SLOT_EXITED, __ATOMIC_RELEASE);

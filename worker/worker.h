@@ -94,7 +94,16 @@ struct worker {
 	struct stats_listener_counters **lstats;
 	struct stats_server_counters **sstats;
 	unsigned *sbase;
+	/* The config's listeners and servers (all groups). Past them, lstats
+	 * and sbase have an entry per listener row of the segment and sstats
+	 * one per server row, for sessions taken over from an older
+	 * generation whose listener or server this config lacks (session.h,
+	 * session_foreign). */
+	unsigned nlisteners, nservers;
 	int statm_fd; /* /proc/self/statm, read on the heartbeat for RSS */
+
+	struct handoff *handoff; /* channels to other generations (handoff.c), or NULL */
+	unsigned handoff_inflight; /* sessions handed over, not yet answered for */
 };
 
 /* worker.c ----------------------------------------------------------------- */
@@ -116,5 +125,11 @@ unsigned worker_slots(struct worker *);
 
 /* Pause (on = 1) or resume (on = 0) accepting for one reason. */
 void worker_pause(struct worker *, unsigned why, int on);
+
+/* The segment rows of session s's listener and server (STATS_NO_ROW while
+ * it has no server, or where the directory was full): the same in every
+ * generation for the same listener or server. */
+unsigned worker_listener_row(const struct worker *, const struct session *);
+unsigned worker_server_row(const struct worker *, const struct session *);
 
 #endif

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* i_handoff.c — integration test of session hand-off on reload: idle,
+ * request/response and bulk connections survive reloads with every byte
+ * checked while the old generation exits long before its drain timeout;
+ * half-closed sessions and sessions whose server left the config move too;
+ * and the failure paths: a new generation that speaks another version
+ * (sessions stay and drain), damaged records (refused and counted, nothing
+ * else harmed), a new generation too small to take them (given back), and a
+ * new worker killed in the middle of the hand-off. Runs sluiced, echod and
+ * a backend played by the test on loopback ports; signals only its own. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stats.h"
+#include "tap.h"
+
+#define NIDLE 300 /* idle connections held across the reloads */
+#define NRR 8     /* request/response connections used throughout */
+#define NRELOADS 5
+#define DRAIN "\"300s\"" /* far beyond every wait: an exit proves the hand-off */
+
+static int idle[NIDLE], rr[NRR];
+static struct h_xfer *bulk;
+static int bulk_left;
+
+/* Keep the request/response connections and the bulk transfers moving:
+ * called between polls of every wait. Returns how many round trips failed. */
+static int
+traffic(void)
+{
+	int bad = 0;
+
+	for (int i = 0; i < NRR; i++)
+		if (rr[i] != -1 && h_round_trip(rr[i], 5000) != 0)
+			bad++;
+	if (bulk != NULL && bulk_left > 0)
+		bulk_left = h_xfer_run(bulk, 5);
+	return bad;
+}
+
+/* Slots of generation gen not free, whatever their state; -1 unreadable. */
+static int
+slots_of_gen(uint32_t gen)
+{
+	struct stats_seg seg;
+	char err[256];
+	int n = 0;
+
+	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+		return -1;
+	for (uint32_t i = 0; i < seg.nslots; i++)
+		if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&
+		    __atomic_load_n(&seg.slots[i].generation, __ATOMIC_RELAXED) == gen)
+			n++;
+	stats_detach(&seg);
+	return n;
+}
+
+/* Reload sluiced (pid) and wait until generation gen runs `workers`
+ * workers. Returns 1, or 0 on timeout. */
+static int
+reload_to(pid_t pid, uint64_t gen, int workers, int *rr_bad)
+{
+	uint64_t end = h_now_ms() + 30000;
+	pid_t pids[64];
+
+	kill(pid, SIGHUP);
+	while (h_now_ms() < end) {
+		*rr_bad += traffic();
+		if (h_stats_generation() == gen && h_stats_running(pids, 64, (uint32_t)gen) == workers)
+			return 1;
+		h_nap(10);
+	}
+	return 0;
+}
+
+/* Wait until no slot of generation gen is left (its workers exited).
+ * Returns 1, or 0 when one is still there after timeout_ms. */
+static int
+wait_gen_gone(uint32_t gen, int timeout_ms, int *rr_bad)
+{
+	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		if (slots_of_gen(gen) == 0)
+			return 1;
+		if (h_now_ms() >= end) {
+			diag("generation %u still has %d slots", gen, slots_of_gen(gen));
+			return 0;
+		}
+		*rr_bad += traffic();
+		h_nap(10);
+	}
+}
+
+/* Round trips on every idle connection: how many failed. */
+static int
+idle_bad(int *fds, int n)
+{
+	int bad = 0;
+
+	for (int i = 0; i < n; i++)
+		if (fds[i] == -1 || h_round_trip(fds[i], 5000) != 0)
+			bad++;
+	return bad;
+}
+
+static void
+open_many(int *fds, int n, int port)
+{
+	for (int i = 0; i < n; i++)
+		if ((fds[i] = h_connect(port, 5000)) == -1)
+			bail("connect %d: %s", i, strerror(errno));
+}
+
+static void
+close_many(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] != -1) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+/* accepted + handed_in = closed + handed_out + active, on the totals. */
+static int
+balanced(void)
+{
+	struct stats_counters t;
+
+	if (h_stats_total(&t) == -1)
+		return 0;
+	return t.accepted + t.handed_in == t.closed + t.handed_out + t.active;
+}
+
+static void
+wait_balanced(int timeout_ms)
+{
+	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+
+	while (!balanced() && h_now_ms() < end)
+		h_nap(20);
+}
+
+/* h_conf's config with the connection log on (h_conf fixes log itself). */
+static const char *
+conf_log(const char *name, int workers, int port, const int *servers, const char *extra)
+{
+	const char *path = h_conf(name, workers, port, servers, 1, extra);
+	char *text = h_read_file(path), *at;
+
+	if (text == NULL || (at = strstr(text, "level = \"debug\"; };")) == NULL)
+		bail("conf_log: unexpected h_conf output");
+	*at = '\0';
+	h_write_file(path, "%slevel = \"info\"; connections = true; };%s", text,
+	    at + strlen("level = \"debug\"; };"));
+	free(text);
+	return path;
+}
+
+/* sluiced of the next part logs to a fresh file. */
+static pid_t
+start(const char *conf, int port, int workers)
+{
+	h_write_file(h_path("sluiced.log"), "%s", "");
+	return h_sluiced_start(conf, port, workers);
+}
+
+static void
+stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	if (h_wait_exit(pid, 10000, NULL) != 0)
+		h_kill(pid);
+}
+
+/* --- 1. idle, request/response and bulk across NRELOADS reloads ----------- */
+
+static void
+test_reloads(int echo_port)
+{
+	int port = h_free_port(), rr_bad = 0, gone = 1, left = 1;
+	const char *conf = conf_log("main.conf", 2, port, &echo_port,
+	    "timeouts = { drain = " DRAIN "; idle = \"120s\"; };\n");
+	size_t sizes[2] = { 24u << 20, 24u << 20 };
+	pid_t pid = start(conf, port, 2);
+	int fds0, fds1, good;
+	uint64_t accepted;
+
+	open_many(idle, NIDLE, port);
+	open_many(rr, NRR, port);
+	ok(idle_bad(idle, NIDLE) == 0 && traffic() == 0, "%d idle and %d rr connections work",
+	    NIDLE, NRR);
+	bulk = h_xfer_start(port, 2, sizes, 64 << 10);
+	bulk_left = 2;
+	fds0 = h_fd_count(pid);
+	for (int r = 0; r < NRELOADS; r++) {
+		uint32_t gen = (uint32_t)h_stats_generation();
+
+		if (!reload_to(pid, gen + 1, 2, &rr_bad)) {
+			ok(0, "reload %d: generation %u runs", r + 1, gen + 1);
+			break;
+		}
+		gone &= wait_gen_gone(gen, 30000, &rr_bad);
+		left &= idle_bad(idle, NIDLE) == 0;
+	}
+	ok(gone, "after each of %d reloads the old generation exited (drain timeout %s)",
+	    NRELOADS, DRAIN);
+	ok(left, "every idle connection answered after every reload");
+	ok(rr_bad == 0, "no round trip failed during the reloads (%d failed)", rr_bad);
+	good = h_xfer_finish(bulk, 60000);
+	bulk = NULL;
+	ok(good == 2, "both bulk transfers came back byte for byte (%d good)", good);
+	ok(h_stat("handed_in") == h_stat("handed_out") && h_stat("handed_out") >= NIDLE * NRELOADS,
+	    "sessions moved: handed_out %llu = handed_in %llu (at least %d)",
+	    (unsigned long long)h_stat("handed_out"), (unsigned long long)h_stat("handed_in"),
+	    NIDLE * NRELOADS);
+	ok(h_stat("closed_lost") == 0 && h_stat("handoff_rejected") == 0 &&
+	       h_stat("closed_shutdown") == 0,
+	    "nothing lost, refused or cut (lost %llu, rejected %llu, shutdown %llu)",
+	    (unsigned long long)h_stat("closed_lost"),
+	    (unsigned long long)h_stat("handoff_rejected"),
+	    (unsigned long long)h_stat("closed_shutdown"));
+	accepted = h_stat("accepted");
+	ok(accepted == (uint64_t)NIDLE + NRR + 2,
+	    "accepted counts each connection once (%llu)", (unsigned long long)accepted);
+	fds1 = h_fd_count(pid);
+	ok(fds0 == fds1, "the master's descriptors are unchanged (%d, then %d)", fds0, fds1);
+
+	close_many(idle, NIDLE);
+	close_many(rr, NRR);
+	h_wait_stat("closed", accepted, 20000);
+	ok(h_stat("active") == 0 && balanced(), "every session closed once and the counts balance");
+	ok(h_count_lines(h_path("sluiced.log"), "info: connection client=") == (int)accepted,
+	    "one connection log line per connection (%d lines, %llu connections)",
+	    h_count_lines(h_path("sluiced.log"), "info: connection client="),
+	    (unsigned long long)accepted);
+	stop(pid);
+}
+
+/* --- 2. half-closed sessions and a server that left the config ----------- */
+
+static void
+test_halfclose_and_gone_server(int echo_port)
+{
+	int port = h_free_port(), bport = h_free_port(), lfd = h_listen(bport), rr_bad = 0;
+	const char *conf = conf_log("half.conf", 1, port, &bport,
+	    "timeouts = { drain = " DRAIN "; idle = \"120s\"; };\n");
+	pid_t pid = start(conf, port, 1);
+	int c = h_connect(port, 5000), b = h_accept(lfd, 5000);
+	char buf[64];
+	ssize_t n;
+
+	if (c == -1 || b == -1)
+		bail("half-close: no connection");
+	/* The client says all it has to say and half-closes; the server has
+	 * read it and its EOF, and answers later. */
+	ok(write(c, "question", 8) == 8 && shutdown(c, SHUT_WR) == 0, "client sent and half-closed");
+	n = h_read_n(b, buf, 9, 5000);
+	ok(n == 8 && memcmp(buf, "question", 8) == 0, "server got the question, then EOF");
+
+	/* The new config no longer has this server: the session must move
+	 * and relay all the same. */
+	conf_log("half.conf", 1, port, &echo_port,
+	    "timeouts = { drain = " DRAIN "; idle = \"120s\"; };\n");
+	ok(reload_to(pid, 2, 1, &rr_bad), "reloaded to a config without the server");
+	ok(wait_gen_gone(1, 30000, &rr_bad), "the old generation exited");
+	ok(h_stat("handed_in") == 1, "the half-closed session moved (handed_in %llu)",
+	    (unsigned long long)h_stat("handed_in"));
+	ok(write(b, "answer", 6) == 6 && shutdown(b, SHUT_WR) == 0, "server answers late and ends");
+	n = h_read_n(c, buf, sizeof(buf), 5000);
+	ok(n == 6 && memcmp(buf, "answer", 6) == 0, "client got the late answer");
+	ok(h_wait_closed(c, 5000), "then EOF");
+	close(c);
+	close(b);
+	close(lfd);
+	h_wait_stat("closed", 1, 10000);
+	{
+		char needle[96];
+
+		snprintf(needle, sizeof(needle), "server=127.0.0.1:%d", bport);
+		ok(h_count_lines(h_path("sluiced.log"), needle) == 1 &&
+		       h_count_lines(h_path("sluiced.log"), "bytes_in=8 bytes_out=6") == 1,
+		    "its one log line names the server that left and counts every byte");
+	}
+	ok(balanced(), "the counts balance");
+	stop(pid);
+}
+
+/* --- 3. another version: nothing moves, the old generation drains -------- */
+
+static void
+test_version_mismatch(int echo_port)
+{
+	int port = h_free_port(), rr_bad = 0, fds[20];
+	const char *conf = h_conf("ver.conf", 1, port, &echo_port, 1,
+	    "timeouts = { drain = " DRAIN "; };\n");
+	pid_t pid;
+
+	/* Every worker greets with version 99, and the senders speak ours. */
+	setenv("SLUICE_TEST_HANDOFF_VERSION", "99", 1);
+	pid = start(conf, port, 1);
+	unsetenv("SLUICE_TEST_HANDOFF_VERSION");
+	open_many(fds, 20, port);
+	ok(reload_to(pid, 2, 1, &rr_bad), "reloaded");
+	ok(h_wait_file_contains(h_path("sluiced.log"), "speaks version 99", 10000),
+	    "the old worker says why its sessions stay");
+	ok(slots_of_gen(1) == 1 && h_stat("handed_out") == 0, "nothing moved; generation 1 drains");
+	ok(idle_bad(fds, 20) == 0, "its sessions still relay");
+	close_many(fds, 20);
+	ok(wait_gen_gone(1, 20000, &rr_bad), "it exits once they end");
+	ok(balanced(), "the counts balance");
+	stop(pid);
+}
+
+/* --- 4. damaged records are refused; the rest move ------------------------ */
+
+static void
+test_corrupt(int echo_port)
+{
+	int port = h_free_port(), rr_bad = 0, fds[60], dead = 0, alive = 0;
+	const char *conf = h_conf("bad.conf", 1, port, &echo_port, 1,
+	    "timeouts = { drain = " DRAIN "; };\n");
+	pid_t pid;
+	uint64_t rej;
+
+	setenv("SLUICE_TEST_HANDOFF_CORRUPT", "3", 1);
+	pid = start(conf, port, 1);
+	unsetenv("SLUICE_TEST_HANDOFF_CORRUPT");
+	open_many(fds, 60, port);
+	ok(idle_bad(fds, 60) == 0, "60 connections work");
+	ok(reload_to(pid, 2, 1, &rr_bad), "reloaded");
+	ok(wait_gen_gone(1, 30000, &rr_bad), "the old generation exited");
+	rej = h_stat("handoff_rejected");
+	for (int i = 0; i < 60; i++) {
+		if (h_round_trip(fds[i], 5000) == 0)
+			alive++;
+		else
+			dead++;
+	}
+	ok(rej == 20 && dead == 20 && alive == 40,
+	    "every third record was refused (rejected %llu): those 20 connections closed, "
+	    "the other %d relay",
+	    (unsigned long long)rej, alive);
+	ok(h_stat("closed_lost") == 20, "the refused ones count as lost (%llu)",
+	    (unsigned long long)h_stat("closed_lost"));
+	ok(h_alive(pid) && slots_of_gen(2) == 1,
+	    "the new worker took no harm");
+	close_many(fds, 60);
+	wait_balanced(10000);
+	ok(balanced(), "the counts balance");
+	stop(pid);
+}
+
+/* --- 5. a new generation too small: sessions come back and stay ----------- */
+
+static void
+test_full(int echo_port)
+{
+	int port = h_free_port(), rr_bad = 0, fds[50];
+	const char *conf = h_conf("full.conf", 1, port, &echo_port, 1,
+	    "timeouts = { drain = " DRAIN "; };\n");
+	pid_t pid = start(conf, port, 1);
+	uint64_t end;
+
+	open_many(fds, 50, port);
+	h_conf("full.conf", 1, port, &echo_port, 1,
+	    "timeouts = { drain = " DRAIN "; };\n"
+	    "limits = { max_connections_per_worker = 10; };\n");
+	ok(reload_to(pid, 2, 1, &rr_bad), "reloaded to a worker that holds 10");
+	end = h_now_ms() + 20000;
+	while (h_stat("handed_in") < 10 && h_now_ms() < end)
+		h_nap(20);
+	ok(h_stat("handed_in") == 10, "the new worker took 10 (handed_in %llu)",
+	    (unsigned long long)h_stat("handed_in"));
+	ok(idle_bad(fds, 50) == 0, "all 50 still relay, 40 in the old generation");
+	ok(slots_of_gen(1) == 1, "the old worker keeps what came back and drains");
+	ok(h_stat("closed_lost") == 0, "nothing lost");
+	close_many(fds, 50);
+	ok(wait_gen_gone(1, 20000, &rr_bad), "it exits once they end");
+	wait_balanced(10000);
+	ok(balanced(), "the counts balance");
+	stop(pid);
+}
+
+/* --- 6. a new worker killed during the hand-off --------------------------- */
+
+static void
+test_kill_receiver(int echo_port)
+{
+	int port = h_free_port(), rr_bad = 0, fds[NIDLE], alive = 0;
+	const char *conf = h_conf("kill.conf", 2, port, &echo_port, 1,
+	    "timeouts = { drain = " DRAIN "; };\n");
+	pid_t pid, pids[8];
+	uint64_t lost;
+
+	/* The new workers leave their channels unread for 3 s: sessions sent
+	 * meanwhile wait in the kernel, in flight, when one of them dies. */
+	setenv("SLUICE_TEST_HANDOFF_STALL_MS", "3000", 1);
+	pid = start(conf, port, 2);
+	unsetenv("SLUICE_TEST_HANDOFF_STALL_MS");
+	open_many(fds, NIDLE, port);
+	ok(reload_to(pid, 2, 2, &rr_bad), "reloaded");
+	ok(h_wait_file_contains(h_path("sluiced.log"), "hand-off: 4 channels", 10000),
+	    "the channels are made");
+	if (h_stats_running(pids, 8, 2) >= 1)
+		kill(pids[0], SIGKILL);
+	ok(wait_gen_gone(1, 30000, &rr_bad), "the old generation still finishes");
+	ok(h_wait_file_contains(h_path("sluiced.log"), "in flight lost with a receiver", 10000),
+	    "the old worker counted the sessions in flight to the dead one");
+	for (int i = 0; i < NIDLE; i++)
+		alive += h_round_trip(fds[i], 5000) == 0;
+	wait_balanced(10000);
+	ok(balanced(), "the counts balance after the kill");
+	lost = h_stat("closed_lost");
+	ok(lost > 0 && (uint64_t)alive + lost == NIDLE,
+	    "every connection relays or is counted lost (%d relay, %llu lost)", alive,
+	    (unsigned long long)lost);
+	{
+		uint64_t end = h_now_ms() + 20000;
+
+		while (h_stats_running(pids, 8, 2) < 2 && h_now_ms() < end)
+			h_nap(20);
+	}
+	ok(h_stats_running(pids, 8, 2) == 2, "the killed worker was replaced");
+	{
+		int fresh = h_connect(port, 5000);
+
+		ok(fresh != -1 && h_round_trip(fresh, 5000) == 0, "new clients are served");
+		if (fresh != -1)
+			close(fresh);
+	}
+	close_many(fds, NIDLE);
+	stop(pid);
+}
+
+int
+main(void)
+{
+	int echo_port = h_free_port();
+	pid_t echo = h_echod_start(echo_port);
+
+	test_reloads(echo_port);
+	test_halfclose_and_gone_server(echo_port);
+	test_version_mismatch(echo_port);
+	test_corrupt(echo_port);
+	test_full(echo_port);
+	test_kill_receiver(echo_port);
+	h_kill(echo);
+	done_testing();
+	return tap_exit();
+}
