@@ -737,6 +737,111 @@ stats_fold_row(void *retired, void *live, const struct stats_field *fields, unsi
 }
 
 void
+stats_retired_add(struct stats_seg *seg, const struct stats_counters *add)
+{
+	struct stats_header *hdr = seg->hdr;
+	uint64_t seq;
+
+	if (!seg->writable)
+		return;
+	seq = stats_write_begin(hdr);
+	for (unsigned f = 0; f < stats_nfields; f++) {
+		uint64_t *r = (uint64_t *)((char *)&hdr->retired + stats_fields[f].offset);
+
+		if (stats_fields[f].kind != STATS_COUNTER)
+			continue;
+		__atomic_store_n(r,
+		    __atomic_load_n(r, __ATOMIC_RELAXED) + stats_field_get(add, &stats_fields[f]),
+		    __ATOMIC_RELAXED);
+	}
+	stats_write_end(hdr, seq);
+}
+
+/* Directory entries in use, as a reader may trust them. */
+static unsigned
+stats_used(const struct stats_seg *seg, int servers)
+{
+	unsigned n = __atomic_load_n(servers ? &seg->hdr->servers_used : &seg->hdr->listeners_used,
+	    __ATOMIC_ACQUIRE);
+	unsigned cap = servers ? seg->nservers : seg->nlisteners;
+
+	return n < cap ? n : cap;
+}
+
+void
+stats_row_totals(const struct stats_seg *seg, struct stats_listener_counters *lo,
+    struct stats_server_counters *so)
+{
+	unsigned nl = stats_used(seg, 0), ns = stats_used(seg, 1);
+
+	memset(lo, 0, sizeof(*lo) * seg->nlisteners);
+	memset(so, 0, sizeof(*so) * seg->nservers);
+	for (unsigned r = 0; r < nl; r++)
+		stats_add_words(&lo[r], &seg->listener_retired[r], sizeof(*lo));
+	for (unsigned r = 0; r < ns; r++)
+		stats_add_words(&so[r], &seg->server_retired[r], sizeof(*so));
+	for (unsigned i = 0; i < seg->nslots; i++) {
+		if (!stats_slot_live(&seg->slots[i]))
+			continue;
+		for (unsigned r = 0; r < nl; r++)
+			stats_add_words(&lo[r], stats_slot_listener(seg, i, r), sizeof(*lo));
+		for (unsigned r = 0; r < ns; r++)
+			stats_add_words(&so[r], stats_slot_server(seg, i, r), sizeof(*so));
+	}
+}
+
+void
+stats_inherit(struct stats_seg *dst, const struct stats_seg *src)
+{
+	unsigned nl = stats_used(src, 0), ns = stats_used(src, 1);
+	uint64_t seq;
+
+	if (!dst->writable)
+		return;
+	nl = nl < dst->nlisteners ? nl : dst->nlisteners;
+	ns = ns < dst->nservers ? ns : dst->nservers;
+	seq = stats_write_begin(dst->hdr);
+	memcpy(dst->listeners, src->listeners, nl * sizeof(*dst->listeners));
+	memcpy(dst->servers, src->servers, ns * sizeof(*dst->servers));
+	for (unsigned r = 0; r < ns; r++)
+		stats_admin_set(dst, r, __atomic_load_n(&src->admin[r].state, __ATOMIC_RELAXED),
+		    __atomic_load_n(&src->admin[r].weight, __ATOMIC_RELAXED));
+	dst->listeners_used = nl;
+	dst->servers_used = ns;
+	__atomic_store_n(&dst->hdr->listeners_used, nl, __ATOMIC_RELEASE);
+	__atomic_store_n(&dst->hdr->servers_used, ns, __ATOMIC_RELEASE);
+	stats_write_end(dst->hdr, seq);
+}
+
+void
+stats_rows_retired_add(struct stats_seg *seg, const struct stats_listener_counters *lo,
+    const struct stats_server_counters *so)
+{
+	uint64_t seq;
+
+	if (!seg->writable)
+		return;
+	seq = stats_write_begin(seg->hdr);
+	for (unsigned r = 0; r < seg->listeners_used; r++)
+		for (unsigned f = 0; f < stats_listener_nfields; f++) {
+			uint64_t *d = (uint64_t *)((char *)&seg->listener_retired[r] +
+			                           stats_listener_fields[f].offset);
+
+			if (stats_listener_fields[f].kind == STATS_COUNTER)
+				*d += stats_field_get(&lo[r], &stats_listener_fields[f]);
+		}
+	for (unsigned r = 0; r < seg->servers_used; r++)
+		for (unsigned f = 0; f < stats_server_nfields; f++) {
+			uint64_t *d = (uint64_t *)((char *)&seg->server_retired[r] +
+			                           stats_server_fields[f].offset);
+
+			if (stats_server_fields[f].kind == STATS_COUNTER)
+				*d += stats_field_get(&so[r], &stats_server_fields[f]);
+		}
+	stats_write_end(seg->hdr, seq);
+}
+
+void
 stats_fold(struct stats_seg *seg, unsigned slot)
 {
 	struct stats_header *hdr = seg->hdr;

@@ -457,6 +457,22 @@ struct stats_server_counters *stats_slot_server(const struct stats_seg *, unsign
  * past that (a master that died mid-fold) the sum may be off by one fold. */
 void stats_total(const struct stats_seg *, struct stats_counters *out);
 
+/* Master: add the COUNTERs of add to the retired row (a hot upgrade carries
+ * the old segment's totals over, so that totals stay monotonic). */
+void stats_retired_add(struct stats_seg *, const struct stats_counters *add);
+
+/* A hot upgrade, new master: copy the old segment's directory (listener and
+ * server entries, operators' states and weights) so that every identity
+ * keeps its row number, which sessions handed over name; the per-row totals
+ * (retired plus every live slot's row) into lo and so, arrays of
+ * seg->nlisteners and seg->nservers; and add such totals to the retired rows
+ * (COUNTERs only). */
+void stats_inherit(struct stats_seg *dst, const struct stats_seg *src);
+void stats_row_totals(const struct stats_seg *, struct stats_listener_counters *lo,
+    struct stats_server_counters *so);
+void stats_rows_retired_add(struct stats_seg *, const struct stats_listener_counters *lo,
+    const struct stats_server_counters *so);
+
 /* Master, after reaping the slot's worker: add its COUNTERs (slot and rows)
  * to the retired rows, zero the slot and its rows and mark it free. */
 void stats_fold(struct stats_seg *, unsigned slot);
