@@ -22,7 +22,7 @@
 #define SYSCONFDIR "/usr/local/etc"
 #endif
 #define DEFAULT_CONF SYSCONFDIR "/sluice.conf"
-#define CTL_WAIT_MS 75000 /* reload and undrain take up to the daemon's 60 s */
+#define CTL_WAIT_MS 75000 /* reload, undrain and upgrade take up to the daemon's 60 s */
 
 enum { EXIT_DONE = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
@@ -38,7 +38,7 @@ usage(FILE *fp)
 	    "  set server UPSTREAM/ADDRESS weight 0..256\n"
 	    "  shutdown session ID | shutdown sessions server UPSTREAM/ADDRESS\n"
 	    "  set log level error|warning|notice|info|debug\n"
-	    "  reload | drain [--grace DURATION] | undrain | help\n"
+	    "  reload | drain [--grace DURATION] | undrain | upgrade | help\n"
 	    "exit status: 0 done, 1 refused or failed, 2 usage error or no daemon\n");
 }
 

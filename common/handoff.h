@@ -30,6 +30,9 @@ enum handoff_kind {
 	 * descriptor: a channel to send sessions on, or to receive them on. */
 	HANDOFF_CHAN_SEND = 16,
 	HANDOFF_CHAN_RECV = 17,
+	/* new master -> old master in a hot upgrade: its first generation runs;
+	 * count descriptors, its workers' hand-off sockets, attached. */
+	HANDOFF_UPGRADE_READY = 18,
 };
 
 /* Why a session came back. FULL and DRAINING say the receiver cannot take

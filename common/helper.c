@@ -54,6 +54,7 @@ helper_enter(struct ev_loop *loop, const struct heritage *h)
 	ev_signal_start(loop, &sig_quit);
 	ev_signal_start(loop, &sig_usr1);
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	/* The master forks with every signal blocked; our watchers exist now. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -103,7 +103,7 @@ buf_json_str(struct buf *b, const char *s)
 	buf_printf(b, "\"");
 }
 
-enum wait_kind { WAIT_NONE, WAIT_RELOAD, WAIT_UNDRAIN, WAIT_WORKERS, WAIT_WRITE };
+enum wait_kind { WAIT_NONE, WAIT_RELOAD, WAIT_UNDRAIN, WAIT_UPGRADE, WAIT_WORKERS, WAIT_WRITE };
 
 struct client {
 	int fd; /* -1: the entry is free */
@@ -466,8 +466,10 @@ deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	switch (cl->wait) {
 	case WAIT_RELOAD:
 	case WAIT_UNDRAIN:
-		reply_error(cl, "no outcome within %.0fs; the reload may still be under way "
-		                "(see the log and `show info`)", CTL_RELOAD_DEADLINE);
+	case WAIT_UPGRADE:
+		reply_error(cl, "no outcome within %.0fs; the %s may still be under way "
+		                "(see the log and `show info`)", CTL_RELOAD_DEADLINE,
+		    cl->wait == WAIT_UPGRADE ? "upgrade" : "reload");
 		break;
 	case WAIT_WORKERS:
 		reply_error(cl, "the workers did not answer in time");
@@ -1087,6 +1089,39 @@ control_reload_done(uint64_t seq, int ok, const char *why)
 	}
 }
 
+static void
+cmd_upgrade(struct client *cl)
+{
+	char err[256];
+
+	cl->wait = WAIT_UPGRADE;
+	ev_timer_stop(ctl.loop, &cl->deadline);
+	ev_timer_set(&cl->deadline, CTL_RELOAD_DEADLINE, 0.);
+	ev_timer_start(ctl.loop, &cl->deadline);
+	if (master_upgrade_request(err, sizeof(err)) == -1 && cl->fd != -1 &&
+	    cl->wait == WAIT_UPGRADE)
+		reply_error(cl, "upgrade refused: %s", err);
+}
+
+void
+control_upgrade_done(int ok, const char *text)
+{
+	for (unsigned i = 0; i < CTL_CLIENTS; i++) {
+		struct client *cl = &ctl.clients[i];
+		char body[256];
+
+		if (cl->fd == -1 || cl->wait != WAIT_UPGRADE)
+			continue;
+		if (ok) {
+			snprintf(body, sizeof(body), "%s\n", text != NULL ? text : "upgraded");
+			reply(cl, body);
+		} else {
+			reply_error(cl, "upgrade failed, this master keeps serving: %s",
+			    text != NULL ? text : "see the log");
+		}
+	}
+}
+
 void
 control_undrain_done(int ok, const char *why)
 {
@@ -1239,6 +1274,7 @@ static const char help_text[] =
     "reload\n"
     "drain [--grace DURATION]\n"
     "undrain\n"
+    "upgrade\n"
     "help\n";
 
 static void
@@ -1287,6 +1323,8 @@ command(struct client *cl, char *line)
 		cmd_drain(cl, argv, argc);
 	else if (strcmp(argv[0], "undrain") == 0 && argc == 1)
 		cmd_undrain(cl);
+	else if (strcmp(argv[0], "upgrade") == 0 && argc == 1)
+		cmd_upgrade(cl);
 	else
 		reply_error(cl, "unknown command \"%s\"; try help", argv[0]);
 }
@@ -1392,7 +1430,7 @@ control_start(struct ev_loop *loop, struct stats_seg *seg)
 }
 
 void
-control_close(void)
+control_close(int remove_socket)
 {
 	for (unsigned i = 0; i < CTL_CLIENTS; i++)
 		client_free(&ctl.clients[i]);
@@ -1402,7 +1440,8 @@ control_close(void)
 		ev_io_stop(ctl.loop, &ctl.accept_w);
 		close(ctl.fd);
 		ctl.fd = -1;
-		unlink(ctl.path);
+		if (remove_socket)
+			unlink(ctl.path);
 	}
 	ev_timer_stop(ctl.loop, &ctl.worker_deadline);
 	ev_timer_stop(ctl.loop, &ctl.accept_resume);

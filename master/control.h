@@ -22,8 +22,9 @@ int control_open(const struct conf *, char *err, size_t errlen);
  * the rows of the running config (call after its rows are assigned). */
 void control_start(struct ev_loop *, struct stats_seg *);
 
-/* At exit: close everything and remove the socket file. */
-void control_close(void);
+/* At exit: close everything and (remove_socket) remove the socket file,
+ * which after a hot upgrade is the new master's. */
+void control_close(int remove_socket);
 
 /* In a new child, right after fork: close every descriptor of the control
  * socket and every worker's command socket but keep (-1: none). */
@@ -45,5 +46,8 @@ void control_reload_done(uint64_t seq, int ok, const char *why);
 /* A node drain ended its grace period (the listeners are closing), or an
  * undrain's new generation ended (ok, or failed with why). */
 void control_undrain_done(int ok, const char *why);
+/* A hot upgrade asked for through the control socket ended: ok 1, the new
+ * master runs (text: the answer), or 0 and text says why it failed. */
+void control_upgrade_done(int ok, const char *why);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "inherit.h"
 #include "listen.h"
 #include "net.h"
 
@@ -41,6 +42,12 @@ listen_open(const struct conf *next, const struct conf *prev, const int *prev_fd
 		fds[i] = find_fd(l, prev, prev_fds);
 		if (fds[i] != -1) {
 			/* listen() again only changes the backlog. */
+			(void)listen(fds[i], (int)l->backlog);
+			continue;
+		}
+		/* After a hot upgrade, the old master's socket for it. */
+		fds[i] = inherit_take((const struct sockaddr *)&l->addr);
+		if (fds[i] != -1) {
 			(void)listen(fds[i], (int)l->backlog);
 			continue;
 		}

@@ -23,6 +23,7 @@
 
 #include "conf.h"
 #include "control.h"
+#include "inherit.h"
 #include "listen.h"
 #include "log.h"
 #include "master.h"
@@ -49,10 +50,12 @@ usage(FILE *f)
 	    "  -f       stay in the foreground and log to stderr\n"
 	    "  -t       check the configuration, print the first error and exit\n"
 	    "  -s SIGNAL  signal the running master (found through the pid file):\n"
-	    "           reload (HUP), stop (TERM), quit (QUIT) or reopen (USR1)\n"
+	    "           reload (HUP), stop (TERM), quit (QUIT), reopen (USR1) or\n"
+	    "           upgrade (USR2)\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n"
-	    "signals: HUP reload, TERM/INT fast stop, QUIT graceful stop, USR1 reopen log\n",
+	    "signals: HUP reload, TERM/INT fast stop, QUIT graceful stop, USR1 reopen log,\n"
+	    "         USR2 hot upgrade of the binary\n",
 	    SYSCONFDIR);
 }
 
@@ -137,15 +140,49 @@ pidfile_lock(const char *path)
 }
 
 /* Write our pid, readable by everyone; only the lock says we run. */
-static void
-pidfile_write(const char *path)
+int
+master_pidfile_write(const char *path)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
-	if (fd == -1 || write(fd, buf, (size_t)n) != n || close(fd) == -1)
+	if (fd == -1)
+		return -1;
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static void
+pidfile_write(const char *path)
+{
+	if (master_pidfile_write(path) == -1)
 		startup_fail("cannot write pid file %s: %s", path, strerror(errno));
+}
+
+/* Started by an old master for a hot upgrade (SLUICE_UPGRADE="FD,PIDFD,FG":
+ * our socketpair with it, the pid file's lock, whether it runs in the
+ * foreground; SLUICE_UPGRADE_FDS: its listening sockets). Returns 1 and
+ * fills the three, or 0 for a plain start. Neither variable reaches our
+ * children. */
+static int
+upgrade_env(int *fd, int *pid_fd, int *fg)
+{
+	const char *v = getenv("SLUICE_UPGRADE"), *list = getenv("SLUICE_UPGRADE_FDS");
+
+	if (v == NULL)
+		return 0;
+	if (sscanf(v, "%d,%d,%d", fd, pid_fd, fg) != 3 || *fd < 0 || *pid_fd < 0 ||
+	    inherit_init(list != NULL ? list : "") == -1)
+		startup_fail("SLUICE_UPGRADE is set but unreadable: %s", v);
+	fcntl(*fd, F_SETFD, FD_CLOEXEC);
+	fcntl(*pid_fd, F_SETFD, FD_CLOEXEC);
+	unsetenv("SLUICE_UPGRADE");
+	unsetenv("SLUICE_UPGRADE_FDS");
+	return 1;
 }
 
 /* Detach. The starting process exits 0 only when the daemon says its
@@ -206,6 +243,7 @@ static const struct {
 	{ "stop", SIGTERM },
 	{ "quit", SIGQUIT },
 	{ "reopen", SIGUSR1 },
+	{ "upgrade", SIGUSR2 },
 };
 
 static int
@@ -331,7 +369,8 @@ main(int argc, char **argv)
 	struct stats_seg seg;
 	struct conf *conf;
 	struct priv priv;
-	int test = 0, opt, rc, sig = 0;
+	int test = 0, opt, rc, sig = 0, upgrade, up_fd = -1, up_pid_fd = -1, up_fg = 0;
+	struct stats_seg old_seg;
 	char *pid_file, *stats_file;
 	const char *action = NULL;
 
@@ -352,7 +391,7 @@ main(int argc, char **argv)
 			action = optarg;
 			if ((sig = signal_by_name(action)) == 0) {
 				fprintf(stderr, "sluiced: -s %s: unknown signal (use reload, stop, "
-				                "quit or reopen)\n", action);
+				                "quit, reopen or upgrade)\n", action);
 				usage(stderr);
 				return 2;
 			}
@@ -374,6 +413,7 @@ main(int argc, char **argv)
 	}
 	/* Neither checking nor signalling starts a daemon: errors go to stderr. */
 	foreground |= test || action != NULL;
+	upgrade = !test && action == NULL && upgrade_env(&up_fd, &up_pid_fd, &up_fg);
 
 	/* Reloads re-read the file after chdir("/"): keep an absolute path. */
 	if (absolute_path(path, abspath, sizeof(abspath)) == -1)
@@ -415,12 +455,39 @@ main(int argc, char **argv)
 	if (pid_file == NULL || stats_file == NULL)
 		startup_fail("out of memory");
 	memset(&st, 0, sizeof(st));
-	st.pid_fd = pidfile_lock(pid_file);
+	st.upgrade_fd = -1;
+	/* An upgrade holds the lock already: the old master's descriptor is
+	 * ours too. */
+	st.pid_fd = upgrade ? up_pid_fd : pidfile_lock(pid_file);
 	if ((st.listen_fds = listen_open(conf, NULL, NULL, err, sizeof(err))) == NULL)
 		startup_fail("%s", err);
 	make_parent_dir(stats_file);
+	/* The old master's totals go on in our segment: read them before ours
+	 * replaces its file (its mapping stays for the final count). */
+	if (upgrade && stats_attach(&old_seg, stats_file, err, sizeof(err)) == 0) {
+		stats_total(&old_seg, &st.seeded);
+		st.old_seg = &old_seg;
+	} else if (upgrade) {
+		log_warnx("upgrade: the old statistics cannot be read (%s); totals start over", err);
+	}
 	if (stats_create(&seg, stats_file, STATS_SLOTS, err, sizeof(err)) == -1)
 		startup_fail("%s", err);
+	if (st.old_seg != NULL) {
+		/* Same rows for the same listeners and servers (sessions handed
+		 * over name them), and every total carried on. */
+		unsigned nl = old_seg.nlisteners > seg.nlisteners ? old_seg.nlisteners : seg.nlisteners;
+		unsigned ns = old_seg.nservers > seg.nservers ? old_seg.nservers : seg.nservers;
+
+		stats_inherit(&seg, &old_seg);
+		stats_retired_add(&seg, &st.seeded);
+		st.seeded_rows_l = calloc(nl, sizeof(*st.seeded_rows_l));
+		st.seeded_rows_s = calloc(ns, sizeof(*st.seeded_rows_s));
+		if (st.seeded_rows_l == NULL || st.seeded_rows_s == NULL)
+			startup_fail("out of memory");
+		stats_row_totals(&old_seg, st.seeded_rows_l, st.seeded_rows_s);
+		stats_rows_retired_add(&seg, st.seeded_rows_l, st.seeded_rows_s);
+		st.first_generation = __atomic_load_n(&old_seg.hdr->generation, __ATOMIC_RELAXED) + 1;
+	}
 	if (priv_own_stats(&priv, stats_file) == -1)
 		log_warn("cannot give %s to group %s: sluicestat needs root to read it", stats_file,
 		    priv.group);
@@ -430,8 +497,15 @@ main(int argc, char **argv)
 	if (control_open(conf, err, sizeof(err)) == -1)
 		startup_fail("%s", err);
 
-	st.ready_fd = foreground ? -1 : daemonize();
-	pidfile_write(pid_file);
+	if (upgrade) {
+		/* Detached already; the pid file names us once we run. */
+		st.ready_fd = -1;
+		st.upgrade_fd = up_fd;
+		foreground = up_fg;
+	} else {
+		st.ready_fd = foreground ? -1 : daemonize();
+		pidfile_write(pid_file);
+	}
 	seg.hdr->master_pid = getpid();
 
 	st.conf = conf;
@@ -440,8 +514,11 @@ main(int argc, char **argv)
 	st.priv = &priv;
 	rc = master_run(&st);
 
-	unlink(stats_file);
-	unlink(pid_file);
+	/* After a hot upgrade both are the new master's. */
+	if (!master_upgraded()) {
+		unlink(stats_file);
+		unlink(pid_file);
+	}
 	stats_detach(&seg);
 	free(pid_file);
 	free(stats_file);

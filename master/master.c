@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,6 +24,7 @@
 #include "control.h"
 #include "handoff.h"
 #include "heritage.h"
+#include "inherit.h"
 #include "listen.h"
 #include "log.h"
 #include "logsink.h"
@@ -147,7 +149,35 @@ static struct {
 	char reload_error[512];
 	char status_sent[768];
 	double status_at;
+	/* Hot binary upgrade, old side (sluiced -s upgrade, SIGUSR2, sluicectl
+	 * upgrade): our binary's path as it was at start, the `-t` check of
+	 * the new one, then the new master (our child) until it says it runs. */
+	char exe[PATH_MAX];
+	struct {
+		int phase;       /* UPGRADE_NONE, UPGRADE_CHECKING, UPGRADE_STARTING */
+		pid_t check_pid; /* sluiced -t of the new binary */
+		int check_fd;    /* its output (a pipe), -1: none */
+		pid_t pid;       /* the new master */
+		int fd;          /* our end of our socketpair with it, -1: none */
+		ev_io io;
+		double deadline; /* mono_now() by which it must say it runs */
+		int term_sent;
+	} up;
+	int upgraded; /* a new master took over: its files (pid, stats, control) stay */
+	/* New side: the old master's socketpair until it exits, and its
+	 * segment, whose totals ours carry on from (seeded at start). */
+	int from_fd;
+	ev_io from_w;
+	struct stats_seg *old_seg;
+	struct stats_counters seeded;
+	struct stats_listener_counters *seeded_l;
+	struct stats_server_counters *seeded_s;
+	ev_signal sig_usr2;
 } m;
+
+enum { UPGRADE_NONE, UPGRADE_CHECKING, UPGRADE_STARTING };
+/* The new binary's check and start, together, within this. */
+#define MASTER_UPGRADE_DEADLINE 30.0
 
 /* Seconds on CLOCK_MONOTONIC, for every deadline the master keeps (drain
  * kills, stop, respawn back-off, crash window, heartbeats, reload spacing):
@@ -247,12 +277,23 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	ev_signal_stop(m.loop, &m.sig_int);
 	ev_signal_stop(m.loop, &m.sig_quit);
 	ev_signal_stop(m.loop, &m.sig_usr1);
+	ev_signal_stop(m.loop, &m.sig_usr2);
+	ev_io_stop(m.loop, &m.up.io);
+	if (m.from_fd != -1)
+		ev_io_stop(m.loop, &m.from_w);
 	ev_child_stop(m.loop, &m.child_w);
 	ev_timer_stop(m.loop, &m.tick);
 	ev_timer_stop(m.loop, &m.drain_w);
 	/* The control socket, its clients and the other workers' command
 	 * sockets are the master's alone. */
 	control_child_forget(command_fd);
+	/* The upgrade's sockets and pipes are the master's alone. */
+	if (m.up.fd != -1)
+		close(m.up.fd);
+	if (m.up.check_fd != -1)
+		close(m.up.check_fd);
+	if (m.from_fd != -1)
+		close(m.from_fd);
 	/* Our ends of the other workers' hand-off sockets (and of this one's,
 	 * once spawn has it) are the master's alone. */
 	for (unsigned i = 0; i < STATS_SLOTS; i++)
@@ -339,6 +380,10 @@ free_slots(void)
 
 static void schedule_respawn(struct gen *g, unsigned index, int failed_young);
 static void reload_maybe(void);
+static int upgrade_reaped(pid_t pid, int status);
+static void upgrade_tick(double now);
+static void upgrade_say_ready(void);
+static void starting_tick(void);
 static void reload_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void start_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -597,6 +642,9 @@ admin_open(const struct conf *c, int *fd, char *err, size_t errlen)
 		*fd = m.admin_fd;
 		return 0;
 	}
+	/* After a hot upgrade, the old master's socket for it. */
+	if ((*fd = inherit_take((const struct sockaddr *)&c->admin_addr)) != -1)
+		return 0;
 	*fd = net_listen((const struct sockaddr *)&c->admin_addr, c->admin_addrlen, 64);
 	if (*fd == -1) {
 		snprintf(err, errlen, "admin.listen: cannot listen on %s: %s", c->admin_address,
@@ -669,6 +717,8 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 		helper_reaped(&m.admin, loop, status);
 		return;
 	}
+	if (upgrade_reaped(w->rpid, status))
+		return;
 	for (slot = 0; slot < STATS_SLOTS; slot++)
 		if (m.children[slot].pid == w->rpid) {
 			c = &m.children[slot];
@@ -753,7 +803,9 @@ stop(enum stopping how)
 		return;
 	m.stopping = how;
 	log_notice("%s stop: %u workers", how == STOP_FAST ? "fast" : "graceful", m.nchildren);
-	notify_send("STOPPING=1\nSTATUS=%s stop", how == STOP_FAST ? "fast" : "graceful");
+	/* After an upgrade systemd follows the new master (MAINPID). */
+	if (!m.upgraded)
+		notify_send("STOPPING=1\nSTATUS=%s stop", how == STOP_FAST ? "fast" : "graceful");
 	/* Our copies of the listening sockets go first, so that once the
 	 * workers close theirs new connections are refused, not queued. */
 	if (m.next.generation != 0) {
@@ -1070,30 +1122,44 @@ reload(void)
 /* Send one end of a hand-off channel to worker c (kind HANDOFF_CHAN_SEND
  * or _RECV). Returns 0, or -1 (logged). */
 static int
-handoff_give(struct child *c, uint16_t kind, int fd)
+handoff_send_fds(int to, uint16_t kind, uint32_t count, const int *fds, unsigned nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * CONF_WORKERS_MAX)];
 		struct cmsghdr align;
 	} u;
 	struct handoff_msg msg;
 	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *cm;
 
+	if (nfds > CONF_WORKERS_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
 	memset(&msg, 0, sizeof(msg));
 	msg.magic = HANDOFF_MAGIC;
 	msg.version = HANDOFF_VERSION;
 	msg.kind = kind;
 	msg.size = sizeof(msg);
-	memset(&u, 0, sizeof(u));
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(c->hand_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
+	msg.count = count;
+	if (nfds > 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	return sendmsg(to, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(msg) ? 0 : -1;
+}
+
+static int
+handoff_give(struct child *c, uint16_t kind, int fd)
+{
+	if (handoff_send_fds(c->hand_fd, kind, 0, &fd, 1) == -1) {
 		log_warn("hand-off: cannot reach worker %u (pid %d)", c->index, (int)c->pid);
 		return -1;
 	}
@@ -1274,6 +1340,8 @@ starting_tick(void)
 				    (int)m.pid);
 				status_notify(first);
 			}
+			if (m.from_fd != -1)
+				upgrade_say_ready();
 		} else if (now >= m.cur.deadline) {
 			start_fail("the workers did not all start within %.0fs",
 			    MASTER_START_DEADLINE);
@@ -1313,8 +1381,9 @@ reload_maybe(void)
 		return;
 	}
 	/* One generation starts at a time: the next reload reads the file
-	 * once this one is committed or has failed. */
-	if (m.next.generation != 0 || m.cur.deadline != 0)
+	 * once this one is committed or has failed; and none while an upgrade
+	 * is under way (the new binary reads the file itself). */
+	if (m.next.generation != 0 || m.cur.deadline != 0 || m.up.phase != UPGRADE_NONE)
 		return;
 	if (now - m.last_reload < MASTER_RELOAD_INTERVAL)
 		return;
@@ -1433,6 +1502,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 	}
 	check_heartbeats(mono_now());
+	upgrade_tick(now);
 	helper_tick(&m.checker, now);
 	helper_tick(&m.admin, now);
 	starting_tick();
@@ -1596,6 +1666,416 @@ master_undrain(char *err, size_t errlen)
 	}
 }
 
+/* --- hot binary upgrade ------------------------------------------------------
+ * Old side: check the new binary's view of the config (-t), fork and exec it
+ * with the listening sockets, the pid file's lock and a socketpair; when it
+ * says its generation runs (UPGRADE_READY, with its workers' hand-off
+ * sockets), join every one of our workers to every one of its workers as a
+ * reload does, and stop gracefully: our workers hand their sessions over and
+ * we exit once they have, leaving the pid file, the segment and the control
+ * socket to the new master. Any failure before that leaves us serving.
+ * New side (main.c started us with SLUICE_UPGRADE): say UPGRADE_READY once
+ * the first generation runs, and when the old master is gone, add what its
+ * workers counted since our start to our totals. */
+
+static void
+upgrade_reset(void)
+{
+	if (m.up.fd != -1) {
+		ev_io_stop(m.loop, &m.up.io);
+		close(m.up.fd);
+		m.up.fd = -1;
+	}
+	if (m.up.check_fd != -1) {
+		close(m.up.check_fd);
+		m.up.check_fd = -1;
+	}
+	m.up.phase = UPGRADE_NONE;
+}
+
+static void __attribute__((format(printf, 1, 2)))
+upgrade_fail(const char *fmt, ...)
+{
+	char why[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_errx("upgrade failed, this master keeps serving: %s", why);
+	if (m.up.phase == UPGRADE_STARTING && m.up.pid > 0 && kill(m.up.pid, 0) == 0)
+		kill(m.up.pid, SIGKILL);
+	upgrade_reset();
+	control_upgrade_done(0, why);
+}
+
+/* A new binary: our exe, or the path the file at it was replaced by. */
+static void
+upgrade_exec(void)
+{
+	unsigned n = 0, cap = (m.cur.fds != NULL ? m.cur.conf->nlisteners : 0) + 1;
+	int sv[2], *fds = calloc(cap, sizeof(*fds));
+	char *list = calloc(cap, 12), env[64];
+	pid_t pid;
+
+	if (fds == NULL || list == NULL) {
+		free(fds);
+		free(list);
+		upgrade_fail("out of memory");
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1) {
+		free(fds);
+		free(list);
+		upgrade_fail("socketpair: %s", strerror(errno));
+		return;
+	}
+	for (unsigned i = 0; m.cur.fds != NULL && i < m.cur.conf->nlisteners; i++)
+		fds[n++] = m.cur.fds[i];
+	if (m.admin_fd != -1)
+		fds[n++] = m.admin_fd;
+	for (unsigned i = 0; i < n; i++) {
+		size_t used = strlen(list);
+
+		snprintf(list + used, (size_t)cap * 12 - used, "%s%d", i ? "," : "", fds[i]);
+	}
+	snprintf(env, sizeof(env), "%d,%d,%d", sv[1], m.pid_fd, m.foreground);
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = { (char *)"sluiced", (char *)"-c", m.cur.conf->path,
+			m.foreground ? (char *)"-f" : NULL, NULL };
+		sigset_t none;
+
+		/* What the new master inherits: exactly these. */
+		for (unsigned i = 0; i < n; i++)
+			fcntl(fds[i], F_SETFD, 0);
+		fcntl(sv[1], F_SETFD, 0);
+		fcntl(m.pid_fd, F_SETFD, 0);
+		setenv("SLUICE_UPGRADE", env, 1);
+		setenv("SLUICE_UPGRADE_FDS", list, 1);
+		if (notify_name() != NULL)
+			setenv("NOTIFY_SOCKET", notify_name(), 1);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(m.exe, argv);
+		_exit(127);
+	}
+	free(fds);
+	free(list);
+	close(sv[1]);
+	if (pid == -1) {
+		close(sv[0]);
+		upgrade_fail("fork: %s", strerror(errno));
+		return;
+	}
+	m.up.pid = pid;
+	m.up.fd = sv[0];
+	m.up.phase = UPGRADE_STARTING;
+	m.up.term_sent = 0;
+	ev_io_set(&m.up.io, m.up.fd, EV_READ);
+	ev_io_start(m.loop, &m.up.io);
+	log_notice("upgrade: new master started (pid %d, %s)", (int)pid, m.exe);
+}
+
+/* The -t check exited with status. */
+static void
+upgrade_checked(int status)
+{
+	char out[512];
+	ssize_t n = m.up.check_fd != -1 ? read(m.up.check_fd, out, sizeof(out) - 1) : -1;
+
+	out[n > 0 ? n : 0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	m.up.check_pid = 0;
+	if (m.up.check_fd != -1) {
+		close(m.up.check_fd);
+		m.up.check_fd = -1;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		upgrade_fail("%s -t refuses the configuration: %s", m.exe,
+		    out[0] ? out : "(no output)");
+		return;
+	}
+	upgrade_exec();
+}
+
+/* MASTER_UPGRADE_DEADLINE, or the test hook's (tests/i_upgrade). */
+static double
+upgrade_deadline(void)
+{
+	const char *v = getenv("SLUICE_TEST_UPGRADE_DEADLINE_MS");
+
+	return v != NULL && atoi(v) > 0 ? atoi(v) / 1000.0 : MASTER_UPGRADE_DEADLINE;
+}
+
+int
+master_upgrade_request(char *err, size_t errlen)
+{
+	int p[2];
+	pid_t pid;
+
+	if (m.up.phase != UPGRADE_NONE) {
+		snprintf(err, errlen, "an upgrade is already under way");
+		return -1;
+	}
+	if (m.stopping != RUNNING || m.upgraded) {
+		snprintf(err, errlen, "stopping");
+		return -1;
+	}
+	/* A generation whose workers all run is judged now, not at the next
+	 * tick. */
+	starting_tick();
+	if (m.cur.deadline != 0 || m.next.generation != 0 || m.cur.fds == NULL) {
+		snprintf(err, errlen, "%s", m.cur.fds == NULL ? "the node is drained"
+		                                              : "a generation is starting");
+		return -1;
+	}
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = { (char *)"sluiced", (char *)"-t", (char *)"-c", m.cur.conf->path,
+			NULL };
+
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execv(m.exe, argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid == -1) {
+		close(p[0]);
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	m.up.check_pid = pid;
+	m.up.check_fd = p[0];
+	m.up.phase = UPGRADE_CHECKING;
+	m.up.deadline = mono_now() + upgrade_deadline();
+	log_notice("upgrade: checking %s with %s", m.cur.conf->path, m.exe);
+	return 0;
+}
+
+/* The new master runs: join our workers to its workers, tell whoever asked,
+ * and go. */
+static void
+upgrade_took_over(const int *fds, unsigned nfds)
+{
+	unsigned pairs = 0;
+
+	for (unsigned o = 0; o < STATS_SLOTS; o++) {
+		struct child *old = &m.children[o];
+
+		if (old->pid == 0 || old->hand_fd == -1)
+			continue;
+		for (unsigned k = 0; k < nfds; k++) {
+			int sv[2];
+
+			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+			        sv) == -1)
+				continue;
+			if (handoff_send_fds(fds[k], HANDOFF_CHAN_RECV, 0, &sv[1], 1) == 0 &&
+			    handoff_give(old, HANDOFF_CHAN_SEND, sv[0]) == 0)
+				pairs++;
+			close(sv[0]);
+			close(sv[1]);
+		}
+	}
+	log_notice("upgraded: the new master (pid %d) serves; %u hand-off channels to its "
+	           "workers; this master stops once its workers have handed over",
+	    (int)m.up.pid, pairs);
+	notify_send("MAINPID=%d\nREADY=1\nSTATUS=upgraded: new master pid %d", (int)m.up.pid,
+	    (int)m.up.pid);
+	m.upgraded = 1;
+	m.up.phase = UPGRADE_NONE;
+	{
+		char text[96];
+
+		snprintf(text, sizeof(text), "upgraded: new master pid %d", (int)m.up.pid);
+		control_upgrade_done(1, text);
+	}
+	stop(STOP_GRACEFUL);
+}
+
+static void
+up_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * CONF_WORKERS_MAX)];
+		struct cmsghdr align;
+	} u;
+	struct handoff_msg msg;
+	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf) };
+	int fds[CONF_WORKERS_MAX];
+	unsigned nfds = 0;
+	ssize_t n = recvmsg(io->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm != NULL;
+	     cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+				if (nfds < CONF_WORKERS_MAX)
+					memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int),
+					    sizeof(int));
+	if (n <= 0) {
+		/* child_cb says how it ended; only the socket is gone here. */
+		ev_io_stop(loop, io);
+		return;
+	}
+	if ((size_t)n != sizeof(msg) || msg.magic != HANDOFF_MAGIC ||
+	    msg.kind != HANDOFF_UPGRADE_READY) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		upgrade_fail("the new master sent a message we cannot read");
+		return;
+	}
+	ev_io_stop(loop, io);
+	upgrade_took_over(fds, nfds);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+/* The upgrade's children exiting (1: it was one of them). */
+static int
+upgrade_reaped(pid_t pid, int status)
+{
+	if (m.up.check_pid != 0 && pid == m.up.check_pid) {
+		upgrade_checked(status);
+		return 1;
+	}
+	if (m.up.pid != 0 && pid == m.up.pid) {
+		m.up.pid = 0;
+		if (m.up.phase == UPGRADE_STARTING) {
+			if (WIFEXITED(status))
+				upgrade_fail("the new master exited with status %d before it ran "
+				             "(see its log lines above)", WEXITSTATUS(status));
+			else
+				upgrade_fail("the new master was killed by signal %d before it ran",
+				    WTERMSIG(status));
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static void
+upgrade_tick(double now)
+{
+	if (m.up.phase == UPGRADE_NONE || now < m.up.deadline)
+		return;
+	if (m.up.phase == UPGRADE_CHECKING) {
+		kill(m.up.check_pid, SIGKILL);
+		m.up.check_pid = 0;
+		upgrade_fail("%s -t gave no answer within %.1fs", m.exe, upgrade_deadline());
+		return;
+	}
+	upgrade_fail("the new master did not run its workers within %.1fs", upgrade_deadline());
+}
+
+static void
+usr2_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	char err[256];
+
+	if (master_upgrade_request(err, sizeof(err)) == -1)
+		log_errx("upgrade refused: %s", err);
+}
+
+/* New side: our first generation runs. The pid file names us from now on. */
+static void
+upgrade_say_ready(void)
+{
+	int fds[CONF_WORKERS_MAX];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < STATS_SLOTS && n < CONF_WORKERS_MAX; i++)
+		if (m.children[i].pid != 0 && m.children[i].generation == m.cur.generation &&
+		    m.children[i].hand_fd != -1)
+			fds[n++] = m.children[i].hand_fd;
+	if (master_pidfile_write(m.cur.conf->pid_file) == -1)
+		log_warn("cannot write pid file %s", m.cur.conf->pid_file);
+	if (handoff_send_fds(m.from_fd, HANDOFF_UPGRADE_READY, n, fds, n) == -1)
+		log_warn("upgrade: cannot tell the old master we run");
+	else
+		log_notice("upgrade: running; the old master hands its sessions over");
+}
+
+/* The same per row: what the old workers counted since our start. */
+static void
+rows_delta_add(void)
+{
+	unsigned nl = m.old_seg->nlisteners > m.stats->nlisteners ? m.old_seg->nlisteners
+	                                                           : m.stats->nlisteners;
+	unsigned ns = m.old_seg->nservers > m.stats->nservers ? m.old_seg->nservers
+	                                                       : m.stats->nservers;
+	struct stats_listener_counters *l = calloc(nl, sizeof(*l));
+	struct stats_server_counters *sv = calloc(ns, sizeof(*sv));
+
+	if (l != NULL && sv != NULL && m.seeded_l != NULL && m.seeded_s != NULL) {
+		uint64_t *a, *b;
+
+		stats_row_totals(m.old_seg, l, sv);
+		a = (uint64_t *)(void *)l;
+		b = (uint64_t *)(void *)m.seeded_l;
+		for (size_t i = 0; i < nl * sizeof(*l) / sizeof(uint64_t); i++)
+			a[i] = a[i] >= b[i] ? a[i] - b[i] : 0;
+		a = (uint64_t *)(void *)sv;
+		b = (uint64_t *)(void *)m.seeded_s;
+		for (size_t i = 0; i < ns * sizeof(*sv) / sizeof(uint64_t); i++)
+			a[i] = a[i] >= b[i] ? a[i] - b[i] : 0;
+		stats_rows_retired_add(m.stats, l, sv);
+	}
+	free(l);
+	free(sv);
+	free(m.seeded_l);
+	free(m.seeded_s);
+	m.seeded_l = NULL;
+	m.seeded_s = NULL;
+}
+
+/* New side: the old master is gone. What its workers counted since our
+ * start (their last sessions, bytes, closes) joins our totals. */
+static void
+from_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	char buf[64];
+	ssize_t n = recv(io->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		return;
+	ev_io_stop(loop, io);
+	close(m.from_fd);
+	m.from_fd = -1;
+	if (m.old_seg != NULL) {
+		struct stats_counters now, delta;
+		uint64_t *a = (uint64_t *)(void *)&now, *b = (uint64_t *)(void *)&m.seeded,
+			 *d = (uint64_t *)(void *)&delta;
+
+		stats_total(m.old_seg, &now);
+		for (size_t i = 0; i < sizeof(now) / sizeof(uint64_t); i++)
+			d[i] = a[i] >= b[i] ? a[i] - b[i] : 0;
+		stats_retired_add(m.stats, &delta);
+		rows_delta_add();
+		stats_detach(m.old_seg);
+		m.old_seg = NULL;
+	}
+	log_notice("upgrade: the old master has exited");
+}
+
+int
+master_upgraded(void)
+{
+	return m.upgraded;
+}
+
 int
 master_run(struct master_start *st)
 {
@@ -1607,6 +2087,21 @@ master_run(struct master_start *st)
 	m.pid_fd = st->pid_fd;
 	m.pid = getpid();
 	m.admin_fd = m.admin_next_fd = -1;
+	m.up.fd = m.up.check_fd = -1;
+	m.from_fd = st->upgrade_fd;
+	m.old_seg = st->old_seg;
+	m.seeded = st->seeded;
+	m.seeded_l = st->seeded_rows_l;
+	m.seeded_s = st->seeded_rows_s;
+	/* The binary a hot upgrade starts: whatever is at our path then. */
+	{
+		ssize_t n = readlink("/proc/self/exe", m.exe, sizeof(m.exe) - 1);
+
+		m.exe[n > 0 ? n : 0] = '\0';
+		if (n > 10 && strcmp(m.exe + n - 10, " (deleted)") == 0)
+			m.exe[n - 10] = '\0';
+	}
+	ev_init(&m.up.io, up_cb);
 	m.checker = (struct helper){ .name = "health checker", .slot = STATS_SLOTS };
 	m.admin = (struct helper){ .name = "admin process", .slot = MASTER_ADMIN_SLOT };
 	m.foreground = st->foreground;
@@ -1614,7 +2109,7 @@ master_run(struct master_start *st)
 	if ((m.stats_path = strdup(st->conf->stats_file)) == NULL)
 		fatal("out of memory");
 	m.last_tick = mono_now();
-	m.cur.generation = m.last_generation = 1;
+	m.cur.generation = m.last_generation = st->first_generation ? st->first_generation : 1;
 	/* Ready (the starting command returns) once every worker runs. */
 	m.cur.deadline = mono_now() + MASTER_START_DEADLINE;
 	__atomic_store_n(&m.stats->hdr->generation, m.cur.generation, __ATOMIC_RELEASE);
@@ -1633,6 +2128,12 @@ master_run(struct master_start *st)
 	ev_signal_start(m.loop, &m.sig_int);
 	ev_signal_start(m.loop, &m.sig_quit);
 	ev_signal_start(m.loop, &m.sig_usr1);
+	ev_signal_init(&m.sig_usr2, usr2_cb, SIGUSR2);
+	ev_signal_start(m.loop, &m.sig_usr2);
+	if (m.from_fd != -1) {
+		ev_io_init(&m.from_w, from_cb, m.from_fd, EV_READ);
+		ev_io_start(m.loop, &m.from_w);
+	}
 	ev_child_init(&m.child_w, child_cb, 0, 0);
 	ev_child_start(m.loop, &m.child_w);
 	ev_timer_init(&m.tick, tick_cb, MASTER_TICK, MASTER_TICK);
@@ -1649,13 +2150,15 @@ master_run(struct master_start *st)
 		if (admin_start(err, sizeof(err)) == -1)
 			start_fail("%s", err);
 	}
+	/* An upgrade's inherited sockets the new config has no use for. */
+	inherit_close_rest();
 	log_notice("started: %u workers, %u listeners, generation %u", m.cur.conf->workers,
 	    m.cur.conf->nlisteners, m.cur.generation);
 
 	ev_run(m.loop, 0);
 
-	log_notice("stopped");
-	control_close();
+	log_notice(m.upgraded ? "stopped: the new master serves" : "stopped");
+	control_close(!m.upgraded);
 	listen_close(m.cur.conf, m.cur.fds, NULL, NULL);
 	conf_free(m.cur.conf);
 	free(m.cur.listener_rows);

@@ -5,9 +5,10 @@
 #ifndef SLUICE_MASTER_H
 #define SLUICE_MASTER_H
 
+#include "stats.h"
+
 struct conf;
 struct priv;
-struct stats_seg;
 
 struct master_start {
 	struct conf *conf;       /* owned by the master from here on */
@@ -19,6 +20,15 @@ struct master_start {
 	                          * cannot; closed then, and in every child */
 	int foreground;          /* logging stays on stderr across reloads */
 	const struct priv *priv; /* what the workers run as (priv_plan of conf); copied */
+	/* Started by an old master for a hot upgrade: our socketpair with it
+	 * (-1: a plain start), and its segment, whose totals ours continue
+	 * (NULL when it could not be read), as they were when we created ours. */
+	int upgrade_fd;
+	struct stats_seg *old_seg;
+	struct stats_counters seeded;
+	struct stats_listener_counters *seeded_rows_l; /* per row, sized for both segments */
+	struct stats_server_counters *seeded_rows_s;
+	uint32_t first_generation; /* 0: 1; after an upgrade the old one's next */
 };
 
 /* Fork the workers and run the master loop until a stop completes. Returns the
@@ -52,6 +62,15 @@ int master_drain(unsigned grace_ms, char *err, size_t errlen);
  * a reason. */
 int master_undrain(char *err, size_t errlen);
 
+/* Hot binary upgrade (SIGUSR2, sluicectl upgrade): start checking and
+ * starting the binary at our path. Returns 0 (control_upgrade_done tells
+ * the outcome), or -1 with a reason. */
+int master_upgrade_request(char *err, size_t errlen);
+/* 1 once a new master took over: the pid file, the segment and the control
+ * socket are its own, not ours to remove at exit. */
+int master_upgraded(void);
+/* Write our pid to path (main.c). Returns 0, or -1 with errno. */
+int master_pidfile_write(const char *path);
 /* Warn (log) when limits.max_connections cannot fit in the descriptors the
  * workers have. Returns 1 when it fits, 0 when it warned. */
 int master_check_fd_budget(const struct conf *);

@@ -19,6 +19,7 @@ static int notify_fd = -1;
 static struct sockaddr_un notify_addr;
 static socklen_t notify_len;
 static int notify_failed; /* the last send failed: said once until one works */
+static char notify_name_saved[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 
 void
 notify_init(void)
@@ -40,6 +41,7 @@ notify_init(void)
 		return;
 	}
 	memcpy(notify_addr.sun_path, name, len);
+	memcpy(notify_name_saved, name, len + 1);
 	if (name[0] == '@')
 		notify_addr.sun_path[0] = '\0';
 	notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
@@ -48,6 +50,12 @@ notify_init(void)
 	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (notify_fd == -1)
 		log_warn("cannot open a socket to notify systemd");
+}
+
+const char *
+notify_name(void)
+{
+	return notify_fd != -1 ? notify_name_saved : NULL;
 }
 
 int

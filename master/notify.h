@@ -13,6 +13,9 @@
  * Call once, in the process that systemd started, before any fork. */
 void notify_init(void);
 
+/* $NOTIFY_SOCKET as it was, for the new master of a hot upgrade (which
+ * systemd follows once told MAINPID), or NULL. */
+const char *notify_name(void);
 /* 1 when notify_init found a socket to talk to. */
 int notify_enabled(void);
 

@@ -656,6 +656,7 @@ worker_main(const struct heritage *h)
 	ev_signal_start(w->loop, &sig_usr1);
 	/* The master reloads; a HUP sent to the whole group must not kill us. */
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN); /* likewise an upgrade's */
 	/* The master forks with every signal blocked, so that a QUIT or USR1
 	 * sent before the watchers above existed is held, not lost or fatal;
 	 * it is delivered now. */

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* inherit.c — the listening sockets a new master inherits from the old one in
+ * a hot binary upgrade: the listeners, the admin endpoint. Each address the
+ * new config keeps is taken over (by its bound address), so not one
+ * connection is refused across the upgrade; the rest are closed once the
+ * new master has opened what it needs. Runs in the master at start only. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "inherit.h"
+
+#define INHERIT_MAX 256
+
+static int fds[INHERIT_MAX];
+static unsigned nfds;
+
+int
+inherit_init(const char *text)
+{
+	const char *p = text;
+
+	nfds = 0;
+	while (*p != '\0') {
+		char *end;
+		long v = strtol(p, &end, 10);
+
+		if (end == p || v < 0 || v > 1 << 24 || nfds == INHERIT_MAX ||
+		    (*end != ',' && *end != '\0')) {
+			errno = EINVAL;
+			return -1;
+		}
+		/* Ours from now on: no child of ours may inherit it. */
+		if (fcntl((int)v, F_SETFD, FD_CLOEXEC) == 0)
+			fds[nfds++] = (int)v;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return 0;
+}
+
+int
+inherit_take(const struct sockaddr *addr)
+{
+	for (unsigned i = 0; i < nfds; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = fds[i];
+
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+		    !addr_equal((const struct sockaddr *)&ss, addr))
+			continue;
+		fds[i] = fds[--nfds];
+		return fd;
+	}
+	return -1;
+}
+
+void
+inherit_close_rest(void)
+{
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+	nfds = 0;
+}
