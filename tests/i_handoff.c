@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -451,6 +452,50 @@ test_kill_receiver(int echo_port)
 	stop(pid);
 }
 
+/* --- 7. a receiver out of descriptors ------------------------------------- */
+
+static void
+test_fd_short(int echo_port)
+{
+	int port = h_free_port(), rr_bad = 0, fds[40];
+	const char *conf = h_conf("fds.conf", 1, port, &echo_port, 1,
+	    "timeouts = { drain = " DRAIN "; };\n"
+	    "user = \"root\";\n");
+	pid_t pid, w[4];
+	struct rlimit rl, low;
+	uint64_t end;
+
+	/* Workers of our own uid, so that we may lower a limit of theirs. */
+	setenv("SLUICE_TEST_HANDOFF_STALL_MS", "2000", 1);
+	pid = start(conf, port, 1);
+	unsetenv("SLUICE_TEST_HANDOFF_STALL_MS");
+	open_many(fds, 40, port);
+	ok(reload_to(pid, 2, 1, &rr_bad) && h_stats_running(w, 4, 2) == 1, "reloaded");
+	/* While the new worker leaves its channel unread, leave it room for
+	 * one session at most. */
+	if (prlimit(w[0], RLIMIT_NOFILE, NULL, &rl) != 0)
+		bail("prlimit: %s", strerror(errno));
+	low = rl;
+	low.rlim_cur = (rlim_t)h_fd_count(w[0]) + 3;
+	ok(prlimit(w[0], RLIMIT_NOFILE, &low, NULL) == 0, "the new worker's descriptors cut to %llu",
+	    (unsigned long long)low.rlim_cur);
+	end = h_now_ms() + 20000;
+	while (h_stat("handed_in") < 1 && h_now_ms() < end)
+		h_nap(20);
+	ok(h_stat("handed_in") >= 1 && h_stat("handed_in") < 40 && slots_of_gen(1) == 1,
+	    "it took what it had room for (%llu); the rest wait",
+	    (unsigned long long)h_stat("handed_in"));
+	ok(prlimit(w[0], RLIMIT_NOFILE, &rl, NULL) == 0, "its limit restored");
+	ok(wait_gen_gone(1, 30000, &rr_bad), "then it took the rest and the old generation exited");
+	ok(h_stat("handoff_rejected") == 0 && h_stat("closed_lost") == 0,
+	    "no record was cut for want of a descriptor (rejected %llu, lost %llu)",
+	    (unsigned long long)h_stat("handoff_rejected"),
+	    (unsigned long long)h_stat("closed_lost"));
+	ok(idle_bad(fds, 40) == 0, "all 40 connections relay");
+	close_many(fds, 40);
+	stop(pid);
+}
+
 int
 main(void)
 {
@@ -469,6 +514,7 @@ main(void)
 	test_corrupt(echo_port);
 	test_full(echo_port);
 	test_kill_receiver(echo_port);
+	test_fd_short(echo_port);
 	h_kill(echo);
 	done_testing();
 	return tap_exit();

@@ -12,6 +12,7 @@
  * that become movable. Runs in a worker's loop; never blocks; allocates
  * only when a channel arrives. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -64,9 +65,19 @@ struct handoff {
 	unsigned sent;
 	double stall;      /* test hook: seconds a receiver leaves a new channel unread */
 	ev_timer stall_w;
+	/* Two descriptors held in reserve and let go just before each read
+	 * that may bring descriptors: the kernel drops (closes) what it
+	 * cannot install, which would cut the connections they carry. When
+	 * they cannot be taken back, reading waits (room_w) and the senders'
+	 * windows hold the rest in the kernel meanwhile. */
+	int spare[2];
+	ev_timer room_w;
+	int ctl_gone; /* the master closed its end */
 };
 
-static struct handoff ho;
+static struct handoff ho = { .spare = { -1, -1 } };
+
+#define HANDOFF_ROOM_RETRY 0.1 /* seconds before reading again after no room */
 
 static void pump(struct worker *);
 
@@ -195,6 +206,38 @@ chan_recv(int fd, struct handoff_msg *m, int fds[2], int *nfds, int *truncated)
 	return n;
 }
 
+/* Take the reserve back. Returns 1 when both are held. */
+static int
+spares_take(void)
+{
+	for (int i = 0; i < 2; i++)
+		if (ho.spare[i] == -1)
+			ho.spare[i] = fcntl(ho.ctl.fd, F_DUPFD_CLOEXEC, 0);
+	return ho.spare[0] != -1 && ho.spare[1] != -1;
+}
+
+static void room_wait(struct worker *);
+
+/* chan_recv with room for two descriptors guaranteed: -2 (and reading
+ * paused for a moment) when there is none. */
+static ssize_t
+recv_room(struct worker *w, int fd, struct handoff_msg *m, int fds[2], int *nfds, int *truncated)
+{
+	ssize_t n;
+
+	if (!spares_take()) {
+		room_wait(w);
+		return -2;
+	}
+	for (int i = 0; i < 2; i++) {
+		close(ho.spare[i]);
+		ho.spare[i] = -1;
+	}
+	n = chan_recv(fd, m, fds, nfds, truncated);
+	(void)spares_take();
+	return n;
+}
+
 static void
 close_fds(const int *fds, int n)
 {
@@ -318,7 +361,9 @@ recv_ready(struct worker *w, struct chan *c)
 		 * (the sender's window bounds what piles up meanwhile). */
 		if ((c->ret_pending || c->hello) && recv_flush(w, c) != 1)
 			return;
-		n = chan_recv(c->fd, &m, fds, &nfds, &trunc);
+		n = recv_room(w, c->fd, &m, fds, &nfds, &trunc);
+		if (n == -2)
+			break;
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 			recv_flush(w, c);
 			chan_close(w, c);
@@ -408,8 +453,10 @@ send_ready(struct worker *w, struct chan *c, int revents)
 		struct handoff_msg m;
 		int fds[2], nfds, trunc;
 		const char *bad;
-		ssize_t n = chan_recv(c->fd, &m, fds, &nfds, &trunc);
+		ssize_t n = recv_room(w, c->fd, &m, fds, &nfds, &trunc);
 
+		if (n == -2)
+			break;
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 			chan_close(w, c);
 			break;
@@ -605,6 +652,33 @@ chan_add(struct worker *w, int fd, enum chan_role role)
 	}
 }
 
+/* No room for descriptors: read nothing that may carry some for a moment. */
+static void
+room_wait(struct worker *w)
+{
+	if (ev_is_active(&ho.room_w))
+		return;
+	for (unsigned i = 0; i < ho.nchans; i++)
+		if (ho.chans[i].fd != -1)
+			chan_want(w, &ho.chans[i], ho.chans[i].io.events & EV_WRITE);
+	ev_io_stop(w->loop, &ho.ctl);
+	ev_timer_set(&ho.room_w, HANDOFF_ROOM_RETRY, 0.);
+	ev_timer_start(w->loop, &ho.room_w);
+}
+
+static void
+room_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = ev_userdata(loop);
+
+	for (unsigned i = 0; i < ho.nchans; i++)
+		if (ho.chans[i].fd != -1 && !(ho.stall > 0 && ev_is_active(&ho.stall_w) &&
+		                                 ho.chans[i].role == CHAN_RECV))
+			chan_want(w, &ho.chans[i], (ho.chans[i].io.events & EV_WRITE) | EV_READ);
+	if (!ho.ctl_gone)
+		ev_io_start(loop, &ho.ctl);
+}
+
 static void
 stall_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -623,12 +697,15 @@ ctl_cb(struct ev_loop *loop, ev_io *io, int revents)
 	for (int i = 0; i < HANDOFF_READS; i++) {
 		struct handoff_msg m;
 		int fds[2], nfds, trunc;
-		ssize_t n = chan_recv(io->fd, &m, fds, &nfds, &trunc);
+		ssize_t n = recv_room(w, io->fd, &m, fds, &nfds, &trunc);
 
+		if (n == -2)
+			return;
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-			/* The master is gone: no more channels will come. */
+			/* The master is gone: no more channels will come. The
+			 * descriptor stays open: the reserve is made of it. */
 			ev_io_stop(loop, io);
-			close(io->fd);
+			ho.ctl_gone = 1;
 			return;
 		}
 		if (n == -1)
@@ -663,8 +740,10 @@ handoff_init(struct worker *w, int fd)
 	if ((v = getenv("SLUICE_TEST_HANDOFF_STALL_MS")) != NULL)
 		ho.stall = atoi(v) / 1000.0;
 	ev_init(&ho.stall_w, stall_cb);
+	ev_init(&ho.room_w, room_cb);
 	ev_io_init(&ho.ctl, ctl_cb, fd, EV_READ);
 	ev_io_start(w->loop, &ho.ctl);
+	(void)spares_take();
 	ev_init(&ho.pump_w, pump_cb);
 }
 
@@ -686,4 +765,6 @@ handoff_fini(struct worker *w)
 	for (unsigned i = 0; i < ho.nchans; i++)
 		chan_end(w, &ho.chans[i], 0);
 	ev_timer_stop(w->loop, &ho.pump_w);
+	ev_timer_stop(w->loop, &ho.room_w);
+	ev_timer_stop(w->loop, &ho.stall_w);
 }
