@@ -83,8 +83,9 @@
 	X(STARVED, starved, "sessions closed by the idle timeout while waiting for a relay " \
 	    "buffer (pool.max_memory spent)")                                          \
 	X(SHUTDOWN, shutdown, "sessions closed by a fast stop or the end of a drain")    \
-	X(LOST, lost, "sessions open in a worker that died (counted when the master folds it), " \
-	              "or lost in a hand-off to one that died")
+	X(LOST, lost, "sessions open in a worker that died (counted when the master folds it)") \
+	X(HANDOFF_LOST, handoff_lost, "sessions lost in a hand-off to a newer generation: "        \
+	              "the receiver died with them in flight, or could not read their record")
 
 /*
  * Why a connection was refused (closed before relaying a byte): X(ENUM, name,

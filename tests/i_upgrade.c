@@ -179,7 +179,7 @@ stop_master(void)
 int
 main(void)
 {
-	int echo_port = h_free_port(), port = h_free_port(), rr_bad = 0, good;
+	int echo_port = h_free_port(), port = h_free_port(), aport = h_free_port(), rr_bad = 0, good;
 	pid_t echo = h_echod_start(echo_port), m0, m, prev;
 	size_t sizes[2] = { 16u << 20, 16u << 20 };
 	uint64_t accepted_before, bytes_before, acc0;
@@ -191,8 +191,9 @@ main(void)
 	snprintf(bin, sizeof(bin), "%s/sluiced", h_dir());
 	snprintf(ctl, sizeof(ctl), "%s/ctl", h_dir());
 	snprintf(extra, sizeof(extra),
-	    "timeouts = { drain = \"300s\"; idle = \"120s\"; };\ncontrol = { socket = \"%s\"; };\n",
-	    ctl);
+	    "timeouts = { drain = \"300s\"; idle = \"120s\"; };\ncontrol = { socket = \"%s\"; };\n"
+	    "admin = { listen = \"127.0.0.1:%d\"; };\n",
+	    ctl, aport);
 	conf = h_conf("up.conf", 2, port, &echo_port, 1, extra);
 	install_binary(h_sluiced());
 	/* Every master of the test gives a new binary 8 s to run (not 30). */
@@ -249,6 +250,8 @@ main(void)
 			ok(out != NULL && strstr(out, "upgraded: new master pid") != NULL,
 			    "sluicectl says: %s", out != NULL ? out : "(nothing)");
 		ok(idle_bad() == 0, "every idle connection answers after upgrade %d", way + 1);
+		ok(h_wait_http(aport, "/healthz", 200, "ok", 10000),
+		    "the admin endpoint (its socket inherited) says ok after upgrade %d", way + 1);
 		ok(h_stat("accepted") >= accepted_before && h_stat("bytes_in") >= bytes_before,
 		    "totals did not go down (accepted %llu -> %llu)",
 		    (unsigned long long)accepted_before, (unsigned long long)h_stat("accepted"));
@@ -262,7 +265,8 @@ main(void)
 	bulk = NULL;
 	ok(good == 2, "both bulk transfers came back byte for byte across the upgrades");
 	ok(rr_bad == 0, "no round trip failed (%d)", rr_bad);
-	ok(h_stat("accepted") == acc0 && h_stat("closed_lost") == 0,
+	ok(h_stat("accepted") == acc0 && h_stat("closed_lost") == 0 &&
+	       h_stat("closed_handoff_lost") == 0,
 	    "accepted counts each connection once (%llu, %llu before the upgrades), none lost "
 	    "(%llu)", (unsigned long long)h_stat("accepted"), (unsigned long long)acc0,
 	    (unsigned long long)h_stat("closed_lost"));

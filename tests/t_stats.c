@@ -132,7 +132,7 @@ test_layout(void)
 	ok(field_index("closed_shutdown") >= 0 &&
 	    stats_fields[i].offset == offsetof(struct stats_counters,
 	        closed_by[STATS_CLOSE_SHUTDOWN]), "closed_shutdown: at closed_by[SHUTDOWN]");
-	is(STATS_CLOSE_COUNT, 9, "nine close reasons (session.h's enum close_reason, and lost)");
+	is(STATS_CLOSE_COUNT, 10, "ten close reasons (session.h's enum close_reason, lost and handoff_lost)");
 	{
 		static const char *const refusals[] = { "refused_no_memory", "refused_acl_denied",
 			"refused_rate_limited", "refused_per_source_limit", "refused_no_server",

@@ -883,9 +883,9 @@ relay_handed(struct worker *w, unsigned taken, unsigned lost)
 	STATS_SET(w->slot, active, w->active);
 	STATS_ADD(w->slot, handed_out, taken);
 	/* Sessions the receiver could not read, or that went down with it:
-	 * their sockets are closed, as in a worker that died. */
+	 * their sockets are closed. */
 	STATS_ADD(w->slot, closed, lost);
-	STATS_ADD(w->slot, closed_by[STATS_CLOSE_LOST], lost);
+	STATS_ADD(w->slot, closed_by[STATS_CLOSE_HANDOFF_LOST], lost);
 	rooms_check(w);
 	worker_session_closed(w);
 }
