@@ -3,8 +3,11 @@
  * each mode (hold, rr, cps, bulk with sink and echo checking) runs for a
  * second or two with small counts through sluiced (2 workers) in front of
  * bench/backend, and every connection and byte must be verified; then the
- * checks are shown to bite (a wrong stream is reported bad). Functional
- * results only: no rate or latency is asserted. */
+ * checks are shown to bite (a wrong stream is reported bad); and bench/compare
+ * --costs, which gives the cost rows of bench/compare (system calls, context
+ * switches, bytes through user space), counts sluiced's process tree during an
+ * rr load and reports every field as a number. Functional results only: no
+ * rate, latency or cost is asserted beyond being counted. */
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,7 +18,7 @@
 #include "harness.h"
 #include "tap.h"
 
-static char load_path[PATH_MAX], backend_path[PATH_MAX];
+static char load_path[PATH_MAX], backend_path[PATH_MAX], compare_path[PATH_MAX];
 
 /* bench/ sits next to sluiced in the build tree. */
 static void
@@ -30,16 +33,28 @@ find_tools(void)
 	snprintf(backend_path, sizeof(backend_path), "%s/bench/backend", dir);
 	if (access(load_path, X_OK) != 0 || access(backend_path, X_OK) != 0)
 		bail("bench tools not built: %s, %s", load_path, backend_path);
+	/* bench/compare is a script in the source tree. */
+	dir = getenv("TOP_SRCDIR");
+	snprintf(compare_path, sizeof(compare_path), "%s/bench/compare", dir ? dir : ".");
+	if (access(compare_path, X_OK) != 0)
+		bail("bench/compare not found: %s", compare_path);
 }
 
-/* The value of key in load's "result ..." line, or -1. */
+/* The value of key in the line of out that starts with tag ("result ",
+ * "costs "): a non-negative decimal number (its whole part), else -1
+ * (missing, or not a number). */
 static long long
-result_field(const char *out, const char *key)
+line_field(const char *out, const char *tag, const char *key)
 {
-	const char *line = out ? strstr(out, "result ") : NULL;
-	char pat[64];
-	const char *p, *eol;
+	const char *line = NULL, *p, *eol;
+	char pat[64], *end;
+	long long v;
 
+	for (p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, tag, strlen(tag)) == 0) {
+			line = p;
+			break;
+		}
 	if (!line)
 		return -1;
 	eol = strchr(line, '\n');
@@ -47,7 +62,23 @@ result_field(const char *out, const char *key)
 	p = strstr(line, pat);
 	if (!p || (eol && p > eol))
 		return -1;
-	return strtoll(p + strlen(pat), NULL, 10);
+	p += strlen(pat);
+	if (*p < '0' || *p > '9')
+		return -1;
+	v = strtoll(p, &end, 10);
+	if (*end == '.' && end[1] >= '0' && end[1] <= '9')
+		for (end++; *end >= '0' && *end <= '9'; end++)
+			;
+	if (*end != ' ' && *end != '\n' && *end != '\0')
+		return -1;
+	return v;
+}
+
+/* The value of key in load's "result ..." line, or -1. */
+static long long
+result_field(const char *out, const char *key)
+{
+	return line_field(out, "result ", key);
 }
 
 /* Run load with the arguments given (NULL-terminated, mode first); returns
@@ -172,6 +203,42 @@ main(void)
 	        "bulk", "-a", direct_sink, "-c", "1", "-m", "1", "-k", "echo", "-q", NULL});
 	is(st, 1, "bulk expecting an echo from a sink fails");
 	free(out);
+
+	/* The cost counters: an rr load under bench/compare --costs, counting
+	 * sluiced's master and workers. */
+	{
+		char pid[32];
+		char *argv[] = {compare_path, "--costs", pid, "--", load_path, "rr", "-a", target,
+		    "-c", "8", "-d", "1", "-q", NULL};
+		long long perf;
+
+		snprintf(pid, sizeof(pid), "%d", (int)h_pidfile_pid());
+		st = h_run(argv, &out, 90000);
+		is(st, 0, "compare --costs runs the rr load and exits with its status");
+		ok(result_field(out, "ops") > 0, "... the load's result line comes through");
+		perf = line_field(out, "costs ", "perf");
+		ok(perf == 0 || perf == 1, "costs line says whether perf counted (%lld)", perf);
+		ok(line_field(out, "costs ", "ctxsw") > 0,
+		    "context switches of sluiced's workers are counted (%lld)",
+		    line_field(out, "costs ", "ctxsw"));
+		if (perf == 1) {
+			static const char *const keys[] = {
+			    "epoll_ctl", "futex", "mm", "ubytes_in", "ubytes_out"};
+
+			ok(line_field(out, "costs ", "syscalls") > 0,
+			    "perf counted sluiced's system calls (%lld)",
+			    line_field(out, "costs ", "syscalls"));
+			for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+				ok(line_field(out, "costs ", keys[i]) >= 0,
+				    "costs field %s is a number (%lld)", keys[i],
+				    line_field(out, "costs ", keys[i]));
+		} else {
+			skip(6, "perf cannot count here (not root, or no tracepoints)");
+		}
+		if (st != 0 || perf < 0)
+			diag("compare --costs said: %s", out ? out : "(nothing)");
+		free(out);
+	}
 
 	/* Every relayed connection ends: nothing is left active in sluiced. */
 	deadline = h_now_ms() + 20000;
