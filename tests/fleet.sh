@@ -30,6 +30,8 @@ skip_all() {
 for tool in ip bird birdc nft curl python3 setpriv pgrep timeout; do
 	command -v "$tool" >/dev/null 2>&1 || skip_all "no $tool (Debian: iproute2 bird2 nftables curl python3 util-linux procps)"
 done
+# The configs below are BIRD 2's (BIRD 3 reads them too; 1.x does not).
+bird --version 2>&1 | grep -Eq 'BIRD version [23]\.' || skip_all "needs BIRD 2 (Debian: bird2): $(bird --version 2>&1)"
 
 # Namespaces of an earlier run that was killed (SIGKILL runs no trap; its
 # processes died with it through pdeathsig, below): slf<pid of that run>.
@@ -244,7 +246,7 @@ for i in $NODES; do
 	start_sluiced "$i"
 	bg "$pfx$i" "bird$i.log" bird -f -c "$tmp/n$i/bird.conf" -s "$tmp/n$i/bird.ctl"
 	bg "$pfx$i" "health$i.log" "$TOP_SRCDIR/contrib/sluice-bird-health" -u "http://10.0.$i.2:9145/healthz" \
-		-p vip -s "$tmp/n$i/bird.ctl" -i 0.2 -r 1 -f 1 -d 600
+		-p vip -s "$tmp/n$i/bird.ctl" -i 0.2 -t 2 -r 1 -f 1 -d 600
 done
 bg "$R" router.log bird -f -c "$tmp/router.conf" -s "$tmp/router.ctl"
 mkfifo "$tmp/client.in" || bail "mkfifo"
