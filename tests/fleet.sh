@@ -363,16 +363,16 @@ fleet_check() {
 fleet_check "three serving nodes" 0
 
 # ---- drain node 2 -----------------------------------------------------------
-t0=$(date +%s)
+t0=$(date +%s) t0ms=$(date +%s%3N)
 out=$(ctl 2 drain --grace "${GRACE}s" 2>&1)
 [ "$out" = draining ] && [ "$(healthz 2)" = 503 ]
 ok $? "sluicectl drain --grace ${GRACE}s on node 2 answers \"$out\"; its /healthz says 503"
 until_ok "$GRACE" vip_is 13
 r=$?
-now=$(date +%s)
+now=$(date +%s) took=$(($(date +%s%3N) - t0ms))
 [ $r -eq 0 ] && [ "$now" -lt $((t0 + GRACE)) ] && alive "$sluiced_2" &&
 	[ "$(ctl 2 show info | sed -n 's/^node: //p')" = draining ]
-ok $? "its route is withdrawn within the grace period, while its listeners still accept (nodes: $(vip_nodes), after ~$((now - t0))s)"
+ok $? "its route is withdrawn within the grace period, while its listeners still accept (nodes: $(vip_nodes), seen after ${took} ms)"
 
 b2=$(accepted 2)
 client open B 45
