@@ -89,6 +89,7 @@ static const struct conf_name conf_balances[] = {
     {"roundrobin", CONF_BALANCE_ROUNDROBIN},
     {"leastconn", CONF_BALANCE_LEASTCONN},
     {"source", CONF_BALANCE_SOURCE},
+    {"random", CONF_BALANCE_RANDOM},
     {NULL, 0},
 };
 

@@ -38,7 +38,8 @@ struct conf_server {
 enum conf_balance {
 	CONF_BALANCE_ROUNDROBIN, /* smooth weighted round robin, per worker */
 	CONF_BALANCE_LEASTCONN,  /* fewest active connections (all workers) per weight */
-	CONF_BALANCE_SOURCE      /* consistent hash of the client address */
+	CONF_BALANCE_SOURCE,     /* consistent hash of the client address */
+	CONF_BALANCE_RANDOM      /* two random servers (by weight), the less loaded (all workers) */
 };
 
 /* Active health checks of one group (health = { ... }), run by the checker. */

@@ -364,10 +364,10 @@ static const struct bad_case bad_cases[] = {
      "  { name = \"app\"; servers = (\"127.0.0.1:9001\"); });\n" LS,
         ":3: upstreams[1].name: duplicate upstream name \"app\" (also upstreams[0])",
         "duplicate upstream"},
-    {"upstreams = ({ name = \"app\"; balance = \"random\"; servers = (\"127.0.0.1:9000\"); "
+    {"upstreams = ({ name = \"app\"; balance = \"fastest\"; servers = (\"127.0.0.1:9000\"); "
      "});\n" LS,
-        ":1: upstreams[0].balance: unknown balance \"random\" (use roundrobin, leastconn or "
-        "source)",
+        ":1: upstreams[0].balance: unknown balance \"fastest\" (use roundrobin, leastconn, "
+        "source or random)",
         "unknown balance"},
     {"upstreams = (\n  { name = \"app\"; });\n" LS,
         ":2: upstreams[0].servers: at least one server is required", "no servers"},

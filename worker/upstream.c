@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* upstream.c — choice of an upstream server and the non-blocking connect to
  * it, in a worker: smooth weighted round robin, least connections over all
- * workers, or source hashing (balance.c), skipping servers that are down
+ * workers, random with two choices over the same loads, or source hashing
+ * (balance.c), skipping servers that are down
  * (the checker's verdict, or this worker's passive marks after failures) or
  * full, and falling back to backup servers. Never blocks (names were resolved
  * by the master at load) and never allocates per connection. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "balance.h"
 #include "check.h"
@@ -38,6 +40,7 @@ struct up_group {
 	uint64_t *load;       /* scratch for one pick: active over all workers */
 	struct balance_ring ring;
 	unsigned next; /* least connections: where ties start */
+	uint64_t rng;  /* random: this worker's generator state */
 };
 
 /* --- shared memory --------------------------------------------------------
@@ -136,7 +139,7 @@ static unsigned
 group_usable(struct worker *w, struct up_group *g)
 {
 	const struct conf_upstream *u = g->u;
-	int need_load = u->balance == CONF_BALANCE_LEASTCONN;
+	int need_load = u->balance == CONF_BALANCE_LEASTCONN || u->balance == CONF_BALANCE_RANDOM;
 	double now = w->now;
 	unsigned primaries = 0, backups = 0;
 
@@ -189,6 +192,9 @@ upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int 
 	switch (g->u->balance) {
 	case CONF_BALANCE_LEASTCONN:
 		i = balance_leastconn_pick(g->weight, g->usable, g->load, n, g->next++);
+		break;
+	case CONF_BALANCE_RANDOM:
+		i = balance_random2_pick(g->weight, g->usable, g->load, n, &g->rng);
 		break;
 	case CONF_BALANCE_SOURCE:
 		i = balance_ring_pick(
@@ -314,6 +320,10 @@ upstream_init(struct worker *w)
 		for (unsigned k = 0; k < w->h->index % total; k++)
 			balance_rr_pick(g->cw, g->weight, g->usable, n);
 		g->next = w->h->index;
+		/* Workers draw apart: seeded from the pid and the group, so
+		 * that two workers' picks made at the same moment differ. */
+		g->rng = ((uint64_t)getpid() << 32 ^ (uint64_t)w->h->slot << 16 ^ gi) *
+		        0x9e3779b97f4a7c15ULL | 1;
 	}
 	return 0;
 }
