@@ -44,6 +44,14 @@
 /* health.send and health.expect fit in one small read and write. */
 #define CONF_CHECK_TEXT_MAX 512
 #define CONF_BACKLOG_MAX 65535
+/* The kernel's bounds: MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT. */
+#define CONF_KEEPALIVE_S_MAX 32767
+#define CONF_KEEPALIVE_COUNT_MAX 127
+#define CONF_FASTOPEN_MAX 65535
+#define CONF_DEFER_ACCEPT_S_MAX 3600
+/* Socket buffers: the kernel doubles what it is given, into an int. */
+#define CONF_SOCKBUF_MIN 1024
+#define CONF_SOCKBUF_MAX (512 * 1024 * 1024)
 /* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
 #define CONF_DURATION_MAX_MS UINT32_MAX
 
@@ -76,14 +84,15 @@ static const char *const conf_limits_keys[] = {"max_connections", "max_connectio
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
     NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
-    "max_fails", "fail_timeout", "health", NULL};
+    "max_fails", "fail_timeout", "health", "keepalive", "mark", NULL};
 static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
     NULL};
 static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "fall", "send",
     "expect", NULL};
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
     "proxy_protocol", "accept_proxy", "trusted", "allow", "deny", "max_connections_per_source",
-    "rate_limit", NULL};
+    "rate_limit", "v6only", "fastopen", "defer_accept", "rcvbuf", "sndbuf", "keepalive", NULL};
+static const char *const conf_keepalive_keys[] = {"idle", "interval", "count", NULL};
 
 static const struct conf_name conf_balances[] = {
     {"roundrobin", CONF_BALANCE_ROUNDROBIN},
@@ -428,6 +437,45 @@ conf_timeout(struct conf_ctx *c, const config_setting_t *s, unsigned *out)
 	if (ms == 0)
 		return conf_fail(c, s, NULL, "must be greater than 0");
 	*out = (unsigned)ms;
+	return 0;
+}
+
+/* A duration in whole seconds, 1..max: what socket options take. */
+static int
+conf_seconds(struct conf_ctx *c, const config_setting_t *s, unsigned max, unsigned *out)
+{
+	unsigned ms;
+
+	if (conf_timeout(c, s, &ms) == -1)
+		return -1;
+	if (ms % 1000 != 0)
+		return conf_fail(c, s, NULL, "must be whole seconds");
+	if (ms / 1000 > max)
+		return conf_fail(c, s, NULL, "must be at most %u seconds", max);
+	*out = ms / 1000;
+	return 0;
+}
+
+/* keepalive = { idle; interval; count; } of a listener or an upstream. */
+static int
+conf_keepalive(struct conf_ctx *c, config_setting_t *parent, struct conf_keepalive *k)
+{
+	config_setting_t *g, *s;
+
+	if (conf_group(c, parent, "keepalive", conf_keepalive_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	k->enabled = 1;
+	if ((s = config_setting_get_member(g, "idle")) != NULL &&
+	    conf_seconds(c, s, CONF_KEEPALIVE_S_MAX, &k->idle_s) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "interval")) != NULL &&
+	    conf_seconds(c, s, CONF_KEEPALIVE_S_MAX, &k->interval_s) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "count")) != NULL &&
+	    conf_int(c, s, 1, CONF_KEEPALIVE_COUNT_MAX, &k->count) == -1)
+		return -1;
 	return 0;
 }
 
@@ -918,7 +966,10 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if ((s = config_setting_get_member(g, "fail_timeout")) != NULL &&
 	    conf_timeout(c, s, &up->fail_timeout_ms) == -1)
 		return -1;
-	if (conf_health(c, g, up) == -1)
+	if (conf_health(c, g, up) == -1 || conf_keepalive(c, g, &up->keepalive) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "mark")) != NULL &&
+	    conf_int(c, s, 1, UINT32_MAX, &up->mark) == -1)
 		return -1;
 
 	if (conf_list(c, g, "servers", "server", &list) == -1)
@@ -951,8 +1002,21 @@ conf_listeners_clash(const struct conf_listener *a, const struct conf_listener *
 	*same = addr_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr);
 	if (*same)
 		return 1;
-	if (a->addr.ss_family != b->addr.ss_family)
-		return 0; /* IPv6 listeners are V6ONLY */
+	if (a->addr.ss_family != b->addr.ss_family) {
+		/* IPv6 listeners are V6ONLY unless told otherwise. */
+		const struct conf_listener *v6 = a->addr.ss_family == AF_INET6 ? a : b;
+		const struct conf_listener *v4 = v6 == a ? b : a;
+
+		a6 = (const struct sockaddr_in6 *)&v6->addr;
+		b4 = (const struct sockaddr_in *)&v4->addr;
+		if (v6->v6only || a6->sin6_port != b4->sin_port)
+			return 0;
+		/* A dual-stack "[::]:P" also holds IPv4's port P; one on
+		 * "[::ffff:a.b.c.d]:P" holds a.b.c.d:P. */
+		return IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ||
+		       b4->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		       memcmp(&a6->sin6_addr.s6_addr[12], &b4->sin_addr, 4) == 0;
+	}
 	if (a->addr.ss_family == AF_INET) {
 		a4 = (const struct sockaddr_in *)&a->addr;
 		b4 = (const struct sockaddr_in *)&b->addr;
@@ -1049,6 +1113,57 @@ conf_listener_edge(struct conf_ctx *c, config_setting_t *g, struct conf_listener
 	return 0;
 }
 
+/* v6only: only for an IPv6 address; default on, so that "[::]:P" and
+ * "0.0.0.0:P" can both be listeners and mean what they say. */
+static int
+conf_listener_v6only(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
+{
+	config_setting_t *s;
+	const struct in6_addr *a6;
+
+	l->v6only = 1;
+	if ((s = config_setting_get_member(g, "v6only")) == NULL)
+		return 0;
+	if (conf_bool(c, s, &l->v6only) == -1)
+		return -1;
+	if (l->addr.ss_family != AF_INET6)
+		return conf_fail(c, s, NULL, "applies only to an IPv6 listen address");
+	a6 = &((const struct sockaddr_in6 *)&l->addr)->sin6_addr;
+	/* bind() makes any other IPv6 address IPv6-only, whatever we ask. */
+	if (!l->v6only && !IN6_IS_ADDR_UNSPECIFIED(a6) && !IN6_IS_ADDR_V4MAPPED(a6))
+		return conf_fail(c, s, NULL,
+		    "false applies only to [::] or an IPv4-mapped address such as "
+		    "[::ffff:127.0.0.1] (the kernel keeps any other IPv6 address IPv6-only)");
+	return 0;
+}
+
+/* Options of the listening socket, which accepted sockets inherit. */
+static int
+conf_listener_sockopts(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
+{
+	config_setting_t *s;
+	const char *const bufs[] = {"rcvbuf", "sndbuf"};
+	unsigned *const out[] = {&l->rcvbuf, &l->sndbuf};
+	uint64_t v;
+
+	if ((s = config_setting_get_member(g, "fastopen")) != NULL &&
+	    conf_int(c, s, 0, CONF_FASTOPEN_MAX, &l->fastopen) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "defer_accept")) != NULL &&
+	    conf_seconds(c, s, CONF_DEFER_ACCEPT_S_MAX, &l->defer_accept_s) == -1)
+		return -1;
+	for (unsigned i = 0; i < 2; i++) {
+		if ((s = config_setting_get_member(g, bufs[i])) == NULL)
+			continue;
+		if (conf_size(c, s, &v) == -1)
+			return -1;
+		if (v < CONF_SOCKBUF_MIN || v > CONF_SOCKBUF_MAX)
+			return conf_fail(c, s, NULL, "must be between 1K and 512M");
+		*out[i] = (unsigned)v;
+	}
+	return conf_keepalive(c, g, &l->keepalive);
+}
+
 static int
 conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsigned idx)
 {
@@ -1072,6 +1187,8 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if (addr_parse(
 	        text, ADDR_NUMERIC | ADDR_WILDCARD, &l->addr, &l->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, s, NULL, "invalid address \"%s\": %s", text, why);
+	if (conf_listener_v6only(c, g, l) == -1)
+		return -1;
 	for (i = 0; i < idx; i++) {
 		if (!conf_listeners_clash(l, &conf->listeners[i], &same))
 			continue;
@@ -1101,6 +1218,8 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	l->backlog = 511;
 	if ((s = config_setting_get_member(g, "backlog")) != NULL &&
 	    conf_int(c, s, 1, CONF_BACKLOG_MAX, &l->backlog) == -1)
+		return -1;
+	if (conf_listener_sockopts(c, g, l) == -1)
 		return -1;
 	return conf_listener_edge(c, g, l);
 }

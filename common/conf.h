@@ -53,6 +53,15 @@ struct conf_health {
 	char *expect;         /* NULL, or the prefix the reply must start with */
 };
 
+/* keepalive = { idle; interval; count; }: TCP keepalive on one side's
+ * sockets. A member left out keeps the kernel's value (0 here). */
+struct conf_keepalive {
+	int enabled;       /* 1 when the group is there */
+	unsigned idle_s;   /* TCP_KEEPIDLE, seconds of silence before probing */
+	unsigned interval_s; /* TCP_KEEPINTVL, seconds between probes */
+	unsigned count;    /* TCP_KEEPCNT, unanswered probes that end it */
+};
+
 struct conf_upstream {
 	char name[CONF_NAME_MAX];
 	struct conf_server *servers;
@@ -62,6 +71,10 @@ struct conf_upstream {
 	unsigned max_fails;        /* passive: failures in a row that mark a server down; 0 = never */
 	unsigned fail_timeout_ms;  /* passive: how long such a mark lasts, default 10s */
 	struct conf_health health;
+	/* Options of the sockets connecting to the servers (upstream.c);
+	 * all off by default, and then no system call is spent on them. */
+	struct conf_keepalive keepalive;
+	uint32_t mark; /* SO_MARK; 0: none */
 };
 
 struct conf_listener {
@@ -83,6 +96,14 @@ struct conf_listener {
 	unsigned ndeny;
 	unsigned max_per_source; /* max_connections_per_source, per worker; 0 = none */
 	unsigned rate_limit;     /* new connections per second, whole daemon; 0 = none */
+
+	/* Options of the listening socket (master/listen.c), which accepted
+	 * sockets inherit from it: nothing is set per connection. */
+	int v6only;              /* IPV6_V6ONLY for an IPv6 address, default 1 */
+	unsigned fastopen;       /* TCP_FASTOPEN queue length; 0 = off */
+	unsigned defer_accept_s; /* TCP_DEFER_ACCEPT seconds; 0 = off */
+	unsigned rcvbuf, sndbuf; /* SO_RCVBUF, SO_SNDBUF bytes; 0 = the kernel's */
+	struct conf_keepalive keepalive; /* toward clients */
 };
 
 struct conf {

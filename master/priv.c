@@ -5,10 +5,13 @@
  * anyone. A worker that cannot drop what it was told to drop must not run. */
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -78,6 +81,11 @@ priv_plan(const struct conf *c, struct priv *p, char *err, size_t errlen)
 		snprintf(p->user, sizeof(p->user), "%s", c->user);
 	}
 	p->setid = p->why != PRIV_ROOT_ASKED;
+	/* SO_MARK needs CAP_NET_ADMIN: workers that switch user keep that
+	 * one capability when an upstream asks for a mark. */
+	for (unsigned i = 0; i < c->nupstreams && p->setid; i++)
+		if (c->upstreams[i].mark)
+			p->net_admin = 1;
 	if (!p->setid)
 		p->gid = getegid();
 	name_of_gid(p->gid, p->group, sizeof(p->group));
@@ -136,6 +144,12 @@ priv_drop(const struct priv *p, char *err, size_t errlen)
 	}
 	if (!p->setid)
 		return 0;
+	/* Keep the permitted set across setuid, to narrow it to
+	 * CAP_NET_ADMIN below; nothing else survives. */
+	if (p->net_admin && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
+		snprintf(err, errlen, "cannot keep CAP_NET_ADMIN: %s", strerror(errno));
+		return -1;
+	}
 	/* Supplementary groups first (root's would survive setgid), the
 	 * group before the user (afterwards we may no longer change it). As
 	 * root, setuid sets the real, effective and saved uid alike. */
@@ -143,6 +157,19 @@ priv_drop(const struct priv *p, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot switch to user %s, group %s: %s", p->user, p->group,
 		    strerror(errno));
 		return -1;
+	}
+	if (p->net_admin) {
+		struct __user_cap_header_struct hd = {_LINUX_CAPABILITY_VERSION_3, 0};
+		struct __user_cap_data_struct d[2];
+
+		memset(d, 0, sizeof(d));
+		d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+		d[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+		if (syscall(SYS_capset, &hd, d) == -1 ||
+		    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1) {
+			snprintf(err, errlen, "cannot keep CAP_NET_ADMIN: %s", strerror(errno));
+			return -1;
+		}
 	}
 	if (getuid() != p->uid || geteuid() != p->uid || getgid() != p->gid ||
 	    getegid() != p->gid) {

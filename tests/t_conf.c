@@ -259,7 +259,7 @@ static const struct bad_case bad_cases[] = {
         "unknown limits setting"},
     {"upstreams = ({ name = \"app\";\n  servers = (\"127.0.0.1:9000\");\n  check = true; });\n" LS,
         ":3: upstreams[0].check: unknown setting \"check\" (expected name, balance, servers, "
-        "retries, max_fails, fail_timeout or health)",
+        "retries, max_fails, fail_timeout, health, keepalive or mark)",
         "unknown upstream setting"},
     {"upstreams = ({ name = \"app\"; servers = (\n  \"127.0.0.1:9000\",\n"
      "  { address = \"127.0.0.1:9001\"; spare = true; } ); });\n" LS,
@@ -268,8 +268,8 @@ static const struct bad_case bad_cases[] = {
         "unknown server setting"},
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
-        "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source or "
-        "rate_limit)",
+        "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source, "
+        "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf or keepalive)",
         "unknown listener setting"},
     /* workers */
     {"workers = 0;\n" UP LS, ":1: workers: must be \"auto\" or between 1 and 128", "workers 0"},

@@ -8,6 +8,8 @@
  * by the master at load) and never allocates per connection. */
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -207,12 +209,41 @@ upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int 
 	return i;
 }
 
+static int
+sockopt_int(int fd, int level, int opt, int v)
+{
+	return setsockopt(fd, level, opt, &v, sizeof(v));
+}
+
+/* The group's options on a new upstream socket, before its connect: the
+ * SYN already carries the mark. Only for groups that set any. */
+static int
+upstream_prep(int fd, void *arg)
+{
+	const struct conf_upstream *u = arg;
+	const struct conf_keepalive *k = &u->keepalive;
+
+	if (u->mark && sockopt_int(fd, SOL_SOCKET, SO_MARK, (int)u->mark) == -1)
+		return -1;
+	if (!k->enabled)
+		return 0;
+	if (sockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1) == -1 ||
+	    (k->idle_s && sockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)k->idle_s) == -1) ||
+	    (k->interval_s &&
+	        sockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)k->interval_s) == -1) ||
+	    (k->count && sockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)k->count) == -1))
+		return -1;
+	return 0;
+}
+
 int
 upstream_connect(struct worker *w, unsigned li, unsigned server)
 {
 	struct up_group *g = group_of(w, li);
 	const struct conf_server *srv = &g->u->servers[server];
-	int fd = net_connect((const struct sockaddr *)&srv->addr, srv->addrlen);
+	int prep = g->u->mark || g->u->keepalive.enabled;
+	int fd = net_connect_prep((const struct sockaddr *)&srv->addr, srv->addrlen,
+	    prep ? upstream_prep : NULL, (void *)g->u);
 
 	if (fd != -1) {
 		g->s[server].active++;
