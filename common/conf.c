@@ -82,7 +82,7 @@ static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splic
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
     NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
-    NULL};
+    "client_fin", "server_fin", "max_lifetime", "max_lifetime_jitter", NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
     "max_fails", "fail_timeout", "health", "keepalive", "mark", NULL};
 static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
@@ -670,6 +670,33 @@ conf_limits(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	return 0;
 }
 
+/* client_fin, server_fin, max_lifetime and its jitter: all off unless set. */
+static int
+conf_timeouts_more(struct conf_ctx *c, config_setting_t *g, struct conf *conf)
+{
+	config_setting_t *s, *j;
+
+	if ((s = config_setting_get_member(g, "client_fin")) != NULL &&
+	    conf_timeout(c, s, &conf->client_fin_timeout_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "server_fin")) != NULL &&
+	    conf_timeout(c, s, &conf->server_fin_timeout_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "max_lifetime")) != NULL &&
+	    conf_timeout(c, s, &conf->max_lifetime_ms) == -1)
+		return -1;
+	if ((j = config_setting_get_member(g, "max_lifetime_jitter")) == NULL)
+		return 0;
+	if (s == NULL)
+		return conf_fail(c, j, NULL, "applies only with max_lifetime");
+	if (conf_timeout(c, j, &conf->max_lifetime_jitter_ms) == -1)
+		return -1;
+	/* Deadlines are kept in unsigned milliseconds: 49 days at most. */
+	if ((uint64_t)conf->max_lifetime_ms + conf->max_lifetime_jitter_ms > CONF_DURATION_MAX_MS)
+		return conf_fail(c, j, NULL, "max_lifetime plus its jitter exceeds 49 days");
+	return 0;
+}
+
 static int
 conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
@@ -695,7 +722,7 @@ conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	if ((s = config_setting_get_member(g, "proxy_header")) != NULL &&
 	    conf_timeout(c, s, &conf->proxy_header_timeout_ms) == -1)
 		return -1;
-	return 0;
+	return conf_timeouts_more(c, g, conf);
 }
 
 /* user, group and chroot: who the workers run as and where. Names are looked

@@ -144,6 +144,11 @@ struct conf {
 	unsigned idle_timeout_ms;    /* timeouts.idle, default 10m */
 	unsigned drain_timeout_ms;   /* timeouts.drain, default 30s */
 	unsigned proxy_header_timeout_ms; /* timeouts.proxy_header, default 5s */
+	unsigned client_fin_timeout_ms; /* timeouts.client_fin: after the client's FIN,
+	                                 * the idle timeout; 0 (default): idle's */
+	unsigned server_fin_timeout_ms; /* timeouts.server_fin, after the server's FIN */
+	unsigned max_lifetime_ms;       /* timeouts.max_lifetime from accept; 0: none */
+	unsigned max_lifetime_jitter_ms; /* up to this much more, per session; 0: none */
 
 	struct conf_upstream *upstreams;
 	unsigned nupstreams; /* >= 1 */

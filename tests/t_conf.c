@@ -244,8 +244,8 @@ static const struct bad_case bad_cases[] = {
         "group, chroot, log, pool, limits, timeouts, upstreams, listeners, control or admin)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
-        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain or "
-        "proxy_header)",
+        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain, "
+        "proxy_header, client_fin, server_fin, max_lifetime or max_lifetime_jitter)",
         "unknown setting in a group"},
     {"log = { colour = true; };\n" UP LS,
         ":1: log.colour: unknown setting \"colour\" (expected target, file, facility, "

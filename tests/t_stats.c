@@ -132,7 +132,7 @@ test_layout(void)
 	ok(field_index("closed_shutdown") >= 0 &&
 	    stats_fields[i].offset == offsetof(struct stats_counters,
 	        closed_by[STATS_CLOSE_SHUTDOWN]), "closed_shutdown: at closed_by[SHUTDOWN]");
-	is(STATS_CLOSE_COUNT, 9, "nine close reasons (session.h's enum close_reason, and lost)");
+	is(STATS_CLOSE_COUNT, 11, "eleven close reasons (session.h's enum close_reason, and lost)");
 	{
 		static const char *const refusals[] = { "refused_no_memory", "refused_acl_denied",
 			"refused_rate_limited", "refused_per_source_limit", "refused_no_server",
@@ -1337,10 +1337,15 @@ test_attach_errors(void)
 	    "patched magic");
 	attach_fails("magic", "not a sluice statistics segment", "bad magic");
 
-	u32 = 7;
+	u32 = STATS_VERSION + 1;
 	ok(patch(path_of("version"), offsetof(struct stats_header, version), &u32, 4) == 0,
 	    "patched version");
-	attach_fails("version", "layout version 7", "wrong version");
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "layout version %u", STATS_VERSION + 1);
+		attach_fails("version", want, "wrong version");
+	}
 
 	u32 = sizeof(struct stats_header) + 64;
 	ok(patch(path_of("hsize"), offsetof(struct stats_header, header_size), &u32, 4) == 0,
