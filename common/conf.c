@@ -84,9 +84,9 @@ static const char *const conf_limits_keys[] = {"max_connections", "max_connectio
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
     "client_fin", "server_fin", "max_lifetime", "max_lifetime_jitter", NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
-    "max_fails", "fail_timeout", "health", "keepalive", "mark", NULL};
+    "max_fails", "fail_timeout", "health", "keepalive", "mark", "source", "transparent", NULL};
 static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
-    NULL};
+    "source", "transparent", NULL};
 static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "fall", "send",
     "expect", NULL};
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
@@ -848,6 +848,88 @@ conf_valid_name(const char *name)
 	return 1;
 }
 
+/* A source address: numeric IPv4 or IPv6 (brackets allowed), no port. */
+static int
+conf_source_addr(const char *text, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(text);
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		return 0;
+	}
+	if (n >= 2 && n < sizeof(buf) + 2 && text[0] == '[' && text[n - 1] == ']') {
+		memcpy(buf, text + 1, n - 2);
+		buf[n - 2] = '\0';
+		text = buf;
+	}
+	if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+/* source (an address or a list of them) and transparent of an upstream or
+ * a server group g. */
+static int
+conf_source(struct conf_ctx *c, config_setting_t *g, struct conf_source *src)
+{
+	config_setting_t *s, *t, *e;
+	const char *text;
+	unsigned n;
+
+	if ((t = config_setting_get_member(g, "transparent")) != NULL &&
+	    conf_bool(c, t, &src->transparent) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "source")) == NULL)
+		return 0;
+	if (src->transparent)
+		return conf_fail(c, s, NULL,
+		    "cannot go with transparent (which connects from the client's address)");
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		n = 1;
+	else if (config_setting_is_list(s) || config_setting_is_array(s))
+		n = (unsigned)config_setting_length(s);
+	else
+		return conf_fail(c, s, NULL, "expected an address or a list ( \"10.0.0.5\", ... )");
+	if (n == 0)
+		return conf_fail(c, s, NULL, "at least one address is required");
+	if ((src->addr = calloc(n, sizeof(*src->addr))) == NULL)
+		return conf_nomem(c);
+	src->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		e = config_setting_type(s) == CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, i);
+		if (conf_string(c, e, &text) == -1)
+			return -1;
+		if (conf_source_addr(text, &src->addr[i]) == -1)
+			return conf_fail(c, e, NULL,
+			    "invalid source address \"%s\" (a numeric IPv4 or IPv6 address, "
+			    "without a port)",
+			    text);
+	}
+	return 0;
+}
+
+/* Every source address of src must be of the server's family: a socket
+ * cannot bind one family and connect to another. */
+static int
+conf_source_family(struct conf_ctx *c, config_setting_t *g, const struct conf_source *src,
+    const struct conf_server *srv)
+{
+	for (unsigned i = 0; i < src->n; i++)
+		if (srv->addrlen > 0 && src->addr[i].ss_family != srv->addr.ss_family)
+			return conf_fail(c, config_setting_get_member(g, "source"), NULL,
+			    "source address %u is %s but server %s is %s", i + 1,
+			    src->addr[i].ss_family == AF_INET ? "IPv4" : "IPv6", srv->address,
+			    srv->addr.ss_family == AF_INET ? "IPv4" : "IPv6");
+	return 0;
+}
+
 /* One element of servers: a bare "host:port" string or a group. */
 static int
 conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
@@ -872,6 +954,8 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 		if ((w = config_setting_get_member(e, "backup")) != NULL &&
 		    conf_bool(c, w, &srv->backup) == -1)
 			return -1;
+		if (conf_source(c, e, &srv->source) == -1)
+			return -1;
 	} else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 		return conf_fail(
 		    c, e, NULL, "expected \"host:port\" or a group { address = \"host:port\"; }");
@@ -884,7 +968,9 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 		return conf_strdup(c, text, &srv->address);
 	if (addr_parse(text, 0, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, a, NULL, "invalid address \"%s\": %s", text, why);
-	return conf_strdup(c, text, &srv->address);
+	if (conf_strdup(c, text, &srv->address) == -1)
+		return -1;
+	return conf_source_family(c, e, &srv->source, srv);
 }
 
 /* A string of printable text (libconfig's escapes such as \r\n allowed),
@@ -998,6 +1084,8 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if ((s = config_setting_get_member(g, "mark")) != NULL &&
 	    conf_int(c, s, 1, UINT32_MAX, &up->mark) == -1)
 		return -1;
+	if (conf_source(c, g, &up->source) == -1)
+		return -1;
 
 	if (conf_list(c, g, "servers", "server", &list) == -1)
 		return -1;
@@ -1008,6 +1096,9 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	up->nservers = n;
 	for (i = 0; i < n; i++) {
 		if (conf_server(c, config_setting_get_elem(list, i), &up->servers[i]) == -1)
+			return -1;
+		if (up->servers[i].source.n == 0 && !up->servers[i].source.transparent &&
+		    conf_source_family(c, g, &up->source, &up->servers[i]) == -1)
 			return -1;
 		total += up->servers[i].weight;
 	}
@@ -1439,8 +1530,11 @@ conf_free(struct conf *conf)
 	if (conf == NULL)
 		return;
 	for (i = 0; i < conf->nupstreams; i++) {
-		for (j = 0; j < conf->upstreams[i].nservers; j++)
+		for (j = 0; j < conf->upstreams[i].nservers; j++) {
 			free(conf->upstreams[i].servers[j].address);
+			free(conf->upstreams[i].servers[j].source.addr);
+		}
+		free(conf->upstreams[i].source.addr);
 		free(conf->upstreams[i].servers);
 		free(conf->upstreams[i].health.send);
 		free(conf->upstreams[i].health.expect);

@@ -26,6 +26,14 @@ struct logfmt;
  * the very most) and the round-robin sums within int32. */
 #define CONF_UPSTREAM_WEIGHT_MAX (1 << 20)
 
+/* Where connections to a server come from (source, transparent): none
+ * (n == 0 and transparent 0) leaves it to the kernel. */
+struct conf_source {
+	struct sockaddr_storage *addr; /* n addresses, port 0, used in turn */
+	unsigned n;
+	int transparent; /* 1: from the client's own address (IP_TRANSPARENT) */
+};
+
 struct conf_server {
 	char *address; /* as written in the file, for logs */
 	struct sockaddr_storage addr;
@@ -33,6 +41,7 @@ struct conf_server {
 	unsigned weight;          /* 1..256, default 1 */
 	unsigned max_connections; /* across all workers; 0 (default) = no limit */
 	int backup;               /* 1: used only when no other server can be */
+	struct conf_source source; /* the server's own; else its upstream's */
 };
 
 enum conf_balance {
@@ -75,6 +84,7 @@ struct conf_upstream {
 	 * all off by default, and then no system call is spent on them. */
 	struct conf_keepalive keepalive;
 	uint32_t mark; /* SO_MARK; 0: none */
+	struct conf_source source; /* for servers without their own */
 };
 
 struct conf_listener {

@@ -81,11 +81,17 @@ priv_plan(const struct conf *c, struct priv *p, char *err, size_t errlen)
 		snprintf(p->user, sizeof(p->user), "%s", c->user);
 	}
 	p->setid = p->why != PRIV_ROOT_ASKED;
-	/* SO_MARK needs CAP_NET_ADMIN: workers that switch user keep that
-	 * one capability when an upstream asks for a mark. */
-	for (unsigned i = 0; i < c->nupstreams && p->setid; i++)
-		if (c->upstreams[i].mark)
+	/* SO_MARK and IP_TRANSPARENT need CAP_NET_ADMIN: workers that switch
+	 * user keep that one capability when an upstream or server asks. */
+	for (unsigned i = 0; i < c->nupstreams && p->setid; i++) {
+		const struct conf_upstream *u = &c->upstreams[i];
+
+		if (u->mark || u->source.transparent)
 			p->net_admin = 1;
+		for (unsigned j = 0; j < u->nservers; j++)
+			if (u->servers[j].source.transparent)
+				p->net_admin = 1;
+	}
 	if (!p->setid)
 		p->gid = getegid();
 	name_of_gid(p->gid, p->group, sizeof(p->group));

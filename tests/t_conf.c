@@ -259,12 +259,12 @@ static const struct bad_case bad_cases[] = {
         "unknown limits setting"},
     {"upstreams = ({ name = \"app\";\n  servers = (\"127.0.0.1:9000\");\n  check = true; });\n" LS,
         ":3: upstreams[0].check: unknown setting \"check\" (expected name, balance, servers, "
-        "retries, max_fails, fail_timeout, health, keepalive or mark)",
+        "retries, max_fails, fail_timeout, health, keepalive, mark, source or transparent)",
         "unknown upstream setting"},
     {"upstreams = ({ name = \"app\"; servers = (\n  \"127.0.0.1:9000\",\n"
      "  { address = \"127.0.0.1:9001\"; spare = true; } ); });\n" LS,
         ":3: upstreams[0].servers[1].spare: unknown setting \"spare\" (expected address, "
-        "weight, max_connections or backup)",
+        "weight, max_connections, backup, source or transparent)",
         "unknown server setting"},
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "

@@ -420,15 +420,20 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 	session_update(w, s);
 }
 
+static const struct sockaddr *session_client(struct worker *, struct session *,
+    struct sockaddr_storage *);
+
 /* Try servers until a connect is under way or the tries (1 + the group's
  * retries) are spent. The connect timeout bounds the whole chain: s->active
  * keeps the time the first attempt began. client is the client's address
  * for the first try (source hashing: the PROXY header's client when one was
- * accepted), NULL for retries. Returns -1 once the session is closed. */
+ * accepted), NULL for retries (which look it up again for a transparent
+ * server). Returns -1 once the session is closed. */
 static int
 session_connect(struct worker *w, struct session *s, const struct sockaddr *client)
 {
 	unsigned tries = upstream_tries(w, s->listener);
+	struct sockaddr_storage ss;
 
 	while (s->tries < tries) {
 		int srv = upstream_pick(w, s->listener, client, s->tries ? s->server_idx : -1);
@@ -444,7 +449,9 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 			relay_close(w, s, CLOSE_NO_SERVER);
 			return -1;
 		}
-		fd = upstream_connect(w, s->listener, (unsigned)srv);
+		if (client == NULL && upstream_wants_client(w, s->listener, (unsigned)srv))
+			client = session_client(w, s, &ss);
+		fd = upstream_connect(w, s->listener, (unsigned)srv, client);
 		if (fd == -1 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		                    errno == ENOMEM)) {
 			/* Our shortage, not the server's: no try spent, no

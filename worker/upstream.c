@@ -6,6 +6,7 @@
  * (the checker's verdict, or this worker's passive marks after failures) or
  * full, and falling back to backup servers. Never blocks (names were resolved
  * by the master at load) and never allocates per connection. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -29,6 +30,7 @@ struct up_server {
 	unsigned active;      /* this worker's sessions holding it */
 	double down_until; /* passive mark: skipped until then (w->now) */
 	int marked;           /* marked down since its last success */
+	unsigned src_next;    /* source: the address to use next */
 };
 
 struct up_group {
@@ -215,35 +217,128 @@ sockopt_int(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
+/* What upstream_prep puts on one new socket. */
+struct up_prep {
+	const struct conf_upstream *u;
+	const struct sockaddr *src; /* NULL: the kernel chooses */
+	int transparent;
+};
+
+/* Bind the socket to p->src (port 0): with IP_BIND_ADDRESS_NO_PORT the
+ * port is chosen at connect, per destination, so each source address
+ * gives a whole port range toward each server. A transparent bind may
+ * name an address that is not ours (the client's). */
+static int
+upstream_bind(int fd, const struct up_prep *p)
+{
+	struct sockaddr_storage a;
+	socklen_t len;
+
+	if (p->src->sa_family == AF_INET) {
+		len = sizeof(struct sockaddr_in);
+		memcpy(&a, p->src, len);
+		((struct sockaddr_in *)&a)->sin_port = 0;
+	} else {
+		len = sizeof(struct sockaddr_in6);
+		memcpy(&a, p->src, len);
+		((struct sockaddr_in6 *)&a)->sin6_port = 0;
+	}
+	if (sockopt_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1) == -1)
+		return -1;
+	if (p->transparent &&
+	    (a.ss_family == AF_INET ? sockopt_int(fd, IPPROTO_IP, IP_TRANSPARENT, 1)
+	                            : sockopt_int(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, 1)) == -1)
+		return -1;
+	return bind(fd, (struct sockaddr *)&a, len);
+}
+
 /* The group's options on a new upstream socket, before its connect: the
- * SYN already carries the mark. Only for groups that set any. */
+ * SYN already carries the mark and the source. Only for groups that set
+ * any. A failure here is ours, not the server's: errno becomes
+ * EADDRNOTAVAIL, which the caller does not count against the server. */
 static int
 upstream_prep(int fd, void *arg)
 {
-	const struct conf_upstream *u = arg;
-	const struct conf_keepalive *k = &u->keepalive;
+	const struct up_prep *p = arg;
+	const struct conf_keepalive *k = &p->u->keepalive;
+	const char *what = "mark";
 
-	if (u->mark && sockopt_int(fd, SOL_SOCKET, SO_MARK, (int)u->mark) == -1)
-		return -1;
+	if (p->u->mark && sockopt_int(fd, SOL_SOCKET, SO_MARK, (int)p->u->mark) == -1)
+		goto fail;
+	what = "source";
+	if (p->src != NULL && upstream_bind(fd, p) == -1)
+		goto fail;
 	if (!k->enabled)
 		return 0;
+	what = "keepalive";
 	if (sockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1) == -1 ||
 	    (k->idle_s && sockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)k->idle_s) == -1) ||
 	    (k->interval_s &&
 	        sockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)k->interval_s) == -1) ||
 	    (k->count && sockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)k->count) == -1))
-		return -1;
+		goto fail;
 	return 0;
+fail:
+	log_warn("upstream %s: setting %s on a connection", p->u->name, what);
+	errno = EADDRNOTAVAIL;
+	return -1;
+}
+
+/* The source a connection to srv comes from: its own, else its group's. */
+static const struct conf_source *
+source_of(const struct up_group *g, const struct conf_server *srv)
+{
+	if (srv->source.n > 0 || srv->source.transparent)
+		return &srv->source;
+	return &g->u->source;
 }
 
 int
-upstream_connect(struct worker *w, unsigned li, unsigned server)
+upstream_wants_client(const struct worker *w, unsigned li, unsigned server)
+{
+	const struct up_group *g = &w->groups[w->conf->listeners[li].upstream];
+
+	return source_of(g, &g->u->servers[server])->transparent;
+}
+
+int
+upstream_connect(struct worker *w, unsigned li, unsigned server, const struct sockaddr *client)
 {
 	struct up_group *g = group_of(w, li);
 	const struct conf_server *srv = &g->u->servers[server];
-	int prep = g->u->mark || g->u->keepalive.enabled;
-	int fd = net_connect_prep((const struct sockaddr *)&srv->addr, srv->addrlen,
-	    prep ? upstream_prep : NULL, (void *)g->u);
+	const struct conf_source *src = source_of(g, srv);
+	struct up_prep p = {g->u, NULL, src->transparent};
+	struct sockaddr_in v4;
+	int fd;
+
+	if (src->n > 0) {
+		p.src = (const struct sockaddr *)&src->addr[g->s[server].src_next++ % src->n];
+	} else if (src->transparent) {
+		const struct sockaddr_in6 *c6 = (const struct sockaddr_in6 *)client;
+
+		if (client == NULL) {
+			errno = EADDRNOTAVAIL;
+			return -1;
+		}
+		/* A dual-stack listener's IPv4 client, to an IPv4 server. */
+		if (client->sa_family == AF_INET6 && srv->addr.ss_family == AF_INET &&
+		    IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr)) {
+			memset(&v4, 0, sizeof(v4));
+			v4.sin_family = AF_INET;
+			memcpy(&v4.sin_addr, &c6->sin6_addr.s6_addr[12], 4);
+			client = (const struct sockaddr *)&v4;
+		}
+		if (client->sa_family != srv->addr.ss_family) {
+			log_warnx("upstream %s: a client of another address family cannot be "
+			          "sent transparently to %s",
+			    g->u->name, srv->address);
+			errno = EADDRNOTAVAIL;
+			return -1;
+		}
+		p.src = client;
+	}
+	fd = net_connect_prep((const struct sockaddr *)&srv->addr, srv->addrlen,
+	    p.src != NULL || g->u->mark || g->u->keepalive.enabled ? upstream_prep : NULL, &p);
 
 	if (fd != -1) {
 		g->s[server].active++;
