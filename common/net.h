@@ -22,8 +22,7 @@ int net_connect(const struct sockaddr *sa, socklen_t len);
 /* net_connect, with prep(fd, arg) called on the new socket before the
  * connect (options that the SYN must carry, a source address to bind);
  * prep returns 0, or -1 with errno to give the attempt up. */
-int net_connect_prep(const struct sockaddr *sa, socklen_t len, int (*prep)(int, void *),
-    void *arg);
+int net_connect_prep(const struct sockaddr *sa, socklen_t len, int (*prep)(int, void *), void *arg);
 
 /* After a connecting fd becomes writable: 0 if connected, else -1 with errno
  * set to the connect error. */

@@ -171,8 +171,7 @@ priv_drop(const struct priv *p, char *err, size_t errlen)
 		memset(d, 0, sizeof(d));
 		d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
 		d[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
-		if (syscall(SYS_capset, &hd, d) == -1 ||
-		    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1) {
+		if (syscall(SYS_capset, &hd, d) == -1 || prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1) {
 			snprintf(err, errlen, "cannot keep CAP_NET_ADMIN: %s", strerror(errno));
 			return -1;
 		}

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* balance.c — server-choice algorithms (smooth weighted round robin, weighted
- * least connections, random with two choices, consistent-hash ring). Runs in workers and unit tests;
- * never logs, never does I/O, and allocates only when a ring is built at
- * worker start, never per pick. */
+ * least connections, random with two choices, consistent-hash ring). Runs in
+ * workers and unit tests; never logs, never does I/O, and allocates only when
+ * a ring is built at worker start, never per pick. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>

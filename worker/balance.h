@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* balance.h — the server-choice algorithms of an upstream group: smooth
  * weighted round robin, weighted least connections, random with two choices
- * and a consistent-hash ring for source hashing. Pure functions over arrays the caller owns; used by
- * upstream.c in a worker and by the unit tests. Nothing here allocates per
- * pick, logs, or does I/O: only balance_ring_build allocates, once. */
+ * and a consistent-hash ring for source hashing. Pure functions over arrays
+ * the caller owns; used by upstream.c in a worker and by the unit tests.
+ * Nothing here allocates per pick, logs, or does I/O: only
+ * balance_ring_build allocates, once. */
 #ifndef SLUICE_BALANCE_H
 #define SLUICE_BALANCE_H
 

@@ -26,11 +26,11 @@
 
 /* What this worker knows of one server of one group. */
 struct up_server {
-	unsigned fails;       /* connect failures in a row */
-	unsigned active;      /* this worker's sessions holding it */
-	double down_until; /* passive mark: skipped until then (w->now) */
-	int marked;           /* marked down since its last success */
-	unsigned src_next;    /* source: the address to use next */
+	unsigned fails;     /* connect failures in a row */
+	unsigned active;    /* this worker's sessions holding it */
+	double down_until;  /* passive mark: skipped until then (w->now) */
+	int marked;         /* marked down since its last success */
+	unsigned src_next;  /* source: the address to use next */
 };
 
 struct up_group {
