@@ -40,13 +40,58 @@ name_of_gid(gid_t gid, char *buf, size_t len)
 		snprintf(buf, len, "%lu", (unsigned long)gid);
 }
 
+/* The setting of c that needs CAP_NET_ADMIN in the workers ("upstreams[0].mark"
+ * into buf), or NULL when none does. */
+static const char *
+net_admin_setting(const struct conf *c, char *buf, size_t len)
+{
+	for (unsigned i = 0; i < c->nupstreams; i++) {
+		const struct conf_upstream *u = &c->upstreams[i];
+
+		if (u->mark || u->source.transparent) {
+			snprintf(buf, len, "upstreams[%u].%s", i, u->mark ? "mark" : "transparent");
+			return buf;
+		}
+		for (unsigned j = 0; j < u->nservers; j++)
+			if (u->servers[j].source.transparent) {
+				snprintf(buf, len, "upstreams[%u].servers[%u].transparent", i, j);
+				return buf;
+			}
+	}
+	return NULL;
+}
+
+/* 1 when this process has CAP_NET_ADMIN in its effective set. */
+static int
+have_net_admin(void)
+{
+	struct __user_cap_header_struct hd = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &hd, d) == -1)
+		return 0;
+	return (d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective & CAP_TO_MASK(CAP_NET_ADMIN)) != 0;
+}
+
 int
 priv_plan(const struct conf *c, struct priv *p, char *err, size_t errlen)
 {
 	const struct passwd *pw;
 	struct stat st;
+	char what[64];
 
 	memset(p, 0, sizeof(*p));
+	/* Workers of a master that is not root keep its identity and its
+	 * capabilities: without CAP_NET_ADMIN every connect would fail. */
+	if (geteuid() != 0 && net_admin_setting(c, what, sizeof(what)) != NULL &&
+	    !have_net_admin()) {
+		snprintf(err, errlen,
+		    "%s: %s: needs CAP_NET_ADMIN, which sluiced lacks (it does not run as "
+		    "root)",
+		    c->path, what);
+		return -1;
+	}
 	if (geteuid() != 0) {
 		/* Nothing to drop and no right to switch: like nginx, run the
 		 * workers as ourselves and say the settings were ignored. */
@@ -83,15 +128,7 @@ priv_plan(const struct conf *c, struct priv *p, char *err, size_t errlen)
 	p->setid = p->why != PRIV_ROOT_ASKED;
 	/* SO_MARK and IP_TRANSPARENT need CAP_NET_ADMIN: workers that switch
 	 * user keep that one capability when an upstream or server asks. */
-	for (unsigned i = 0; i < c->nupstreams && p->setid; i++) {
-		const struct conf_upstream *u = &c->upstreams[i];
-
-		if (u->mark || u->source.transparent)
-			p->net_admin = 1;
-		for (unsigned j = 0; j < u->nservers; j++)
-			if (u->servers[j].source.transparent)
-				p->net_admin = 1;
-	}
+	p->net_admin = p->setid && net_admin_setting(c, what, sizeof(what)) != NULL;
 	if (!p->setid)
 		p->gid = getegid();
 	name_of_gid(p->gid, p->group, sizeof(p->group));

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -225,6 +226,47 @@ config_errors(void)
 	    "a dual-stack [::]:P beside 0.0.0.0:P is refused as overlapping");
 }
 
+/* sluiced -t run as nobody (setpriv) on text: its status, output in *out. */
+static int
+test_as_nobody(const char *text, char **out)
+{
+	const char *path = up_conf("nobody-t.conf", 1, "%s", text);
+	char *argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all", (char *)h_sluiced(), "-t", "-c", (char *)path, NULL};
+
+	/* Our own directory, readable a moment for nobody. */
+	if (chmod(h_dir(), 0755) == -1 || chmod(path, 0644) == -1)
+		bail("chmod: %s", strerror(errno));
+	return h_run(argv, out, 20000);
+}
+
+static void
+not_root(void)
+{
+	char *out = NULL;
+	int rc;
+
+	if (access("/usr/bin/setpriv", X_OK) != 0) {
+		skip(2, "setpriv(1) is not installed");
+		return;
+	}
+	rc = test_as_nobody(UP "listeners = ( { listen = \"127.0.0.1:9\"; upstream = \"app\"; } );\n",
+	    &out);
+	ok(rc == 0, "sluiced -t as nobody accepts a config without mark (%d: %s)", rc,
+	    out ? out : "");
+	free(out);
+	out = NULL;
+	rc = test_as_nobody("upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:9\" );\n"
+	                    "  mark = 5; } );\n"
+	                    "listeners = ( { listen = \"127.0.0.1:9\"; upstream = \"app\"; } );\n",
+	    &out);
+	ok(rc != 0 && out != NULL &&
+	        strstr(out, "upstreams[0].mark: needs CAP_NET_ADMIN, which sluiced lacks") != NULL,
+	    "sluiced -t as nobody refuses a mark it could not set (%d: %s)", rc, out ? out : "");
+	free(out);
+	chmod(h_dir(), 0700);
+}
+
 int
 main(void)
 {
@@ -236,6 +278,7 @@ main(void)
 	char *ss[] = {"/usr/bin/ss", "-tnie", "state", "established", NULL};
 
 	config_errors();
+	not_root();
 
 	lfd = h_listen(bp);
 	snprintf(body, sizeof(body),
