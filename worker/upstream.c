@@ -2,10 +2,11 @@
 /* upstream.c — choice of an upstream server and the non-blocking connect to
  * it, in a worker: smooth weighted round robin, least connections over all
  * workers, random with two choices over the same loads, or source hashing
- * (balance.c), skipping servers that are down
- * (the checker's verdict, or this worker's passive marks after failures) or
- * full, and falling back to backup servers. Never blocks (names were resolved
- * by the master at load) and never allocates per connection. */
+ * (balance.c), skipping servers that are down (the checker's verdict, or this
+ * worker's passive marks after failures) or full, and falling back to backup
+ * servers; the connect carries the group's socket options and source address
+ * (or the client's, transparent). Never blocks (names were resolved by the
+ * master at load) and never allocates per connection. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
