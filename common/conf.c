@@ -44,6 +44,14 @@
 /* health.send and health.expect fit in one small read and write. */
 #define CONF_CHECK_TEXT_MAX 512
 #define CONF_BACKLOG_MAX 65535
+/* The kernel's bounds: MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT. */
+#define CONF_KEEPALIVE_S_MAX 32767
+#define CONF_KEEPALIVE_COUNT_MAX 127
+#define CONF_FASTOPEN_MAX 65535
+#define CONF_DEFER_ACCEPT_S_MAX 3600
+/* Socket buffers: the kernel doubles what it is given, into an int. */
+#define CONF_SOCKBUF_MIN 1024
+#define CONF_SOCKBUF_MAX (512 * 1024 * 1024)
 /* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
 #define CONF_DURATION_MAX_MS UINT32_MAX
 
@@ -74,21 +82,23 @@ static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splic
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
     NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
-    NULL};
+    "client_fin", "server_fin", "max_lifetime", "max_lifetime_jitter", NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
-    "max_fails", "fail_timeout", "health", NULL};
+    "max_fails", "fail_timeout", "health", "keepalive", "mark", "source", "transparent", NULL};
 static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
-    NULL};
+    "source", "transparent", NULL};
 static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "fall", "send",
     "expect", NULL};
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
     "proxy_protocol", "accept_proxy", "trusted", "allow", "deny", "max_connections_per_source",
-    "rate_limit", NULL};
+    "rate_limit", "v6only", "fastopen", "defer_accept", "rcvbuf", "sndbuf", "keepalive", NULL};
+static const char *const conf_keepalive_keys[] = {"idle", "interval", "count", NULL};
 
 static const struct conf_name conf_balances[] = {
     {"roundrobin", CONF_BALANCE_ROUNDROBIN},
     {"leastconn", CONF_BALANCE_LEASTCONN},
     {"source", CONF_BALANCE_SOURCE},
+    {"random", CONF_BALANCE_RANDOM},
     {NULL, 0},
 };
 
@@ -430,6 +440,45 @@ conf_timeout(struct conf_ctx *c, const config_setting_t *s, unsigned *out)
 	return 0;
 }
 
+/* A duration in whole seconds, 1..max: what socket options take. */
+static int
+conf_seconds(struct conf_ctx *c, const config_setting_t *s, unsigned max, unsigned *out)
+{
+	unsigned ms;
+
+	if (conf_timeout(c, s, &ms) == -1)
+		return -1;
+	if (ms % 1000 != 0)
+		return conf_fail(c, s, NULL, "must be whole seconds");
+	if (ms / 1000 > max)
+		return conf_fail(c, s, NULL, "must be at most %u seconds", max);
+	*out = ms / 1000;
+	return 0;
+}
+
+/* keepalive = { idle; interval; count; } of a listener or an upstream. */
+static int
+conf_keepalive(struct conf_ctx *c, config_setting_t *parent, struct conf_keepalive *k)
+{
+	config_setting_t *g, *s;
+
+	if (conf_group(c, parent, "keepalive", conf_keepalive_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	k->enabled = 1;
+	if ((s = config_setting_get_member(g, "idle")) != NULL &&
+	    conf_seconds(c, s, CONF_KEEPALIVE_S_MAX, &k->idle_s) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "interval")) != NULL &&
+	    conf_seconds(c, s, CONF_KEEPALIVE_S_MAX, &k->interval_s) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "count")) != NULL &&
+	    conf_int(c, s, 1, CONF_KEEPALIVE_COUNT_MAX, &k->count) == -1)
+		return -1;
+	return 0;
+}
+
 static int
 conf_workers(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
@@ -621,6 +670,33 @@ conf_limits(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	return 0;
 }
 
+/* client_fin, server_fin, max_lifetime and its jitter: all off unless set. */
+static int
+conf_timeouts_more(struct conf_ctx *c, config_setting_t *g, struct conf *conf)
+{
+	config_setting_t *s, *j;
+
+	if ((s = config_setting_get_member(g, "client_fin")) != NULL &&
+	    conf_timeout(c, s, &conf->client_fin_timeout_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "server_fin")) != NULL &&
+	    conf_timeout(c, s, &conf->server_fin_timeout_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "max_lifetime")) != NULL &&
+	    conf_timeout(c, s, &conf->max_lifetime_ms) == -1)
+		return -1;
+	if ((j = config_setting_get_member(g, "max_lifetime_jitter")) == NULL)
+		return 0;
+	if (s == NULL)
+		return conf_fail(c, j, NULL, "applies only with max_lifetime");
+	if (conf_timeout(c, j, &conf->max_lifetime_jitter_ms) == -1)
+		return -1;
+	/* Deadlines are kept in unsigned milliseconds: 49 days at most. */
+	if ((uint64_t)conf->max_lifetime_ms + conf->max_lifetime_jitter_ms > CONF_DURATION_MAX_MS)
+		return conf_fail(c, j, NULL, "max_lifetime plus its jitter exceeds 49 days");
+	return 0;
+}
+
 static int
 conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
@@ -646,7 +722,7 @@ conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	if ((s = config_setting_get_member(g, "proxy_header")) != NULL &&
 	    conf_timeout(c, s, &conf->proxy_header_timeout_ms) == -1)
 		return -1;
-	return 0;
+	return conf_timeouts_more(c, g, conf);
 }
 
 /* user, group and chroot: who the workers run as and where. Names are looked
@@ -772,6 +848,88 @@ conf_valid_name(const char *name)
 	return 1;
 }
 
+/* A source address: numeric IPv4 or IPv6 (brackets allowed), no port. */
+static int
+conf_source_addr(const char *text, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(text);
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		return 0;
+	}
+	if (n >= 2 && n < sizeof(buf) + 2 && text[0] == '[' && text[n - 1] == ']') {
+		memcpy(buf, text + 1, n - 2);
+		buf[n - 2] = '\0';
+		text = buf;
+	}
+	if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+/* source (an address or a list of them) and transparent of an upstream or
+ * a server group g. */
+static int
+conf_source(struct conf_ctx *c, config_setting_t *g, struct conf_source *src)
+{
+	config_setting_t *s, *t, *e;
+	const char *text;
+	unsigned n;
+
+	if ((t = config_setting_get_member(g, "transparent")) != NULL &&
+	    conf_bool(c, t, &src->transparent) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "source")) == NULL)
+		return 0;
+	if (src->transparent)
+		return conf_fail(c, s, NULL,
+		    "cannot go with transparent (which connects from the client's address)");
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		n = 1;
+	else if (config_setting_is_list(s) || config_setting_is_array(s))
+		n = (unsigned)config_setting_length(s);
+	else
+		return conf_fail(c, s, NULL, "expected an address or a list ( \"10.0.0.5\", ... )");
+	if (n == 0)
+		return conf_fail(c, s, NULL, "at least one address is required");
+	if ((src->addr = calloc(n, sizeof(*src->addr))) == NULL)
+		return conf_nomem(c);
+	src->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		e = config_setting_type(s) == CONFIG_TYPE_STRING ? s : config_setting_get_elem(s, i);
+		if (conf_string(c, e, &text) == -1)
+			return -1;
+		if (conf_source_addr(text, &src->addr[i]) == -1)
+			return conf_fail(c, e, NULL,
+			    "invalid source address \"%s\" (a numeric IPv4 or IPv6 address, "
+			    "without a port)",
+			    text);
+	}
+	return 0;
+}
+
+/* Every source address of src must be of the server's family: a socket
+ * cannot bind one family and connect to another. */
+static int
+conf_source_family(struct conf_ctx *c, config_setting_t *g, const struct conf_source *src,
+    const struct conf_server *srv)
+{
+	for (unsigned i = 0; i < src->n; i++)
+		if (srv->addrlen > 0 && src->addr[i].ss_family != srv->addr.ss_family)
+			return conf_fail(c, config_setting_get_member(g, "source"), NULL,
+			    "source address %u is %s but server %s is %s", i + 1,
+			    src->addr[i].ss_family == AF_INET ? "IPv4" : "IPv6", srv->address,
+			    srv->addr.ss_family == AF_INET ? "IPv4" : "IPv6");
+	return 0;
+}
+
 /* One element of servers: a bare "host:port" string or a group. */
 static int
 conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
@@ -796,6 +954,8 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 		if ((w = config_setting_get_member(e, "backup")) != NULL &&
 		    conf_bool(c, w, &srv->backup) == -1)
 			return -1;
+		if (conf_source(c, e, &srv->source) == -1)
+			return -1;
 	} else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 		return conf_fail(
 		    c, e, NULL, "expected \"host:port\" or a group { address = \"host:port\"; }");
@@ -808,7 +968,9 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 		return conf_strdup(c, text, &srv->address);
 	if (addr_parse(text, 0, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, a, NULL, "invalid address \"%s\": %s", text, why);
-	return conf_strdup(c, text, &srv->address);
+	if (conf_strdup(c, text, &srv->address) == -1)
+		return -1;
+	return conf_source_family(c, e, &srv->source, srv);
 }
 
 /* A string of printable text (libconfig's escapes such as \r\n allowed),
@@ -917,7 +1079,12 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if ((s = config_setting_get_member(g, "fail_timeout")) != NULL &&
 	    conf_timeout(c, s, &up->fail_timeout_ms) == -1)
 		return -1;
-	if (conf_health(c, g, up) == -1)
+	if (conf_health(c, g, up) == -1 || conf_keepalive(c, g, &up->keepalive) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "mark")) != NULL &&
+	    conf_int(c, s, 1, UINT32_MAX, &up->mark) == -1)
+		return -1;
+	if (conf_source(c, g, &up->source) == -1)
 		return -1;
 
 	if (conf_list(c, g, "servers", "server", &list) == -1)
@@ -929,6 +1096,9 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	up->nservers = n;
 	for (i = 0; i < n; i++) {
 		if (conf_server(c, config_setting_get_elem(list, i), &up->servers[i]) == -1)
+			return -1;
+		if (up->servers[i].source.n == 0 && !up->servers[i].source.transparent &&
+		    conf_source_family(c, g, &up->source, &up->servers[i]) == -1)
 			return -1;
 		total += up->servers[i].weight;
 	}
@@ -950,8 +1120,21 @@ conf_listeners_clash(const struct conf_listener *a, const struct conf_listener *
 	*same = addr_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr);
 	if (*same)
 		return 1;
-	if (a->addr.ss_family != b->addr.ss_family)
-		return 0; /* IPv6 listeners are V6ONLY */
+	if (a->addr.ss_family != b->addr.ss_family) {
+		/* IPv6 listeners are V6ONLY unless told otherwise. */
+		const struct conf_listener *v6 = a->addr.ss_family == AF_INET6 ? a : b;
+		const struct conf_listener *v4 = v6 == a ? b : a;
+
+		a6 = (const struct sockaddr_in6 *)&v6->addr;
+		b4 = (const struct sockaddr_in *)&v4->addr;
+		if (v6->v6only || a6->sin6_port != b4->sin_port)
+			return 0;
+		/* A dual-stack "[::]:P" also holds IPv4's port P; one on
+		 * "[::ffff:a.b.c.d]:P" holds a.b.c.d:P. */
+		return IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) ||
+		       b4->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		       memcmp(&a6->sin6_addr.s6_addr[12], &b4->sin_addr, 4) == 0;
+	}
 	if (a->addr.ss_family == AF_INET) {
 		a4 = (const struct sockaddr_in *)&a->addr;
 		b4 = (const struct sockaddr_in *)&b->addr;
@@ -1048,6 +1231,57 @@ conf_listener_edge(struct conf_ctx *c, config_setting_t *g, struct conf_listener
 	return 0;
 }
 
+/* v6only: only for an IPv6 address; default on, so that "[::]:P" and
+ * "0.0.0.0:P" can both be listeners and mean what they say. */
+static int
+conf_listener_v6only(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
+{
+	config_setting_t *s;
+	const struct in6_addr *a6;
+
+	l->v6only = 1;
+	if ((s = config_setting_get_member(g, "v6only")) == NULL)
+		return 0;
+	if (conf_bool(c, s, &l->v6only) == -1)
+		return -1;
+	if (l->addr.ss_family != AF_INET6)
+		return conf_fail(c, s, NULL, "applies only to an IPv6 listen address");
+	a6 = &((const struct sockaddr_in6 *)&l->addr)->sin6_addr;
+	/* bind() makes any other IPv6 address IPv6-only, whatever we ask. */
+	if (!l->v6only && !IN6_IS_ADDR_UNSPECIFIED(a6) && !IN6_IS_ADDR_V4MAPPED(a6))
+		return conf_fail(c, s, NULL,
+		    "false applies only to [::] or an IPv4-mapped address such as "
+		    "[::ffff:127.0.0.1] (the kernel keeps any other IPv6 address IPv6-only)");
+	return 0;
+}
+
+/* Options of the listening socket, which accepted sockets inherit. */
+static int
+conf_listener_sockopts(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
+{
+	config_setting_t *s;
+	const char *const bufs[] = {"rcvbuf", "sndbuf"};
+	unsigned *const out[] = {&l->rcvbuf, &l->sndbuf};
+	uint64_t v;
+
+	if ((s = config_setting_get_member(g, "fastopen")) != NULL &&
+	    conf_int(c, s, 0, CONF_FASTOPEN_MAX, &l->fastopen) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "defer_accept")) != NULL &&
+	    conf_seconds(c, s, CONF_DEFER_ACCEPT_S_MAX, &l->defer_accept_s) == -1)
+		return -1;
+	for (unsigned i = 0; i < 2; i++) {
+		if ((s = config_setting_get_member(g, bufs[i])) == NULL)
+			continue;
+		if (conf_size(c, s, &v) == -1)
+			return -1;
+		if (v < CONF_SOCKBUF_MIN || v > CONF_SOCKBUF_MAX)
+			return conf_fail(c, s, NULL, "must be between 1K and 512M");
+		*out[i] = (unsigned)v;
+	}
+	return conf_keepalive(c, g, &l->keepalive);
+}
+
 static int
 conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsigned idx)
 {
@@ -1071,6 +1305,8 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if (addr_parse(
 	        text, ADDR_NUMERIC | ADDR_WILDCARD, &l->addr, &l->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, s, NULL, "invalid address \"%s\": %s", text, why);
+	if (conf_listener_v6only(c, g, l) == -1)
+		return -1;
 	for (i = 0; i < idx; i++) {
 		if (!conf_listeners_clash(l, &conf->listeners[i], &same))
 			continue;
@@ -1100,6 +1336,8 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	l->backlog = 511;
 	if ((s = config_setting_get_member(g, "backlog")) != NULL &&
 	    conf_int(c, s, 1, CONF_BACKLOG_MAX, &l->backlog) == -1)
+		return -1;
+	if (conf_listener_sockopts(c, g, l) == -1)
 		return -1;
 	return conf_listener_edge(c, g, l);
 }
@@ -1292,8 +1530,11 @@ conf_free(struct conf *conf)
 	if (conf == NULL)
 		return;
 	for (i = 0; i < conf->nupstreams; i++) {
-		for (j = 0; j < conf->upstreams[i].nservers; j++)
+		for (j = 0; j < conf->upstreams[i].nservers; j++) {
 			free(conf->upstreams[i].servers[j].address);
+			free(conf->upstreams[i].servers[j].source.addr);
+		}
+		free(conf->upstreams[i].source.addr);
 		free(conf->upstreams[i].servers);
 		free(conf->upstreams[i].health.send);
 		free(conf->upstreams[i].health.expect);

@@ -26,6 +26,14 @@ struct logfmt;
  * the very most) and the round-robin sums within int32. */
 #define CONF_UPSTREAM_WEIGHT_MAX (1 << 20)
 
+/* Where connections to a server come from (source, transparent): none
+ * (n == 0 and transparent 0) leaves it to the kernel. */
+struct conf_source {
+	struct sockaddr_storage *addr; /* n addresses, port 0, used in turn */
+	unsigned n;
+	int transparent; /* 1: from the client's own address (IP_TRANSPARENT) */
+};
+
 struct conf_server {
 	char *address; /* as written in the file, for logs */
 	struct sockaddr_storage addr;
@@ -33,12 +41,14 @@ struct conf_server {
 	unsigned weight;          /* 1..256, default 1 */
 	unsigned max_connections; /* across all workers; 0 (default) = no limit */
 	int backup;               /* 1: used only when no other server can be */
+	struct conf_source source; /* the server's own; else its upstream's */
 };
 
 enum conf_balance {
 	CONF_BALANCE_ROUNDROBIN, /* smooth weighted round robin, per worker */
 	CONF_BALANCE_LEASTCONN,  /* fewest active connections (all workers) per weight */
-	CONF_BALANCE_SOURCE      /* consistent hash of the client address */
+	CONF_BALANCE_SOURCE,     /* consistent hash of the client address */
+	CONF_BALANCE_RANDOM      /* two random servers (by weight), the less loaded (all workers) */
 };
 
 /* Active health checks of one group (health = { ... }), run by the checker. */
@@ -52,6 +62,15 @@ struct conf_health {
 	char *expect;         /* NULL, or the prefix the reply must start with */
 };
 
+/* keepalive = { idle; interval; count; }: TCP keepalive on one side's
+ * sockets. A member left out keeps the kernel's value (0 here). */
+struct conf_keepalive {
+	int enabled;       /* 1 when the group is there */
+	unsigned idle_s;   /* TCP_KEEPIDLE, seconds of silence before probing */
+	unsigned interval_s; /* TCP_KEEPINTVL, seconds between probes */
+	unsigned count;    /* TCP_KEEPCNT, unanswered probes that end it */
+};
+
 struct conf_upstream {
 	char name[CONF_NAME_MAX];
 	struct conf_server *servers;
@@ -61,6 +80,11 @@ struct conf_upstream {
 	unsigned max_fails;        /* passive: failures in a row that mark a server down; 0 = never */
 	unsigned fail_timeout_ms;  /* passive: how long such a mark lasts, default 10s */
 	struct conf_health health;
+	/* Options of the sockets connecting to the servers (upstream.c);
+	 * all off by default, and then no system call is spent on them. */
+	struct conf_keepalive keepalive;
+	uint32_t mark; /* SO_MARK; 0: none */
+	struct conf_source source; /* for servers without their own */
 };
 
 struct conf_listener {
@@ -82,6 +106,14 @@ struct conf_listener {
 	unsigned ndeny;
 	unsigned max_per_source; /* max_connections_per_source, per worker; 0 = none */
 	unsigned rate_limit;     /* new connections per second, whole daemon; 0 = none */
+
+	/* Options of the listening socket (master/listen.c), which accepted
+	 * sockets inherit from it: nothing is set per connection. */
+	int v6only;              /* IPV6_V6ONLY for an IPv6 address, default 1 */
+	unsigned fastopen;       /* TCP_FASTOPEN queue length; 0 = off */
+	unsigned defer_accept_s; /* TCP_DEFER_ACCEPT seconds; 0 = off */
+	unsigned rcvbuf, sndbuf; /* SO_RCVBUF, SO_SNDBUF bytes; 0 = the kernel's */
+	struct conf_keepalive keepalive; /* toward clients */
 };
 
 struct conf {
@@ -122,6 +154,11 @@ struct conf {
 	unsigned idle_timeout_ms;    /* timeouts.idle, default 10m */
 	unsigned drain_timeout_ms;   /* timeouts.drain, default 30s */
 	unsigned proxy_header_timeout_ms; /* timeouts.proxy_header, default 5s */
+	unsigned client_fin_timeout_ms; /* timeouts.client_fin: after the client's FIN,
+	                                 * the idle timeout; 0 (default): idle's */
+	unsigned server_fin_timeout_ms; /* timeouts.server_fin, after the server's FIN */
+	unsigned max_lifetime_ms;       /* timeouts.max_lifetime from accept; 0: none */
+	unsigned max_lifetime_jitter_ms; /* up to this much more, per session; 0: none */
 
 	struct conf_upstream *upstreams;
 	unsigned nupstreams; /* >= 1 */

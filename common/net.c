@@ -12,6 +12,12 @@
 int
 net_listen(const struct sockaddr *sa, socklen_t len, int backlog)
 {
+	return net_listen_v6only(sa, len, backlog, 1);
+}
+
+int
+net_listen_v6only(const struct sockaddr *sa, socklen_t len, int backlog, int v6only)
+{
 	int fd, one = 1, e;
 
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -22,7 +28,7 @@ net_listen(const struct sockaddr *sa, socklen_t len, int backlog)
 	/* A v6 listener takes v6 only, so "[::]:80" and "0.0.0.0:80" can
 	 * coexist and mean what they say. */
 	if (sa->sa_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1)
 		goto fail;
 	if (bind(fd, sa, len) == -1 || listen(fd, backlog) == -1)
 		goto fail;
@@ -40,14 +46,23 @@ fail:
 int
 net_connect(const struct sockaddr *sa, socklen_t len)
 {
+	return net_connect_prep(sa, len, NULL, NULL);
+}
+
+int
+net_connect_prep(const struct sockaddr *sa, socklen_t len, int (*prep)(int, void *), void *arg)
+{
 	int fd, e;
 
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -1;
 	net_nodelay(fd);
+	if (prep != NULL && prep(fd, arg) == -1)
+		goto fail;
 	if (connect(fd, sa, len) == 0 || errno == EINPROGRESS)
 		return fd;
+fail:
 	e = errno;
 	close(fd);
 	errno = e;

@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 7
+#define STATS_VERSION 8
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -83,6 +83,9 @@
 	X(STARVED, starved, "sessions closed by the idle timeout while waiting for a relay " \
 	    "buffer (pool.max_memory spent)")                                          \
 	X(SHUTDOWN, shutdown, "sessions closed by a fast stop or the end of a drain")    \
+	X(FIN_TIMEOUT, fin_timeout, "half-closed sessions closed by timeouts.client_fin or " \
+	    "timeouts.server_fin")                                                      \
+	X(LIFETIME, lifetime, "sessions closed at timeouts.max_lifetime")               \
 	X(LOST, lost, "sessions open in a worker that died (counted when the master folds it)") \
 	X(HANDOFF_LOST, handoff_lost, "sessions lost in a hand-off to a newer generation: "        \
 	              "the receiver died with them in flight, or could not read their record")

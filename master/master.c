@@ -340,6 +340,8 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 		    g->conf->log_file, g->conf->log_syslog_socket);
 	/* Before worker_main: it asks for a parent-death signal, which the
 	 * kernel clears when the credentials change. */
+	if (slot >= STATS_SLOTS) /* our copy: only workers connect upstream */
+		((struct gen *)g)->priv.net_admin = 0;
 	if (priv_drop(&g->priv, err, sizeof(err)) == -1) {
 		log_errx("worker %u: %s", index, err);
 		_exit(WORKER_EXIT_CONFIG);

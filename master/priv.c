@@ -5,10 +5,13 @@
  * anyone. A worker that cannot drop what it was told to drop must not run. */
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -37,13 +40,58 @@ name_of_gid(gid_t gid, char *buf, size_t len)
 		snprintf(buf, len, "%lu", (unsigned long)gid);
 }
 
+/* The setting of c that needs CAP_NET_ADMIN in the workers ("upstreams[0].mark"
+ * into buf), or NULL when none does. */
+static const char *
+net_admin_setting(const struct conf *c, char *buf, size_t len)
+{
+	for (unsigned i = 0; i < c->nupstreams; i++) {
+		const struct conf_upstream *u = &c->upstreams[i];
+
+		if (u->mark || u->source.transparent) {
+			snprintf(buf, len, "upstreams[%u].%s", i, u->mark ? "mark" : "transparent");
+			return buf;
+		}
+		for (unsigned j = 0; j < u->nservers; j++)
+			if (u->servers[j].source.transparent) {
+				snprintf(buf, len, "upstreams[%u].servers[%u].transparent", i, j);
+				return buf;
+			}
+	}
+	return NULL;
+}
+
+/* 1 when this process has CAP_NET_ADMIN in its effective set. */
+static int
+have_net_admin(void)
+{
+	struct __user_cap_header_struct hd = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &hd, d) == -1)
+		return 0;
+	return (d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective & CAP_TO_MASK(CAP_NET_ADMIN)) != 0;
+}
+
 int
 priv_plan(const struct conf *c, struct priv *p, char *err, size_t errlen)
 {
 	const struct passwd *pw;
 	struct stat st;
+	char what[64];
 
 	memset(p, 0, sizeof(*p));
+	/* Workers of a master that is not root keep its identity and its
+	 * capabilities: without CAP_NET_ADMIN every connect would fail. */
+	if (geteuid() != 0 && net_admin_setting(c, what, sizeof(what)) != NULL &&
+	    !have_net_admin()) {
+		snprintf(err, errlen,
+		    "%s: %s: needs CAP_NET_ADMIN, which sluiced lacks (it does not run as "
+		    "root)",
+		    c->path, what);
+		return -1;
+	}
 	if (geteuid() != 0) {
 		/* Nothing to drop and no right to switch: like nginx, run the
 		 * workers as ourselves and say the settings were ignored. */
@@ -78,6 +126,9 @@ priv_plan(const struct conf *c, struct priv *p, char *err, size_t errlen)
 		snprintf(p->user, sizeof(p->user), "%s", c->user);
 	}
 	p->setid = p->why != PRIV_ROOT_ASKED;
+	/* SO_MARK and IP_TRANSPARENT need CAP_NET_ADMIN: workers that switch
+	 * user keep that one capability when an upstream or server asks. */
+	p->net_admin = p->setid && net_admin_setting(c, what, sizeof(what)) != NULL;
 	if (!p->setid)
 		p->gid = getegid();
 	name_of_gid(p->gid, p->group, sizeof(p->group));
@@ -136,6 +187,12 @@ priv_drop(const struct priv *p, char *err, size_t errlen)
 	}
 	if (!p->setid)
 		return 0;
+	/* Keep the permitted set across setuid, to narrow it to
+	 * CAP_NET_ADMIN below; nothing else survives. */
+	if (p->net_admin && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
+		snprintf(err, errlen, "cannot keep CAP_NET_ADMIN: %s", strerror(errno));
+		return -1;
+	}
 	/* Supplementary groups first (root's would survive setgid), the
 	 * group before the user (afterwards we may no longer change it). As
 	 * root, setuid sets the real, effective and saved uid alike. */
@@ -143,6 +200,18 @@ priv_drop(const struct priv *p, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot switch to user %s, group %s: %s", p->user, p->group,
 		    strerror(errno));
 		return -1;
+	}
+	if (p->net_admin) {
+		struct __user_cap_header_struct hd = {_LINUX_CAPABILITY_VERSION_3, 0};
+		struct __user_cap_data_struct d[2];
+
+		memset(d, 0, sizeof(d));
+		d[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+		d[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+		if (syscall(SYS_capset, &hd, d) == -1 || prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1) {
+			snprintf(err, errlen, "cannot keep CAP_NET_ADMIN: %s", strerror(errno));
+			return -1;
+		}
 	}
 	if (getuid() != p->uid || geteuid() != p->uid || getgid() != p->gid ||
 	    getegid() != p->gid) {

@@ -30,6 +30,8 @@ struct priv {
 	char user[64]; /* names, for the log */
 	char group[64];
 	char chroot[PATH_MAX]; /* "" or the directory to chroot into */
+	int net_admin; /* 1: keep CAP_NET_ADMIN (and only it) across the
+	                * switch: upstream mark or transparent needs it */
 };
 
 /* Decide what the workers of conf will run as, given our effective uid.
@@ -42,6 +44,8 @@ void priv_log(const struct priv *);
 
 /* In a new worker, before anything else: chroot, then setgroups, setgid and
  * setuid, then prove it cannot be undone (setuid(0) and setgid(0) must fail).
+ * With net_admin, CAP_NET_ADMIN alone survives the switch (the caller clears
+ * net_admin for children that never connect upstream).
  * Returns 0, or -1 with the reason in err: the worker must then exit with
  * WORKER_EXIT_CONFIG, never run with privileges it was meant to drop. */
 int priv_drop(const struct priv *, char *err, size_t errlen);

@@ -5,7 +5,12 @@
  * can step the clock of a running daemon without touching the machine's.
  * The offset is a native int64 of seconds at the start of the file named by
  * FAKECLOCK_FILE, mapped shared: the test pwrite()s a new value and every
- * process sees it at its next clock read. Monotonic clocks are untouched.
+ * process sees it at its next clock read. A second int64 after it, when the
+ * file has one, moves CLOCK_MONOTONIC (and its coarse variant) forward the
+ * same way, for tests of deadlines that must not wait for real time; a file
+ * of one int64 leaves monotonic clocks untouched (the rest of the mapped
+ * page reads as zero). libev's own timers read the clock by system call and
+ * are never moved.
  * Built for make check only; never installed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -17,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const volatile int64_t *offset;
+static const volatile int64_t *offset; /* [0] wall clock, [1] monotonic */
 
 __attribute__((constructor)) static void
 fakeclock_init(void)
@@ -28,7 +33,7 @@ fakeclock_init(void)
 
 	if (path == NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return;
-	p = mmap(NULL, sizeof(*offset), PROT_READ, MAP_SHARED, fd, 0);
+	p = mmap(NULL, 2 * sizeof(*offset), PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
 	if (p != MAP_FAILED)
 		offset = p;
@@ -47,6 +52,8 @@ clock_gettime(clockid_t id, struct timespec *ts)
 
 	if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE))
 		ts->tv_sec += (time_t)fakeclock_offset();
+	if (rc == 0 && offset != NULL && (id == CLOCK_MONOTONIC || id == CLOCK_MONOTONIC_COARSE))
+		ts->tv_sec += (time_t)offset[1];
 	return rc;
 }
 

@@ -163,7 +163,7 @@ conf_log(const char *name, int workers, int port, const int *servers, const char
 	if (text == NULL || (at = strstr(text, "level = \"debug\"; };")) == NULL)
 		bail("conf_log: unexpected h_conf output");
 	*at = '\0';
-	h_write_file(path, "%slevel = \"info\"; connections = true; };%s", text,
+	h_write_file(path, "%slevel = \"debug\"; connections = true; };%s", text,
 	    at + strlen("level = \"debug\"; };"));
 	free(text);
 	return path;
@@ -173,6 +173,12 @@ conf_log(const char *name, int workers, int port, const int *servers, const char
 static pid_t
 start(const char *conf, int port, int workers)
 {
+	static int part;
+	char keep[32];
+
+	/* The last part's log stays beside, for a failure's post-mortem. */
+	snprintf(keep, sizeof(keep), "sluiced-%d.log", part++);
+	rename(h_path("sluiced.log"), h_path(keep));
 	h_write_file(h_path("sluiced.log"), "%s", "");
 	return h_sluiced_start(conf, port, workers);
 }

@@ -976,7 +976,7 @@ test_errors(void)
 	rc = sluicestat_run("-s", path_of("version"), NULL, NULL);
 	is(rc, 1, "other layout version exits 1");
 	{
-		char want[32];
+		char want[64];
 
 		snprintf(want, sizeof(want), "layout version %u", STATS_VERSION + 1);
 		ok(strstr(err_buf, want) != NULL, "other version: %s", oneline(err_buf));

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* t_balance.c — unit test for worker/balance.c (smooth weighted round robin,
- * weighted least connections, the consistent-hash ring and the client address
- * hash) and for the upstream settings conf.c reads for them (balance, weight,
+ * weighted least connections, random with two choices, the consistent-hash
+ * ring and the client address hash) and for the upstream settings conf.c reads for them (balance, weight,
  * max_connections, backup, retries, max_fails, fail_timeout, health). No
  * network; writes only inside its own mkdtemp directory. */
 #include <arpa/inet.h>
@@ -107,6 +107,87 @@ test_leastconn(void)
 	}
 	ok(count[0] == 10 && count[1] == 30, "weights 1 and 3 fill 10 and 30 of 40 (%u/%u)",
 	    count[0], count[1]);
+}
+
+static void
+test_random2(void)
+{
+	static const unsigned w111[] = {1, 1, 1, 1}, w13[] = {1, 3};
+	uint8_t all[MAXS] = {1, 1, 1, 1}, only2[MAXS] = {0, 0, 1, 0}, no0[MAXS] = {0, 1, 1, 1},
+		none[MAXS] = {0};
+	uint64_t load[MAXS] = {0}, rng = 12345;
+	unsigned count[MAXS] = {0};
+	int wrong = 0, spread = 1, firsts = 0, maxed = 0;
+
+	set_servers(4, w111);
+	is(balance_random2_pick(wts, none, load, 4, &rng), -1, "random2: no usable server: -1");
+	for (int i = 0; i < 50; i++)
+		wrong += balance_random2_pick(wts, only2, load, 4, &rng) != 2;
+	is(wrong, 0, "random2: a single usable server takes every pick");
+	wrong = 0;
+	for (int i = 0; i < 200; i++)
+		wrong += balance_random2_pick(wts, no0, load, 4, &rng) == 0;
+	is(wrong, 0, "random2: an unusable server is never picked");
+
+	/* With loads that stay put, the most loaded of four never wins a
+	 * pair, and the least loaded wins every pair it is in (3 of 6 pairs,
+	 * drawn in either order): about half the picks. */
+	load[0] = 9;
+	load[1] = 5;
+	load[2] = 5;
+	load[3] = 1;
+	wrong = 0;
+	for (int i = 0; i < 4000; i++) {
+		int s = balance_random2_pick(wts, all, load, 4, &rng);
+
+		wrong += s == 0;
+		firsts += s == 3;
+	}
+	is(wrong, 0, "random2: the most loaded server never wins a pair");
+	ok(firsts > 1700 && firsts < 2300,
+	    "random2: the least loaded server wins the pairs it is drawn in (%d of 4000)", firsts);
+
+	/* Filling as it picks, equal servers stay in a narrow band (plain
+	 * random drifts about sqrt(100) = 10 apart over as many picks). */
+	memset(load, 0, sizeof(load));
+	for (int i = 0; i < 400; i++) {
+		int s = balance_random2_pick(wts, all, load, 4, &rng);
+		uint64_t lo = UINT64_MAX, hi = 0;
+
+		load[s]++;
+		for (int k = 0; k < 4; k++) {
+			lo = load[k] < lo ? load[k] : lo;
+			hi = load[k] > hi ? load[k] : hi;
+		}
+		if (hi - lo > 5)
+			spread = 0;
+		maxed = (int)(hi - lo) > maxed ? (int)(hi - lo) : maxed;
+	}
+	ok(spread, "random2: four equal servers filled by 400 picks never drift more than 5 "
+		   "apart (at most %d)", maxed);
+
+	/* Weights 1 and 3, filling: shares end 1:3 like least connections. */
+	set_servers(2, w13);
+	memset(load, 0, sizeof(load));
+	for (int i = 0; i < 400; i++) {
+		int s = balance_random2_pick(wts, all, load, 2, &rng);
+
+		load[s]++;
+		count[s]++;
+	}
+	ok(count[0] >= 95 && count[0] <= 105 && count[1] >= 295 && count[1] <= 305,
+	    "random2: weights 1 and 3 fill about 100 and 300 of 400 (%u/%u)", count[0], count[1]);
+
+	/* Loads are compared per unit of weight. */
+	{
+		static const uint32_t w19[] = {1, 9};
+		uint64_t eq[2] = {10, 80}; /* (10+1)/1 > (80+1)/9: server 1 always wins */
+
+		memset(count, 0, sizeof(count));
+		for (int i = 0; i < 200; i++)
+			count[balance_random2_pick(w19, all, eq, 2, &rng)]++;
+		is(count[1], 200, "random2: load is judged per weight ((80+1)/9 < (10+1)/1)");
+	}
 }
 
 static uint32_t
@@ -307,7 +388,8 @@ test_conf(void)
 	    "   health = { interval = \"500ms\"; timeout = \"200ms\"; rise = 1; fall = 5;\n"
 	    "              send = \"PING\\r\\n\"; expect = \"+PONG\"; }; },\n"
 	    " { name = \"b\"; balance = \"source\"; servers = ( \"127.0.0.1:9002\" );\n"
-	    "   health = { }; } );\n" LS,
+	    "   health = { }; },\n"
+	    " { name = \"r\"; balance = \"random\"; servers = ( \"127.0.0.1:9003\" ); } );\n" LS,
 	    err, sizeof(err));
 	if (!ok(c != NULL, "every upstream setting loads"))
 		bail("%s", err);
@@ -330,7 +412,13 @@ test_conf(void)
 	        u->health.rise == 2 && u->health.fall == 3 && u->health.send == NULL &&
 	        u->health.expect == NULL,
 	    "an empty health group turns checks on with defaults 2s, 1s, rise 2, fall 3");
+	is(c->upstreams[2].balance, CONF_BALANCE_RANDOM, "balance random");
 	conf_free(c);
+	bad("upstreams = ({ name = \"app\"; balance = \"random2\";\n"
+	    "  servers = (\"127.0.0.1:9000\"); });\n" LS,
+	    ":1: upstreams[0].balance: unknown balance \"random2\" (use roundrobin, leastconn, "
+	    "source or random)",
+	    "unknown balance");
 
 	bad("upstreams = ({ name = \"app\"; retries = 33; servers = (\"127.0.0.1:9000\"); });\n" LS,
 	    ":1: upstreams[0].retries: must be between 0 and 32", "retries over 32");
@@ -371,6 +459,7 @@ main(void)
 
 	test_rr();
 	test_leastconn();
+	test_random2();
 	test_ring();
 	test_hash_addr();
 

@@ -244,8 +244,8 @@ static const struct bad_case bad_cases[] = {
         "group, chroot, log, pool, limits, timeouts, upstreams, listeners, control or admin)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
-        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain or "
-        "proxy_header)",
+        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain, "
+        "proxy_header, client_fin, server_fin, max_lifetime or max_lifetime_jitter)",
         "unknown setting in a group"},
     {"log = { colour = true; };\n" UP LS,
         ":1: log.colour: unknown setting \"colour\" (expected target, file, facility, "
@@ -259,17 +259,17 @@ static const struct bad_case bad_cases[] = {
         "unknown limits setting"},
     {"upstreams = ({ name = \"app\";\n  servers = (\"127.0.0.1:9000\");\n  check = true; });\n" LS,
         ":3: upstreams[0].check: unknown setting \"check\" (expected name, balance, servers, "
-        "retries, max_fails, fail_timeout or health)",
+        "retries, max_fails, fail_timeout, health, keepalive, mark, source or transparent)",
         "unknown upstream setting"},
     {"upstreams = ({ name = \"app\"; servers = (\n  \"127.0.0.1:9000\",\n"
      "  { address = \"127.0.0.1:9001\"; spare = true; } ); });\n" LS,
         ":3: upstreams[0].servers[1].spare: unknown setting \"spare\" (expected address, "
-        "weight, max_connections or backup)",
+        "weight, max_connections, backup, source or transparent)",
         "unknown server setting"},
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
-        "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source or "
-        "rate_limit)",
+        "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source, "
+        "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf or keepalive)",
         "unknown listener setting"},
     /* workers */
     {"workers = 0;\n" UP LS, ":1: workers: must be \"auto\" or between 1 and 128", "workers 0"},
@@ -364,10 +364,10 @@ static const struct bad_case bad_cases[] = {
      "  { name = \"app\"; servers = (\"127.0.0.1:9001\"); });\n" LS,
         ":3: upstreams[1].name: duplicate upstream name \"app\" (also upstreams[0])",
         "duplicate upstream"},
-    {"upstreams = ({ name = \"app\"; balance = \"random\"; servers = (\"127.0.0.1:9000\"); "
+    {"upstreams = ({ name = \"app\"; balance = \"fastest\"; servers = (\"127.0.0.1:9000\"); "
      "});\n" LS,
-        ":1: upstreams[0].balance: unknown balance \"random\" (use roundrobin, leastconn or "
-        "source)",
+        ":1: upstreams[0].balance: unknown balance \"fastest\" (use roundrobin, leastconn, "
+        "source or random)",
         "unknown balance"},
     {"upstreams = (\n  { name = \"app\"; });\n" LS,
         ":2: upstreams[0].servers: at least one server is required", "no servers"},

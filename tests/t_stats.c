@@ -132,7 +132,8 @@ test_layout(void)
 	ok(field_index("closed_shutdown") >= 0 &&
 	    stats_fields[i].offset == offsetof(struct stats_counters,
 	        closed_by[STATS_CLOSE_SHUTDOWN]), "closed_shutdown: at closed_by[SHUTDOWN]");
-	is(STATS_CLOSE_COUNT, 10, "ten close reasons (session.h's enum close_reason, lost and handoff_lost)");
+	is(STATS_CLOSE_COUNT, 12,
+	    "twelve close reasons (session.h's enum close_reason, lost and handoff_lost)");
 	{
 		static const char *const refusals[] = { "refused_no_memory", "refused_acl_denied",
 			"refused_rate_limited", "refused_per_source_limit", "refused_no_server",
@@ -1341,7 +1342,7 @@ test_attach_errors(void)
 	ok(patch(path_of("version"), offsetof(struct stats_header, version), &u32, 4) == 0,
 	    "patched version");
 	{
-		char want[32];
+		char want[64];
 
 		snprintf(want, sizeof(want), "layout version %u", STATS_VERSION + 1);
 		attach_fails("version", want, "wrong version");

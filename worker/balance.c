@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* balance.c — server-choice algorithms (smooth weighted round robin, weighted
- * least connections, consistent-hash ring). Runs in workers and unit tests;
- * never logs, never does I/O, and allocates only when a ring is built at
- * worker start, never per pick. */
+ * least connections, random with two choices, consistent-hash ring). Runs in
+ * workers and unit tests; never logs, never does I/O, and allocates only when
+ * a ring is built at worker start, never per pick. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -52,6 +52,59 @@ balance_leastconn_pick(const uint32_t *weight, const uint8_t *usable,
 			best = (int)i;
 	}
 	return best;
+}
+
+/* xorshift64: fast, and plenty for spreading picks (never 0 from non-0). */
+static uint64_t
+balance_next(uint64_t *rng)
+{
+	uint64_t x = *rng ? *rng : 0x9e3779b97f4a7c15ULL;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*rng = x;
+	return x;
+}
+
+/* A usable server other than `not` (-1: any), drawn with a chance
+ * proportional to its weight; total is the sum of the candidates' weights. */
+static int
+balance_draw(const uint32_t *weight, const uint8_t *usable, unsigned n, int not,
+    uint64_t total, uint64_t *rng)
+{
+	uint64_t r = (balance_next(rng) >> 11) % total;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!usable[i] || weight[i] == 0 || (int)i == not)
+			continue;
+		if (r < weight[i])
+			return (int)i;
+		r -= weight[i];
+	}
+	return -1; /* not reached while total is the candidates' sum */
+}
+
+int
+balance_random2_pick(const uint32_t *weight, const uint8_t *usable, const uint64_t *load,
+    unsigned n, uint64_t *rng)
+{
+	uint64_t total = 0;
+	int a, b;
+
+	for (unsigned i = 0; i < n; i++)
+		if (usable[i])
+			total += weight[i];
+	if (total == 0)
+		return -1;
+	a = balance_draw(weight, usable, n, -1, total, rng);
+	if (a == -1 || total == weight[a])
+		return a; /* the only candidate */
+	b = balance_draw(weight, usable, n, a, total - weight[a], rng);
+	if (b == -1)
+		return a;
+	/* (load_b + 1) / w_b < (load_a + 1) / w_a, as in leastconn. */
+	return (load[b] + 1) * weight[a] < (load[a] + 1) * weight[b] ? b : a;
 }
 
 /* splitmix64's finalizer: every input bit affects every output bit. */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* balance.h — the server-choice algorithms of an upstream group: smooth
- * weighted round robin, weighted least connections and a consistent-hash ring
- * for source hashing. Pure functions over arrays the caller owns; used by
- * upstream.c in a worker and by the unit tests. Nothing here allocates per
- * pick, logs, or does I/O: only balance_ring_build allocates, once. */
+ * weighted round robin, weighted least connections, random with two choices
+ * and a consistent-hash ring for source hashing. Pure functions over arrays
+ * the caller owns; used by upstream.c in a worker and by the unit tests.
+ * Nothing here allocates per pick, logs, or does I/O: only
+ * balance_ring_build allocates, once. */
 #ifndef SLUICE_BALANCE_H
 #define SLUICE_BALANCE_H
 
@@ -38,6 +39,19 @@ int balance_rr_pick(
  */
 int balance_leastconn_pick(const uint32_t *weight, const uint8_t *usable,
     const uint64_t *load, unsigned n, unsigned start);
+
+/*
+ * Random with two choices (the "power of two choices"): draw two distinct
+ * usable servers at random, each with a chance proportional to its weight,
+ * and take the one with the smaller (load + 1) / weight (the first drawn on
+ * a tie). Unlike least connections it does not send a burst of picks made
+ * from the same stale loads all to one server, and unlike plain random it
+ * keeps loads within a narrow band. A single usable server is taken alone.
+ * rng is the caller's generator state (any value but 0), advanced by each
+ * pick. Returns the index, or -1 when none is usable.
+ */
+int balance_random2_pick(const uint32_t *weight, const uint8_t *usable, const uint64_t *load,
+    unsigned n, uint64_t *rng);
 
 /* One point of the ring: a hash and the server it belongs to. */
 struct balance_vnode {

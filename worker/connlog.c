@@ -291,6 +291,14 @@ connlog_session(struct worker *w, struct session *s, enum close_reason why, int 
 		end = "shutdown";
 		reason = "shutdown";
 		break;
+	case CLOSE_FIN_TIMEOUT:
+		end = "timeout";
+		reason = "fin_timeout";
+		break;
+	case CLOSE_LIFETIME:
+		end = "timeout";
+		reason = "lifetime";
+		break;
 	case CLOSE_PROXY_TIMEOUT:
 		end = "timeout";
 		reason = "proxy_header_timeout";

@@ -61,7 +61,8 @@ struct edge {
 size_t
 edge_session_extra(const struct conf *c)
 {
-	if (c->log_connections || c->control_socket != NULL)
+	/* timeouts.max_lifetime reads the start time and id from the tail. */
+	if (c->log_connections || c->control_socket != NULL || c->max_lifetime_ms != 0)
 		return sizeof(struct session_tail);
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		const struct conf_listener *l = &c->listeners[i];

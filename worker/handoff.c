@@ -59,7 +59,7 @@ struct handoff {
 	struct chan *chans;
 	unsigned nchans, cap;
 	unsigned next;   /* round robin over send channels */
-	unsigned cursor; /* the wheel slot the walk goes on from */
+	unsigned cursor; /* the wheel slot the walk goes on from (pump) */
 	uint16_t hello_version;
 	int corrupt_every; /* test hook: every Nth record sent is damaged */
 	unsigned sent;
@@ -409,6 +409,7 @@ send_answer(struct worker *w, struct chan *c, const struct handoff_msg *m, const
 			return;
 		}
 		c->ready = 1;
+		log_debug("hand-off: a new worker greeted us (version %u)", m->version);
 		return;
 	case HANDOFF_ACK:
 		/* Never more than we sent: a confused peer must not make our
@@ -552,8 +553,10 @@ send_one(struct worker *w, struct chan *c, struct session *s)
 static void
 pump(struct worker *w)
 {
-	struct wheel *wh = &w->rooms[ROOM_IDLE];
-	unsigned sent = 0, any = 0;
+	/* The rooms of sessions that relay unhindered (see relay_movable). */
+	static const enum session_room rooms[] = { ROOM_IDLE, ROOM_CLIENT_FIN, ROOM_SERVER_FIN };
+	const unsigned nslots = WHEEL_SLOTS * (sizeof(rooms) / sizeof(rooms[0]));
+	unsigned sent = 0, any = 0, seen = 0;
 	struct chan *c = NULL;
 
 	if (!w->draining)
@@ -565,14 +568,15 @@ pump(struct worker *w)
 		ev_timer_stop(w->loop, &ho.pump_w);
 		return;
 	}
-	for (unsigned i = 0; i < WHEEL_SLOTS && sent < HANDOFF_BATCH; i++) {
-		unsigned k = (ho.cursor + i) % WHEEL_SLOTS;
-		struct wlink *l = wh->slot[k], *next;
+	for (unsigned i = 0; i < nslots && sent < HANDOFF_BATCH; i++) {
+		unsigned k = (ho.cursor + i) % nslots;
+		struct wlink *l = w->rooms[rooms[k / WHEEL_SLOTS]].slot[k % WHEEL_SLOTS], *next;
 
 		for (; l != NULL && sent < HANDOFF_BATCH; l = next) {
 			struct session *s = SESSION_OF(l);
 
 			next = l->next;
+			seen++;
 			if (!relay_movable(w, s))
 				continue;
 			if ((c = pick(w)) == NULL)
@@ -583,9 +587,11 @@ pump(struct worker *w)
 		}
 		if (l != NULL)
 			break; /* the batch is spent: this slot again next time */
-		ho.cursor = (k + 1) % WHEEL_SLOTS;
+		ho.cursor = (k + 1) % nslots;
 	}
 out:
+	log_debug("hand-off: walked %u sessions, sent %u; %u open, %u in flight", seen, sent,
+	    w->active, w->handoff_inflight);
 	if (w->active - w->handoff_inflight == 0) {
 		ev_timer_stop(w->loop, &ho.pump_w);
 		return;
@@ -716,6 +722,8 @@ ctl_cb(struct ev_loop *loop, ev_io *io, int revents)
 			close_fds(fds, nfds);
 			continue;
 		}
+		log_debug("hand-off: a channel to %s sessions on",
+		    m.kind == HANDOFF_CHAN_SEND ? "send" : "receive");
 		chan_add(w, fds[0], m.kind == HANDOFF_CHAN_SEND ? CHAN_SEND : CHAN_RECV);
 	}
 	if (w->draining)

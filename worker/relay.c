@@ -41,6 +41,8 @@ static const char *const close_names[] = {
 	[CLOSE_IDLE_TIMEOUT] = "idle timeout",
 	[CLOSE_STARVED] = "idle timeout waiting for a buffer",
 	[CLOSE_SHUTDOWN] = "shutdown",
+	[CLOSE_FIN_TIMEOUT] = "half-closed timeout",
+	[CLOSE_LIFETIME] = "max lifetime",
 	[CLOSE_NO_SERVER] = "no server",
 	[CLOSE_NO_MEMORY] = "no memory",
 	[CLOSE_ACL_DENIED] = "acl denied",
@@ -92,6 +94,60 @@ rooms_check(const struct worker *w)
 #endif
 }
 
+/* The rooms of a relaying session, where timeouts.max_lifetime applies. */
+static int
+room_relaying(enum session_room r)
+{
+	return r == ROOM_IDLE || r == ROOM_STARVED || r == ROOM_CLIENT_FIN ||
+	       r == ROOM_SERVER_FIN;
+}
+
+/* When a session must go at timeouts.max_lifetime (w->now's scale): from
+ * its accept (the tail's start, which such configs always keep), plus a
+ * jitter of its own drawn from its id, so that sessions accepted together
+ * do not all end together and reconnect in one burst. */
+static double
+session_death(struct worker *w, struct session *s)
+{
+	const struct session_tail *t = session_tail_of(w, s);
+	const struct conf *c = w->conf;
+	uint32_t age_ms = now_ms32(w) - t->start_ms; /* wraps after 49 days */
+	uint64_t x = t->id * 0x9e3779b97f4a7c15ULL, life = c->max_lifetime_ms;
+
+	if (c->max_lifetime_jitter_ms) {
+		x ^= x >> 31;
+		x *= 0xbf58476d1ce4e5b9ULL;
+		x ^= x >> 29;
+		life += x % ((uint64_t)c->max_lifetime_jitter_ms + 1);
+	}
+	return w->now + ((double)life - age_ms) / 1000.0;
+}
+
+/* Each room's timeout in seconds (relay_init). A room's wheel has the same
+ * timeout, except that with timeouts.max_lifetime the relaying rooms' wheels
+ * look no further ahead than the lifetime: a session is then looked at
+ * again at least that often, so it ends within a wheel tick (1/62) of its
+ * lifetime however long the idle timeout. */
+static double room_limit[ROOM_COUNT];
+
+/* File s in room r's wheel at its deadline: room_limit[r] after s->active,
+ * or sooner when its lifetime ends first. wheel_file takes the deadline
+ * less the wheel's timeout, and looks at a link due past its horizon again
+ * early (room_due files it once more). */
+static void
+room_file(struct worker *w, struct session *s, enum session_room r)
+{
+	struct wheel *wh = &w->rooms[r];
+	double deadline = s->active + room_limit[r];
+
+	if (w->conf->max_lifetime_ms && room_relaying(r)) {
+		double death = session_death(w, s);
+
+		deadline = death < deadline ? death : deadline;
+	}
+	wheel_file(wh, &s->link, deadline - wh->timeout);
+}
+
 static void
 room_enter(struct worker *w, struct session *s, enum session_room r)
 {
@@ -100,7 +156,7 @@ room_enter(struct worker *w, struct session *s, enum session_room r)
 	 * than add to the sessions waiting for a buffer. */
 	if (r == ROOM_STARVED && w->rooms[r].count == 0)
 		worker_pause(w, WORKER_PAUSE_MEMORY, 1);
-	wheel_file(&w->rooms[r], &s->link, s->active);
+	room_file(w, s, r);
 	s->where = (uint8_t)r;
 }
 
@@ -130,10 +186,8 @@ room_move(struct worker *w, struct session *s, enum session_room r)
 static void
 room_refile(struct worker *w, struct session *s)
 {
-	struct wheel *wh = &w->rooms[s->where];
-
-	wheel_unlink(wh, &s->link);
-	wheel_file(wh, &s->link, s->active);
+	wheel_unlink(&w->rooms[s->where], &s->link);
+	room_file(w, s, (enum session_room)s->where);
 }
 
 /* A session's slot came due: close it if its deadline passed, else file it
@@ -144,7 +198,12 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 	struct worker *w = wh->data;
 	struct session *s = SESSION_OF(l);
 
-	if (s->active + wh->timeout > now) {
+	if (w->conf->max_lifetime_ms && room_relaying((enum session_room)s->where) &&
+	    session_death(w, s) <= now) {
+		relay_close(w, s, CLOSE_LIFETIME);
+		return;
+	}
+	if (s->active + room_limit[s->where] > now) {
 		room_refile(w, s);
 		return;
 	}
@@ -162,6 +221,12 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 		if (s->where == ROOM_CONNECT && s->server.fd != -1)
 			upstream_failed(w, s->listener, s->server_idx, "connect timeout");
 		relay_close(w, s, CLOSE_CONNECT_TIMEOUT);
+		return;
+	case ROOM_CLIENT_FIN:
+	case ROOM_SERVER_FIN:
+		STATS_ADD(w->slot, timeouts, 1);
+		STATS_ROW_ADD(session_server_stats(w, s), timeouts, 1);
+		relay_close(w, s, CLOSE_FIN_TIMEOUT);
 		return;
 	default:
 		STATS_ADD(w->slot, timeouts, 1);
@@ -187,6 +252,30 @@ io_want(struct ev_loop *loop, ev_io *io, int events)
 		ev_io_start(loop, io);
 }
 
+/* One side sent FIN: with timeouts.client_fin (the client's) or server_fin
+ * (the server's) set, the other side has that long, counted from now and
+ * renewed by every byte, to finish; without, the idle timeout goes on. */
+static void
+session_half_closed(struct worker *w, struct session *s)
+{
+	const struct conf *c = w->conf;
+	enum session_room r;
+
+	if ((s->flags & (F_C2S_EOF | F_S2C_EOF)) == (F_C2S_EOF | F_S2C_EOF))
+		return; /* both ended: only pending bytes keep it open */
+	if (s->flags & F_C2S_EOF) {
+		if (c->client_fin_timeout_ms == 0)
+			return;
+		r = ROOM_CLIENT_FIN;
+	} else {
+		if (c->server_fin_timeout_ms == 0)
+			return;
+		r = ROOM_SERVER_FIN;
+	}
+	s->active = w->now;
+	room_move(w, s, r);
+}
+
 /* Watch for what each side can do next: read a direction only when nothing of
  * it is pending (back-pressure), write a side only when bytes wait for it. */
 static void
@@ -198,6 +287,8 @@ session_update(struct worker *w, struct session *s)
 		relay_close(w, s, CLOSE_DONE);
 		return;
 	}
+	if (s->where == ROOM_IDLE && (s->flags & (F_C2S_EOF | F_S2C_EOF)))
+		session_half_closed(w, s);
 	if (!(s->flags & F_C2S_EOF) && !starved && s->c2s.len == 0)
 		ce |= EV_READ;
 	if (s->s2c.len != 0)
@@ -336,15 +427,20 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 	session_update(w, s);
 }
 
+static const struct sockaddr *session_client(struct worker *, struct session *,
+    struct sockaddr_storage *);
+
 /* Try servers until a connect is under way or the tries (1 + the group's
  * retries) are spent. The connect timeout bounds the whole chain: s->active
  * keeps the time the first attempt began. client is the client's address
  * for the first try (source hashing: the PROXY header's client when one was
- * accepted), NULL for retries. Returns -1 once the session is closed. */
+ * accepted), NULL for retries (which look it up again for a transparent
+ * server). Returns -1 once the session is closed. */
 static int
 session_connect(struct worker *w, struct session *s, const struct sockaddr *client)
 {
 	unsigned tries = upstream_tries(w, s->listener);
+	struct sockaddr_storage ss;
 
 	while (s->tries < tries) {
 		int srv = upstream_pick(w, s->listener, client, s->tries ? s->server_idx : -1);
@@ -360,7 +456,9 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 			relay_close(w, s, CLOSE_NO_SERVER);
 			return -1;
 		}
-		fd = upstream_connect(w, s->listener, (unsigned)srv);
+		if (client == NULL && upstream_wants_client(w, s->listener, (unsigned)srv))
+			client = session_client(w, s, &ss);
+		fd = upstream_connect(w, s->listener, (unsigned)srv, client);
 		if (fd == -1 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		                    errno == ENOMEM)) {
 			/* Our shortage, not the server's: no try spent, no
@@ -628,7 +726,7 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 		log_debug("session closed: %s: %s", close_names[why], strerror(err));
 	else
 		log_debug("session closed: %s", close_names[why]);
-	if (why <= CLOSE_SHUTDOWN)
+	if (why < (enum close_reason)STATS_CLOSE_LOST)
 		STATS_ADD(w->slot, closed_by[why], 1);
 	else if (why == CLOSE_PROXY_TIMEOUT)
 		count_refused(w, s->listener, STATS_REFUSE_PROXY_REJECTED);
@@ -780,7 +878,10 @@ relay_close_all(struct worker *w)
 int
 relay_movable(const struct worker *w, const struct session *s)
 {
-	return s->state == SESSION_RELAYING && s->where == ROOM_IDLE && s->c2s.len == 0 &&
+	return s->state == SESSION_RELAYING &&
+	       (s->where == ROOM_IDLE || s->where == ROOM_CLIENT_FIN ||
+	           s->where == ROOM_SERVER_FIN) &&
+	       s->c2s.len == 0 &&
 	       s->s2c.len == 0 &&
 	       worker_listener_row(w, s) < w->h->stats->nlisteners &&
 	       worker_server_row(w, s) < w->h->stats->nservers;
@@ -996,8 +1097,17 @@ relay_init(struct worker *w)
 		[ROOM_WAITFD] = c->connect_timeout_ms,
 		[ROOM_IDLE] = c->idle_timeout_ms,
 		[ROOM_STARVED] = c->idle_timeout_ms,
+		[ROOM_CLIENT_FIN] = c->client_fin_timeout_ms,
+		[ROOM_SERVER_FIN] = c->server_fin_timeout_ms,
 	};
 
-	for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++)
-		wheel_init(&w->rooms[r], w->loop, timeout_ms[r], &w->now, room_due, w);
+	for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++) {
+		unsigned ms = timeout_ms[r];
+
+		room_limit[r] = ms / 1000.0;
+		if (c->max_lifetime_ms && room_relaying((enum session_room)r) &&
+		    c->max_lifetime_ms < ms)
+			ms = c->max_lifetime_ms;
+		wheel_init(&w->rooms[r], w->loop, ms, &w->now, room_due, w);
+	}
 }

@@ -32,7 +32,7 @@ enum session_state { SESSION_CONNECTING = 1, SESSION_RELAYING, SESSION_HEADER, S
 #define F_S2C_SPLICE 0x40
 #define F_S2C_FIRST 0x80  /* the server's EOF came before the client's */
 
-/* Why a session ends. Up to CLOSE_SHUTDOWN these are the close reasons the
+/* Why a session ends. Up to CLOSE_LIFETIME these are the close reasons the
  * stats slot counts as closed_<reason> (stats.h, STATS_CLOSE_REASONS; the
  * last of those, LOST, only the master counts, for a worker that died); the
  * rest are refusals, a session ended before relaying a byte, counted as
@@ -47,6 +47,8 @@ enum close_reason {
 	CLOSE_IDLE_TIMEOUT = STATS_CLOSE_IDLE_TIMEOUT,
 	CLOSE_STARVED = STATS_CLOSE_STARVED,
 	CLOSE_SHUTDOWN = STATS_CLOSE_SHUTDOWN,
+	CLOSE_FIN_TIMEOUT = STATS_CLOSE_FIN_TIMEOUT,
+	CLOSE_LIFETIME = STATS_CLOSE_LIFETIME,
 	CLOSE_NO_SERVER = STATS_CLOSE_COUNT + STATS_REFUSE_NO_SERVER,
 	CLOSE_NO_MEMORY = STATS_CLOSE_COUNT + STATS_REFUSE_NO_MEMORY,
 	CLOSE_ACL_DENIED = STATS_CLOSE_COUNT + STATS_REFUSE_ACL_DENIED,

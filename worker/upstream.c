@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* upstream.c — choice of an upstream server and the non-blocking connect to
  * it, in a worker: smooth weighted round robin, least connections over all
- * workers, or source hashing (balance.c), skipping servers that are down
- * (the checker's verdict, or this worker's passive marks after failures) or
- * full, and falling back to backup servers. Never blocks (names were resolved
- * by the master at load) and never allocates per connection. */
+ * workers, random with two choices over the same loads, or source hashing
+ * (balance.c), skipping servers that are down (the checker's verdict, or this
+ * worker's passive marks after failures) or full, and falling back to backup
+ * servers; the connect carries the group's socket options and source address
+ * (or the client's, transparent). Never blocks (names were resolved by the
+ * master at load) and never allocates per connection. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "balance.h"
 #include "check.h"
@@ -21,10 +27,11 @@
 
 /* What this worker knows of one server of one group. */
 struct up_server {
-	unsigned fails;       /* connect failures in a row */
-	unsigned active;      /* this worker's sessions holding it */
-	double down_until; /* passive mark: skipped until then (w->now) */
-	int marked;           /* marked down since its last success */
+	unsigned fails;     /* connect failures in a row */
+	unsigned active;    /* this worker's sessions holding it */
+	double down_until;  /* passive mark: skipped until then (w->now) */
+	int marked;         /* marked down since its last success */
+	unsigned src_next;  /* source: the address to use next */
 };
 
 struct up_group {
@@ -38,6 +45,7 @@ struct up_group {
 	uint64_t *load;       /* scratch for one pick: active over all workers */
 	struct balance_ring ring;
 	unsigned next; /* least connections: where ties start */
+	uint64_t rng;  /* random: this worker's generator state */
 };
 
 /* --- shared memory --------------------------------------------------------
@@ -136,7 +144,7 @@ static unsigned
 group_usable(struct worker *w, struct up_group *g)
 {
 	const struct conf_upstream *u = g->u;
-	int need_load = u->balance == CONF_BALANCE_LEASTCONN;
+	int need_load = u->balance == CONF_BALANCE_LEASTCONN || u->balance == CONF_BALANCE_RANDOM;
 	double now = w->now;
 	unsigned primaries = 0, backups = 0;
 
@@ -190,6 +198,9 @@ upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int 
 	case CONF_BALANCE_LEASTCONN:
 		i = balance_leastconn_pick(g->weight, g->usable, g->load, n, g->next++);
 		break;
+	case CONF_BALANCE_RANDOM:
+		i = balance_random2_pick(g->weight, g->usable, g->load, n, &g->rng);
+		break;
 	case CONF_BALANCE_SOURCE:
 		i = balance_ring_pick(
 		    &g->ring, client != NULL ? balance_hash_addr(client) : 0, g->usable);
@@ -201,12 +212,134 @@ upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int 
 	return i;
 }
 
+static int
+sockopt_int(int fd, int level, int opt, int v)
+{
+	return setsockopt(fd, level, opt, &v, sizeof(v));
+}
+
+/* What upstream_prep puts on one new socket. */
+struct up_prep {
+	const struct conf_upstream *u;
+	const struct sockaddr *src; /* NULL: the kernel chooses */
+	int transparent;
+};
+
+/* Bind the socket to p->src (port 0): with IP_BIND_ADDRESS_NO_PORT the
+ * port is chosen at connect, per destination, so each source address
+ * gives a whole port range toward each server. A transparent bind may
+ * name an address that is not ours (the client's). */
+static int
+upstream_bind(int fd, const struct up_prep *p)
+{
+	struct sockaddr_storage a;
+	socklen_t len;
+
+	if (p->src->sa_family == AF_INET) {
+		len = sizeof(struct sockaddr_in);
+		memcpy(&a, p->src, len);
+		((struct sockaddr_in *)&a)->sin_port = 0;
+	} else {
+		len = sizeof(struct sockaddr_in6);
+		memcpy(&a, p->src, len);
+		((struct sockaddr_in6 *)&a)->sin6_port = 0;
+	}
+	if (sockopt_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1) == -1)
+		return -1;
+	if (p->transparent &&
+	    (a.ss_family == AF_INET ? sockopt_int(fd, IPPROTO_IP, IP_TRANSPARENT, 1)
+	                            : sockopt_int(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, 1)) == -1)
+		return -1;
+	return bind(fd, (struct sockaddr *)&a, len);
+}
+
+/* The group's options on a new upstream socket, before its connect: the
+ * SYN already carries the mark and the source. Only for groups that set
+ * any. A failure here is ours, not the server's: errno becomes
+ * EADDRNOTAVAIL, which the caller does not count against the server. */
+static int
+upstream_prep(int fd, void *arg)
+{
+	const struct up_prep *p = arg;
+	const struct conf_keepalive *k = &p->u->keepalive;
+	const char *what = "mark";
+
+	if (p->u->mark && sockopt_int(fd, SOL_SOCKET, SO_MARK, (int)p->u->mark) == -1)
+		goto fail;
+	what = "source";
+	if (p->src != NULL && upstream_bind(fd, p) == -1)
+		goto fail;
+	if (!k->enabled)
+		return 0;
+	what = "keepalive";
+	if (sockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1) == -1 ||
+	    (k->idle_s && sockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)k->idle_s) == -1) ||
+	    (k->interval_s &&
+	        sockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)k->interval_s) == -1) ||
+	    (k->count && sockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)k->count) == -1))
+		goto fail;
+	return 0;
+fail:
+	log_warn("upstream %s: setting %s on a connection", p->u->name, what);
+	errno = EADDRNOTAVAIL;
+	return -1;
+}
+
+/* The source a connection to srv comes from: its own, else its group's. */
+static const struct conf_source *
+source_of(const struct up_group *g, const struct conf_server *srv)
+{
+	if (srv->source.n > 0 || srv->source.transparent)
+		return &srv->source;
+	return &g->u->source;
+}
+
 int
-upstream_connect(struct worker *w, unsigned li, unsigned server)
+upstream_wants_client(const struct worker *w, unsigned li, unsigned server)
+{
+	const struct up_group *g = &w->groups[w->conf->listeners[li].upstream];
+
+	return source_of(g, &g->u->servers[server])->transparent;
+}
+
+int
+upstream_connect(struct worker *w, unsigned li, unsigned server, const struct sockaddr *client)
 {
 	struct up_group *g = group_of(w, li);
 	const struct conf_server *srv = &g->u->servers[server];
-	int fd = net_connect((const struct sockaddr *)&srv->addr, srv->addrlen);
+	const struct conf_source *src = source_of(g, srv);
+	struct up_prep p = {g->u, NULL, src->transparent};
+	struct sockaddr_in v4;
+	int fd;
+
+	if (src->n > 0) {
+		p.src = (const struct sockaddr *)&src->addr[g->s[server].src_next++ % src->n];
+	} else if (src->transparent) {
+		const struct sockaddr_in6 *c6 = (const struct sockaddr_in6 *)client;
+
+		if (client == NULL) {
+			errno = EADDRNOTAVAIL;
+			return -1;
+		}
+		/* A dual-stack listener's IPv4 client, to an IPv4 server. */
+		if (client->sa_family == AF_INET6 && srv->addr.ss_family == AF_INET &&
+		    IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr)) {
+			memset(&v4, 0, sizeof(v4));
+			v4.sin_family = AF_INET;
+			memcpy(&v4.sin_addr, &c6->sin6_addr.s6_addr[12], 4);
+			client = (const struct sockaddr *)&v4;
+		}
+		if (client->sa_family != srv->addr.ss_family) {
+			log_warnx("upstream %s: a client of another address family cannot be "
+			          "sent transparently to %s",
+			    g->u->name, srv->address);
+			errno = EADDRNOTAVAIL;
+			return -1;
+		}
+		p.src = client;
+	}
+	fd = net_connect_prep((const struct sockaddr *)&srv->addr, srv->addrlen,
+	    p.src != NULL || g->u->mark || g->u->keepalive.enabled ? upstream_prep : NULL, &p);
 
 	if (fd != -1) {
 		g->s[server].active++;
@@ -323,6 +456,10 @@ upstream_init(struct worker *w)
 		for (unsigned k = 0; k < w->h->index % total; k++)
 			balance_rr_pick(g->cw, g->weight, g->usable, n);
 		g->next = w->h->index;
+		/* Workers draw apart: seeded from the pid and the group, so
+		 * that two workers' picks made at the same moment differ. */
+		g->rng = ((uint64_t)getpid() << 32 ^ (uint64_t)w->h->slot << 16 ^ gi) *
+		        0x9e3779b97f4a7c15ULL | 1;
 	}
 	return 0;
 }

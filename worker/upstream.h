@@ -22,10 +22,17 @@ int upstream_init(struct worker *);
  * server can take the session. */
 int upstream_pick(struct worker *, unsigned li, const struct sockaddr *client, int failed);
 
-/* Start a non-blocking connect to server `server` of li's upstream. On
- * success the server counts the session as active until upstream_release.
- * Returns the fd, or -1 with errno when the attempt failed at once. */
-int upstream_connect(struct worker *, unsigned li, unsigned server);
+/* Start a non-blocking connect to server `server` of li's upstream, from
+ * its source address (in turn) or, transparent, from client (the client's
+ * address, which upstream_wants_client says is needed). On success the
+ * server counts the session as active until upstream_release. Returns the
+ * fd, or -1 with errno when the attempt failed at once; EADDRNOTAVAIL when
+ * the cause is ours (no source port, a source that cannot be bound), not
+ * the server's. */
+int upstream_connect(struct worker *, unsigned li, unsigned server, const struct sockaddr *client);
+
+/* 1 when a connect to that server goes out from the client's address. */
+int upstream_wants_client(const struct worker *, unsigned li, unsigned server);
 
 /* Count a session taken over from an older generation (connected there) on
  * server, as upstream_connect would have; upstream_release gives it back. */

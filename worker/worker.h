@@ -35,6 +35,9 @@ enum session_room {
 	ROOM_WAITFD,  /* no descriptor left to connect with: the same deadline */
 	ROOM_IDLE,    /* relaying: timeouts.idle since bytes last moved */
 	ROOM_STARVED, /* relaying, waiting for a relay buffer: the same idle deadline */
+	ROOM_CLIENT_FIN, /* the client sent FIN: timeouts.client_fin since bytes last
+	                  * moved (only when set; else such sessions stay in IDLE) */
+	ROOM_SERVER_FIN, /* the server sent FIN: timeouts.server_fin, likewise */
 	ROOM_COUNT
 };
 
