@@ -568,8 +568,10 @@ pump(struct worker *w)
 		ev_timer_stop(w->loop, &ho.pump_w);
 		return;
 	}
+	unsigned start = ho.cursor % nslots;
+
 	for (unsigned i = 0; i < nslots && sent < HANDOFF_BATCH; i++) {
-		unsigned k = (ho.cursor + i) % nslots;
+		unsigned k = (start + i) % nslots;
 		struct wlink *l = w->rooms[rooms[k / WHEEL_SLOTS]].slot[k % WHEEL_SLOTS], *next;
 
 		for (; l != NULL && sent < HANDOFF_BATCH; l = next) {
