@@ -63,6 +63,13 @@ struct conf_upstream {
 	struct conf_health health;
 };
 
+/* One rule of a listener's sni list: the hellos it takes, and where they go. */
+struct conf_sni_rule {
+	char *name;        /* lower case: a host name, or "*.suffix"; NULL: any (or none) */
+	char *alpn;        /* a protocol the client's ALPN list must hold; NULL: any */
+	unsigned upstream; /* index into conf.upstreams */
+};
+
 struct conf_listener {
 	char *address; /* as written, e.g. "127.0.0.1:8080" */
 	struct sockaddr_storage addr;
@@ -82,6 +89,13 @@ struct conf_listener {
 	unsigned ndeny;
 	unsigned max_per_source; /* max_connections_per_source, per worker; 0 = none */
 	unsigned rate_limit;     /* new connections per second, whole daemon; 0 = none */
+
+	/* Routing by the TLS ClientHello (sni = ( ... )); nsni = 0: off.
+	 * Without a default (no `upstream` setting), upstream is the first
+	 * rule's, for bookkeeping only, and a hello no rule takes is refused. */
+	struct conf_sni_rule *sni;
+	unsigned nsni;
+	int sni_default; /* 1: upstream takes the hellos no rule takes */
 };
 
 struct conf {
@@ -122,6 +136,8 @@ struct conf {
 	unsigned idle_timeout_ms;    /* timeouts.idle, default 10m */
 	unsigned drain_timeout_ms;   /* timeouts.drain, default 30s */
 	unsigned proxy_header_timeout_ms; /* timeouts.proxy_header, default 5s */
+	unsigned preread_timeout_ms;      /* timeouts.preread: the ClientHello of an
+	                                   * sni listener, default 5s */
 
 	struct conf_upstream *upstreams;
 	unsigned nupstreams; /* >= 1 */

@@ -244,8 +244,8 @@ static const struct bad_case bad_cases[] = {
         "group, chroot, log, pool, limits, timeouts, upstreams, listeners, control or admin)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
-        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain or "
-        "proxy_header)",
+        ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain, "
+        "proxy_header or preread)",
         "unknown setting in a group"},
     {"log = { colour = true; };\n" UP LS,
         ":1: log.colour: unknown setting \"colour\" (expected target, file, facility, "
@@ -268,8 +268,8 @@ static const struct bad_case bad_cases[] = {
         "unknown server setting"},
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
-        "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source or "
-        "rate_limit)",
+        "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source, "
+        "rate_limit or sni)",
         "unknown listener setting"},
     /* workers */
     {"workers = 0;\n" UP LS, ":1: workers: must be \"auto\" or between 1 and 128", "workers 0"},
