@@ -160,7 +160,7 @@ session_server_row(const struct worker *w, const struct session *s)
 {
 	if (s->server.fd == -1 || w->h->server_rows == NULL)
 		return STATS_NO_ROW;
-	return w->h->server_rows[w->sbase[s->listener] + s->server_idx];
+	return w->h->server_rows[w->sbase[session_upstream(w, s)] + s->server_idx];
 }
 
 static int
@@ -185,6 +185,8 @@ session_state_name(const struct session *s)
 	switch (s->where) {
 	case ROOM_HEADER:
 		return "header";
+	case ROOM_PREREAD:
+		return "preread";
 	case ROOM_CONNECT:
 		return "connecting";
 	case ROOM_WAITFD:

@@ -295,13 +295,17 @@ connlog_session(struct worker *w, struct session *s, enum close_reason why, int 
 		end = "timeout";
 		reason = "proxy_header_timeout";
 		break;
+	case CLOSE_PREREAD_TIMEOUT:
+		end = "timeout";
+		reason = "preread_timeout";
+		break;
 	default:
 		end = "refused";
 		reason = refuse_names[why - STATS_CLOSE_COUNT];
 		break;
 	}
 	session_tail_client(t, &client);
-	connlog_write(w, s->listener, (struct sockaddr *)&client,
+	connlog_write(w, s->listener, session_upstream(w, s), (struct sockaddr *)&client,
 	    s->tries > 0 ? (int)s->server_idx : -1, now_ms - t->start_ms, t->bytes_in,
 	    t->bytes_out, end, reason);
 }
@@ -319,13 +323,13 @@ connlog_client_ip(const struct sockaddr *client, char *buf, size_t len)
 }
 
 void
-connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int server,
+connlog_write(struct worker *w, unsigned li, unsigned ui, const struct sockaddr *client, int server,
     uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
     const char *reason)
 {
 	const struct conf *c = w->conf;
 	char ca[ADDR_STRLEN] = "-", ip[ADDR_STRLEN] = "-", start[48], line[CONNLOG_LINE];
-	const char *sv = server >= 0 ? upstream_name(w, li, (unsigned)server) : "-";
+	const char *sv = server >= 0 ? upstream_name(w, ui, (unsigned)server) : "-";
 	int have_client = client != NULL &&
 	                  (client->sa_family == AF_INET || client->sa_family == AF_INET6);
 	struct timespec ts;
@@ -368,7 +372,7 @@ connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int 
 		v.str[LOGFMT_CLIENT] = have_client ? ca : NULL;
 		v.str[LOGFMT_CLIENT_IP] = have_client ? ip : NULL;
 		v.str[LOGFMT_LISTENER] = c->listeners[li].address;
-		v.str[LOGFMT_UPSTREAM] = c->upstreams[c->listeners[li].upstream].name;
+		v.str[LOGFMT_UPSTREAM] = c->upstreams[ui].name;
 		v.str[LOGFMT_SERVER] = server >= 0 ? sv : NULL;
 		v.str[LOGFMT_START] = start;
 		v.num[LOGFMT_DURATION_MS] = duration_ms;

@@ -90,9 +90,9 @@ server_publish(struct worker *w, struct up_group *g, unsigned i)
 /* --- choice --------------------------------------------------------------- */
 
 static struct up_group *
-group_of(struct worker *w, unsigned li)
+group_of(struct worker *w, unsigned ui)
 {
-	return &w->groups[w->conf->listeners[li].upstream];
+	return &w->groups[ui];
 }
 
 /* The operator's word on server i of g (sluicectl, through the segment):
@@ -166,9 +166,9 @@ group_usable(struct worker *w, struct up_group *g)
 }
 
 int
-upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int failed)
+upstream_pick(struct worker *w, unsigned ui, const struct sockaddr *client, int failed)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	unsigned n = g->u->nservers;
 	int i;
 
@@ -202,9 +202,9 @@ upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int 
 }
 
 int
-upstream_connect(struct worker *w, unsigned li, unsigned server)
+upstream_connect(struct worker *w, unsigned ui, unsigned server)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	const struct conf_server *srv = &g->u->servers[server];
 	int fd = net_connect((const struct sockaddr *)&srv->addr, srv->addrlen);
 
@@ -216,9 +216,9 @@ upstream_connect(struct worker *w, unsigned li, unsigned server)
 }
 
 void
-upstream_release(struct worker *w, unsigned li, unsigned server)
+upstream_release(struct worker *w, unsigned ui, unsigned server)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 
 	/* Only a count upstream_connect took may be given back: one too many
 	 * wraps to "full" and refuses every client of the server. */
@@ -228,9 +228,9 @@ upstream_release(struct worker *w, unsigned li, unsigned server)
 }
 
 void
-upstream_connected(struct worker *w, unsigned li, unsigned server)
+upstream_connected(struct worker *w, unsigned ui, unsigned server)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	struct up_server *s = &g->s[server];
 
 	s->fails = 0;
@@ -244,9 +244,9 @@ upstream_connected(struct worker *w, unsigned li, unsigned server)
 }
 
 void
-upstream_failed(struct worker *w, unsigned li, unsigned server, const char *why)
+upstream_failed(struct worker *w, unsigned ui, unsigned server, const char *why)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	struct up_server *s = &g->s[server];
 	double now = w->now;
 
@@ -264,15 +264,15 @@ upstream_failed(struct worker *w, unsigned li, unsigned server, const char *why)
 }
 
 unsigned
-upstream_tries(const struct worker *w, unsigned li)
+upstream_tries(const struct worker *w, unsigned ui)
 {
-	return w->conf->upstreams[w->conf->listeners[li].upstream].retries + 1;
+	return w->conf->upstreams[ui].retries + 1;
 }
 
 const char *
-upstream_name(const struct worker *w, unsigned li, unsigned server)
+upstream_name(const struct worker *w, unsigned ui, unsigned server)
 {
-	return w->conf->upstreams[w->conf->listeners[li].upstream].servers[server].address;
+	return w->conf->upstreams[ui].servers[server].address;
 }
 
 int

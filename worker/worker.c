@@ -397,18 +397,15 @@ rows_init(struct worker *w, const struct heritage *h)
 		n += c->upstreams[u].nservers;
 	}
 	w->lstats = calloc(c->nlisteners, sizeof(*w->lstats));
-	w->sbase = calloc(c->nlisteners, sizeof(*w->sbase));
 	w->sstats = calloc(n ? n : 1, sizeof(*w->sstats));
-	if (ubase == NULL || w->lstats == NULL || w->sbase == NULL || w->sstats == NULL) {
-		free(ubase);
+	w->sbase = ubase;
+	if (ubase == NULL || w->lstats == NULL || w->sstats == NULL)
 		return -1;
-	}
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		unsigned row = h->listener_rows ? h->listener_rows[i] : STATS_NO_ROW;
 
 		w->lstats[i] = row < h->stats->nlisteners
 		    ? stats_slot_listener(h->stats, h->slot, row) : &sink_listener;
-		w->sbase[i] = ubase[c->listeners[i].upstream];
 	}
 	for (unsigned k = 0; k < n; k++) {
 		unsigned row = h->server_rows ? h->server_rows[k] : STATS_NO_ROW;
@@ -416,7 +413,6 @@ rows_init(struct worker *w, const struct heritage *h)
 		w->sstats[k] = row < h->stats->nservers
 		    ? stats_slot_server(h->stats, h->slot, row) : &sink_server;
 	}
-	free(ubase);
 	return 0;
 }
 

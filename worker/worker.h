@@ -35,6 +35,7 @@ enum session_room {
 	ROOM_WAITFD,  /* no descriptor left to connect with: the same deadline */
 	ROOM_IDLE,    /* relaying: timeouts.idle since bytes last moved */
 	ROOM_STARVED, /* relaying, waiting for a relay buffer: the same idle deadline */
+	ROOM_PREREAD, /* owes its TLS ClientHello (sni listeners): timeouts.preread */
 	ROOM_COUNT
 };
 
@@ -89,8 +90,8 @@ struct worker {
 	/* This worker's stats rows, resolved once at start so counting costs
 	 * a relaxed store and no lookup (worker.c; a private sink row stands
 	 * in where the segment has none). lstats is parallel to
-	 * conf->listeners; the servers of listener li's upstream are
-	 * sstats[sbase[li]] onwards, in config order. */
+	 * conf->listeners; the servers of upstream u are sstats[sbase[u]]
+	 * onwards, in config order. */
 	struct stats_listener_counters **lstats;
 	struct stats_server_counters **sstats;
 	unsigned *sbase;
