@@ -246,6 +246,21 @@ static const char *const refuse_names[] = {
 #undef REFUSE_X_NAME
 };
 
+/* The name of the sni rule that routed s, for $sni: the hello's own name
+ * is not kept (it would cost every session up to 255 bytes), but an exact
+ * rule's name is that name. NULL for the default, a rule without a name
+ * and listeners without rules. */
+static const char *
+connlog_sni(const struct worker *w, const struct session *s)
+{
+	const struct session_tail *t = (const struct session_tail *)(s + 1);
+	const struct conf_listener *l = &w->conf->listeners[s->listener];
+
+	if (t->sni_rule == 0 || t->sni_rule > l->nsni)
+		return NULL;
+	return l->sni[t->sni_rule - 1].name;
+}
+
 /* How a session ended, in the connection log's words: end is one of
  * client_closed, server_closed, timeout, refused, reset, error, shutdown;
  * reason says more. */
@@ -305,9 +320,9 @@ connlog_session(struct worker *w, struct session *s, enum close_reason why, int 
 		break;
 	}
 	session_tail_client(t, &client);
-	connlog_write(w, s->listener, session_upstream(w, s), (struct sockaddr *)&client,
-	    s->tries > 0 ? (int)s->server_idx : -1, now_ms - t->start_ms, t->bytes_in,
-	    t->bytes_out, end, reason);
+	connlog_write(w, s->listener, session_upstream(w, s), connlog_sni(w, s),
+	    (struct sockaddr *)&client, s->tries > 0 ? (int)s->server_idx : -1,
+	    now_ms - t->start_ms, t->bytes_in, t->bytes_out, end, reason);
 }
 
 /* The address alone of client, for $client_ip. */
@@ -323,7 +338,8 @@ connlog_client_ip(const struct sockaddr *client, char *buf, size_t len)
 }
 
 void
-connlog_write(struct worker *w, unsigned li, unsigned ui, const struct sockaddr *client, int server,
+connlog_write(struct worker *w, unsigned li, unsigned ui, const char *sni,
+    const struct sockaddr *client, int server,
     uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
     const char *reason)
 {
@@ -382,6 +398,7 @@ connlog_write(struct worker *w, unsigned li, unsigned ui, const struct sockaddr 
 		v.str[LOGFMT_CLOSE_REASON] = reason;
 		v.num[LOGFMT_WORKER] = w->h->index;
 		v.num[LOGFMT_PID] = (uint64_t)cl.pid;
+		v.str[LOGFMT_SNI] = sni;
 		/* A format line is the operator's alone on a file or stderr
 		 * (a JSON line must parse); syslog needs its header. */
 		if (!logsink_is_datagram())

@@ -422,8 +422,8 @@ relay_refuse(struct worker *w, int fd, unsigned li, const struct sockaddr *peer,
 	log_debug("client %s on %s refused: %s", addr_format(peer, a, sizeof(a)),
 	    w->conf->listeners[li].address, name);
 	if (w->conf->log_connections)
-		connlog_write(w, li, w->conf->listeners[li].upstream, peer, -1, 0, 0, 0, "refused",
-		    name);
+		connlog_write(w, li, w->conf->listeners[li].upstream, NULL, peer, -1, 0, 0, 0,
+		    "refused", name);
 }
 
 /* The outgoing header of a listener that does not read one: from the client's
