@@ -425,8 +425,15 @@ test_log(void)
 	const char *log = h_path("sluiced.log");
 	char want[128];
 
-	snprintf(want, sizeof(want), "server=127.0.0.1:%d", port_a);
-	ok(h_file_contains(log, want), "connection log: a session relayed to server a");
+	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=a sni=a.example.com end=", port_a);
+	ok(h_file_contains(log, want), "connection log: upstream a by rule a.example.com ($sni)");
+	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=b sni=*.example.com end=", port_b);
+	ok(h_file_contains(log, want), "connection log: upstream b by rule *.example.com");
+	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=d sni=- end=", port_d);
+	ok(h_file_contains(log, want), "connection log: the default, sni=-");
+	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=web sni=*.web.example.com end=",
+	    port_w);
+	ok(h_file_contains(log, want), "connection log: upstream web by rule *.web.example.com");
 	ok(h_file_contains(log, "reason=tls_rejected"), "connection log: reason=tls_rejected");
 	ok(h_file_contains(log, "reason=preread_timeout"),
 	    "connection log: reason=preread_timeout");
@@ -523,7 +530,9 @@ main(void)
 	snprintf(conf, sizeof(conf),
 	    "workers = 2;\n"
 	    "pid_file = \"%s\";\nstats_file = \"%s\";\n"
-	    "log = { target = \"stderr\"; level = \"debug\"; connections = true; };\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; connections = true;\n"
+	    "  format = \"connection client=$client server=$server upstream=$upstream sni=$sni "
+	    "end=$end reason=$close_reason\"; };\n"
 	    "pool = { buffer_size = \"2K\"; };\n"
 	    "timeouts = { preread = \"1s\"; };\n"
 	    "upstreams = (\n"
