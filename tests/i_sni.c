@@ -229,7 +229,8 @@ test_real_clients(void)
 	char *out = NULL;
 	int rc;
 
-	route_is(port_l1, "a.example.com", NULL, "a.example.com", "exact name");
+	route_is(port_l1, "a.example.com", NULL, "a.example.com",
+	    "exact name (beats a wildcard listed before it)");
 	route_is(port_l1, "A.EXAMPLE.Com", NULL, "a.example.com", "exact name, other case");
 	route_is(port_l1, "a.example.com", "acme-tls/1", "b.example.com",
 	    "exact name with the alpn of a rule before it");
@@ -545,9 +546,9 @@ main(void)
 	    "listeners = (\n"
 	    " { listen = \"127.0.0.1:%d\"; upstream = \"d\"; },\n"
 	    " { listen = \"127.0.0.1:%d\"; upstream = \"d\";\n"
-	    "   sni = ( { name = \"a.example.com\"; alpn = \"acme-tls/1\"; upstream = \"b\"; },\n"
+	    "   sni = ( { name = \"*.example.com\"; upstream = \"b\"; },\n"
+	    "           { name = \"a.example.com\"; alpn = \"acme-tls/1\"; upstream = \"b\"; },\n"
 	    "           { name = \"A.example.com\"; upstream = \"a\"; },\n"
-	    "           { name = \"*.example.com\"; upstream = \"b\"; },\n"
 	    "           { alpn = \"x-only\"; upstream = \"a\"; },\n"
 	    "           { name = \"*.web.example.com\"; upstream = \"web\"; } ); },\n"
 	    " { listen = \"127.0.0.1:%d\";\n"
