@@ -6,9 +6,10 @@
  * back reversed, so the bytes are checked both ways), openssl s_client and
  * curl --resolve as clients. Exact names, case, wildcards, the longest
  * wildcard, ALPN rules, no SNI, the default; with no default a hello no rule
- * takes is refused. The test plays upstreams itself to see the relayed bytes
- * exactly: a hello fragmented over records and writes, behind a PROXY
- * header. Failure paths: nothing sent, half a hello, garbage, an oversized
+ * takes is refused; a reload changes the rules for new clients. The test
+ * plays upstreams itself to see the relayed bytes exactly: a hello
+ * fragmented over records and writes, behind a PROXY header, with sluice's
+ * own PROXY header in front of it upstream. Failure paths: nothing sent, half a hello, garbage, an oversized
  * hello, a client leaving early; each closed and counted (sluicestat, the
  * connection log). Config errors through sluiced -t. Loopback only; every
  * process it starts is killed by pid. */
@@ -268,9 +269,25 @@ test_real_clients(void)
 	free(out);
 }
 
+/* The PROXY v1 line sluice sends first (up to CRLF), into line: 1 when it
+ * starts with prefix. */
+static int
+proxy_line(int b, const char *prefix, char *line, size_t len)
+{
+	size_t n = 0;
+
+	line[0] = '\0';
+	while (n + 1 < len && h_read_n(b, line + n, 1, WAIT) == 1) {
+		line[++n] = '\0';
+		if (n >= 2 && line[n - 2] == '\r' && line[n - 1] == '\n')
+			return strncmp(line, prefix, strlen(prefix)) == 0;
+	}
+	return 0;
+}
+
 /* A fragmented hello behind a PROXY header, sent over several writes, to a
- * backend the test plays: the backend gets exactly the hello and what
- * followed, and its answer comes back. */
+ * backend the test plays: the backend gets our PROXY header, then exactly
+ * the hello and what followed, and its answer comes back. */
 static void
 test_exact_bytes(void)
 {
@@ -278,7 +295,7 @@ test_exact_bytes(void)
 	const uint8_t *hs = hello_openssl + 5;
 	size_t hl = hello_openssl_len - 5, n = 0;
 	const char *tail = "after-the-hello";
-	char hdr[64];
+	char hdr[64], line[128];
 	int c, b;
 
 	/* re-cut into records of 40 bytes */
@@ -312,8 +329,10 @@ test_exact_bytes(void)
 		close(c);
 		return;
 	}
+	ok(proxy_line(b, "PROXY TCP4 192.0.2.9 127.0.0.1 4242 ", line, sizeof(line)),
+	    "  the server got sluice's PROXY header first, for the client the front named");
 	ok(h_read_n(b, got, n, WAIT) == (ssize_t)n && memcmp(got, frag, n) == 0,
-	    "  the server got the %zu bytes (hello in 40-byte records, then more) unchanged", n);
+	    "  then the %zu bytes (hello in 40-byte records, then more) unchanged", n);
 	write_all(b, "server-says-hi", 14);
 	ok(h_read_n(c, got, 14, WAIT) == 14 && memcmp(got, "server-says-hi", 14) == 0,
 	    "  and its answer reached the client");
@@ -324,7 +343,8 @@ test_exact_bytes(void)
 	write_all(c, hdr, strlen(hdr));
 	write_all(c, hello_nosni, hello_nosni_len);
 	b = h_accept(be_pd, WAIT);
-	ok(b != -1 && h_read_n(b, got, hello_nosni_len, WAIT) == (ssize_t)hello_nosni_len &&
+	ok(b != -1 && proxy_line(b, "PROXY TCP4 192.0.2.9 ", line, sizeof(line)) &&
+	        h_read_n(b, got, hello_nosni_len, WAIT) == (ssize_t)hello_nosni_len &&
 	        memcmp(got, hello_nosni, hello_nosni_len) == 0,
 	    "PROXY header + hello without SNI: the default, hello unchanged");
 	if (b != -1)
@@ -337,9 +357,12 @@ test_exact_bytes(void)
 	h_nap(20);
 	write_all(c, "GET", 3);
 	b = h_accept(be_pa, WAIT);
-	ok(b != -1 && h_read_n(b, got, hello_curl_len + 3, WAIT) == (ssize_t)hello_curl_len + 3 &&
-	        memcmp(got, hello_curl, hello_curl_len) == 0,
-	    "no-default listener: curl's hello (www.example.com) routed by its rule, unchanged");
+	ok(b != -1 && proxy_line(b, "PROXY TCP4 127.0.0.1 127.0.0.1 ", line, sizeof(line)) &&
+	        h_read_n(b, got, hello_curl_len + 3, WAIT) == (ssize_t)hello_curl_len + 3 &&
+	        memcmp(got, hello_curl, hello_curl_len) == 0 &&
+	        memcmp(got + hello_curl_len, "GET", 3) == 0,
+	    "no-default listener: curl's hello (www.example.com) routed by its rule, "
+	    "after sluice's PROXY header, unchanged");
 	if (b != -1)
 		close(b);
 	close(c);
@@ -426,14 +449,16 @@ test_log(void)
 	const char *log = h_path("sluiced.log");
 	char want[128];
 
-	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=a sni=a.example.com end=", port_a);
+	snprintf(
+	    want, sizeof(want), "server=127.0.0.1:%d upstream=a sni=a.example.com end=", port_a);
 	ok(h_file_contains(log, want), "connection log: upstream a by rule a.example.com ($sni)");
-	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=b sni=*.example.com end=", port_b);
+	snprintf(
+	    want, sizeof(want), "server=127.0.0.1:%d upstream=b sni=*.example.com end=", port_b);
 	ok(h_file_contains(log, want), "connection log: upstream b by rule *.example.com");
 	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=d sni=- end=", port_d);
 	ok(h_file_contains(log, want), "connection log: the default, sni=-");
-	snprintf(want, sizeof(want), "server=127.0.0.1:%d upstream=web sni=*.web.example.com end=",
-	    port_w);
+	snprintf(want, sizeof(want),
+	    "server=127.0.0.1:%d upstream=web sni=*.web.example.com end=", port_w);
 	ok(h_file_contains(log, want), "connection log: upstream web by rule *.web.example.com");
 	ok(h_file_contains(log, "reason=tls_rejected"), "connection log: reason=tls_rejected");
 	ok(h_file_contains(log, "reason=preread_timeout"),
@@ -496,11 +521,67 @@ test_conf(void)
 	conf_error("", "a listener needs an upstream", "no upstream and no sni rules");
 }
 
+static char conf[8192];
+
+/* The config, with the upstream of the a.example.com rule. */
+static void
+write_conf(const char *path, const char *a_rule)
+{
+	snprintf(conf, sizeof(conf),
+	    "workers = 2;\n"
+	    "pid_file = \"%s\";\nstats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; connections = true;\n"
+	    "  format = \"connection client=$client server=$server upstream=$upstream sni=$sni "
+	    "end=$end reason=$close_reason\"; };\n"
+	    "pool = { buffer_size = \"2K\"; };\n"
+	    "timeouts = { preread = \"1s\"; };\n"
+	    "upstreams = (\n"
+	    " { name = \"a\"; servers = ( \"127.0.0.1:%d\" ); },\n"
+	    " { name = \"b\"; servers = ( \"127.0.0.1:%d\" ); },\n"
+	    " { name = \"d\"; servers = ( \"127.0.0.1:%d\" ); },\n"
+	    " { name = \"web\"; servers = ( \"127.0.0.1:%d\" ); },\n"
+	    " { name = \"pa\"; servers = ( \"127.0.0.1:%d\" ); },\n"
+	    " { name = \"pd\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
+	    "listeners = (\n"
+	    " { listen = \"127.0.0.1:%d\"; upstream = \"d\"; },\n"
+	    " { listen = \"127.0.0.1:%d\"; upstream = \"d\";\n"
+	    "   sni = ( { name = \"*.example.com\"; upstream = \"b\"; },\n"
+	    "           { name = \"a.example.com\"; alpn = \"acme-tls/1\"; upstream = \"b\"; },\n"
+	    "           { name = \"A.example.com\"; upstream = \"%s\"; },\n"
+	    "           { alpn = \"x-only\"; upstream = \"a\"; },\n"
+	    "           { name = \"*.web.example.com\"; upstream = \"web\"; } ); },\n"
+	    " { listen = \"127.0.0.1:%d\"; proxy_protocol = \"v1\";\n"
+	    "   sni = ( { name = \"www.example.com\"; upstream = \"pa\"; } ); },\n"
+	    " { listen = \"127.0.0.1:%d\"; upstream = \"pd\"; proxy_protocol = \"v1\";\n"
+	    "   accept_proxy = \"v1\"; trusted = ( \"127.0.0.0/8\" );\n"
+	    "   sni = ( { name = \"a.example.com\"; upstream = \"pa\"; } ); } );\n",
+	    h_pidfile(), h_statsfile(), port_a, port_b, port_d, port_w, port_pa, port_pd, port_l0,
+	    port_l1, a_rule, port_l2, port_l3);
+	h_write_file(path, "%s", conf);
+}
+
+/* SIGHUP with the a.example.com rule pointing at b: new clients follow. */
+static void
+test_reload(pid_t pid, const char *path)
+{
+	uint64_t deadline = h_now_ms() + WAIT;
+	pid_t pids[8];
+
+	write_conf(path, "b");
+	ok(kill(pid, SIGHUP) == 0, "reload with a.example.com routed to b");
+	while (h_now_ms() < deadline &&
+	       !(h_stats_generation() == 2 && h_stats_running(pids, 8, 2) == 2))
+		h_nap(20);
+	ok(h_stats_generation() == 2 && h_stats_running(pids, 8, 2) == 2, "  generation 2 runs");
+	route_is(port_l1, "a.example.com", NULL, "b.example.com", "after the reload, exact name");
+	route_is(port_l1, "x.example.com", NULL, "b.example.com", "after the reload, wildcard");
+	route_is(port_l1, "other.org", NULL, "d.example.com", "after the reload, the default");
+}
+
 int
 main(void)
 {
-	char conf[8192];
-	const char *path;
+	char path[512];
 	pid_t pid;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -527,39 +608,10 @@ main(void)
 	start_server("web", port_w, "-www");
 	be_pa = h_listen(port_pa);
 	be_pd = h_listen(port_pd);
+	/* h_path's buffers rotate: the reload needs the path later. */
+	snprintf(path, sizeof(path), "%s", h_path("sni.conf"));
+	write_conf(path, "a");
 
-	snprintf(conf, sizeof(conf),
-	    "workers = 2;\n"
-	    "pid_file = \"%s\";\nstats_file = \"%s\";\n"
-	    "log = { target = \"stderr\"; level = \"debug\"; connections = true;\n"
-	    "  format = \"connection client=$client server=$server upstream=$upstream sni=$sni "
-	    "end=$end reason=$close_reason\"; };\n"
-	    "pool = { buffer_size = \"2K\"; };\n"
-	    "timeouts = { preread = \"1s\"; };\n"
-	    "upstreams = (\n"
-	    " { name = \"a\"; servers = ( \"127.0.0.1:%d\" ); },\n"
-	    " { name = \"b\"; servers = ( \"127.0.0.1:%d\" ); },\n"
-	    " { name = \"d\"; servers = ( \"127.0.0.1:%d\" ); },\n"
-	    " { name = \"web\"; servers = ( \"127.0.0.1:%d\" ); },\n"
-	    " { name = \"pa\"; servers = ( \"127.0.0.1:%d\" ); },\n"
-	    " { name = \"pd\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
-	    "listeners = (\n"
-	    " { listen = \"127.0.0.1:%d\"; upstream = \"d\"; },\n"
-	    " { listen = \"127.0.0.1:%d\"; upstream = \"d\";\n"
-	    "   sni = ( { name = \"*.example.com\"; upstream = \"b\"; },\n"
-	    "           { name = \"a.example.com\"; alpn = \"acme-tls/1\"; upstream = \"b\"; },\n"
-	    "           { name = \"A.example.com\"; upstream = \"a\"; },\n"
-	    "           { alpn = \"x-only\"; upstream = \"a\"; },\n"
-	    "           { name = \"*.web.example.com\"; upstream = \"web\"; } ); },\n"
-	    " { listen = \"127.0.0.1:%d\";\n"
-	    "   sni = ( { name = \"www.example.com\"; upstream = \"pa\"; } ); },\n"
-	    " { listen = \"127.0.0.1:%d\"; upstream = \"pd\";\n"
-	    "   accept_proxy = \"v1\"; trusted = ( \"127.0.0.0/8\" );\n"
-	    "   sni = ( { name = \"a.example.com\"; upstream = \"pa\"; } ); } );\n",
-	    h_pidfile(), h_statsfile(), port_a, port_b, port_d, port_w, port_pa, port_pd, port_l0,
-	    port_l1, port_l2, port_l3);
-	path = h_path("sni.conf");
-	h_write_file(path, "%s", conf);
 	/* Started on the plain listener: a probe of an sni one would count. */
 	pid = h_sluiced_start(path, port_l0, 2);
 
@@ -567,6 +619,7 @@ main(void)
 	test_exact_bytes();
 	test_refusals();
 	test_log();
+	test_reload(pid, path);
 
 	h_kill(pid);
 	done_testing();
