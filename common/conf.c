@@ -3,6 +3,7 @@
  * conf, or explain the first problem as "FILE:LINE: SETTING: reason". Runs in
  * the master (start, -t, SIGHUP reload); must never log, exit, open sockets
  * or touch the running daemon: a failed reload has to leave nothing behind. */
+#include <ctype.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include "logfmt.h"
 #include "pool.h"
 #include "proxy.h"
+#include "tls_hello.h"
 
 #define CONF_DEFAULT_PID_FILE "/run/sluice/sluiced.pid"
 #define CONF_DEFAULT_STATS_FILE "/run/sluice/stats"
@@ -52,6 +54,8 @@
 /* Socket buffers: the kernel doubles what it is given, into an int. */
 #define CONF_SOCKBUF_MIN 1024
 #define CONF_SOCKBUF_MAX (512 * 1024 * 1024)
+/* Rules of one listener's sni list: tried one by one per connection. */
+#define CONF_SNI_RULES_MAX 1024
 /* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
 #define CONF_DURATION_MAX_MS UINT32_MAX
 
@@ -82,7 +86,7 @@ static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splic
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
     NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
-    "client_fin", "server_fin", "max_lifetime", "max_lifetime_jitter", NULL};
+    "client_fin", "server_fin", "max_lifetime", "max_lifetime_jitter", "preread", NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
     "max_fails", "fail_timeout", "health", "keepalive", "mark", "source", "transparent", NULL};
 static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
@@ -91,8 +95,10 @@ static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "f
     "expect", NULL};
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
     "proxy_protocol", "accept_proxy", "trusted", "allow", "deny", "max_connections_per_source",
-    "rate_limit", "v6only", "fastopen", "defer_accept", "rcvbuf", "sndbuf", "keepalive", NULL};
+    "rate_limit", "v6only", "fastopen", "defer_accept", "rcvbuf", "sndbuf", "keepalive", "sni",
+    NULL};
 static const char *const conf_keepalive_keys[] = {"idle", "interval", "count", NULL};
+static const char *const conf_sni_keys[] = {"name", "alpn", "upstream", NULL};
 
 static const struct conf_name conf_balances[] = {
     {"roundrobin", CONF_BALANCE_ROUNDROBIN},
@@ -706,6 +712,7 @@ conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	conf->idle_timeout_ms = 10 * 60 * 1000;
 	conf->drain_timeout_ms = 30 * 1000;
 	conf->proxy_header_timeout_ms = 5 * 1000;
+	conf->preread_timeout_ms = 5 * 1000;
 	if (conf_group(c, root, "timeouts", conf_timeouts_keys, &g) == -1)
 		return -1;
 	if (g == NULL)
@@ -721,6 +728,9 @@ conf_timeouts(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		return -1;
 	if ((s = config_setting_get_member(g, "proxy_header")) != NULL &&
 	    conf_timeout(c, s, &conf->proxy_header_timeout_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "preread")) != NULL &&
+	    conf_timeout(c, s, &conf->preread_timeout_ms) == -1)
 		return -1;
 	return conf_timeouts_more(c, g, conf);
 }
@@ -1282,6 +1292,97 @@ conf_listener_sockopts(struct conf_ctx *c, config_setting_t *g, struct conf_list
 	return conf_keepalive(c, g, &l->keepalive);
 }
 
+/* The index of the upstream named by string setting s. */
+static int
+conf_upstream_ref(struct conf_ctx *c, const config_setting_t *s, const struct conf *conf,
+    unsigned *out)
+{
+	const char *text;
+
+	if (conf_string(c, s, &text) == -1)
+		return -1;
+	for (unsigned i = 0; i < conf->nupstreams; i++)
+		if (strcmp(conf->upstreams[i].name, text) == 0) {
+			*out = i;
+			return 0;
+		}
+	return conf_fail(c, s, NULL, "upstream \"%s\" is not defined", text);
+}
+
+/* sni = ( { name = "a.example.com"; alpn = "h2"; upstream = "a"; }, ... ):
+ * each rule names a host (exact, or "*." and a suffix) and/or an ALPN
+ * protocol, and an upstream. */
+static int
+conf_listener_sni(struct conf_ctx *c, config_setting_t *g, const struct conf *conf,
+    struct conf_listener *l)
+{
+	config_setting_t *list = config_setting_get_member(g, "sni"), *e, *s;
+	unsigned n;
+
+	if (list == NULL)
+		return 0;
+	if (!config_setting_is_list(list) || config_setting_length(list) == 0)
+		return conf_fail(c, list, NULL,
+		    "expected a list ( { name = \"host\"; upstream = \"...\"; }, ... ) of rules");
+	n = (unsigned)config_setting_length(list);
+	if (n > CONF_SNI_RULES_MAX)
+		return conf_fail(c, list, NULL, "more than %u rules", CONF_SNI_RULES_MAX);
+	if ((l->sni = calloc(n, sizeof(*l->sni))) == NULL)
+		return conf_nomem(c);
+	l->nsni = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct conf_sni_rule *r = &l->sni[i];
+		const char *text;
+
+		e = config_setting_get_elem(list, i);
+		if (!config_setting_is_group(e))
+			return conf_fail(c, e, NULL,
+			    "expected a group { name = \"host\"; upstream = \"...\"; }");
+		if (conf_check_keys(c, e, conf_sni_keys) == -1)
+			return -1;
+		if ((s = config_setting_get_member(e, "name")) != NULL) {
+			if (conf_string(c, s, &text) == -1)
+				return -1;
+			if (tls_hello_name_valid(text, strlen(text), 1) == -1)
+				return conf_fail(c, s, NULL,
+				    "\"%s\" is not a host name (labels of letters, digits, '-' "
+				    "and '_'; a wildcard only as \"*.\" in front)", text);
+			if (conf_strdup(c, text, &r->name) == -1)
+				return -1;
+			for (char *p = r->name; *p != '\0'; p++)
+				*p = (char)tolower((unsigned char)*p);
+		}
+		if ((s = config_setting_get_member(e, "alpn")) != NULL) {
+			if (conf_string(c, s, &text) == -1)
+				return -1;
+			if (text[0] == '\0' || strlen(text) > 255)
+				return conf_fail(c, s, NULL, "an ALPN protocol is 1 to 255 bytes");
+			if (conf_strdup(c, text, &r->alpn) == -1)
+				return -1;
+		}
+		if (r->name == NULL && r->alpn == NULL)
+			return conf_fail(c, e, "name", "a rule needs a name, an alpn or both");
+		if ((s = config_setting_get_member(e, "upstream")) == NULL)
+			return conf_fail(c, e, "upstream", "a rule needs an upstream");
+		if (conf_upstream_ref(c, s, conf, &r->upstream) == -1)
+			return -1;
+		/* A session keeps the chosen group in 16 bits. */
+		if (r->upstream > UINT16_MAX)
+			return conf_fail(c, s, NULL, "sni rules can name only the first 65536 upstreams");
+		/* The same name and alpn twice: the second could never match. */
+		for (unsigned k = 0; k < i; k++) {
+			const struct conf_sni_rule *o = &l->sni[k];
+
+			if ((o->name == NULL) == (r->name == NULL) &&
+			    (o->name == NULL || strcmp(o->name, r->name) == 0) &&
+			    (o->alpn == NULL) == (r->alpn == NULL) &&
+			    (o->alpn == NULL || strcmp(o->alpn, r->alpn) == 0))
+				return conf_fail(c, e, NULL, "the same name and alpn as sni[%u]", k);
+		}
+	}
+	return 0;
+}
+
 static int
 conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsigned idx)
 {
@@ -1322,16 +1423,21 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if (conf_strdup(c, text, &l->address) == -1)
 		return -1;
 
-	if ((s = config_setting_get_member(g, "upstream")) == NULL)
-		return conf_fail(c, g, "upstream", "a listener needs an upstream");
-	if (conf_string(c, s, &text) == -1)
+	if (conf_listener_sni(c, g, conf, l) == -1)
 		return -1;
-	for (i = 0; i < conf->nupstreams; i++)
-		if (strcmp(conf->upstreams[i].name, text) == 0)
-			break;
-	if (i == conf->nupstreams)
-		return conf_fail(c, s, NULL, "upstream \"%s\" is not defined", text);
-	l->upstream = i;
+	/* With sni rules the upstream is the default, and may be left out:
+	 * then a hello no rule takes is refused. */
+	if ((s = config_setting_get_member(g, "upstream")) == NULL) {
+		if (l->nsni == 0)
+			return conf_fail(c, g, "upstream", "a listener needs an upstream");
+		l->upstream = l->sni[0].upstream;
+	} else {
+		if (conf_upstream_ref(c, s, conf, &l->upstream) == -1)
+			return -1;
+		if (l->nsni > 0 && l->upstream > UINT16_MAX)
+			return conf_fail(c, s, NULL, "sni rules can name only the first 65536 upstreams");
+		l->sni_default = 1;
+	}
 
 	l->backlog = 511;
 	if ((s = config_setting_get_member(g, "backlog")) != NULL &&
@@ -1545,6 +1651,11 @@ conf_free(struct conf *conf)
 		free(conf->listeners[i].trusted);
 		free(conf->listeners[i].allow);
 		free(conf->listeners[i].deny);
+		for (unsigned k = 0; k < conf->listeners[i].nsni; k++) {
+			free(conf->listeners[i].sni[k].name);
+			free(conf->listeners[i].sni[k].alpn);
+		}
+		free(conf->listeners[i].sni);
 	}
 	free(conf->listeners);
 	free(conf->path);

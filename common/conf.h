@@ -87,6 +87,13 @@ struct conf_upstream {
 	struct conf_source source; /* for servers without their own */
 };
 
+/* One rule of a listener's sni list: the hellos it takes, and where they go. */
+struct conf_sni_rule {
+	char *name;        /* lower case: a host name, or "*.suffix"; NULL: any (or none) */
+	char *alpn;        /* a protocol the client's ALPN list must hold; NULL: any */
+	unsigned upstream; /* index into conf.upstreams */
+};
+
 struct conf_listener {
 	char *address; /* as written, e.g. "127.0.0.1:8080" */
 	struct sockaddr_storage addr;
@@ -114,6 +121,12 @@ struct conf_listener {
 	unsigned defer_accept_s; /* TCP_DEFER_ACCEPT seconds; 0 = off */
 	unsigned rcvbuf, sndbuf; /* SO_RCVBUF, SO_SNDBUF bytes; 0 = the kernel's */
 	struct conf_keepalive keepalive; /* toward clients */
+	/* Routing by the TLS ClientHello (sni = ( ... )); nsni = 0: off.
+	 * Without a default (no `upstream` setting), upstream is the first
+	 * rule's, for bookkeeping only, and a hello no rule takes is refused. */
+	struct conf_sni_rule *sni;
+	unsigned nsni;
+	int sni_default; /* 1: upstream takes the hellos no rule takes */
 };
 
 struct conf {
@@ -159,6 +172,8 @@ struct conf {
 	unsigned server_fin_timeout_ms; /* timeouts.server_fin, after the server's FIN */
 	unsigned max_lifetime_ms;       /* timeouts.max_lifetime from accept; 0: none */
 	unsigned max_lifetime_jitter_ms; /* up to this much more, per session; 0: none */
+	unsigned preread_timeout_ms;      /* timeouts.preread: the ClientHello of an
+	                                   * sni listener, default 5s */
 
 	struct conf_upstream *upstreams;
 	unsigned nupstreams; /* >= 1 */

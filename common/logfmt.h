@@ -24,7 +24,8 @@
 	X(END, end, 0)                   /* client_closed, timeout, refused, ... */ \
 	X(CLOSE_REASON, close_reason, 0) /* done, client_reset, acl_denied, ... */ \
 	X(WORKER, worker, 1)             /* worker index in its generation */     \
-	X(PID, pid, 1)
+	X(PID, pid, 1)                                                            \
+	X(SNI, sni, 0)                   /* the name of the sni rule that routed it */
 
 enum logfmt_field {
 #define LOGFMT_X_ENUM(up, name, num) LOGFMT_##up,

@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 8
+#define STATS_VERSION 9
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -103,7 +103,9 @@
 	X(RATE_LIMITED, rate_limited, "refused: over the listener's connection rate")      \
 	X(PER_SOURCE_LIMIT, per_source_limit, "refused: too many connections from one source") \
 	X(NO_SERVER, no_server, "refused: every server of the upstream group is down")     \
-	X(PROXY_REJECTED, proxy_rejected, "refused: bad PROXY protocol header")
+	X(PROXY_REJECTED, proxy_rejected, "refused: bad PROXY protocol header")            \
+	X(TLS_REJECTED, tls_rejected, "refused: malformed, oversized or unfinished TLS ClientHello") \
+	X(NO_ROUTE, no_route, "refused: no sni rule takes the ClientHello and no default")
 
 /* Listener row: X(name, kind, help). Connections accepted on one address. */
 #define STATS_LISTENER_FIELDS(X)                                              \

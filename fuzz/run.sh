@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# fuzz/run.sh — build the libFuzzer target for the PROXY protocol parser
-# (fuzz/fuzz_proxy.c + common/proxy.c) with Debian's clang and run it.
+# fuzz/run.sh — build the libFuzzer targets for the PROXY protocol parser
+# (fuzz/fuzz_proxy.c + common/proxy.c) and the TLS ClientHello reader
+# (fuzz/fuzz_tls.c + common/tls_hello.c) with Debian's clang and run one.
 # Needs: clang and libclang-rt-14-dev (Debian 12), which ship libFuzzer.
 #
-#   fuzz/run.sh [SECONDS] [OUTDIR]      default: 600 s, ./fuzz-out
+#   fuzz/run.sh [SECONDS] [OUTDIR] [TARGET]   default: 600 s, ./fuzz-out, proxy
 #
-# OUTDIR keeps the binary, the corpus (grown across runs) and any crash
+# TARGET is proxy or tls. OUTDIR keeps the binary, the corpus (grown across runs) and any crash
 # reproducer (crash-*). Exits non-zero when the fuzzer finds a crash.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-600}
 out=${2:-$PWD/fuzz-out}
+target=${3:-proxy}
 cc=${CLANG:-clang}
 
 command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+if [ "$target" = tls ]; then
+	out=$out/tls
+	mkdir -p "$out/corpus" "$out/seeds"
+	"$cc" -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-I"$src/common" "$src/fuzz/fuzz_tls.c" "$src/common/tls_hello.c" -o "$out/fuzz_tls"
+	# Seeds: the real hellos of tests/tls_hellos.h, behind three bytes
+	# (bound 0x2000 + 64, re-cut size seed).
+	sed -n '/^static const unsigned char hello_/,/^};/p' "$src/tests/tls_hellos.h" |
+		awk -v dir="$out/seeds" '
+		/^static/ { name = $5; sub(/\[\]/, "", name); f = dir "/" name; printf "\\x20\\x00\\x07" > f; next }
+		/^};/ { close(f); next }
+		{ gsub(/[ ,]/, ""); gsub(/0x/, "\\x"); printf "%s", $0 >> f }' &&
+		for f in "$out"/seeds/hello_*; do printf "$(cat "$f")" >"$f.bin" && rm "$f"; done
+	echo "fuzz: running $out/fuzz_tls for $secs s"
+	exec "$out/fuzz_tls" -max_total_time="$secs" -max_len=20000 -print_final_stats=1 \
+		-artifact_prefix="$out/" "$out/corpus" "$out/seeds"
+fi
 mkdir -p "$out/corpus" "$out/seeds"
 "$cc" -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-I"$src/common" "$src/fuzz/fuzz_proxy.c" "$src/common/proxy.c" -o "$out/fuzz_proxy"

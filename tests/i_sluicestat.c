@@ -950,7 +950,7 @@ static void
 test_errors(void)
 {
 	struct stats_seg s;
-	char err[256];
+	char err[256], want[64];
 	uint32_t v = STATS_VERSION + 1;
 	size_t size;
 	int rc, fd;
@@ -975,12 +975,8 @@ test_errors(void)
 	close(fd);
 	rc = sluicestat_run("-s", path_of("version"), NULL, NULL);
 	is(rc, 1, "other layout version exits 1");
-	{
-		char want[64];
-
-		snprintf(want, sizeof(want), "layout version %u", STATS_VERSION + 1);
-		ok(strstr(err_buf, want) != NULL, "other version: %s", oneline(err_buf));
-	}
+	snprintf(want, sizeof(want), "layout version %u", (unsigned)STATS_VERSION + 1);
+	ok(strstr(err_buf, want) != NULL, "other version: %s", oneline(err_buf));
 
 	if (stats_create(&s, path_of("short"), 4, err, sizeof(err)) == -1)
 		bail("stats_create: %s", err);

@@ -245,7 +245,7 @@ static const struct bad_case bad_cases[] = {
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
         ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain, "
-        "proxy_header, client_fin, server_fin, max_lifetime or max_lifetime_jitter)",
+        "proxy_header, client_fin, server_fin, max_lifetime, max_lifetime_jitter or preread)",
         "unknown setting in a group"},
     {"log = { colour = true; };\n" UP LS,
         ":1: log.colour: unknown setting \"colour\" (expected target, file, facility, "
@@ -269,7 +269,7 @@ static const struct bad_case bad_cases[] = {
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
         "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source, "
-        "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf or keepalive)",
+        "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf, keepalive or sni)",
         "unknown listener setting"},
     /* workers */
     {"workers = 0;\n" UP LS, ":1: workers: must be \"auto\" or between 1 and 128", "workers 0"},

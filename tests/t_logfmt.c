@@ -80,7 +80,8 @@ main(void)
 	    "{\"client\":\"192.0.2.1:4242\",\"client_ip\":\"192.0.2.1\",\"listener\":\"0.0.0.0:80\","
 	    "\"upstream\":\"app\",\"server\":null,\"start\":\"2026-12-07T14:00:00.123Z\","
 	    "\"duration_ms\":1500,\"bytes_in\":10,\"bytes_out\":18446744073709551615,"
-	    "\"end\":\"refused\",\"close_reason\":\"acl_denied\",\"worker\":3,\"pid\":77}",
+	    "\"end\":\"refused\",\"close_reason\":\"acl_denied\",\"worker\":3,\"pid\":77,"
+	    "\"sni\":null}",
 	    4096);
 	vals.str[LOGFMT_LISTENER] = "a\"b\\c\n\x01\x7f";
 	renders("json",
@@ -88,7 +89,8 @@ main(void)
 	    "\"listener\":\"a\\\"b\\\\c\\u000a\\u0001\\u007f\","
 	    "\"upstream\":\"app\",\"server\":null,\"start\":\"2026-12-07T14:00:00.123Z\","
 	    "\"duration_ms\":1500,\"bytes_in\":10,\"bytes_out\":18446744073709551615,"
-	    "\"end\":\"refused\",\"close_reason\":\"acl_denied\",\"worker\":3,\"pid\":77}",
+	    "\"end\":\"refused\",\"close_reason\":\"acl_denied\",\"worker\":3,\"pid\":77,"
+	    "\"sni\":null}",
 	    4096);
 	fill();
 	/* Cut short: whole fields only, and the object closed. */

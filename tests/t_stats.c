@@ -137,7 +137,7 @@ test_layout(void)
 	{
 		static const char *const refusals[] = { "refused_no_memory", "refused_acl_denied",
 			"refused_rate_limited", "refused_per_source_limit", "refused_no_server",
-			"refused_proxy_rejected" };
+			"refused_proxy_rejected", "refused_tls_rejected", "refused_no_route" };
 		unsigned k, found = 0;
 
 		for (k = 0; k < sizeof(refusals) / sizeof(refusals[0]); k++) {
@@ -148,8 +148,8 @@ test_layout(void)
 			        offsetof(struct stats_counters, refused_by[0]) + k * sizeof(uint64_t))
 				found++;
 		}
-		is(found, 6, "every refusal reason is a counter at refused_by[reason]");
-		is(STATS_REFUSE_COUNT, 6, "six refusal reasons");
+		is(found, 8, "every refusal reason is a counter at refused_by[reason]");
+		is(STATS_REFUSE_COUNT, 8, "eight refusal reasons");
 	}
 	{
 		static const char *const kept[] = { "accepted", "closed", "active", "bytes_in",

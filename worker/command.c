@@ -175,6 +175,8 @@ session_state_name(const struct session *s)
 	switch (s->where) {
 	case ROOM_HEADER:
 		return "header";
+	case ROOM_PREREAD:
+		return "preread";
 	case ROOM_CONNECT:
 		return "connecting";
 	case ROOM_WAITFD:

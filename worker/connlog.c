@@ -246,6 +246,24 @@ static const char *const refuse_names[] = {
 #undef REFUSE_X_NAME
 };
 
+/* The name of the sni rule that routed s, for $sni: the hello's own name
+ * is not kept (it would cost every session up to 255 bytes), but an exact
+ * rule's name is that name. NULL for the default, a rule without a name
+ * and listeners without rules. */
+static const char *
+connlog_sni(const struct worker *w, const struct session *s)
+{
+	const struct session_tail *t = (const struct session_tail *)(s + 1);
+	const struct conf_listener *l;
+
+	if (session_foreign(w, s))
+		return NULL;
+	l = &w->conf->listeners[s->listener];
+	if (t->sni_rule == 0 || t->sni_rule > l->nsni)
+		return NULL;
+	return l->sni[t->sni_rule - 1].name;
+}
+
 /* How a session ended, in the connection log's words: end is one of
  * client_closed, server_closed, timeout, refused, reset, error, shutdown;
  * reason says more. */
@@ -303,15 +321,20 @@ connlog_session(struct worker *w, struct session *s, enum close_reason why, int 
 		end = "timeout";
 		reason = "proxy_header_timeout";
 		break;
+	case CLOSE_PREREAD_TIMEOUT:
+		end = "timeout";
+		reason = "preread_timeout";
+		break;
 	default:
 		end = "refused";
 		reason = refuse_names[why - STATS_CLOSE_COUNT];
 		break;
 	}
 	session_tail_client(t, &client);
-	connlog_write(w, s->listener, (struct sockaddr *)&client,
-	    s->tries > 0 ? (int)s->server_idx : -1, now_ms - t->start_ms, t->bytes_in,
-	    t->bytes_out, end, reason);
+	connlog_write(w, s->listener, session_foreign(w, s) ? 0 : session_upstream(w, s),
+	    connlog_sni(w, s),
+	    (struct sockaddr *)&client, s->tries > 0 ? (int)s->server_idx : -1,
+	    now_ms - t->start_ms, t->bytes_in, t->bytes_out, end, reason);
 }
 
 /* The address alone of client, for $client_ip. */
@@ -327,7 +350,8 @@ connlog_client_ip(const struct sockaddr *client, char *buf, size_t len)
 }
 
 void
-connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int server,
+connlog_write(struct worker *w, unsigned li, unsigned ui, const char *sni,
+    const struct sockaddr *client, int server,
     uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
     const char *reason)
 {
@@ -345,9 +369,9 @@ connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int 
 	if (!cl.on)
 		return;
 	if (li < w->nlisteners) {
-		sv = server >= 0 ? upstream_name(w, li, (unsigned)server) : "-";
+		sv = server >= 0 ? upstream_name(w, ui, (unsigned)server) : "-";
 		laddr = c->listeners[li].address;
-		up = c->upstreams[c->listeners[li].upstream].name;
+		up = c->upstreams[ui].name;
 	} else {
 		/* Taken over from an older generation, with a listener or
 		 * server this config lacks: named as the segment's directory
@@ -401,6 +425,7 @@ connlog_write(struct worker *w, unsigned li, const struct sockaddr *client, int 
 		v.str[LOGFMT_CLOSE_REASON] = reason;
 		v.num[LOGFMT_WORKER] = w->h->index;
 		v.num[LOGFMT_PID] = (uint64_t)cl.pid;
+		v.str[LOGFMT_SNI] = sni;
 		/* A format line is the operator's alone on a file or stderr
 		 * (a JSON line must parse); syslog needs its header. */
 		if (!logsink_is_datagram())

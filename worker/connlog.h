@@ -18,11 +18,12 @@ struct worker;
  * teardown found it (a reset reads as such). Needs the session tail. */
 void connlog_session(struct worker *, struct session *, enum close_reason why, int err);
 
-/* One line: client (NULL or AF_UNSPEC shows "-"), listener li, server index
- * of li's upstream or -1, how long it lasted, bytes each way, how it ended
+/* One line: client (NULL or AF_UNSPEC shows "-"), listener li, upstream ui
+ * (the listener's, or its sni rule's) and the rule's name (NULL: none),
+ * server index of ui or -1, how long it lasted, bytes each way, how it ended
  * and why. */
-void connlog_write(struct worker *, unsigned li, const struct sockaddr *client, int server,
-    uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
+void connlog_write(struct worker *, unsigned li, unsigned ui, const char *sni,
+    const struct sockaddr *client, int server, uint32_t duration_ms, uint64_t bytes_in, uint64_t bytes_out, const char *end,
     const char *reason);
 
 /* At worker start, once the loop exists: the flush watcher, on the sink

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* edge.c — what a worker decides about a client before any upstream work:
  * the per-listener rate limit (a token bucket per worker), allow and deny
- * lists, the trusted list of accept_proxy listeners and the per-source
- * connection limit; and the connection log line. Runs in every worker's
+ * lists, the trusted list of accept_proxy listeners, the per-source
+ * connection limit and the sni rule a ClientHello routes by. Runs in every worker's
  * loop. Never allocates after edge_init, never blocks, never logs a refusal
  * itself (the caller logs where it decides). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "session.h"
 #include "stats.h"
+#include "tls_hello.h"
 #include "worker.h"
 
 /* One listener's share of its rate_limit: tokens refill at rate per second
@@ -68,6 +70,9 @@ edge_session_extra(const struct conf *c)
 		const struct conf_listener *l = &c->listeners[i];
 
 		if (l->max_per_source > 0)
+			return sizeof(struct session_tail);
+		/* The upstream an sni rule chose. */
+		if (l->nsni > 0)
 			return sizeof(struct session_tail);
 		/* A session that waits for a descriptor connects later and
 		 * must still hash the client its PROXY header named. */
@@ -260,6 +265,35 @@ edge_admit_client(struct worker *w, unsigned li, const struct sockaddr *client, 
 		return STATS_REFUSE_PER_SOURCE_LIMIT;
 	}
 	return -1;
+}
+
+int
+edge_sni_route(const struct worker *w, unsigned li, const struct tls_hello *h)
+{
+	const struct conf_listener *l = &w->conf->listeners[li];
+	int best = -1;
+	size_t best_score = 0;
+
+	for (unsigned i = 0; i < l->nsni; i++) {
+		const struct conf_sni_rule *r = &l->sni[i];
+		size_t score;
+
+		if (r->alpn != NULL && !tls_hello_has_alpn(h, r->alpn))
+			continue;
+		if (r->name == NULL)
+			score = 1;
+		else if (h->name_len == 0 || !tls_hello_name_match(r->name, h->name))
+			continue;
+		else if (r->name[0] == '*')
+			score = 2 + strlen(r->name); /* the longer suffix is the closer */
+		else
+			score = SIZE_MAX;
+		if (score > best_score) {
+			best = (int)i;
+			best_score = score;
+		}
+	}
+	return best;
 }
 
 int

@@ -9,12 +9,13 @@
 
 struct conf;
 struct sockaddr;
+struct tls_hello;
 struct worker;
 
 /* Bytes each session object needs past struct session for the edge under
- * config c: 0 unless per-source limits, the connection log or source
- * balancing behind a PROXY-header listener need the client kept per
- * connection. */
+ * config c: 0 unless per-source limits, the connection log, the control
+ * socket or source balancing behind a PROXY-header listener need the client
+ * kept per connection, or sni rules the upstream they chose. */
 size_t edge_session_extra(const struct conf *c);
 
 /* Set up w->edge (rate buckets; the per-source table when a listener limits
@@ -37,6 +38,13 @@ int edge_admit_client(struct worker *, unsigned li, const struct sockaddr *clien
 /* Count a session taken over from an older generation against its source
  * (client) on li, whatever the limit: it is established already. */
 void edge_adopt(struct worker *, unsigned li, const struct sockaddr *client);
+/* The sni rule of listener li that takes the ClientHello h: of the rules
+ * whose alpn (when they name one) the client offers, one naming the host
+ * exactly, else the matching wildcard with the longest suffix, else one
+ * without a name; the first in the file among equals. Returns the rule's
+ * index, or -1 when none takes it (the listener's default, if any). */
+int edge_sni_route(const struct worker *, unsigned li, const struct tls_hello *h);
+
 /* A connection edge_admit_client counted has closed. */
 void edge_release(struct worker *, unsigned li, const struct sockaddr *client);
 

@@ -28,6 +28,7 @@
 #include "relay.h"
 #include "session.h"
 #include "stats.h"
+#include "tls_hello.h"
 #include "upstream.h"
 #include "worker.h"
 #include "xfer.h"
@@ -48,7 +49,10 @@ static const char *const close_names[] = {
 	[CLOSE_ACL_DENIED] = "acl denied",
 	[CLOSE_PER_SOURCE_LIMIT] = "per-source limit",
 	[CLOSE_PROXY_REJECTED] = "PROXY header rejected",
+	[CLOSE_TLS_REJECTED] = "TLS ClientHello rejected",
+	[CLOSE_NO_ROUTE] = "no sni rule",
 	[CLOSE_PROXY_TIMEOUT] = "PROXY header timeout",
+	[CLOSE_PREREAD_TIMEOUT] = "TLS ClientHello timeout",
 };
 
 size_t
@@ -213,13 +217,19 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 		 * byte at a time does not extend it. */
 		relay_close(w, s, CLOSE_PROXY_TIMEOUT);
 		return;
+	case ROOM_PREREAD:
+		/* Likewise from the start of the preread. */
+		log_info("client on %s: no complete TLS ClientHello in time",
+		    w->conf->listeners[s->listener].address);
+		relay_close(w, s, CLOSE_PREREAD_TIMEOUT);
+		return;
 	case ROOM_CONNECT:
 	case ROOM_WAITFD:
 		STATS_ADD(w->slot, timeouts, 1);
 		if (s->tries > 0)
 			STATS_ROW_ADD(session_server_stats(w, s), timeouts, 1);
 		if (s->where == ROOM_CONNECT && s->server.fd != -1)
-			upstream_failed(w, s->listener, s->server_idx, "connect timeout");
+			upstream_failed(w, session_upstream(w, s), s->server_idx, "connect timeout");
 		relay_close(w, s, CLOSE_CONNECT_TIMEOUT);
 		return;
 	case ROOM_CLIENT_FIN:
@@ -340,6 +350,7 @@ count_refused(struct worker *w, unsigned li, enum stats_refuse why)
 }
 
 static void session_header(struct worker *, struct session *);
+static void session_preread(struct worker *, struct session *);
 
 /* Act on what a transfer step reported: a starving session waits for a
  * buffer, a failed socket ends it. Returns -1 once the session is closed. */
@@ -372,6 +383,10 @@ client_cb(struct ev_loop *loop, ev_io *io, int revents)
 		session_header(w, s);
 		return;
 	}
+	if (s->state == SESSION_PREREAD) {
+		session_preread(w, s);
+		return;
+	}
 	if ((revents & EV_WRITE) && s->s2c.len && session_xfer(w, s, xfer_drain(w, s, 0)) == -1)
 		return;
 	if ((revents & EV_READ) && !(s->flags & F_C2S_EOF) && s->where != ROOM_STARVED &&
@@ -390,23 +405,25 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 	struct session *s = io->data;
 
 	if (s->state == SESSION_CONNECTING) {
+		unsigned ui = session_upstream(w, s);
+
 		if (net_connect_result(io->fd) == -1) {
-			log_info("connect to %s failed: %s",
-			    upstream_name(w, s->listener, s->server_idx), strerror(errno));
+			log_info("connect to %s failed: %s", upstream_name(w, ui, s->server_idx),
+			    strerror(errno));
 			STATS_ADD(w->slot, connect_failures, 1);
 			STATS_ROW_ADD(session_server_stats(w, s), connect_failures, 1);
-			upstream_failed(w, s->listener, s->server_idx, strerror(errno));
+			upstream_failed(w, ui, s->server_idx, strerror(errno));
 			ev_io_stop(loop, io);
 			close(io->fd);
 			io->fd = -1;
-			upstream_release(w, s->listener, s->server_idx);
-			if (s->tries >= upstream_tries(w, s->listener))
+			upstream_release(w, ui, s->server_idx);
+			if (s->tries >= upstream_tries(w, ui))
 				relay_close(w, s, CLOSE_CONNECT_FAILED);
 			else
 				session_connect(w, s, NULL);
 			return;
 		}
-		upstream_connected(w, s->listener, s->server_idx);
+		upstream_connected(w, ui, s->server_idx);
 		STATS_ROW_ADD(session_server_stats(w, s), active, 1);
 		/* s->active still holds when the first attempt began. */
 		stats_connect_observe(session_server_stats(w, s), w->now - s->active);
@@ -439,11 +456,11 @@ static const struct sockaddr *session_client(struct worker *, struct session *,
 static int
 session_connect(struct worker *w, struct session *s, const struct sockaddr *client)
 {
-	unsigned tries = upstream_tries(w, s->listener);
+	unsigned ui = session_upstream(w, s), tries = upstream_tries(w, ui);
 	struct sockaddr_storage ss;
 
 	while (s->tries < tries) {
-		int srv = upstream_pick(w, s->listener, client, s->tries ? s->server_idx : -1);
+		int srv = upstream_pick(w, ui, client, s->tries ? s->server_idx : -1);
 		int fd;
 
 		if (srv == -1) {
@@ -452,19 +469,19 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 			/* Every server is down or full: say so at once rather
 			 * than let the client wait for a connect timeout. */
 			log_debug("no server of %s can take a client",
-			    w->conf->upstreams[w->conf->listeners[s->listener].upstream].name);
+			    w->conf->upstreams[ui].name);
 			relay_close(w, s, CLOSE_NO_SERVER);
 			return -1;
 		}
-		if (client == NULL && upstream_wants_client(w, s->listener, (unsigned)srv))
+		if (client == NULL && upstream_wants_client(w, ui, (unsigned)srv))
 			client = session_client(w, s, &ss);
-		fd = upstream_connect(w, s->listener, (unsigned)srv, client);
+		fd = upstream_connect(w, ui, (unsigned)srv, client);
 		if (fd == -1 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		                    errno == ENOMEM)) {
 			/* Our shortage, not the server's: no try spent, no
 			 * failure counted. Take no more clients meanwhile. */
 			log_warn("connect to %s: waiting for a descriptor",
-			    upstream_name(w, s->listener, (unsigned)srv));
+			    upstream_name(w, ui, (unsigned)srv));
 			/* upstream_connect counted nothing: nothing to release. */
 			s->state = SESSION_WAIT_FD;
 			room_move(w, s, ROOM_WAITFD);
@@ -483,12 +500,12 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 		STATS_ROW_ADD(session_server_stats(w, s), connect_failures, 1);
 		if (errno == EADDRNOTAVAIL) {
 			/* No local port left: not the server's fault either. */
-			log_warn("connect to %s", upstream_name(w, s->listener, (unsigned)srv));
+			log_warn("connect to %s", upstream_name(w, ui, (unsigned)srv));
 			continue;
 		}
-		log_info("connect to %s failed: %s", upstream_name(w, s->listener, (unsigned)srv),
+		log_info("connect to %s failed: %s", upstream_name(w, ui, (unsigned)srv),
 		    strerror(errno));
-		upstream_failed(w, s->listener, (unsigned)srv, strerror(errno));
+		upstream_failed(w, ui, (unsigned)srv, strerror(errno));
 	}
 	relay_close(w, s, CLOSE_CONNECT_FAILED);
 	return -1;
@@ -510,7 +527,8 @@ relay_refuse(struct worker *w, int fd, unsigned li, const struct sockaddr *peer,
 	log_debug("client %s on %s refused: %s", addr_format(peer, a, sizeof(a)),
 	    w->conf->listeners[li].address, name);
 	if (w->conf->log_connections)
-		connlog_write(w, li, peer, -1, 0, 0, 0, "refused", name);
+		connlog_write(w, li, w->conf->listeners[li].upstream, NULL, peer, -1, 0, 0, 0,
+		    "refused", name);
 }
 
 /* The outgoing header of a listener that does not read one: from the client's
@@ -562,6 +580,86 @@ session_send_proxy(struct worker *w, struct session *s)
 		}
 	}
 	return 0;
+}
+
+/* --- sni listeners: the TLS ClientHello ------------------------------------
+ * c2s.buf holds [outgoing PROXY header, if any, in [0, off) | the client's
+ * bytes so far in [off, len)]: the hello is read there, bounded by the
+ * buffer, and the same bytes are relayed from there once an upstream is
+ * chosen. Nothing is kept between reads but the bytes themselves. */
+
+/* Judge the bytes read so far. Returns 0 while the hello is incomplete,
+ * else 1 once the session moved on (connecting, or closed). */
+static int
+session_preread_check(struct worker *w, struct session *s)
+{
+	const struct conf_listener *l = &w->conf->listeners[s->listener];
+	struct session_tail *t = session_tail_of(w, s);
+	struct sockaddr_storage ss;
+	char ca[ADDR_STRLEN];
+	struct tls_hello hello;
+	const char *why;
+	int rc, rule;
+
+	CHECK(t != NULL); /* edge_session_extra: sni listeners keep a tail */
+	rc = tls_hello_parse(s->c2s.buf + s->c2s.off, s->c2s.len - s->c2s.off,
+	    w->buffer_size - s->c2s.off, &hello, &why);
+	if (rc == 0) {
+		io_want(w->loop, &s->client, EV_READ);
+		return 0;
+	}
+	session_tail_client(t, &ss);
+	addr_format((struct sockaddr *)&ss, ca, sizeof(ca));
+	if (rc == -1) {
+		log_info("TLS ClientHello from %s on %s refused: %s", ca, l->address, why);
+		errno = EPROTO;
+		relay_close(w, s, CLOSE_TLS_REJECTED);
+		return 1;
+	}
+	rule = edge_sni_route(w, s->listener, &hello);
+	if (rule == -1 && !l->sni_default) {
+		log_info("client %s on %s: no sni rule takes server name \"%s\"", ca, l->address,
+		    hello.name_len ? hello.name : "(none)");
+		relay_close(w, s, CLOSE_NO_ROUTE);
+		return 1;
+	}
+	t->upstream = (uint16_t)(rule >= 0 ? l->sni[rule].upstream : l->upstream);
+	t->sni_rule = (uint16_t)(rule + 1);
+	log_debug("client %s on %s: server name \"%s\" goes to %s (%s)", ca, l->address,
+	    hello.name_len ? hello.name : "(none)", w->conf->upstreams[t->upstream].name,
+	    rule >= 0 ? "sni rule" : "default");
+	io_want(w->loop, &s->client, 0);
+	s->state = SESSION_CONNECTING;
+	s->active = w->now;
+	room_move(w, s, ROOM_CONNECT);
+	session_connect(w, s, (struct sockaddr *)&ss);
+	return 1;
+}
+
+/* The client of an sni listener sent more of its hello. */
+static void
+session_preread(struct worker *w, struct session *s)
+{
+	ssize_t n;
+
+	/* Never full here: a hello that would fill the buffer was refused. */
+	n = read(s->client.fd, s->c2s.buf + s->c2s.len, w->buffer_size - s->c2s.len);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		struct sockaddr_storage ss;
+		char ca[ADDR_STRLEN];
+
+		session_tail_client(session_tail_of(w, s), &ss);
+		log_info("TLS ClientHello from %s on %s refused: %s",
+		    addr_format((struct sockaddr *)&ss, ca, sizeof(ca)),
+		    w->conf->listeners[s->listener].address,
+		    n == 0 ? "truncated (the connection ended)" : strerror(errno));
+		relay_close(w, s, n == 0 ? CLOSE_TLS_REJECTED : CLOSE_CLIENT_ERROR);
+		return;
+	}
+	s->c2s.len += (uint32_t)n;
+	session_preread_check(w, s);
 }
 
 /* The parser lives at the start of the buffer the session borrows while its
@@ -642,9 +740,19 @@ session_header(struct worker *w, struct session *s)
 		memmove(buf + hl, area + used, rest);
 		s->c2s.off = (uint32_t)hl;
 		s->c2s.len = (uint32_t)(hl + rest);
-	} else {
+	} else if (l->nsni == 0) {
 		s->c2s.buf = NULL;
 		relay_buffer_put(w, buf);
+	}
+	if (l->nsni > 0) {
+		/* The ClientHello follows the PROXY header: read it into the
+		 * same buffer (kept even when empty), after the outgoing header
+		 * and what came so far. */
+		s->state = SESSION_PREREAD;
+		s->active = w->now;
+		room_move(w, s, ROOM_PREREAD);
+		session_preread_check(w, s);
+		return;
 	}
 	io_want(w->loop, &s->client, 0);
 	s->state = SESSION_CONNECTING;
@@ -690,6 +798,7 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 		if (++w->session_seq == 0)
 			w->session_seq = 1;
 		t->id = w->session_seq;
+		t->upstream = (uint16_t)l->upstream; /* read only on sni listeners */
 	}
 	w->active++;
 	STATS_SET(w->slot, active, w->active);
@@ -706,6 +815,19 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 		proxy_parser_init((struct proxy_parser *)(void *)s->c2s.buf, (int)l->proxy_accept);
 		s->state = SESSION_HEADER;
 		room_enter(w, s, ROOM_HEADER);
+		io_want(w->loop, &s->client, EV_READ);
+		rooms_check(w);
+		return;
+	}
+	if (l->nsni > 0) {
+		/* Nothing upstream until the ClientHello says where. */
+		s->c2s.buf = pool_get(w->buffers);
+		s->state = SESSION_PREREAD;
+		if (s->c2s.buf == NULL) {
+			relay_close(w, s, CLOSE_NO_MEMORY);
+			return;
+		}
+		room_enter(w, s, ROOM_PREREAD);
 		io_want(w->loop, &s->client, EV_READ);
 		rooms_check(w);
 		return;
@@ -730,6 +852,8 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 		STATS_ADD(w->slot, closed_by[why], 1);
 	else if (why == CLOSE_PROXY_TIMEOUT)
 		count_refused(w, s->listener, STATS_REFUSE_PROXY_REJECTED);
+	else if (why == CLOSE_PREREAD_TIMEOUT)
+		count_refused(w, s->listener, STATS_REFUSE_TLS_REJECTED);
 	else
 		count_refused(w, s->listener, (enum stats_refuse)(why - STATS_CLOSE_COUNT));
 	if (w->session_tail > 0) {
@@ -753,11 +877,11 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	if (s->server.fd != -1) {
 		close(s->server.fd);
 		if (!session_foreign(w, s))
-			upstream_release(w, s->listener, s->server_idx);
+			upstream_release(w, session_upstream(w, s), s->server_idx);
 	}
 	room_leave(w, s);
-	if (s->state == SESSION_HEADER) {
-		c2s = s->c2s.buf; /* the header parser's buffer */
+	if (s->state == SESSION_HEADER || s->state == SESSION_PREREAD) {
+		c2s = s->c2s.buf; /* the header parser's or the hello's buffer */
 		s2c = NULL;
 	} else {
 		xfer_release(w, s, &c2s, &s2c);
@@ -968,7 +1092,7 @@ relay_detach(struct worker *w, struct session *s)
 	close(s->client.fd);
 	close(s->server.fd);
 	if (!session_foreign(w, s))
-		upstream_release(w, s->listener, s->server_idx);
+		upstream_release(w, session_upstream(w, s), s->server_idx);
 	room_leave(w, s);
 	pool_put(w->sessions, s);
 	w->handoff_inflight++;
@@ -991,29 +1115,36 @@ relay_handed(struct worker *w, unsigned taken, unsigned lost)
 	worker_session_closed(w);
 }
 
-/* Which of our listeners and servers have these rows; a foreign session
- * (session_foreign) where this config lacks either. */
-static void
-adopt_map(const struct worker *w, unsigned lrow, unsigned srow, unsigned *li, unsigned *srv)
+/* Which of our listeners and servers have these rows: the listener, the
+ * upstream group and the server's index in it. A session keeps its
+ * listener's group unless the listener routes by sni (then any group the
+ * listener's rules may have chosen). Returns 0, or -1 for a foreign
+ * session (session_foreign) where this config lacks either. */
+static int
+adopt_map(const struct worker *w, unsigned lrow, unsigned srow, unsigned *li, unsigned *ui,
+    unsigned *srv)
 {
 	const struct heritage *h = w->h;
+	const struct conf *c = w->conf;
 
-	if (h->listener_rows != NULL && h->server_rows != NULL)
-		for (unsigned i = 0; i < w->nlisteners; i++) {
-			const struct conf_upstream *u;
-
-			if (h->listener_rows[i] != lrow)
+	if (h->listener_rows == NULL || h->server_rows == NULL)
+		return -1;
+	for (unsigned i = 0; i < w->nlisteners; i++) {
+		if (h->listener_rows[i] != lrow)
+			continue;
+		for (unsigned u = 0; u < c->nupstreams; u++) {
+			if (c->listeners[i].nsni == 0 && u != c->listeners[i].upstream)
 				continue;
-			u = &w->conf->upstreams[w->conf->listeners[i].upstream];
-			for (unsigned k = 0; k < u->nservers; k++)
-				if (h->server_rows[w->sbase[i] + k] == srow) {
+			for (unsigned k = 0; k < c->upstreams[u].nservers; k++)
+				if (h->server_rows[w->sbase[u] + k] == srow) {
 					*li = i;
+					*ui = u;
 					*srv = k;
-					return;
+					return 0;
 				}
 		}
-	*li = w->nlisteners + lrow;
-	*srv = srow;
+	}
+	return -1;
 }
 
 int
@@ -1021,7 +1152,7 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 {
 	struct session_tail *t;
 	struct session *s;
-	unsigned li, srv;
+	unsigned li, ui = 0, srv;
 
 	if (m->listener_row >= w->h->stats->nlisteners || m->server_row >= w->h->stats->nservers) {
 		errno = EINVAL;
@@ -1031,7 +1162,10 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 		errno = ENOMEM;
 		return -1;
 	}
-	adopt_map(w, m->listener_row, m->server_row, &li, &srv);
+	if (adopt_map(w, m->listener_row, m->server_row, &li, &ui, &srv) == -1) {
+		li = w->nlisteners + m->listener_row;
+		srv = m->server_row;
+	}
 	memset(s, 0, sizeof(*s));
 	ev_io_init(&s->client, client_cb, cfd, 0);
 	s->client.data = s;
@@ -1060,6 +1194,9 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 		if (++w->session_seq == 0)
 			w->session_seq = 1;
 		t->id = w->session_seq;
+		/* The group an sni rule chose (the rule itself is not carried:
+		 * $sni is empty for a moved session). */
+		t->upstream = (uint16_t)ui;
 	}
 	if (back) {
 		/* Ours again: it never left active (relay_detach). */
@@ -1073,7 +1210,7 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 	STATS_ROW_ADD(w->lstats[li], active, 1);
 	STATS_ROW_ADD(session_server_stats(w, s), active, 1);
 	if (!session_foreign(w, s)) {
-		upstream_adopt(w, li, srv);
+		upstream_adopt(w, ui, srv);
 		if (t != NULL && t->family != 0) {
 			struct sockaddr_storage client;
 
@@ -1099,6 +1236,7 @@ relay_init(struct worker *w)
 		[ROOM_STARVED] = c->idle_timeout_ms,
 		[ROOM_CLIENT_FIN] = c->client_fin_timeout_ms,
 		[ROOM_SERVER_FIN] = c->server_fin_timeout_ms,
+		[ROOM_PREREAD] = c->preread_timeout_ms,
 	};
 
 	for (unsigned r = ROOM_NONE + 1; r < ROOM_COUNT; r++) {

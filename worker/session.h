@@ -14,14 +14,24 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "conf.h"
 #include "stats.h"
 #include "wheel.h"
 #include "worker.h"
 
 /* SESSION_WAIT_FD: accepted, but no descriptor was left for the upstream
  * socket; it waits in ROOM_WAITFD (its connect deadline still runs) and
- * tries again when the worker's descriptor pause ends. */
-enum session_state { SESSION_CONNECTING = 1, SESSION_RELAYING, SESSION_HEADER, SESSION_WAIT_FD };
+ * tries again when the worker's descriptor pause ends.
+ * SESSION_PREREAD: an sni listener's session reading the TLS ClientHello
+ * into its c2s buffer (ROOM_PREREAD) to choose its upstream; those bytes are
+ * then relayed from there unchanged. */
+enum session_state {
+	SESSION_CONNECTING = 1,
+	SESSION_RELAYING,
+	SESSION_HEADER,
+	SESSION_WAIT_FD,
+	SESSION_PREREAD
+};
 
 /* s->flags: the state of each direction (xfer.c). */
 #define F_C2S_EOF 0x01    /* client sent FIN */
@@ -54,8 +64,12 @@ enum close_reason {
 	CLOSE_ACL_DENIED = STATS_CLOSE_COUNT + STATS_REFUSE_ACL_DENIED,
 	CLOSE_PER_SOURCE_LIMIT = STATS_CLOSE_COUNT + STATS_REFUSE_PER_SOURCE_LIMIT,
 	CLOSE_PROXY_REJECTED = STATS_CLOSE_COUNT + STATS_REFUSE_PROXY_REJECTED,
+	CLOSE_TLS_REJECTED = STATS_CLOSE_COUNT + STATS_REFUSE_TLS_REJECTED,
+	CLOSE_NO_ROUTE = STATS_CLOSE_COUNT + STATS_REFUSE_NO_ROUTE,
 	/* Past the refusals: counted as proxy_rejected, logged as a timeout. */
-	CLOSE_PROXY_TIMEOUT = STATS_CLOSE_COUNT + STATS_REFUSE_COUNT
+	CLOSE_PROXY_TIMEOUT = STATS_CLOSE_COUNT + STATS_REFUSE_COUNT,
+	/* Counted as tls_rejected, logged as a timeout. */
+	CLOSE_PREREAD_TIMEOUT
 };
 
 /* Bytes of one direction that the destination could not take yet: in a
@@ -99,7 +113,13 @@ struct session_tail {
 	uint64_t bytes_in;  /* log: client to server */
 	uint64_t bytes_out; /* log: server to client */
 	uint32_t id;        /* this worker's count of sessions at its start (never 0) */
+	uint16_t upstream;  /* sni listeners: the upstream group the hello chose,
+	                     * until then the listener's (in what was padding) */
+	uint16_t sni_rule;  /* 1 + the sni rule that chose it, 0: none */
 };
+/* sni routing costs the configs that keep a tail nothing: its fields took
+ * the padding after id. */
+_Static_assert(sizeof(struct session_tail) == 48, "struct session_tail stays 48 bytes");
 
 /* The session's tail, or NULL when the config keeps none. */
 static inline struct session_tail *
@@ -110,21 +130,35 @@ session_tail_of(const struct worker *w, struct session *s)
 
 /* A session taken over from an older generation whose listener or server
  * this worker's config does not have (handoff.c): s->listener is then
- * conf->nlisteners + its listener's segment row and s->server_idx its
- * server's segment row, and w->lstats, w->sbase and w->sstats have entries
- * for them past the config's, so it counts in the rows it always did. It
- * relays like any other; it just has no upstream or edge state here. */
+ * w->nlisteners + its listener's segment row and s->server_idx its server's
+ * segment row; w->lstats has entries for listener rows past the config's,
+ * and w->sstats for server rows past w->nservers, so it counts in the rows
+ * it always did. It relays like any other; it just has no upstream or edge
+ * state here. */
 static inline int
 session_foreign(const struct worker *w, const struct session *s)
 {
 	return s->listener >= w->nlisteners;
 }
 
+/* The session's upstream group: on a listener with sni rules the one its
+ * ClientHello chose (kept in the tail, which such configs always have),
+ * else its listener's. Not for a foreign session, which has none here. */
+static inline unsigned
+session_upstream(const struct worker *w, const struct session *s)
+{
+	const struct conf_listener *l = &w->conf->listeners[s->listener];
+
+	return l->nsni > 0 ? ((const struct session_tail *)(s + 1))->upstream : l->upstream;
+}
+
 /* The session's server row in our slot (valid once a server was picked). */
 static inline struct stats_server_counters *
 session_server_stats(const struct worker *w, const struct session *s)
 {
-	return w->sstats[w->sbase[s->listener] + s->server_idx];
+	if (session_foreign(w, s))
+		return w->sstats[w->nservers + s->server_idx];
+	return w->sstats[w->sbase[session_upstream(w, s)] + s->server_idx];
 }
 
 static inline void

@@ -98,9 +98,9 @@ server_publish(struct worker *w, struct up_group *g, unsigned i)
 /* --- choice --------------------------------------------------------------- */
 
 static struct up_group *
-group_of(struct worker *w, unsigned li)
+group_of(struct worker *w, unsigned ui)
 {
-	return &w->groups[w->conf->listeners[li].upstream];
+	return &w->groups[ui];
 }
 
 /* The operator's word on server i of g (sluicectl, through the segment):
@@ -174,9 +174,9 @@ group_usable(struct worker *w, struct up_group *g)
 }
 
 int
-upstream_pick(struct worker *w, unsigned li, const struct sockaddr *client, int failed)
+upstream_pick(struct worker *w, unsigned ui, const struct sockaddr *client, int failed)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	unsigned n = g->u->nservers;
 	int i;
 
@@ -295,17 +295,17 @@ source_of(const struct up_group *g, const struct conf_server *srv)
 }
 
 int
-upstream_wants_client(const struct worker *w, unsigned li, unsigned server)
+upstream_wants_client(const struct worker *w, unsigned ui, unsigned server)
 {
-	const struct up_group *g = &w->groups[w->conf->listeners[li].upstream];
+	const struct up_group *g = &w->groups[ui];
 
 	return source_of(g, &g->u->servers[server])->transparent;
 }
 
 int
-upstream_connect(struct worker *w, unsigned li, unsigned server, const struct sockaddr *client)
+upstream_connect(struct worker *w, unsigned ui, unsigned server, const struct sockaddr *client)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	const struct conf_server *srv = &g->u->servers[server];
 	const struct conf_source *src = source_of(g, srv);
 	struct up_prep p = {g->u, NULL, src->transparent};
@@ -349,18 +349,18 @@ upstream_connect(struct worker *w, unsigned li, unsigned server, const struct so
 }
 
 void
-upstream_adopt(struct worker *w, unsigned li, unsigned server)
+upstream_adopt(struct worker *w, unsigned ui, unsigned server)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 
 	g->s[server].active++;
 	server_publish(w, g, server);
 }
 
 void
-upstream_release(struct worker *w, unsigned li, unsigned server)
+upstream_release(struct worker *w, unsigned ui, unsigned server)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 
 	/* Only a count upstream_connect took may be given back: one too many
 	 * wraps to "full" and refuses every client of the server. */
@@ -370,9 +370,9 @@ upstream_release(struct worker *w, unsigned li, unsigned server)
 }
 
 void
-upstream_connected(struct worker *w, unsigned li, unsigned server)
+upstream_connected(struct worker *w, unsigned ui, unsigned server)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	struct up_server *s = &g->s[server];
 
 	s->fails = 0;
@@ -386,9 +386,9 @@ upstream_connected(struct worker *w, unsigned li, unsigned server)
 }
 
 void
-upstream_failed(struct worker *w, unsigned li, unsigned server, const char *why)
+upstream_failed(struct worker *w, unsigned ui, unsigned server, const char *why)
 {
-	struct up_group *g = group_of(w, li);
+	struct up_group *g = group_of(w, ui);
 	struct up_server *s = &g->s[server];
 	double now = w->now;
 
@@ -406,15 +406,15 @@ upstream_failed(struct worker *w, unsigned li, unsigned server, const char *why)
 }
 
 unsigned
-upstream_tries(const struct worker *w, unsigned li)
+upstream_tries(const struct worker *w, unsigned ui)
 {
-	return w->conf->upstreams[w->conf->listeners[li].upstream].retries + 1;
+	return w->conf->upstreams[ui].retries + 1;
 }
 
 const char *
-upstream_name(const struct worker *w, unsigned li, unsigned server)
+upstream_name(const struct worker *w, unsigned ui, unsigned server)
 {
-	return w->conf->upstreams[w->conf->listeners[li].upstream].servers[server].address;
+	return w->conf->upstreams[ui].servers[server].address;
 }
 
 int

@@ -404,18 +404,15 @@ rows_init(struct worker *w, const struct heritage *h)
 	/* Past the config's entries, one per row of the segment, for sessions
 	 * taken over whose listener or server this config lacks. */
 	w->lstats = calloc(c->nlisteners + seg->nlisteners, sizeof(*w->lstats));
-	w->sbase = calloc(c->nlisteners + seg->nlisteners, sizeof(*w->sbase));
 	w->sstats = calloc(n + seg->nservers + 1, sizeof(*w->sstats));
-	if (ubase == NULL || w->lstats == NULL || w->sbase == NULL || w->sstats == NULL) {
-		free(ubase);
+	w->sbase = ubase;
+	if (ubase == NULL || w->lstats == NULL || w->sstats == NULL)
 		return -1;
-	}
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		unsigned row = h->listener_rows ? h->listener_rows[i] : STATS_NO_ROW;
 
 		w->lstats[i] = row < seg->nlisteners
 		    ? stats_slot_listener(seg, h->slot, row) : &sink_listener;
-		w->sbase[i] = ubase[c->listeners[i].upstream];
 	}
 	for (unsigned k = 0; k < n; k++) {
 		unsigned row = h->server_rows ? h->server_rows[k] : STATS_NO_ROW;
@@ -423,13 +420,10 @@ rows_init(struct worker *w, const struct heritage *h)
 		w->sstats[k] = row < seg->nservers
 		    ? stats_slot_server(seg, h->slot, row) : &sink_server;
 	}
-	for (unsigned r = 0; r < seg->nlisteners; r++) {
+	for (unsigned r = 0; r < seg->nlisteners; r++)
 		w->lstats[c->nlisteners + r] = stats_slot_listener(seg, h->slot, r);
-		w->sbase[c->nlisteners + r] = n;
-	}
 	for (unsigned r = 0; r < seg->nservers; r++)
 		w->sstats[n + r] = stats_slot_server(seg, h->slot, r);
-	free(ubase);
 	return 0;
 }
 
@@ -448,7 +442,7 @@ worker_server_row(const struct worker *w, const struct session *s)
 		return STATS_NO_ROW;
 	if (session_foreign(w, s))
 		return s->server_idx;
-	return w->h->server_rows != NULL ? w->h->server_rows[w->sbase[s->listener] + s->server_idx]
+	return w->h->server_rows != NULL ? w->h->server_rows[w->sbase[session_upstream(w, s)] + s->server_idx]
 	                                 : STATS_NO_ROW;
 }
 

@@ -38,6 +38,7 @@ enum session_room {
 	ROOM_CLIENT_FIN, /* the client sent FIN: timeouts.client_fin since bytes last
 	                  * moved (only when set; else such sessions stay in IDLE) */
 	ROOM_SERVER_FIN, /* the server sent FIN: timeouts.server_fin, likewise */
+	ROOM_PREREAD, /* owes its TLS ClientHello (sni listeners): timeouts.preread */
 	ROOM_COUNT
 };
 
@@ -92,8 +93,8 @@ struct worker {
 	/* This worker's stats rows, resolved once at start so counting costs
 	 * a relaxed store and no lookup (worker.c; a private sink row stands
 	 * in where the segment has none). lstats is parallel to
-	 * conf->listeners; the servers of listener li's upstream are
-	 * sstats[sbase[li]] onwards, in config order. */
+	 * conf->listeners; the servers of upstream u are sstats[sbase[u]]
+	 * onwards, in config order. */
 	struct stats_listener_counters **lstats;
 	struct stats_server_counters **sstats;
 	unsigned *sbase;
