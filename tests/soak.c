@@ -1469,7 +1469,10 @@ kill_random_worker(void)
 
 				if (sl->pid != pid || sl->state == STATS_SLOT_FREE)
 					continue;
-				killed_open += sl->c.accepted - sl->c.closed;
+				/* Came by accept or hand-off, left by close or
+				 * hand-off: the rest the master counts lost. */
+				killed_open += sl->c.accepted + sl->c.handed_in - sl->c.closed -
+				               sl->c.handed_out;
 				found = 1;
 				break;
 			}
