@@ -20,6 +20,10 @@
 #include "harness.h"
 #include "stats.h"
 #include "tap.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+#include "tls_hellos.h"
+#pragma GCC diagnostic pop
 
 /* Idle connections held across the reloads, request/response connections
  * used throughout, and reloads: make check's sizes; the issue's proof
@@ -506,6 +510,70 @@ test_fd_short(int echo_port)
 	stop(pid);
 }
 
+/* --- 8. a session an sni rule routed, then its group leaves the config ---- */
+
+static void
+sni_conf(const char *path, int port, int pa, int pb, int with_b)
+{
+	char b[128] = "";
+
+	if (with_b)
+		snprintf(b, sizeof(b), ",\n  { name = \"b\"; servers = ( \"127.0.0.1:%d\" ); }", pb);
+	h_write_file(path,
+	    "workers = 1;\npid_file = \"%s\";\nstats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; connections = true; };\n"
+	    "timeouts = { drain = " DRAIN "; };\n"
+	    "upstreams = ( { name = \"a\"; servers = ( \"127.0.0.1:%d\" ); }%s );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"a\";%s } );\n",
+	    h_pidfile(), h_statsfile(), pa, b, port,
+	    with_b ? " sni = ( { name = \"a.example.com\"; upstream = \"b\"; } );" : "");
+}
+
+static void
+test_sni(void)
+{
+	int port = h_free_port(), pa = h_free_port(), pb = h_free_port(), rr_bad = 0;
+	int la = h_listen(pa), lb = h_listen(pb), c, b, moved;
+	unsigned char got[512];
+	char needle[64];
+	pid_t pid;
+
+	sni_conf(h_path("sni.conf"), port, pa, pb, 1);
+	pid = start(h_path("sni.conf"), port, 1);
+	c = h_connect(port, 5000);
+	ok(c != -1 && write(c, hello_openssl, hello_openssl_len) == (ssize_t)hello_openssl_len,
+	    "a client sent a ClientHello for a.example.com");
+	b = h_accept(lb, 5000);
+	ok(b != -1 && h_read_n(b, got, hello_openssl_len, 5000) == (ssize_t)hello_openssl_len &&
+	       memcmp(got, hello_openssl, hello_openssl_len) == 0,
+	    "the sni rule routed it to upstream b, hello intact");
+	moved = reload_to(pid, 2, 1, &rr_bad) && wait_gen_gone(1, 30000, &rr_bad);
+	ok(moved && h_stat("handed_in") == 1, "after a reload it moved (handed_in %llu)",
+	    (unsigned long long)h_stat("handed_in"));
+	/* Now without upstream b or the rule: the session is foreign here. */
+	sni_conf(h_path("sni.conf"), port, pa, pb, 0);
+	moved = reload_to(pid, 3, 1, &rr_bad) && wait_gen_gone(2, 30000, &rr_bad);
+	ok(moved && h_stat("handed_in") == 2,
+	    "after a reload that removed its group it moved again (handed_in %llu)",
+	    (unsigned long long)h_stat("handed_in"));
+	ok(write(c, "more", 4) == 4 && h_read_n(b, got, 4, 5000) == 4 && memcmp(got, "more", 4) == 0,
+	    "client bytes still reach the server of the removed group");
+	ok(write(b, "reply", 5) == 5 && h_read_n(c, got, 5, 5000) == 5 &&
+	       memcmp(got, "reply", 5) == 0,
+	    "and its answers reach the client");
+	close(c);
+	h_wait_closed(b, 5000);
+	close(b);
+	h_wait_stat("closed", 1, 10000);
+	snprintf(needle, sizeof(needle), "server=127.0.0.1:%d", pb);
+	ok(h_count_lines(h_path("sluiced.log"), needle) == 1, "one log line names its server");
+	ok(balanced() && h_stat("closed_lost") == 0 && h_stat("closed_handoff_lost") == 0,
+	    "the counts balance, nothing lost");
+	close(la);
+	close(lb);
+	stop(pid);
+}
+
 int
 main(void)
 {
@@ -525,6 +593,7 @@ main(void)
 	test_full(echo_port);
 	test_kill_receiver(echo_port);
 	test_fd_short(echo_port);
+	test_sni();
 	h_kill(echo);
 	done_testing();
 	return tap_exit();
