@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define HANDOFF_MAGIC 0x4f484c53u /* "SLHO" */
 /* Bump on any change of struct handoff_msg or of what a field means: a
@@ -67,6 +68,22 @@ struct handoff_msg {
 	uint8_t family;     /* AF_INET, AF_INET6 */
 	uint8_t pad[5];
 };
+
+/* Descriptors one message carries at most (a master's list of its workers'
+ * sockets; the kernel's SCM_MAX_FD is 253). */
+#define HANDOFF_FDS_MAX 128
+
+/* Send m with nfds descriptors (0..HANDOFF_FDS_MAX) without blocking, as
+ * one datagram of a SOCK_SEQPACKET socket. Returns what sendmsg does (EINTR
+ * retried), errno set on -1. */
+ssize_t handoff_send(int fd, const struct handoff_msg *m, const int *fds, unsigned nfds);
+
+/* Read one message without blocking into m (zeroed first), its descriptors
+ * (close-on-exec) into fds, at most max of them: more are closed and the
+ * message is truncated, as it is when the kernel cut data or descriptors.
+ * Returns what recvmsg does (EINTR retried). */
+ssize_t handoff_recv(int fd, struct handoff_msg *m, int *fds, unsigned max, unsigned *nfds,
+    int *truncated);
 
 /* Is msg (len bytes read, nfds descriptors attached, truncated: the kernel
  * cut data or descriptors) a message a reader may act on? Returns NULL, or

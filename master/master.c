@@ -1121,43 +1121,24 @@ reload(void)
 	         "they run", g->generation, next->workers, m.cur.generation);
 }
 
-/* Send one end of a hand-off channel to worker c (kind HANDOFF_CHAN_SEND
- * or _RECV). Returns 0, or -1 (logged). */
+/* A master's hand-off message: kind, count, and nfds descriptors, on socket
+ * to. Returns 0, or -1 with errno. */
 static int
 handoff_send_fds(int to, uint16_t kind, uint32_t count, const int *fds, unsigned nfds)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * CONF_WORKERS_MAX)];
-		struct cmsghdr align;
-	} u;
 	struct handoff_msg msg;
-	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
 
-	if (nfds > CONF_WORKERS_MAX) {
-		errno = E2BIG;
-		return -1;
-	}
 	memset(&msg, 0, sizeof(msg));
 	msg.magic = HANDOFF_MAGIC;
 	msg.version = HANDOFF_VERSION;
 	msg.kind = kind;
 	msg.size = sizeof(msg);
 	msg.count = count;
-	if (nfds > 0) {
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	return sendmsg(to, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(msg) ? 0 : -1;
+	return handoff_send(to, &msg, fds, nfds) == (ssize_t)sizeof(msg) ? 0 : -1;
 }
 
+/* Send one end of a hand-off channel to worker c (kind HANDOFF_CHAN_SEND
+ * or _RECV). Returns 0, or -1 (logged). */
 static int
 handoff_give(struct child *c, uint16_t kind, int fd)
 {
@@ -1904,33 +1885,19 @@ upgrade_took_over(const int *fds, unsigned nfds)
 static void
 up_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * CONF_WORKERS_MAX)];
-		struct cmsghdr align;
-	} u;
 	struct handoff_msg msg;
-	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf) };
-	int fds[CONF_WORKERS_MAX];
+	int fds[CONF_WORKERS_MAX], trunc;
 	unsigned nfds = 0;
-	ssize_t n = recvmsg(io->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ssize_t n = handoff_recv(io->fd, &msg, fds, CONF_WORKERS_MAX, &nfds, &trunc);
 
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	if (n == -1 && errno == EAGAIN)
 		return;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm != NULL;
-	     cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-			for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
-				if (nfds < CONF_WORKERS_MAX)
-					memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int),
-					    sizeof(int));
 	if (n <= 0) {
 		/* child_cb says how it ended; only the socket is gone here. */
 		ev_io_stop(loop, io);
 		return;
 	}
-	if ((size_t)n != sizeof(msg) || msg.magic != HANDOFF_MAGIC ||
+	if (trunc || (size_t)n != sizeof(msg) || msg.magic != HANDOFF_MAGIC ||
 	    msg.kind != HANDOFF_UPGRADE_READY) {
 		for (unsigned i = 0; i < nfds; i++)
 			close(fds[i]);

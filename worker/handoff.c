@@ -124,86 +124,17 @@ chan_close(struct worker *w, struct chan *c)
 static int
 chan_send(struct chan *c, const struct handoff_msg *m, const int *fds, int nfds)
 {
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n = handoff_send(c->fd, m, fds, (unsigned)nfds);
 
-	if (nfds > 0) {
-		struct cmsghdr *cm;
-
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
-	}
-	for (;;) {
-		ssize_t n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n == (ssize_t)sizeof(*m))
-			return 0;
-		if (n == -1 && errno == EINTR)
-			continue;
-		/* ETOOMANYREFS: too many descriptors in flight for our user
-		 * (RLIMIT_NOFILE); they come back as the receiver reads. */
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 1;
-		if (n == -1 && (errno == ENOBUFS || errno == ENOMEM || errno == ETOOMANYREFS))
-			return 2;
-		return -1;
-	}
-}
-
-/* Read one message: *nfds descriptors (at most 2 kept; more are closed and
- * the message is truncated). Returns the bytes read, 0 at the end, -1 when
- * nothing is there (EAGAIN) or on an error (errno). */
-static ssize_t
-chan_recv(int fd, struct handoff_msg *m, int fds[2], int *nfds, int *truncated)
-{
-	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf) };
-	ssize_t n;
-
-	memset(m, 0, sizeof(*m));
-	*nfds = 0;
-	*truncated = 0;
-	do
-		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (n == -1 && errno == EINTR);
-	if (n <= 0)
-		return n;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-		size_t k;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k; i++) {
-			int d;
-
-			memcpy(&d, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (*nfds < 2)
-				fds[(*nfds)++] = d;
-			else {
-				close(d);
-				*truncated = 1;
-			}
-		}
-	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-		*truncated = 1;
-	return n;
+	if (n == (ssize_t)sizeof(*m))
+		return 0;
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 1;
+	/* ETOOMANYREFS: too many descriptors in flight for our user
+	 * (RLIMIT_NOFILE); they come back as the receivers read. */
+	if (n == -1 && (errno == ENOBUFS || errno == ENOMEM || errno == ETOOMANYREFS))
+		return 2;
+	return -1;
 }
 
 /* Take the reserve back. Returns 1 when both are held. */
@@ -218,8 +149,9 @@ spares_take(void)
 
 static void room_wait(struct worker *);
 
-/* chan_recv with room for two descriptors guaranteed: -2 (and reading
- * paused for a moment) when there is none. */
+/* Read one message (handoff_recv, at most two descriptors), with room for
+ * two descriptors guaranteed: -2 (and reading paused for a moment) when
+ * there is none. */
 static ssize_t
 recv_room(struct worker *w, int fd, struct handoff_msg *m, int fds[2], int *nfds, int *truncated)
 {
@@ -233,7 +165,12 @@ recv_room(struct worker *w, int fd, struct handoff_msg *m, int fds[2], int *nfds
 		close(ho.spare[i]);
 		ho.spare[i] = -1;
 	}
-	n = chan_recv(fd, m, fds, nfds, truncated);
+	{
+		unsigned k;
+
+		n = handoff_recv(fd, m, fds, 2, &k, truncated);
+		*nfds = (int)k;
+	}
 	(void)spares_take();
 	return n;
 }
