@@ -22,11 +22,14 @@
 #include "stats.h"
 #include "tap.h"
 
-#define NIDLE 200
-#define NRR 8
+/* make check's sizes; the issue's proof (2,000 idle and 20 rr connections)
+ * runs with I_UPGRADE_FULL=1. */
+#define NIDLE_MAX 2000
+#define NRR_MAX 20
+static int NIDLE = 200, NRR = 8;
 
 static char bin[PATH_MAX], ctl[PATH_MAX];
-static int idle[NIDLE], rr[NRR];
+static int idle[NIDLE_MAX], rr[NRR_MAX];
 static struct h_xfer *bulk;
 static int bulk_left;
 
@@ -188,6 +191,10 @@ main(void)
 	const char *conf;
 	char *argv[5];
 
+	if (getenv("I_UPGRADE_FULL") != NULL) {
+		NIDLE = NIDLE_MAX;
+		NRR = NRR_MAX;
+	}
 	snprintf(bin, sizeof(bin), "%s/sluiced", h_dir());
 	snprintf(ctl, sizeof(ctl), "%s/ctl", h_dir());
 	snprintf(extra, sizeof(extra),
@@ -229,7 +236,7 @@ main(void)
 	{
 		uint64_t end = h_now_ms() + 10000;
 
-		while (h_stat("active") < NIDLE + NRR + 2 && h_now_ms() < end)
+		while (h_stat("active") < (uint64_t)(NIDLE + NRR + 2) && h_now_ms() < end)
 			traffic();
 	}
 	acc0 = h_stat("accepted");
