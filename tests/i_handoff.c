@@ -320,20 +320,26 @@ test_halfclose_and_gone_server(int echo_port)
 static void
 test_version_mismatch(int echo_port)
 {
-	int port = h_free_port(), rr_bad = 0, fds[20];
-	const char *conf = h_conf("ver.conf", 1, port, &echo_port, 1,
+	int port = h_free_port(), rr_bad = 0, fds[20], reloads = 1;
+	const char *conf = h_conf("ver.conf", 2, port, &echo_port, 1,
 	    "timeouts = { drain = " DRAIN "; };\n");
 	pid_t pid;
 
 	/* Every worker greets with version 99, and the senders speak ours. */
 	setenv("SLUICE_TEST_HANDOFF_VERSION", "99", 1);
-	pid = start(conf, port, 1);
+	pid = start(conf, port, 2);
 	unsetenv("SLUICE_TEST_HANDOFF_VERSION");
 	open_many(fds, 20, port);
-	ok(reload_to(pid, 2, 1, &rr_bad), "reloaded");
+	ok(reload_to(pid, 2, 2, &rr_bad), "reloaded");
 	ok(h_wait_file_contains(h_path("sluiced.log"), "speaks version 99", 10000),
-	    "the old worker says why its sessions stay");
-	ok(slots_of_gen(1) == 1 && h_stat("handed_out") == 0, "nothing moved; generation 1 drains");
+	    "the old workers say why their sessions stay");
+	ok(slots_of_gen(1) == 2 && h_stat("handed_out") == 0, "nothing moved; generation 1 drains");
+	/* Each reload gives generation 1's workers channels again (refused
+	 * at the greeting): their slots are taken again, never piled up. */
+	for (uint32_t g = 3; g <= 11; g++)
+		reloads += reload_to(pid, g, 2, &rr_bad);
+	ok(reloads == 10 && slots_of_gen(1) == 2,
+	    "after %d reloads generation 1 still drains, its workers alive", reloads);
 	ok(idle_bad(fds, 20) == 0, "its sessions still relay");
 	close_many(fds, 20);
 	ok(wait_gen_gone(1, 20000, &rr_bad), "it exits once they end");

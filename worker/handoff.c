@@ -56,8 +56,9 @@ struct chan {
 struct handoff {
 	ev_io ctl;       /* the master's socket */
 	ev_timer pump_w; /* the next walk */
-	struct chan *chans;
+	struct chan **chans; /* each allocated once: libev holds their watchers */
 	unsigned nchans, cap;
+	unsigned nfree;  /* closed channels whose slot may be taken again */
 	unsigned next;   /* round robin over send channels */
 	unsigned cursor; /* the wheel slot the walk goes on from (pump) */
 	uint16_t hello_version;
@@ -92,6 +93,7 @@ chan_end(struct worker *w, struct chan *c, int lost)
 	ev_io_stop(w->loop, &c->io);
 	close(c->fd);
 	c->fd = -1;
+	ho.nfree++;
 	if (c->ret_pending) {
 		/* Nobody to give it back to: the connection is lost. */
 		close(c->ret_fds[0]);
@@ -444,7 +446,7 @@ static struct chan *
 pick(struct worker *w)
 {
 	for (unsigned k = 0; k < ho.nchans; k++) {
-		struct chan *c = &ho.chans[(ho.next + k) % ho.nchans];
+		struct chan *c = ho.chans[(ho.next + k) % ho.nchans];
 
 		if (c->fd == -1 || c->role != CHAN_SEND || !c->ready || c->blocked ||
 		    c->inflight >= HANDOFF_WINDOW || c->full_until > w->now)
@@ -499,7 +501,7 @@ pump(struct worker *w)
 	if (!w->draining)
 		return;
 	for (unsigned k = 0; k < ho.nchans; k++)
-		if (ho.chans[k].fd != -1 && ho.chans[k].role == CHAN_SEND)
+		if (ho.chans[k]->fd != -1 && ho.chans[k]->role == CHAN_SEND)
 			any = 1;
 	if (!any) {
 		ev_timer_stop(w->loop, &ho.pump_w);
@@ -555,28 +557,34 @@ chan_add(struct worker *w, int fd, enum chan_role role)
 {
 	struct chan *c;
 
-	if (ho.nchans == ho.cap) {
+	/* A slot whose channel closed is taken again: channels come with
+	 * every reload while a worker drains. */
+	c = NULL;
+	for (unsigned i = 0; ho.nfree > 0 && i < ho.nchans && c == NULL; i++)
+		if (ho.chans[i]->fd == -1) {
+			c = ho.chans[i];
+			ho.nfree--;
+		}
+	if (c == NULL && ho.nchans == ho.cap) {
 		unsigned cap = ho.cap ? ho.cap * 2 : 16;
-		struct chan *p = realloc(ho.chans, cap * sizeof(*p));
+		struct chan **p = realloc(ho.chans, cap * sizeof(*p));
 
 		if (p == NULL) {
 			log_warn("hand-off: no memory for a channel");
 			close(fd);
 			return;
 		}
-		/* The watchers move with the array: restart them there. */
-		for (unsigned i = 0; i < ho.nchans; i++)
-			if (ho.chans[i].fd != -1)
-				ev_io_stop(w->loop, &ho.chans[i].io);
 		ho.chans = p;
 		ho.cap = cap;
-		for (unsigned i = 0; i < ho.nchans; i++)
-			if (ho.chans[i].fd != -1) {
-				ho.chans[i].io.data = &ho.chans[i];
-				ev_io_start(w->loop, &ho.chans[i].io);
-			}
 	}
-	c = &ho.chans[ho.nchans++];
+	if (c == NULL) {
+		if ((c = malloc(sizeof(*c))) == NULL) {
+			log_warn("hand-off: no memory for a channel");
+			close(fd);
+			return;
+		}
+		ho.chans[ho.nchans++] = c;
+	}
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
 	c->role = role;
@@ -604,8 +612,8 @@ room_wait(struct worker *w)
 	if (ev_is_active(&ho.room_w))
 		return;
 	for (unsigned i = 0; i < ho.nchans; i++)
-		if (ho.chans[i].fd != -1)
-			chan_want(w, &ho.chans[i], ho.chans[i].io.events & EV_WRITE);
+		if (ho.chans[i]->fd != -1)
+			chan_want(w, ho.chans[i], ho.chans[i]->io.events & EV_WRITE);
 	ev_io_stop(w->loop, &ho.ctl);
 	ev_timer_set(&ho.room_w, HANDOFF_ROOM_RETRY, 0.);
 	ev_timer_start(w->loop, &ho.room_w);
@@ -617,9 +625,9 @@ room_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct worker *w = ev_userdata(loop);
 
 	for (unsigned i = 0; i < ho.nchans; i++)
-		if (ho.chans[i].fd != -1 && !(ho.stall > 0 && ev_is_active(&ho.stall_w) &&
-		                                 ho.chans[i].role == CHAN_RECV))
-			chan_want(w, &ho.chans[i], (ho.chans[i].io.events & EV_WRITE) | EV_READ);
+		if (ho.chans[i]->fd != -1 && !(ho.stall > 0 && ev_is_active(&ho.stall_w) &&
+		                                 ho.chans[i]->role == CHAN_RECV))
+			chan_want(w, ho.chans[i], (ho.chans[i]->io.events & EV_WRITE) | EV_READ);
 	if (!ho.ctl_gone)
 		ev_io_start(loop, &ho.ctl);
 }
@@ -630,8 +638,8 @@ stall_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct worker *w = ev_userdata(loop);
 
 	for (unsigned i = 0; i < ho.nchans; i++)
-		if (ho.chans[i].fd != -1 && ho.chans[i].role == CHAN_RECV)
-			chan_want(w, &ho.chans[i], EV_READ | EV_WRITE);
+		if (ho.chans[i]->fd != -1 && ho.chans[i]->role == CHAN_RECV)
+			chan_want(w, ho.chans[i], EV_READ | EV_WRITE);
 }
 
 static void
@@ -710,7 +718,7 @@ handoff_fini(struct worker *w)
 	if (w->handoff == NULL)
 		return;
 	for (unsigned i = 0; i < ho.nchans; i++)
-		chan_end(w, &ho.chans[i], 0);
+		chan_end(w, ho.chans[i], 0);
 	ev_timer_stop(w->loop, &ho.pump_w);
 	ev_timer_stop(w->loop, &ho.room_w);
 	ev_timer_stop(w->loop, &ho.stall_w);
