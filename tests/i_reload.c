@@ -269,8 +269,11 @@ main(void)
 	 * holds them when generation 2 is up. */
 	ok(wait_generation(2, 2, gen2, 15000), "generation 2 runs two workers");
 	ok(wait_log("reloaded", "generation 2", NULL, 5000), "log says reloaded: generation 2");
-	ok(slots_of_gen(1) >= 1 && (h_alive(gen1[0]) || h_alive(gen1[1])),
-	    "generation 1 still holds its unfinished transfers");
+	/* Or has handed them to generation 2 already: idle between two paced
+	 * chunks, a transfer moves at once. */
+	ok((slots_of_gen(1) >= 1 && (h_alive(gen1[0]) || h_alive(gen1[1]))) ||
+	       h_stat("handed_out") > 0,
+	    "generation 1 still holds its unfinished transfers, or handed them over");
 	overlap = 0;
 	for (int i = 0; i < 2; i++)
 		overlap |= gen2[i] == gen1[0] || gen2[i] == gen1[1];
