@@ -320,7 +320,7 @@ test_halfclose_and_gone_server(int echo_port)
 static void
 test_version_mismatch(int echo_port)
 {
-	int port = h_free_port(), rr_bad = 0, fds[20], reloads = 1;
+	int port = h_free_port(), rr_bad = 0, fds[20], reloads = 1, n1;
 	const char *conf = h_conf("ver.conf", 2, port, &echo_port, 1,
 	    "timeouts = { drain = " DRAIN "; };\n");
 	pid_t pid;
@@ -333,12 +333,16 @@ test_version_mismatch(int echo_port)
 	ok(reload_to(pid, 2, 2, &rr_bad), "reloaded");
 	ok(h_wait_file_contains(h_path("sluiced.log"), "speaks version 99", 10000),
 	    "the old workers say why their sessions stay");
-	ok(slots_of_gen(1) == 2 && h_stat("handed_out") == 0, "nothing moved; generation 1 drains");
+	/* Those of its workers that hold a session (one of the two may hold
+	 * none, as accepts spread, and exit at once). */
+	n1 = slots_of_gen(1);
+	ok(n1 >= 1 && h_stat("handed_out") == 0, "nothing moved; generation 1 drains (%d workers)",
+	    n1);
 	/* Each reload gives generation 1's workers channels again (refused
 	 * at the greeting): their slots are taken again, never piled up. */
 	for (uint32_t g = 3; g <= 11; g++)
 		reloads += reload_to(pid, g, 2, &rr_bad);
-	ok(reloads == 10 && slots_of_gen(1) == 2,
+	ok(reloads == 10 && slots_of_gen(1) == n1,
 	    "after %d reloads generation 1 still drains, its workers alive", reloads);
 	ok(idle_bad(fds, 20) == 0, "its sessions still relay");
 	close_many(fds, 20);
