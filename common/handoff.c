@@ -111,6 +111,7 @@ handoff_check(const struct handoff_msg *m, size_t len, int nfds, int truncated)
 		want = 2;
 		break;
 	case HANDOFF_ACK:
+	case HANDOFF_BYE:
 		want = 0;
 		break;
 	default:

@@ -20,13 +20,17 @@
 
 /* What flows where. The receiver (new) greets with HELLO as soon as it has
  * the channel; the sender (old) moves sessions with SESSION only after a
- * HELLO of its own version. Every SESSION is answered, in order, by either
- * an ACK (count taken, rejected) or a RETURN carrying the session back. */
+ * HELLO of its own version. Every SESSION is answered by either an ACK
+ * (count taken, rejected) or a RETURN carrying the session back. A receiver
+ * that starts draining says BYE and exits only once every sender has closed
+ * its channel, so that no session is left unread in one. */
 enum handoff_kind {
 	HANDOFF_HELLO = 1,   /* new -> old: the version it speaks */
 	HANDOFF_SESSION = 2, /* old -> new: one session, two descriptors */
 	HANDOFF_ACK = 3,     /* new -> old: taken (count) and unreadable (rejected) */
 	HANDOFF_RETURN = 4,  /* new -> old: one session back (reason), two descriptors */
+	HANDOFF_BYE = 5,     /* new -> old: it drains itself; send nothing more, and
+	                      * close the channel once every session is answered for */
 	/* master -> worker, on the worker's own hand-off socket, with one
 	 * descriptor: a channel to send sessions on, or to receive them on. */
 	HANDOFF_CHAN_SEND = 16,

@@ -584,6 +584,37 @@ test_sni(void)
 	stop(pid);
 }
 
+/* --- 9. a receiver that must drain before it read what it was sent ------- */
+
+static void
+test_receiver_drains(int echo_port)
+{
+	int port = h_free_port(), rr_bad = 0, fds[100], ok2, ok3;
+	const char *conf = h_conf("rd.conf", 1, port, &echo_port, 1,
+	    "timeouts = { drain = " DRAIN "; };\n");
+	pid_t pid;
+
+	/* Generation 2 leaves its channel unread for 3 s: generation 1's
+	 * sessions wait in it when generation 3 makes generation 2 drain. */
+	setenv("SLUICE_TEST_HANDOFF_STALL_MS", "3000", 1);
+	pid = start(conf, port, 1);
+	unsetenv("SLUICE_TEST_HANDOFF_STALL_MS");
+	open_many(fds, 100, port);
+	ok2 = reload_to(pid, 2, 1, &rr_bad);
+	ok3 = reload_to(pid, 3, 1, &rr_bad);
+	ok(ok2 && ok3, "two reloads, the second while generation 2 had read nothing");
+	ok(wait_gen_gone(1, 30000, &rr_bad) && wait_gen_gone(2, 30000, &rr_bad),
+	    "generations 1 and 2 exited");
+	ok(h_stat("closed_handoff_lost") == 0 && h_stat("handed_in") == h_stat("handed_out"),
+	    "no session was left unread in a channel (lost %llu)",
+	    (unsigned long long)h_stat("closed_handoff_lost"));
+	ok(idle_bad(fds, 100) == 0, "all 100 connections relay, in generation 3");
+	close_many(fds, 100);
+	wait_balanced(10000);
+	ok(balanced(), "the counts balance");
+	stop(pid);
+}
+
 int
 main(void)
 {
@@ -604,6 +635,7 @@ main(void)
 	test_kill_receiver(echo_port);
 	test_fd_short(echo_port);
 	test_sni();
+	test_receiver_drains(echo_port);
 	h_kill(echo);
 	done_testing();
 	return tap_exit();

@@ -42,12 +42,14 @@ struct chan {
 	enum chan_role role;
 	/* CHAN_SEND */
 	int ready;          /* greeted with our version */
+	int gone;           /* the receiver said BYE: close once answered for */
 	int blocked;        /* the socket was full: wait for it to drain */
 	unsigned inflight;  /* sent, not answered */
 	double full_until;  /* the receiver said it cannot take any: not before */
 	/* CHAN_RECV: answers owed, sent as the socket takes them */
 	unsigned taken, rejected;
 	int hello;          /* the greeting still to send */
+	int bye;            /* BYE still to send (we drain) */
 	int ret_pending;    /* a RETURN waits for room (ret, ret_fds) */
 	struct handoff_msg ret;
 	int ret_fds[2];
@@ -94,6 +96,9 @@ chan_end(struct worker *w, struct chan *c, int lost)
 	close(c->fd);
 	c->fd = -1;
 	ho.nfree++;
+	/* The last channel a draining worker waited for may let it go. */
+	if (c->role == CHAN_RECV && w->draining)
+		worker_session_closed(w);
 	if (c->ret_pending) {
 		/* Nobody to give it back to: the connection is lost. */
 		close(c->ret_fds[0]);
@@ -245,6 +250,13 @@ recv_flush(struct worker *w, struct chan *c)
 			goto out;
 		c->taken = c->rejected = 0;
 	}
+	if (c->bye) {
+		m.kind = HANDOFF_BYE;
+		m.count = m.rejected = 0;
+		if ((rc = chan_send(c, &m, NULL, 0)) != 0)
+			goto out;
+		c->bye = 0;
+	}
 	chan_want(w, c, EV_READ);
 	return 1;
 out:
@@ -298,7 +310,7 @@ recv_ready(struct worker *w, struct chan *c)
 
 		/* Answers first: a RETURN waiting for room stops the reading
 		 * (the sender's window bounds what piles up meanwhile). */
-		if ((c->ret_pending || c->hello) && recv_flush(w, c) != 1)
+		if ((c->ret_pending || c->hello || c->bye) && recv_flush(w, c) != 1)
 			return;
 		n = recv_room(w, c->fd, &m, fds, &nfds, &trunc);
 		if (n == -2)
@@ -364,6 +376,10 @@ send_answer(struct worker *w, struct chan *c, const struct handoff_msg *m, const
 			relay_handed(w, 0, n);
 		}
 		return;
+	case HANDOFF_BYE:
+		c->ready = 0;
+		c->gone = 1;
+		return;
 	case HANDOFF_RETURN:
 		if (c->inflight == 0) {
 			close_fds(fds, 2);
@@ -416,6 +432,12 @@ send_ready(struct worker *w, struct chan *c, int revents)
 			break;
 		}
 		send_answer(w, c, &m, fds);
+		/* A receiver that leaves waits for us to close: as soon as
+		 * nothing sent on it is unanswered. */
+		if (c->gone && c->inflight == 0) {
+			chan_end(w, c, 0);
+			break;
+		}
 	}
 	if (c->fd != -1 && (revents & EV_WRITE)) {
 		c->blocked = 0;
@@ -708,8 +730,26 @@ handoff_drain(struct worker *w)
 	if (w->handoff == NULL)
 		return;
 	/* A draining worker takes no sessions: it says so to every sender
-	 * (by returning what they offer) and offers its own to whoever it can. */
+	 * (BYE, and by returning what they still offer) and offers its own to
+	 * whoever it can. */
+	for (unsigned i = 0; i < ho.nchans; i++)
+		if (ho.chans[i]->fd != -1 && ho.chans[i]->role == CHAN_RECV) {
+			ho.chans[i]->bye = 1;
+			recv_flush(w, ho.chans[i]);
+		}
 	pump(w);
+}
+
+int
+handoff_busy(const struct worker *w)
+{
+	if (w->handoff == NULL)
+		return 0;
+	/* A sender may still have sessions on the way in one. */
+	for (unsigned i = 0; i < ho.nchans; i++)
+		if (ho.chans[i]->fd != -1 && ho.chans[i]->role == CHAN_RECV)
+			return 1;
+	return 0;
 }
 
 void

@@ -14,6 +14,10 @@ void handoff_init(struct worker *, int fd);
  * on the channels it has or will get, and give back any offered to it. */
 void handoff_drain(struct worker *);
 
+/* 1 while a draining worker must not exit yet: a sender has not closed its
+ * channel to us, and sessions it sent may still be unread in it. */
+int handoff_busy(const struct worker *);
+
 /* At exit: close every channel. */
 void handoff_fini(struct worker *);
 

@@ -322,7 +322,7 @@ void
 worker_session_closed(struct worker *w)
 {
 	if (w->draining) {
-		if (w->active == 0)
+		if (w->active == 0 && !handoff_busy(w))
 			ev_break(w->loop, EVBREAK_ALL);
 		return;
 	}
@@ -502,13 +502,14 @@ worker_drain(struct worker *w)
 		close(w->listen_fds[i]);
 	__atomic_store_n(&w->slot->state, STATS_SLOT_DRAINING, __ATOMIC_RELEASE);
 	log_debug("draining %u connections", w->active);
-	if (w->active == 0) {
+	/* After a reload, the sessions move to the new generation as they
+	 * can, and senders to us are told to stop; the drain timeout bounds
+	 * what cannot move, and our wait for their channels to close. */
+	handoff_drain(w);
+	if (w->active == 0 && !handoff_busy(w)) {
 		ev_break(w->loop, EVBREAK_ALL);
 		return;
 	}
-	/* After a reload, the sessions move to the new generation as they
-	 * can; the drain timeout bounds only those that cannot. */
-	handoff_drain(w);
 	ev_timer_set(&drain_timer, w->conf->drain_timeout_ms / 1000.0, 0.);
 	ev_timer_start(w->loop, &drain_timer);
 }
