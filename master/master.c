@@ -1686,8 +1686,13 @@ upgrade_fail(const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	log_errx("upgrade failed, this master keeps serving: %s", why);
-	if (m.up.phase == UPGRADE_STARTING && m.up.pid > 0 && kill(m.up.pid, 0) == 0)
-		kill(m.up.pid, SIGKILL);
+	if (m.up.phase == UPGRADE_STARTING) {
+		if (m.up.pid > 0 && kill(m.up.pid, 0) == 0)
+			kill(m.up.pid, SIGKILL);
+		/* It may have named itself in the pid file before it failed. */
+		if (master_pidfile_write(m.cur.conf->pid_file) == -1)
+			log_warn("cannot write pid file %s", m.cur.conf->pid_file);
+	}
 	upgrade_reset();
 	control_upgrade_done(0, why);
 }
