@@ -446,6 +446,21 @@ test_full(int echo_port)
 	stop(pid);
 }
 
+/* Sessions the old workers have sent so far, from their debug log lines
+ * ("hand-off: walked N sessions, sent M; ..."). */
+static unsigned long
+log_sent(void)
+{
+	char *text = h_read_file(h_path("sluiced.log")), *p;
+	unsigned long sum = 0, n;
+
+	for (p = text; p != NULL && (p = strstr(p, "hand-off: walked ")) != NULL; p++)
+		if (sscanf(p, "hand-off: walked %*u sessions, sent %lu", &n) == 1)
+			sum += n;
+	free(text);
+	return sum;
+}
+
 /* --- 6. a new worker killed during the hand-off --------------------------- */
 
 static void
@@ -466,6 +481,16 @@ test_kill_receiver(int echo_port)
 	ok(reload_to(pid, 2, 2, &rr_bad), "reloaded");
 	ok(h_wait_file_contains(h_path("sluiced.log"), "hand-off: 4 channels", 10000),
 	    "the channels are made");
+	/* Once the old workers have filled both windows (the debug log says
+	 * what each walk sent), a receiver dies with them in flight. */
+	{
+		uint64_t end = h_now_ms() + 20000;
+		unsigned long sent = 0;
+
+		while ((sent = log_sent()) < 200 && h_now_ms() < end)
+			h_nap(20);
+		ok(sent >= 200, "the old workers sent %lu sessions, unread", sent);
+	}
 	if (h_stats_running(pids, 8, 2) >= 1)
 		kill(pids[0], SIGKILL);
 	ok(wait_gen_gone(1, 30000, &rr_bad), "the old generation still finishes");
