@@ -1876,3 +1876,24 @@ h_stop_sluiced(pid_t pid, int sig, int wait_ms)
 	if (h_alive(pid))
 		kill(pid, SIGKILL);
 }
+
+int
+h_gen_slots(uint32_t gen, int holding)
+{
+	struct stats_seg seg;
+	char err[256];
+	int n = 0;
+
+	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+		return -1;
+	for (uint32_t i = 0; i < seg.nslots; i++) {
+		const struct stats_slot *s = &seg.slots[i];
+
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&
+		    __atomic_load_n(&s->generation, __ATOMIC_RELAXED) == gen &&
+		    (!holding || __atomic_load_n(&s->c.active, __ATOMIC_RELAXED) > 0))
+			n++;
+	}
+	stats_detach(&seg);
+	return n;
+}

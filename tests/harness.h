@@ -89,6 +89,12 @@ int h_stats_total(struct stats_counters *out);
  * (0 = any). Returns how many. */
 int h_stats_running(pid_t *pids, int max, uint32_t gen);
 
+/* Slots of generation gen that are not free, whatever their state (a
+ * draining worker is not RUNNING but still holds connections, and the master
+ * frees a slot only after reaping it); with holding, only those whose worker
+ * has sessions open. -1 when the segment cannot be attached. */
+int h_gen_slots(uint32_t gen, int holding);
+
 /* Header generation, or 0 when the segment cannot be attached. */
 uint64_t h_stats_generation(void);
 

@@ -52,44 +52,6 @@ traffic(void)
 	return bad;
 }
 
-/* Slots of generation gen not free, whatever their state; -1 unreadable. */
-static int
-slots_of_gen(uint32_t gen)
-{
-	struct stats_seg seg;
-	char err[256];
-	int n = 0;
-
-	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
-		return -1;
-	for (uint32_t i = 0; i < seg.nslots; i++)
-		if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&
-		    __atomic_load_n(&seg.slots[i].generation, __ATOMIC_RELAXED) == gen)
-			n++;
-	stats_detach(&seg);
-	return n;
-}
-
-/* Slots of generation gen whose worker holds sessions (one that holds none
- * may be on its way out); -1 unreadable. */
-static int
-slots_holding(uint32_t gen)
-{
-	struct stats_seg seg;
-	char err[256];
-	int n = 0;
-
-	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
-		return -1;
-	for (uint32_t i = 0; i < seg.nslots; i++)
-		if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&
-		    __atomic_load_n(&seg.slots[i].generation, __ATOMIC_RELAXED) == gen &&
-		    __atomic_load_n(&seg.slots[i].c.active, __ATOMIC_RELAXED) > 0)
-			n++;
-	stats_detach(&seg);
-	return n;
-}
-
 /* Reload sluiced (pid) and wait until generation gen runs `workers`
  * workers. Returns 1, or 0 on timeout. */
 static int
@@ -119,10 +81,10 @@ wait_gen_gone(uint32_t gen, int timeout_ms, int *rr_bad)
 	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
-		if (slots_of_gen(gen) == 0)
+		if (h_gen_slots(gen, 0) == 0)
 			return 1;
 		if (h_now_ms() >= end) {
-			diag("generation %u still has %d slots", gen, slots_of_gen(gen));
+			diag("generation %u still has %d slots", gen, h_gen_slots(gen, 0));
 			return 0;
 		}
 		*rr_bad += traffic();
@@ -358,16 +320,16 @@ test_version_mismatch(int echo_port)
 	    "the old workers say why their sessions stay");
 	/* Those of its workers that hold a session (one of the two may hold
 	 * none, as accepts spread, and exit at once). */
-	n1 = slots_holding(1);
+	n1 = h_gen_slots(1, 1);
 	ok(n1 >= 1 && h_stat("handed_out") == 0, "nothing moved; generation 1 drains (%d workers)",
 	    n1);
 	/* Each reload gives generation 1's workers channels again (refused
 	 * at the greeting): their slots are taken again, never piled up. */
 	for (uint32_t g = 3; g <= 11; g++)
 		reloads += reload_to(pid, g, 2, &rr_bad);
-	ok(reloads == 10 && slots_holding(1) == n1,
+	ok(reloads == 10 && h_gen_slots(1, 1) == n1,
 	    "after %d reloads generation 1 still drains, its workers alive (%d of %d)", reloads,
-	    slots_holding(1), n1);
+	    h_gen_slots(1, 1), n1);
 	ok(idle_bad(fds, 20) == 0, "its sessions still relay");
 	close_many(fds, 20);
 	ok(wait_gen_gone(1, 20000, &rr_bad), "it exits once they end");
@@ -407,7 +369,7 @@ test_corrupt(int echo_port)
 	ok(h_stat("closed_handoff_lost") == 20 && h_stat("closed_lost") == 0,
 	    "the refused ones count as lost in the hand-off (%llu)",
 	    (unsigned long long)h_stat("closed_handoff_lost"));
-	ok(h_alive(pid) && slots_of_gen(2) == 1,
+	ok(h_alive(pid) && h_gen_slots(2, 0) == 1,
 	    "the new worker took no harm");
 	close_many(fds, 60);
 	wait_balanced(10000);
@@ -437,7 +399,7 @@ test_full(int echo_port)
 	ok(h_stat("handed_in") == 10, "the new worker took 10 (handed_in %llu)",
 	    (unsigned long long)h_stat("handed_in"));
 	ok(idle_bad(fds, 50) == 0, "all 50 still relay, 40 in the old generation");
-	ok(slots_of_gen(1) == 1, "the old worker keeps what came back and drains");
+	ok(h_gen_slots(1, 0) == 1, "the old worker keeps what came back and drains");
 	ok(h_stat("closed_lost") == 0 && h_stat("closed_handoff_lost") == 0, "nothing lost");
 	close_many(fds, 50);
 	ok(wait_gen_gone(1, 20000, &rr_bad), "it exits once they end");
@@ -555,7 +517,7 @@ test_fd_short(int echo_port)
 	end = h_now_ms() + 20000;
 	while (h_stat("handed_in") < 1 && h_now_ms() < end)
 		h_nap(20);
-	ok(h_stat("handed_in") >= 1 && h_stat("handed_in") < 40 && slots_of_gen(1) == 1,
+	ok(h_stat("handed_in") >= 1 && h_stat("handed_in") < 40 && h_gen_slots(1, 0) == 1,
 	    "it took what it had room for (%llu); the rest wait",
 	    (unsigned long long)h_stat("handed_in"));
 	ok(prlimit(w[0], RLIMIT_NOFILE, &rl, NULL) == 0, "its limit restored");

@@ -92,33 +92,6 @@ wait_log(const char *n1, const char *n2, const char *n3, int timeout_ms)
 	}
 }
 
-/*
- * Slots of generation gen that are not free, whatever their state: a
- * draining worker is no longer RUNNING but still holds its connections, and
- * the master frees its slot only after reaping it. -1 when unreadable.
- */
-static int
-slots_of_gen(uint32_t gen)
-{
-	struct stats_seg seg;
-	char err[256];
-	int n = 0;
-
-	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1) {
-		diag("%s", err);
-		return -1;
-	}
-	for (uint32_t i = 0; i < seg.nslots; i++) {
-		const struct stats_slot *s = &seg.slots[i];
-
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&
-		    __atomic_load_n(&s->generation, __ATOMIC_RELAXED) == gen)
-			n++;
-	}
-	stats_detach(&seg);
-	return n;
-}
-
 /* Poll until the header says generation gen and `workers` of that
  * generation run; their pids go to pids. */
 static int
@@ -271,7 +244,7 @@ main(void)
 	ok(wait_log("reloaded", "generation 2", NULL, 5000), "log says reloaded: generation 2");
 	/* Or has handed them to generation 2 already: idle between two paced
 	 * chunks, a transfer moves at once. */
-	ok((slots_of_gen(1) >= 1 && (h_alive(gen1[0]) || h_alive(gen1[1]))) ||
+	ok((h_gen_slots(1, 0) >= 1 && (h_alive(gen1[0]) || h_alive(gen1[1]))) ||
 	       h_stat("handed_out") > 0,
 	    "generation 1 still holds its unfinished transfers, or handed them over");
 	overlap = 0;
@@ -295,7 +268,7 @@ main(void)
 	end = h_now_ms() + 40000;
 	do {
 		unfinished = h_xfer_run(xa, 20);
-		if (h_xfer_sent(xa) < total_a && slots_of_gen(1) == 0)
+		if (h_xfer_sent(xa) < total_a && h_gen_slots(1, 0) == 0)
 			gen1_gone_early = 1;
 		pause_ms(2);
 	} while (unfinished > 0 && h_now_ms() < end);
@@ -304,9 +277,9 @@ main(void)
 	    "generation 1 stayed while its clients were sending, or handed them all over "
 	    "(handed_out %llu)", (unsigned long long)h_stat("handed_out"));
 	end = h_now_ms() + 20000;
-	while (slots_of_gen(1) != 0 && h_now_ms() < end)
+	while (h_gen_slots(1, 0) != 0 && h_now_ms() < end)
 		pause_ms(25);
-	is(slots_of_gen(1), 0, "generation 1 left the table after its transfers ended");
+	is(h_gen_slots(1, 0), 0, "generation 1 left the table after its transfers ended");
 	is(h_stats_running(now, 64, 1), 0, "no RUNNING worker of generation 1");
 	end = h_now_ms() + 5000;
 	while ((h_alive(gen1[0]) || h_alive(gen1[1])) && h_now_ms() < end)

@@ -174,24 +174,6 @@ step(struct h_xfer *x, int ms)
 	return left;
 }
 
-/* Slots of generation gen not yet folded, whatever their state. */
-static int
-slots_of(uint32_t gen)
-{
-	struct stats_seg seg;
-	char err[256];
-	int n = 0;
-
-	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
-		return -1;
-	for (uint32_t i = 0; i < seg.nslots; i++)
-		if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) != STATS_SLOT_FREE &&
-		    __atomic_load_n(&seg.slots[i].generation, __ATOMIC_RELAXED) == gen)
-			n++;
-	stats_detach(&seg);
-	return n;
-}
-
 static size_t *
 sizes_for(int n, unsigned seed, uint64_t *total)
 {
@@ -305,9 +287,9 @@ main(void)
 
 	/* The old generation drains and is folded while we keep reading. */
 	end = h_now_ms() + 30000;
-	while (h_now_ms() < end && (poll_stats(&r) == -1 || r.active != 0 || slots_of(1) != 0))
+	while (h_now_ms() < end && (poll_stats(&r) == -1 || r.active != 0 || h_gen_slots(1, 0) != 0))
 		h_nap(20);
-	is(slots_of(1), 0, "the old generation's workers exited and were folded");
+	is(h_gen_slots(1, 0), 0, "the old generation's workers exited and were folded");
 
 	/* Phase 2: a worker of the new generation killed; readings go on
 	 * while the master folds it and starts another. */
