@@ -90,54 +90,6 @@ grab(pid_t pid, int lport, int rport)
 	return found;
 }
 
-/* A socket whose peer port is rport, in process pid (any local port). */
-static int
-grab_peer(pid_t pid, int rport)
-{
-	char dir[64];
-	struct dirent *e;
-	DIR *d;
-	int pfd, found = -1;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd == -1 || (d = opendir(dir)) == NULL) {
-		if (pfd != -1)
-			close(pfd);
-		return -1;
-	}
-	while (found == -1 && (e = readdir(d)) != NULL) {
-		struct sockaddr_in a;
-		socklen_t al = sizeof(a);
-		int fd;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		fd = (int)syscall(SYS_pidfd_getfd, pfd, atoi(e->d_name), 0);
-		if (fd == -1)
-			continue;
-		if (getpeername(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
-		    ntohs(a.sin_port) == rport)
-			found = fd;
-		else
-			close(fd);
-	}
-	closedir(d);
-	close(pfd);
-	return found;
-}
-
-static int
-opt(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-
-	if (fd == -1 || getsockopt(fd, level, name, &v, &l) == -1)
-		return -1;
-	return v;
-}
-
 /* sluiced -t -c a file holding text: 1 when it fails naming want. */
 static int
 refused(const char *text, const char *want)
@@ -298,23 +250,23 @@ main(void)
 	/* The listening socket, in the master. */
 	fd = grab(pid, lp, 0);
 	ok(fd != -1, "the master holds the listening socket");
-	is(opt(fd, SOL_SOCKET, SO_RCVBUF), 2 * 65536, "listener: rcvbuf 64K (doubled by the kernel)");
-	is(opt(fd, SOL_SOCKET, SO_SNDBUF), 2 * 32768, "listener: sndbuf 32K (doubled by the kernel)");
-	is(opt(fd, IPPROTO_TCP, TCP_FASTOPEN), 128, "listener: fastopen queue 128");
-	ok(opt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT) >= 5,
+	is(up_sockopt(fd, SOL_SOCKET, SO_RCVBUF), 2 * 65536, "listener: rcvbuf 64K (doubled by the kernel)");
+	is(up_sockopt(fd, SOL_SOCKET, SO_SNDBUF), 2 * 32768, "listener: sndbuf 32K (doubled by the kernel)");
+	is(up_sockopt(fd, IPPROTO_TCP, TCP_FASTOPEN), 128, "listener: fastopen queue 128");
+	ok(up_sockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT) >= 5,
 	    "listener: defer_accept at least 5s (the kernel rounds up to a retransmission: %d)",
-	    opt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT));
-	is(opt(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "listener: keepalive on");
-	ok(opt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 77 && opt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 13 &&
-	        opt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 4,
+	    up_sockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT));
+	is(up_sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "listener: keepalive on");
+	ok(up_sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 77 && up_sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 13 &&
+	        up_sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 4,
 	    "listener: keepalive idle 77, interval 13, count 4");
 	if (fd != -1)
 		close(fd);
 	fd = grab(pid, l6, 0);
-	is(opt(fd, IPPROTO_IPV6, IPV6_V6ONLY), 0,
+	is(up_sockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY), 0,
 	    "[::ffff:127.0.0.1] listener with v6only = false: V6ONLY off");
-	is(opt(fd, SOL_SOCKET, SO_KEEPALIVE), 0, "a listener without keepalive has it off");
-	is(opt(fd, IPPROTO_TCP, TCP_FASTOPEN), 0, "a listener without fastopen has it off");
+	is(up_sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 0, "a listener without keepalive has it off");
+	is(up_sockopt(fd, IPPROTO_TCP, TCP_FASTOPEN), 0, "a listener without fastopen has it off");
 	if (fd != -1)
 		close(fd);
 	/* An IPv4 client reaches the dual-stack listener. */
@@ -342,20 +294,20 @@ main(void)
 		bail("expected one running worker");
 	fd = grab(wp[0], lp, (int)h_local_port(c));
 	ok(fd != -1, "the worker holds the accepted client socket");
-	is(opt(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "accepted socket: keepalive inherited");
-	ok(opt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 77 && opt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 13 &&
-	        opt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 4,
+	is(up_sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "accepted socket: keepalive inherited");
+	ok(up_sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 77 && up_sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 13 &&
+	        up_sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 4,
 	    "accepted socket: keepalive idle 77, interval 13, count 4 inherited");
-	is(opt(fd, SOL_SOCKET, SO_RCVBUF), 2 * 65536, "accepted socket: rcvbuf inherited");
-	is(opt(fd, SOL_SOCKET, SO_MARK), 0, "accepted socket: no mark (the mark is upstream's)");
+	is(up_sockopt(fd, SOL_SOCKET, SO_RCVBUF), 2 * 65536, "accepted socket: rcvbuf inherited");
+	is(up_sockopt(fd, SOL_SOCKET, SO_MARK), 0, "accepted socket: no mark (the mark is upstream's)");
 	if (fd != -1)
 		close(fd);
-	fd = grab_peer(wp[0], bp);
+	fd = up_grab_peer(wp[0], bp);
 	ok(fd != -1, "the worker holds the socket to the server");
-	is(opt(fd, SOL_SOCKET, SO_MARK), 42, "upstream socket: mark 42");
-	is(opt(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "upstream socket: keepalive on");
-	ok(opt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 91 && opt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 17 &&
-	        opt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 6,
+	is(up_sockopt(fd, SOL_SOCKET, SO_MARK), 42, "upstream socket: mark 42");
+	is(up_sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 1, "upstream socket: keepalive on");
+	ok(up_sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 91 && up_sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 17 &&
+	        up_sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 6,
 	    "upstream socket: keepalive idle 91, interval 17, count 6");
 	if (fd != -1)
 		close(fd);
@@ -416,10 +368,10 @@ main(void)
 	}
 	is(h_stats_generation(), 2, "reloaded");
 	fd = grab(pid, lp, 0);
-	is(opt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 55, "kept listener: keepalive idle now 55");
-	ok(opt(fd, IPPROTO_TCP, TCP_KEEPINTVL) != 13 && opt(fd, IPPROTO_TCP, TCP_KEEPCNT) != 4,
+	is(up_sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 55, "kept listener: keepalive idle now 55");
+	ok(up_sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL) != 13 && up_sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT) != 4,
 	    "kept listener: interval and count back to the kernel's");
-	is(opt(fd, IPPROTO_TCP, TCP_FASTOPEN), 0, "kept listener: fastopen off");
+	is(up_sockopt(fd, IPPROTO_TCP, TCP_FASTOPEN), 0, "kept listener: fastopen off");
 	if (fd != -1)
 		close(fd);
 
@@ -438,7 +390,7 @@ main(void)
 	    "a reload that changes a kept listener's v6only is refused, saying why");
 	is(h_stats_generation(), 2, "the running generation stays");
 	fd = grab(pid, l6, 0);
-	is(opt(fd, IPPROTO_IPV6, IPV6_V6ONLY), 0, "the dual-stack listener is unchanged");
+	is(up_sockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY), 0, "the dual-stack listener is unchanged");
 	if (fd != -1)
 		close(fd);
 
@@ -456,8 +408,8 @@ main(void)
 	    "a worker running as nobody relays with a mark");
 	if (h_stats_running(wp, 4, 0) != 1)
 		bail("expected one running worker");
-	fd = grab_peer(wp[0], bp);
-	is(opt(fd, SOL_SOCKET, SO_MARK), 7, "its upstream socket has mark 7");
+	fd = up_grab_peer(wp[0], bp);
+	is(up_sockopt(fd, SOL_SOCKET, SO_MARK), 7, "its upstream socket has mark 7");
 	if (fd != -1)
 		close(fd);
 	{

@@ -10,7 +10,9 @@
  * fails; a client from 10.7.0.2 is relayed and the backend sees 10.7.0.2,
  * the client's own address, from workers running as nobody (which keep
  * CAP_NET_ADMIN alone for it). Bad settings are refused by sluiced -t. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -30,54 +32,6 @@
 #include "uphelp.h"
 
 #define WAIT_MS 15000
-
-/* A copy of the socket of pid whose peer port is rport (IPv4), or -1. */
-static int
-grab_peer(pid_t pid, int rport)
-{
-	char dir[64];
-	struct dirent *e;
-	DIR *d;
-	int pfd, found = -1;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd == -1 || (d = opendir(dir)) == NULL) {
-		if (pfd != -1)
-			close(pfd);
-		return -1;
-	}
-	while (found == -1 && (e = readdir(d)) != NULL) {
-		struct sockaddr_in a;
-		socklen_t al = sizeof(a);
-		int fd;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		fd = (int)syscall(SYS_pidfd_getfd, pfd, atoi(e->d_name), 0);
-		if (fd == -1)
-			continue;
-		if (getpeername(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
-		    ntohs(a.sin_port) == rport)
-			found = fd;
-		else
-			close(fd);
-	}
-	closedir(d);
-	close(pfd);
-	return found;
-}
-
-static int
-opt(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-
-	if (fd == -1 || getsockopt(fd, level, name, &v, &l) == -1)
-		return -1;
-	return v;
-}
 
 /* The peer address of fd as text ("" when unknown), in a static buffer. */
 static const char *
@@ -205,10 +159,10 @@ sources(void)
 	ok(turn, "the group's sources are used in turn: .5, .6, .5, .6");
 	if (h_stats_running(wp, 2, 0) != 1)
 		bail("expected one running worker");
-	fd = grab_peer(wp[0], bp);
-	is(opt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT), 1,
+	fd = up_grab_peer(wp[0], bp);
+	is(up_sockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT), 1,
 	    "the worker's upstream socket has IP_BIND_ADDRESS_NO_PORT");
-	is(opt(fd, IPPROTO_IP, IP_TRANSPARENT), 0, "and no IP_TRANSPARENT");
+	is(up_sockopt(fd, IPPROTO_IP, IP_TRANSPARENT), 0, "and no IP_TRANSPARENT");
 	if (fd != -1)
 		close(fd);
 	b[4] = relayed(l2, lfd, &c[4]);
@@ -302,8 +256,8 @@ transparent(void)
 	    "and the answer comes back to the client");
 	if (h_stats_running(wp, 2, 0) != 1)
 		bail("expected one running worker");
-	fd = grab_peer(wp[0], bp);
-	is(opt(fd, IPPROTO_IP, IP_TRANSPARENT), 1, "the worker's socket has IP_TRANSPARENT");
+	fd = up_grab_peer(wp[0], bp);
+	is(up_sockopt(fd, IPPROTO_IP, IP_TRANSPARENT), 1, "the worker's socket has IP_TRANSPARENT");
 	if (fd != -1)
 		close(fd);
 	{

@@ -5,6 +5,7 @@
  * Runs in the test process only; every wait is bounded by a deadline. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -296,4 +298,52 @@ up_blackhole_close(struct up_hole *hole)
 	if (hole->lfd != -1)
 		close(hole->lfd);
 	hole->lfd = -1;
+}
+
+/* A copy of the socket of pid whose peer port is rport (IPv4), or -1. */
+int
+up_grab_peer(pid_t pid, int rport)
+{
+	char dir[64];
+	struct dirent *e;
+	DIR *d;
+	int pfd, found = -1;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd == -1 || (d = opendir(dir)) == NULL) {
+		if (pfd != -1)
+			close(pfd);
+		return -1;
+	}
+	while (found == -1 && (e = readdir(d)) != NULL) {
+		struct sockaddr_in a;
+		socklen_t al = sizeof(a);
+		int fd;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		fd = (int)syscall(SYS_pidfd_getfd, pfd, atoi(e->d_name), 0);
+		if (fd == -1)
+			continue;
+		if (getpeername(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
+		    ntohs(a.sin_port) == rport)
+			found = fd;
+		else
+			close(fd);
+	}
+	closedir(d);
+	close(pfd);
+	return found;
+}
+
+int
+up_sockopt(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t l = sizeof(v);
+
+	if (fd == -1 || getsockopt(fd, level, name, &v, &l) == -1)
+		return -1;
+	return v;
 }

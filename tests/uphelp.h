@@ -72,4 +72,10 @@ void up_blackhole_close(struct up_hole *);
  * another one can start with the same pid and stats files. */
 void up_stop(pid_t pid);
 
+/* A copy (pidfd_getfd) of the socket of process pid whose peer port is
+ * rport (IPv4), to read its options; -1 when there is none. */
+int up_grab_peer(pid_t pid, int rport);
+
+/* The int option level/name of fd, or -1 (fd -1 included). */
+int up_sockopt(int fd, int level, int name);
 #endif
