@@ -125,7 +125,12 @@ main(void)
 		hi = l[k] > hi ? l[k] : hi;
 		lo = l[k] < lo ? l[k] : lo;
 	}
-	ok(hi - lo <= 2, "%d held clients spread within 2 of each other (%llu/%llu/%llu)", HELD,
+	/* Two choices never pick a server that alone holds the most (checked
+	 * above for every client), but a tie lets two servers move ahead
+	 * together while the pair drawn leaves out the third: 11/8/11 was
+	 * seen in CI. A spread of 5 or more over 30 clients would take many
+	 * such draws in a row. */
+	ok(hi - lo <= 4, "%d held clients spread within 4 of each other (%llu/%llu/%llu)", HELD,
 	    (unsigned long long)l[0], (unsigned long long)l[1], (unsigned long long)l[2]);
 	for (int i = 0; i < HELD; i++)
 		if (where[i] >= 0)
