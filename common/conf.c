@@ -75,14 +75,15 @@ struct conf_name {
 	int value;
 };
 
-static const char *const conf_top_keys[] = {"workers", "pid_file", "stats_file", "user",
+static const char *const conf_top_keys[] = {"workers", "accept_workers", "pid_file", "stats_file", "user",
     "group", "chroot", "log", "pool", "limits", "timeouts", "upstreams", "listeners", "control",
     "admin", NULL};
 static const char *const conf_control_keys[] = {"socket", "mode", "group", "state_file", NULL};
 static const char *const conf_admin_keys[] = {"listen", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level",
     "connections", "format", "syslog_socket", NULL};
-static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice", NULL};
+static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice",
+    "bulk_buffer_size", NULL};
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
     NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
@@ -485,12 +486,24 @@ conf_keepalive(struct conf_ctx *c, config_setting_t *parent, struct conf_keepali
 	return 0;
 }
 
+/* Online CPUs, within 1..CONF_WORKERS_MAX. */
+static unsigned
+conf_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > CONF_WORKERS_MAX)
+		n = CONF_WORKERS_MAX;
+	return (unsigned)n;
+}
+
 static int
 conf_workers(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
 	config_setting_t *s;
 	long long v;
-	long n;
 
 	s = config_setting_get_member(root, "workers");
 	if (s != NULL && conf_is_int(s)) {
@@ -507,13 +520,33 @@ conf_workers(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		return conf_fail(c, s, NULL, "must be \"auto\" or an integer between 1 and %d",
 		    CONF_WORKERS_MAX);
 	/* One worker per core: more would only add context switches. */
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
-	if (n > CONF_WORKERS_MAX)
-		n = CONF_WORKERS_MAX;
-	conf->workers = (unsigned)n;
+	conf->workers = conf_cpus();
 	conf->workers_auto = 1;
+	return 0;
+}
+
+/* accept_workers: "auto" (the online CPUs) or 1..CONF_WORKERS_MAX. */
+static int
+conf_accept_workers(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
+{
+	config_setting_t *s = config_setting_get_member(root, "accept_workers");
+	long long v;
+
+	conf->accept_workers = conf_cpus();
+	if (s == NULL)
+		return 0;
+	if (conf_is_int(s)) {
+		v = config_setting_get_int64(s);
+		if (v < 1 || v > CONF_WORKERS_MAX)
+			return conf_fail(
+			    c, s, NULL, "must be \"auto\" or between 1 and %d", CONF_WORKERS_MAX);
+		conf->accept_workers = (unsigned)v;
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+	    strcmp(config_setting_get_string(s), "auto") != 0)
+		return conf_fail(c, s, NULL, "must be \"auto\" or an integer between 1 and %d",
+		    CONF_WORKERS_MAX);
 	return 0;
 }
 
@@ -608,6 +641,29 @@ conf_size_text(uint64_t v, char *buf, size_t len)
 	snprintf(buf, len, "%llu bytes", (unsigned long long)v);
 }
 
+/* The bulk buffers' share of max_memory (conf.h): a quarter, in whole
+ * chunks, when that is CONF_BULK_MIN_CHUNKS chunks or more and the small
+ * buffers' pool still takes the rest; else none. max_memory itself was
+ * checked against the small pool's bounds, which the rest (>= 3/4 of it,
+ * and at least 16 x 64K) stays within. */
+static void
+conf_bulk_share(struct conf *conf)
+{
+	size_t chunk = conf->bulk_buffer_size * CONF_BULK_PER_CHUNK;
+	size_t share, small_chunk = conf->buffer_size * CONF_BUFFERS_PER_CHUNK;
+
+	conf->bulk_memory = 0;
+	if (conf->bulk_buffer_size == 0)
+		return;
+	share = conf->max_memory / 4 / chunk * chunk;
+	if (share / chunk < CONF_BULK_MIN_CHUNKS ||
+	    share < pool_min_bytes(conf->bulk_buffer_size, chunk) ||
+	    share > pool_max_bytes(conf->bulk_buffer_size, chunk) ||
+	    conf->max_memory - share < pool_min_bytes(conf->buffer_size, small_chunk))
+		return;
+	conf->bulk_memory = share;
+}
+
 static int
 conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
@@ -618,11 +674,14 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 
 	conf->buffer_size = 4096;
 	conf->max_memory = (size_t)256 * 1024 * 1024;
+	conf->bulk_buffer_size = 64 * 1024;
 	conf->splice = 1;
 	if (conf_group(c, root, "pool", conf_pool_keys, &g) == -1)
 		return -1;
-	if (g == NULL)
+	if (g == NULL) {
+		conf_bulk_share(conf);
 		return 0;
+	}
 	if ((s = config_setting_get_member(g, "splice")) != NULL && conf_bool(c, s, &conf->splice) == -1)
 		return -1;
 	if ((s = config_setting_get_member(g, "buffer_size")) != NULL) {
@@ -633,6 +692,15 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 			    CONF_BUFFER_MIN, CONF_BUFFER_MAX);
 		conf->buffer_size = (size_t)v;
 	}
+	if ((s = config_setting_get_member(g, "bulk_buffer_size")) != NULL) {
+		if (conf_size(c, s, &v) == -1)
+			return -1;
+		if (v != 0 && (v <= conf->buffer_size || v > CONF_BUFFER_MAX))
+			return conf_fail(c, s, NULL, "must be 0 (none) or above buffer_size (%zu) "
+			    "and at most %d bytes", conf->buffer_size, CONF_BUFFER_MAX);
+		conf->bulk_buffer_size = (size_t)v;
+	} else if (conf->bulk_buffer_size <= conf->buffer_size)
+		conf->bulk_buffer_size = 0; /* the default is no bigger than buffer_size */
 	min = (uint64_t)conf->buffer_size * CONF_MEMORY_BUFFERS;
 	s = config_setting_get_member(g, "max_memory");
 	if (s != NULL) {
@@ -657,6 +725,7 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		    "%u chunks of %d buffers at most)",
 		    most, conf->buffer_size, POOL_MAX_CHUNKS, CONF_BUFFERS_PER_CHUNK);
 	}
+	conf_bulk_share(conf);
 	return 0;
 }
 
@@ -1483,7 +1552,8 @@ conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 
 	if (conf_check_keys(c, root, conf_top_keys) == -1)
 		return -1;
-	if (conf_strdup(c, c->path, &conf->path) == -1 || conf_workers(c, root, conf) == -1)
+	if (conf_strdup(c, c->path, &conf->path) == -1 || conf_workers(c, root, conf) == -1 ||
+	    conf_accept_workers(c, root, conf) == -1)
 		return -1;
 
 	if (conf_strdup(c, CONF_DEFAULT_PID_FILE, &conf->pid_file) == -1 ||

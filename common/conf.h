@@ -20,6 +20,12 @@ struct logfmt;
 /* A worker's relay buffers come from a pool (pool.h) in chunks of this many
  * buffers; pool.max_memory is checked against that pool's bounds. */
 #define CONF_BUFFERS_PER_CHUNK 16
+/* Bulk buffers (pool.bulk_buffer_size) come in chunks of this many, and have
+ * a quarter of pool.max_memory when it holds CONF_BULK_MIN_CHUNKS such chunks
+ * (so at least 16M with the default 64K): a small budget is all small
+ * buffers, which is what back-pressure counts on. */
+#define CONF_BULK_PER_CHUNK 4
+#define CONF_BULK_MIN_CHUNKS 64
 /* The weights of one upstream's servers add up to at most this. A worker's
  * source-hash ring has BALANCE_VNODES (100) points per unit of weight and
  * refuses more than UINT32_MAX of them; this keeps it well below (800 MB at
@@ -133,6 +139,9 @@ struct conf {
 	char *path; /* the file this was loaded from */
 
 	unsigned workers; /* resolved: "auto" became the number of online CPUs */
+	unsigned accept_workers; /* resolved: how many workers take new
+	                          * connections at once ("auto": online CPUs);
+	                          * >= workers: all of them */
 	int workers_auto; /* 1 when the file said "auto" (or nothing) */
 	char *pid_file;   /* default "/run/sluice/sluiced.pid" */
 	char *stats_file; /* default "/run/sluice/stats" */
@@ -156,6 +165,11 @@ struct conf {
 
 	size_t buffer_size;      /* pool.buffer_size, 512..1M, default 4096 */
 	size_t max_memory;       /* pool.max_memory per worker, default 256M */
+	size_t bulk_buffer_size; /* pool.bulk_buffer_size, default 64K; 0: none */
+	size_t bulk_memory;      /* of max_memory, the bulk buffers' share: a
+	                          * quarter, or 0 (no bulk buffers) when that
+	                          * is under CONF_BULK_MIN_CHUNKS chunks; the
+	                          * small buffers have the rest */
 	int splice;              /* pool.splice: zero-copy relaying of bulk
 	                          * transfers through pooled pipes; default 1 */
 	unsigned max_connections; /* limits.max_connections, whole daemon, default 10000 */

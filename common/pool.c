@@ -268,6 +268,14 @@ pool_put(struct pool *p, void *block)
 		chunk_release(p, c);
 }
 
+int
+pool_owns(const struct pool *p, const void *block)
+{
+	const char *b = block;
+
+	return p != NULL && b >= p->base && b < p->base + (size_t)p->nchunks * p->chunk_bytes;
+}
+
 size_t
 pool_block_size(const struct pool *p)
 {

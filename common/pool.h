@@ -57,6 +57,10 @@ void *pool_get(struct pool *);
 void pool_put(struct pool *, void *block);
 
 size_t pool_block_size(const struct pool *);
+
+/* Whether block lies in this pool's reserved range: which of a worker's
+ * pools a block came from, by one comparison. NULL pool: no. */
+int pool_owns(const struct pool *, const void *block);
 void pool_get_stats(const struct pool *, struct pool_stats *out);
 
 #endif

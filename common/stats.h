@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 9
+#define STATS_VERSION 10
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -52,6 +52,7 @@
 	X(handed_in, COUNTER, DETAIL, "sessions taken over from an older generation's worker") \
 	X(handoff_rejected, COUNTER, DETAIL, "hand-off messages refused as unreadable") \
 	X(accept_pauses, COUNTER, DETAIL, "times accepting paused on EMFILE/ENFILE or the limit") \
+	X(accepting, GAUGE, BRIEF, "1 while the worker takes new connections (its turn, not paused)") \
 	X(log_dropped, COUNTER, DETAIL, "connection log lines dropped: the log could not take them") \
 	X(pool_buffers_total, GAUGE, DETAIL, "relay buffers carved from the pool")            \
 	X(pool_buffers_used, GAUGE, BRIEF, "relay buffers holding data now")                  \
@@ -59,13 +60,17 @@
 	X(pool_buffers_high_water, GAUGE, DETAIL, "most relay buffers in use at once, per worker") \
 	X(pool_buffers_failed, COUNTER, DETAIL, "relay buffer takes refused by the budget")   \
 	X(pool_buffers_bytes_mapped, GAUGE, DETAIL, "bytes mapped for relay buffers")         \
+	X(pool_bulk_used, GAUGE, DETAIL, "bulk buffers (pool.bulk_buffer_size) holding data now") \
+	X(pool_bulk_high_water, GAUGE, DETAIL, "most bulk buffers in use at once, per worker") \
+	X(pool_bulk_failed, COUNTER, DETAIL, "bulk buffer takes refused by their budget (a small buffer served)") \
+	X(pool_bulk_bytes_mapped, GAUGE, DETAIL, "bytes mapped for bulk buffers")            \
 	X(pool_sessions_total, GAUGE, DETAIL, "session objects carved from the pool")         \
 	X(pool_sessions_used, GAUGE, DETAIL, "session objects in use now")                    \
 	X(pool_sessions_free, GAUGE, DETAIL, "session objects carved and free")               \
 	X(pool_sessions_high_water, GAUGE, DETAIL, "most session objects in use at once, per worker") \
 	X(pool_sessions_failed, COUNTER, DETAIL, "session takes refused by the budget")       \
 	X(pool_sessions_bytes_mapped, GAUGE, DETAIL, "bytes mapped for session objects")      \
-	X(pool_bytes_mapped, GAUGE, DETAIL, "bytes both pools have mapped")                   \
+	X(pool_bytes_mapped, GAUGE, DETAIL, "bytes all pools have mapped")                   \
 	X(rss_bytes, GAUGE, BRIEF, "resident memory of the worker processes")
 
 /*

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* i_splice.c — the zero-copy switch: with pool.splice on, bytes waiting for a
- * slow server sit in a pipe (a worker descriptor "pipe:[...]"), with it off in
- * no pipe; either way a bulk transfer arrives byte-exact, and once it has
- * drained the connection holds no pipe. The test process is the backend, so
- * it decides when the server reads. */
+/* i_splice.c — the zero-copy switch and the buffer path's bulk buffers: with
+ * pool.splice on, bytes waiting for a slow server sit in a pipe (a worker
+ * descriptor "pipe:[...]"); with it off in no pipe but in a bulk buffer
+ * (pool_bulk_used), or with bulk_buffer_size = 0 in a small one; every way a
+ * bulk transfer arrives byte-exact, and once it has drained the connection
+ * holds no pipe and no buffer. A server resetting while its bytes wait in a
+ * bulk buffer gives that buffer back. The test process is the backend, so it
+ * decides when the server reads. */
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -70,10 +73,35 @@ pattern(size_t i)
 	return (unsigned char)(i * 131 + (i >> 13));
 }
 
-static void
-run(int splice_on)
+enum mode { SPLICE_ON, SPLICE_OFF, SPLICE_OFF_NOBULK, SPLICE_OFF_RESET };
+
+/* Poll a total until it satisfies cmp (1: >= want, 0: == want). */
+static int
+wait_stat(const char *field, uint64_t want, int at_least, int ms)
 {
-	const char *mode = splice_on ? "splice on" : "splice off";
+	uint64_t end = h_now_ms() + (uint64_t)ms, v;
+
+	do {
+		v = h_stat(field);
+		if (at_least ? v >= want && v != UINT64_MAX : v == want)
+			return 1;
+		h_nap(50);
+	} while (h_now_ms() < end);
+	diag("%s is %llu, wanted %s%llu", field, (unsigned long long)v, at_least ? ">= " : "",
+	    (unsigned long long)want);
+	return 0;
+}
+
+static void
+run(enum mode how)
+{
+	static const char *const names[] = { "splice on", "splice off", "splice off, no bulk",
+		"splice off, server resets" };
+	static const char *const extras[] = { "pool = { splice = true; };",
+		"pool = { splice = false; };", "pool = { splice = false; bulk_buffer_size = 0; };",
+		"pool = { splice = false; };" };
+	const char *mode = names[how];
+	int splice_on = how == SPLICE_ON;
 	int lport = h_free_port(), sport = h_free_port();
 	int lfd = listen_on(sport), cfd, bfd, pipes_during = -1, pipes_after = -1, good = 1;
 	char extra[128], name[32];
@@ -83,8 +111,8 @@ run(int splice_on)
 	pid_t master, worker;
 	const char *conf;
 
-	snprintf(extra, sizeof(extra), "pool = { splice = %s; };", splice_on ? "true" : "false");
-	snprintf(name, sizeof(name), "splice%d.conf", splice_on);
+	snprintf(extra, sizeof(extra), "%s", extras[how]);
+	snprintf(name, sizeof(name), "splice%d.conf", (int)how);
 	conf = h_conf(name, 1, lport, &sport, 1, extra);
 	master = h_sluiced_start(conf, lport, 1);
 	if (h_stats_running(&worker, 1, 0) != 1)
@@ -121,6 +149,44 @@ run(int splice_on)
 		    mode, pipes_during);
 	else
 		is(pipes_during, 0, "%s: no pipe is used", mode);
+	if (how == SPLICE_OFF || how == SPLICE_OFF_RESET)
+		ok(wait_stat("pool_bulk_used", 1, 1, 5000),
+		    "%s: the bytes held back wait in a bulk buffer", mode);
+	if (how == SPLICE_OFF_NOBULK) {
+		ok(wait_stat("pool_buffers_used", 1, 1, 5000),
+		    "%s: the bytes held back wait in a small buffer", mode);
+		ok(h_stat("pool_bulk_used") == 0 && h_stat("pool_bulk_bytes_mapped") == 0,
+		    "%s: no bulk buffer exists", mode);
+	}
+	if (how == SPLICE_OFF_RESET) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		/* The server goes away with a reset while its bytes wait. */
+		setsockopt(bfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(bfd);
+		bfd = -1;
+		ok(h_wait_stat("closed_server_error", 1, 10000), "%s: the session ends", mode);
+		ok(wait_stat("pool_bulk_used", 0, 0, 5000) && wait_stat("pool_buffers_used", 0, 0, 5000),
+		    "%s: its buffer went back", mode);
+		close(cfd);
+		/* The worker still serves: bytes through a fresh connection. */
+		{
+			char got4[4];
+			int c2 = h_connect(lport, 5000), b2 = c2 == -1 ? -1 : h_accept(lfd, 5000);
+
+			ok(c2 != -1 && b2 != -1 && send(c2, "ping", 4, MSG_NOSIGNAL) == 4 &&
+			       h_read_n(b2, got4, 4, 5000) == 4 && memcmp(got4, "ping", 4) == 0,
+			    "%s: the worker still relays", mode);
+			if (c2 != -1)
+				close(c2);
+			if (b2 != -1)
+				close(b2);
+		}
+		close(lfd);
+		kill(master, SIGTERM);
+		is(h_wait_exit(master, 10000, NULL), 0, "%s: sluiced stopped", mode);
+		return;
+	}
 
 	/* Now the backend reads everything while the client sends the rest. */
 	deadline = h_now_ms() + 30000;
@@ -164,6 +230,8 @@ run(int splice_on)
 	close(bfd);
 	close(lfd);
 	ok(h_wait_stat("closed", 1, 10000), "%s: the connection closed", mode);
+	ok(wait_stat("pool_bulk_used", 0, 0, 5000) && wait_stat("pool_buffers_used", 0, 0, 5000),
+	    "%s: no buffer is held after", mode);
 	pipes_after = count_pipes(worker);
 	/* Empty pipes may be kept for reuse, but the data is gone: every pipe
 	 * left is in the worker's small idle cache. */
@@ -176,8 +244,10 @@ run(int splice_on)
 int
 main(void)
 {
-	run(1);
-	run(0);
+	run(SPLICE_ON);
+	run(SPLICE_OFF);
+	run(SPLICE_OFF_NOBULK);
+	run(SPLICE_OFF_RESET);
 	done_testing();
 	return tap_exit();
 }

@@ -194,6 +194,9 @@ test_minimal(void)
 	is(c->buffer_size, 4096, "default pool.buffer_size");
 	is(c->max_memory, 256 * 1024 * 1024, "default pool.max_memory");
 	is(c->splice, 1, "default pool.splice is on");
+	is(c->bulk_buffer_size, 64 * 1024, "default pool.bulk_buffer_size");
+	is(c->bulk_memory, 64 * 1024 * 1024, "bulk buffers have a quarter of max_memory");
+	is(c->accept_workers, cpus, "accept_workers defaults to the online CPUs");
 	is(c->max_connections_per_worker, 0, "default per-worker limit: from descriptors");
 	is(c->max_connections, 10000, "default limits.max_connections");
 	is(c->connect_timeout_ms, 5000, "default timeouts.connect");
@@ -240,7 +243,7 @@ static const struct bad_case bad_cases[] = {
         "setting given twice"},
     /* unknown settings at every level */
     {"wrkers = 2;\n" UP LS,
-        ":1: wrkers: unknown setting \"wrkers\" (expected workers, pid_file, stats_file, user, "
+        ":1: wrkers: unknown setting \"wrkers\" (expected workers, accept_workers, pid_file, stats_file, user, "
         "group, chroot, log, pool, limits, timeouts, upstreams, listeners, control or admin)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
@@ -252,7 +255,7 @@ static const struct bad_case bad_cases[] = {
         "level, connections, format or syslog_socket)",
         "unknown log setting"},
     {"pool = { buffers = 4; };\n" UP LS,
-        ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory or splice)",
+        ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory, splice or bulk_buffer_size)",
         "unknown pool setting"},
     {"limits = { max_conns = 4; };\n" UP LS,
         ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections or max_connections_per_worker)",
@@ -277,6 +280,11 @@ static const struct bad_case bad_cases[] = {
         "workers over the maximum"},
     {"workers = \"many\";\n" UP LS, ":1: workers: must be \"auto\" or an integer between 1 and 128",
         "workers garbage"},
+    {"\naccept_workers = 0;\n" UP LS, ":2: accept_workers: must be \"auto\" or between 1 and 128",
+        "accept_workers 0"},
+    {"accept_workers = \"all\";\n" UP LS,
+        ":1: accept_workers: must be \"auto\" or an integer between 1 and 128",
+        "accept_workers garbage"},
     /* paths */
     {"pid_file = \"run/sluiced.pid\";\n" UP LS, ":1: pid_file: must be an absolute path",
         "relative pid_file"},
@@ -301,6 +309,12 @@ static const struct bad_case bad_cases[] = {
         ":2: pool.buffer_size: must be between 512 and 1048576 bytes", "buffer too small"},
     {"pool = { buffer_size = \"2M\"; };\n" UP LS,
         ":1: pool.buffer_size: must be between 512 and 1048576 bytes", "buffer too big"},
+    {"pool = {\n  bulk_buffer_size = \"4K\";\n};\n" UP LS,
+        ":2: pool.bulk_buffer_size: must be 0 (none) or above buffer_size (4096) and at most "
+        "1048576 bytes", "bulk buffer not above buffer_size"},
+    {"pool = { bulk_buffer_size = \"2M\"; };\n" UP LS,
+        ":1: pool.bulk_buffer_size: must be 0 (none) or above buffer_size (4096) and at most "
+        "1048576 bytes", "bulk buffer too big"},
     {"pool = { buffer_size = \"4X\"; };\n" UP LS,
         ":1: pool.buffer_size: invalid size \"4X\" (use bytes, or a number with K, M or G)",
         "size garbage"},
@@ -537,6 +551,48 @@ test_admin(void)
 }
 
 /* Every edge setting of a listener, and their defaults on another. */
+/* Bulk buffers have a quarter of max_memory when that holds 256 of them,
+ * else none; accept_workers is read as written. */
+static void
+test_bulk(void)
+{
+	static const struct {
+		const char *text;
+		size_t bulk, share;
+		const char *name;
+	} cases[] = {
+		{"pool = { max_memory = \"64M\"; };\n", 65536, 16u << 20, "64M: 16M of bulk buffers"},
+		{"pool = { max_memory = \"63M\"; };\n", 65536, 0, "63M: too little for 256 bulk buffers"},
+		{"pool = { bulk_buffer_size = 0; };\n", 0, 0, "bulk_buffer_size 0: none"},
+		{"pool = { buffer_size = \"64K\"; };\n", 0, 0, "buffer_size 64K: the default is none"},
+		{"pool = { bulk_buffer_size = \"1M\"; };\n", 1u << 20, 0,
+		    "1M bulk buffers in 256M: too few"},
+		{"pool = { bulk_buffer_size = \"1M\"; max_memory = \"1G\"; };\n", 1u << 20,
+		    256u << 20, "1M bulk buffers in 1G: 256M"},
+	};
+	char err[1024];
+	struct conf *c;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512];
+
+		snprintf(text, sizeof(text), "%s%s%s", cases[i].text, UP, LS);
+		c = load_text(text, err, sizeof(err));
+		if (!ok(c != NULL, "%s: loads", cases[i].name)) {
+			diag("  error: %s", err);
+			continue;
+		}
+		ok(c->bulk_buffer_size == cases[i].bulk && c->bulk_memory == cases[i].share,
+		    "%s (%zu, %zu)", cases[i].name, c->bulk_buffer_size, c->bulk_memory);
+		conf_free(c);
+	}
+	snprintf(err, sizeof(err), "workers = 8;\naccept_workers = 3;\n%s%s", UP, LS);
+	c = load_text(err, err, sizeof(err));
+	if (ok(c != NULL, "accept_workers = 3 loads"))
+		ok(c->workers == 8 && c->accept_workers == 3, "accept_workers is read");
+	conf_free(c);
+}
+
 static void
 test_edge(void)
 {
@@ -835,6 +891,7 @@ main(void)
 	test_full();
 	test_minimal();
 	test_bad();
+	test_bulk();
 	test_edge();
 	test_control();
 	test_admin();

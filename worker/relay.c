@@ -329,7 +329,7 @@ relay_buffer_put(struct worker *w, char *buf)
 {
 	struct wlink *l;
 
-	pool_put(w->buffers, buf);
+	pool_put(pool_owns(w->bulk, buf) ? w->bulk : w->buffers, buf);
 	if ((l = wheel_first(&w->rooms[ROOM_STARVED])) != NULL) {
 		struct session *s = SESSION_OF(l);
 

@@ -38,6 +38,8 @@ enum session_state {
 #define F_C2S_SHUT 0x02   /* ... and the server's write side is shut */
 #define F_S2C_EOF 0x04
 #define F_S2C_SHUT 0x08
+#define F_BULK 0x10       /* a read filled its buffer: reads take a bulk
+                           * buffer when there is one (xfer.c) */
 #define F_C2S_SPLICE 0x20 /* bulk seen: this direction relays by splice */
 #define F_S2C_SPLICE 0x40
 #define F_S2C_FIRST 0x80  /* the server's EOF came before the client's */

@@ -357,7 +357,7 @@ read_rss(struct worker *w)
 static void
 publish_pools(struct worker *w)
 {
-	struct pool_stats b, s;
+	struct pool_stats b, s, k;
 
 	pool_get_stats(w->buffers, &b);
 	pool_get_stats(w->sessions, &s);
@@ -373,7 +373,14 @@ publish_pools(struct worker *w)
 	STATS_SET(w->slot, pool_sessions_high_water, s.high_water);
 	STATS_SET(w->slot, pool_sessions_failed, s.failed);
 	STATS_SET(w->slot, pool_sessions_bytes_mapped, s.bytes_mapped);
-	STATS_SET(w->slot, pool_bytes_mapped, b.bytes_mapped + s.bytes_mapped);
+	memset(&k, 0, sizeof(k));
+	if (w->bulk != NULL)
+		pool_get_stats(w->bulk, &k);
+	STATS_SET(w->slot, pool_bulk_used, k.used);
+	STATS_SET(w->slot, pool_bulk_high_water, k.high_water);
+	STATS_SET(w->slot, pool_bulk_failed, k.failed);
+	STATS_SET(w->slot, pool_bulk_bytes_mapped, k.bytes_mapped);
+	STATS_SET(w->slot, pool_bytes_mapped, b.bytes_mapped + s.bytes_mapped + k.bytes_mapped);
 	STATS_SET(w->slot, rss_bytes, read_rss(w));
 	__atomic_store_n(&w->slot->heartbeat_ms, stats_now_ms(), __ATOMIC_RELAXED);
 }
@@ -596,11 +603,20 @@ worker_main(const struct heritage *h)
 	 * back-off on WORKER_EXIT_TEMPFAIL. Anything else still means we
 	 * cannot run with this config. */
 	w->buffers = pool_create(c->buffer_size, c->buffer_size * CONF_BUFFERS_PER_CHUNK,
-	    c->max_memory);
+	    c->max_memory - c->bulk_memory);
 	if (w->buffers == NULL) {
 		log_err("cannot set up the buffer pool (buffer_size %zu, max_memory %zu)",
 		    c->buffer_size, c->max_memory);
 		exit(heritage_exit_status(errno));
+	}
+	if (c->bulk_memory > 0) {
+		w->bulk = pool_create(c->bulk_buffer_size,
+		    c->bulk_buffer_size * CONF_BULK_PER_CHUNK, c->bulk_memory);
+		if (w->bulk == NULL) {
+			log_err("cannot set up the bulk buffer pool (bulk_buffer_size %zu)",
+			    c->bulk_buffer_size);
+			exit(heritage_exit_status(errno));
+		}
 	}
 	/* A session object is struct session plus what the edge keeps per
 	 * connection, which is nothing unless the config asks for it. Within

@@ -48,6 +48,7 @@ struct worker {
 	const struct heritage *h;
 	struct stats_slot *slot;
 	struct pool *buffers;  /* relay buffers, conf->buffer_size each */
+	struct pool *bulk;     /* bulk buffers, conf->bulk_buffer_size each; NULL: none */
 	struct pool *sessions; /* struct session objects */
 	size_t buffer_size;
 

@@ -198,7 +198,38 @@ half_splice_flush(struct worker *w, struct session *s, int c2s)
 	return XFER_OK;
 }
 
-/* --- the buffer path ------------------------------------------------------ */
+/* --- the buffer path ------------------------------------------------------
+ * A read goes into a small buffer (pool.buffer_size) until one fills it; the
+ * session then reads into a bulk buffer (pool.bulk_buffer_size, 64K) while
+ * they fill, and back into small ones when a read comes up short: 16 times
+ * fewer read/send pairs per byte of bulk, and a stalled peer of a chatty
+ * connection still pins only a small buffer. Either kind is held only while
+ * bytes wait in it. When one pool is spent the other is tried, so a session
+ * starves only when both are. */
+
+static char *
+pool_get_if(struct pool *p)
+{
+	return p != NULL ? pool_get(p) : NULL;
+}
+
+static char *
+buffer_get(struct worker *w, struct session *s, size_t *cap)
+{
+	char *buf;
+
+	if ((s->flags & F_BULK) && (buf = pool_get_if(w->bulk)) != NULL) {
+		*cap = w->conf->bulk_buffer_size;
+		return buf;
+	}
+	if ((buf = pool_get(w->buffers)) != NULL) {
+		*cap = w->buffer_size;
+		return buf;
+	}
+	if ((buf = pool_get_if(w->bulk)) != NULL)
+		*cap = w->conf->bulk_buffer_size;
+	return buf;
+}
 
 /* Read from the direction's source and write straight on. Bytes the
  * destination cannot take stay in the pooled buffer they were read into;
@@ -211,16 +242,17 @@ half_pump(struct worker *w, struct session *s, int c2s)
 	struct half *h = c2s ? &s->c2s : &s->s2c;
 
 	for (int i = 0; i < XFER_READS_PER_EVENT; i++) {
-		char *buf = pool_get(w->buffers);
+		size_t cap;
+		char *buf = buffer_get(w, s, &cap);
 		ssize_t n, m;
 
 		if (buf == NULL)
 			return XFER_STARVED;
-		n = read(src, buf, w->buffer_size);
+		n = read(src, buf, cap);
 		if (n <= 0) {
 			int err = errno;
 
-			pool_put(w->buffers, buf);
+			pool_put(pool_owns(w->bulk, buf) ? w->bulk : w->buffers, buf);
 			if (n == 0) {
 				mark_eof(s, c2s);
 				return half_shut(s, c2s);
@@ -237,7 +269,7 @@ half_pump(struct worker *w, struct session *s, int c2s)
 			if (errno != EAGAIN && errno != EINTR) {
 				int err = errno;
 
-				pool_put(w->buffers, buf);
+				pool_put(pool_owns(w->bulk, buf) ? w->bulk : w->buffers, buf);
 				errno = err;
 				return dst_error(c2s);
 			}
@@ -251,13 +283,17 @@ half_pump(struct worker *w, struct session *s, int c2s)
 			return XFER_OK;
 		}
 		relay_buffer_put(w, buf);
-		if ((size_t)n < w->buffer_size)
+		if ((size_t)n < cap) {
+			if ((size_t)n < w->buffer_size)
+				s->flags &= ~F_BULK; /* the bulk went quiet */
 			return XFER_OK; /* short read: the socket is very likely drained */
+		}
 		if (w->conf->splice) {
 			/* A full buffer: bulk data. Splice from now on. */
 			s->flags |= c2s ? F_C2S_SPLICE : F_S2C_SPLICE;
 			return half_splice(w, s, c2s);
 		}
+		s->flags |= F_BULK;
 	}
 	return XFER_OK;
 }
