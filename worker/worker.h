@@ -58,6 +58,11 @@ struct worker {
 	int draining;        /* SIGQUIT seen: no accepts, exit when active == 0 */
 	unsigned paused;     /* why accepting is paused: WORKER_PAUSE_* bits */
 	unsigned slot_hw;    /* stats slots [0, slot_hw) may be live */
+	unsigned duty_k;     /* workers that accept at once, when fewer than
+	                      * this generation's workers; 0: all accept */
+	unsigned duty_full;  /* connections at which a worker counts as full
+	                      * and hands its turn to accept on (7/8 of max) */
+	ev_timer duty_timer; /* an idle worker looks again whether it is its turn */
 
 	/* Listeners are watched through a private epoll set (accept_epfd) in
 	 * which each is registered EPOLLEXCLUSIVE and re-registered after every
@@ -123,6 +128,8 @@ void worker_session_closed(struct worker *);
 #define WORKER_PAUSE_FDS 0x4    /* accept failed with EMFILE/ENFILE */
 #define WORKER_PAUSE_MEMORY 0x8 /* relay buffer budget spent: sessions starve */
 #define WORKER_PAUSE_FAIR 0x10  /* well above the workers' mean load: sit out */
+#define WORKER_PAUSE_DUTY 0x20  /* not one of the accept_workers taking new
+                                 * connections now (more workers than that) */
 
 /* Stats slots [0, n) that may hold a live worker (including ones started
  * since the last full scan): what a reader of other workers' gauges walks. */
