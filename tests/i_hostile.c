@@ -82,7 +82,7 @@ main(void)
 	pid_t master, workers[2];
 	char big[65536];
 
-	plan(9);
+	plan(10);
 	h_echod_start(echo);
 	bad_lfd = h_listen(bad);
 	stuck_lfd = full_listener(stuck, &filler);
@@ -192,9 +192,11 @@ main(void)
 		/* Pool figures are published once a second: poll. */
 		uint64_t end = h_now_ms() + 5000;
 
-		while (h_stat("pool_buffers_used") != 0 && h_now_ms() < end)
+		while ((h_stat("pool_buffers_used") != 0 || h_stat("pool_bulk_used") != 0) &&
+		       h_now_ms() < end)
 			h_nap(100);
 		is(h_stat("pool_buffers_used"), 0, "every relay buffer is back in the pools");
+		is(h_stat("pool_bulk_used"), 0, "every bulk buffer is back in the pools");
 	}
 	fds_after = h_fd_count(workers[0]) + h_fd_count(workers[1]);
 	ok(fds_after <= fds_before + 2 * 32 * 2,
