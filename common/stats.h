@@ -53,6 +53,7 @@
 	X(handoff_rejected, COUNTER, DETAIL, "hand-off messages refused as unreadable") \
 	X(accept_pauses, COUNTER, DETAIL, "times accepting paused on EMFILE/ENFILE or the limit") \
 	X(accepting, GAUGE, BRIEF, "1 while the worker takes new connections (its turn, not paused)") \
+	X(accept_blocked, GAUGE, DETAIL, "1 while out of descriptors or relay buffers: its turn to accept passes on") \
 	X(log_dropped, COUNTER, DETAIL, "connection log lines dropped: the log could not take them") \
 	X(pool_buffers_total, GAUGE, DETAIL, "relay buffers carved from the pool")            \
 	X(pool_buffers_used, GAUGE, BRIEF, "relay buffers holding data now")                  \

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -191,6 +192,47 @@ test_turns(void)
 	h_kill(echod);
 }
 
+/* The one worker whose turn it is runs out of descriptors: its turn must
+ * pass on, or every client would wait for its shortage to end. */
+static void
+test_blocked(void)
+{
+	int lport = h_free_port(), eport = h_free_port();
+	pid_t echod = h_echod_start(eport), master, victim = 0;
+	struct rlimit rl, low;
+	struct stats_seg seg;
+	char err[256];
+	const char *conf;
+
+	/* Workers of our own uid, so that we may lower a limit of theirs. */
+	conf = h_conf("blocked.conf", 3, lport, &eport, 1, "accept_workers = 1;\nuser = \"root\";\n");
+	master = h_sluiced_start(conf, lport, 3);
+	nfds = 0;
+	ok(wait_accepting(1, 10000), "1 of 3 workers takes new connections");
+	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == 0) {
+		for (uint32_t i = 0; i < seg.nslots && victim == 0; i++)
+			if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) == STATS_SLOT_RUNNING &&
+			    STATS_GET(&seg.slots[i], accepting) == 1)
+				victim = seg.slots[i].pid;
+		stats_detach(&seg);
+	}
+	if (victim == 0 || prlimit(victim, RLIMIT_NOFILE, NULL, &rl) != 0)
+		bail("no accepting worker to starve (%d: %s)", (int)victim, strerror(errno));
+	low = rl;
+	low.rlim_cur = (rlim_t)h_fd_count(victim);
+	ok(prlimit(victim, RLIMIT_NOFILE, &low, NULL) == 0, "worker %d cut to the %llu descriptors "
+	    "it holds", (int)victim, (unsigned long long)low.rlim_cur);
+	is(open_more(lport, 10), 10, "10 clients are still served, by another worker");
+	ok(h_stat("accept_blocked") >= 1, "the starved worker says it is blocked (%llu)",
+	    (unsigned long long)h_stat("accept_blocked"));
+	ok(prlimit(victim, RLIMIT_NOFILE, &rl, NULL) == 0, "its limit restored");
+	is(open_more(lport, 5), 5, "5 more served");
+	close_conns(0, nfds);
+	kill(master, SIGTERM);
+	is(h_wait_exit(master, 15000, NULL), 0, "sluiced stopped");
+	h_kill(echod);
+}
+
 /* accept_workers at least workers: everyone accepts, as before. */
 static void
 test_all(void)
@@ -232,6 +274,7 @@ main(void)
 	test_refused();
 	test_all();
 	test_turns();
+	test_blocked();
 	done_testing();
 	return tap_exit();
 }

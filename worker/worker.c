@@ -104,6 +104,16 @@ accept_start(struct worker *w)
 	STATS_SET(w->slot, accepting, 1);
 }
 
+/* Whether this worker is blocked by a shortage of its own (descriptors,
+ * relay buffers): the others then pass it over when they look whose turn it
+ * is to accept, as if it were full (see accept_view). */
+static void
+publish_blocked(struct worker *w)
+{
+	STATS_SET(w->slot, accept_blocked,
+	    (w->paused & (WORKER_PAUSE_FDS | WORKER_PAUSE_MEMORY)) != 0);
+}
+
 void
 worker_pause(struct worker *w, unsigned why, int on)
 {
@@ -113,6 +123,7 @@ worker_pause(struct worker *w, unsigned why, int on)
 		    why != WORKER_PAUSE_DUTY)
 			STATS_ADD(w->slot, accept_pauses, 1);
 		w->paused |= why;
+		publish_blocked(w);
 		accept_stop(w);
 		if (why == WORKER_PAUSE_FDS) {
 			/* Out of descriptors: try again in a moment rather than
@@ -123,6 +134,7 @@ worker_pause(struct worker *w, unsigned why, int on)
 		}
 	} else if (w->paused & why) {
 		w->paused &= ~why;
+		publish_blocked(w);
 		accept_start(w);
 	}
 }
@@ -199,13 +211,14 @@ struct accept_view {
 };
 
 static int
-slot_running(const struct stats_seg *seg, unsigned i, unsigned *active)
+slot_running(const struct stats_seg *seg, unsigned i, unsigned *active, int *blocked)
 {
 	const struct stats_slot *s = &seg->slots[i];
 
 	if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STATS_SLOT_RUNNING)
 		return 0;
 	*active = (unsigned)STATS_GET(s, active);
+	*blocked = STATS_GET(s, accept_blocked) != 0;
 	return 1;
 }
 
@@ -218,18 +231,21 @@ accept_view(struct worker *w, struct accept_view *v)
 
 	memset(v, 0, sizeof(*v));
 	/* Two passes in the order of turns: the workers not full, then the
-	 * full ones; the first k take connections (all of them when k is 0). */
+	 * full ones; the first k take connections (all of them when k is 0).
+	 * A worker out of descriptors or buffers counts as full: its turn
+	 * must pass on, or clients would wait for its shortage to end. */
 	for (int full = 0; full <= 1; full++) {
 		for (unsigned i = 0; i < hi; i++) {
-			int is_full;
+			int is_full, blocked;
 
 			if (i == me) {
 				if (w->draining)
 					continue;
 				a = w->active; /* our own, exact */
-			} else if (!slot_running(seg, i, &a))
+				blocked = (w->paused & (WORKER_PAUSE_FDS | WORKER_PAUSE_MEMORY)) != 0;
+			} else if (!slot_running(seg, i, &a, &blocked))
 				continue;
-			is_full = w->duty_k != 0 && a >= w->duty_full;
+			is_full = w->duty_k != 0 && (a >= w->duty_full || blocked);
 			if (is_full != full)
 				continue;
 			if (k != 0 && taken >= k)
