@@ -598,6 +598,25 @@ test_config(void)
 	    "an empty pass list");
 	conf_refused("", V2 "  proxy_tlv = ( { type = 0xE0; val = \"a\"; } );",
 	    "7: listeners[0].proxy_tlv[0].val: unknown setting \"val\"", "an unknown TLV setting");
+	{
+		const char *path = h_path("check.conf");
+		char *argv[] = {(char *)h_sluiced(), "-t", "-c", (char *)path, NULL}, want[512];
+
+		h_write_file(path,
+		    "pid_file = \"/tmp/x.pid\"; stats_file = \"/tmp/x.stats\";\n"
+		    "upstreams = ( { name = \"be\"; servers = ( \"127.0.0.1:9\" );\n"
+		    "  health = { send_proxy = \"v3\"; }; } );\n"
+		    "listeners = ( { listen = \"127.0.0.1:9\"; upstream = \"be\"; } );\n");
+		st = h_run(argv, &out, WAIT);
+		snprintf(want, sizeof(want),
+		    "%s:3: upstreams[0].health.send_proxy: unknown send_proxy \"v3\" (use v1, v2 or "
+		    "none)", path);
+		ok(st != 0 && out != NULL && strstr(out, want) != NULL,
+		    "sluiced -t refuses health.send_proxy \"v3\"");
+		if (out == NULL || strstr(out, want) == NULL)
+			diag("want \"%s\" in: %s", want, out ? out : "(nothing)");
+		free(out);
+	}
 #undef V2
 }
 
@@ -614,6 +633,8 @@ test_health(int eport)
 	    "send_proxy left out, the group's listener sending v1: checks send v1, UP");
 	ok(up_wait_health("hnone", eport, STATS_HEALTH_DOWN, WAIT),
 	    "health.send_proxy none: the same server is DOWN");
+	ok(up_wait_health("hmixed", eport, STATS_HEALTH_DOWN, WAIT),
+	    "send_proxy left out, the group's listeners sending v1 and v2: no header, DOWN");
 	ok(h_wait_file_contains(h_path("sluiced.log"),
 	       "is DOWN: closed before the expected reply", WAIT),
 	    "  the log says the server closed the check");
@@ -627,12 +648,14 @@ main(void)
 {
 	int bport = h_free_port(), lall = h_free_port(), lsome = h_free_port();
 	int ladd = h_free_port(), lbig = h_free_port(), lv1 = h_free_port(), eport = h_free_port();
-	const char *conf = h_path("sluice.conf");
+	int lmix1 = h_free_port(), lmix2 = h_free_port();
+	const char *conf;
 	char addr[64], *add = malloc(BIG_ADD + 1);
 	char *echod = getenv("ECHOD");
 
 	crc_init();
 	test_config();
+	conf = h_path("sluice.conf"); /* h_path's buffers rotate: after test_config */
 
 	if (echod == NULL || add == NULL)
 		bail("ECHOD is not set (run through make check)");
@@ -660,7 +683,8 @@ main(void)
 	    "  { name = \"hv2\"; servers = ( \"127.0.0.1:%d\" ); " HC " send_proxy = \"v2\"; }; },\n"
 	    "  { name = \"hv1\"; servers = ( \"127.0.0.1:%d\" ); " HC " send_proxy = \"v1\"; }; },\n"
 	    "  { name = \"hnone\"; servers = ( \"127.0.0.1:%d\" ); " HC " send_proxy = \"none\"; }; },\n"
-	    "  { name = \"hinherit\"; servers = ( \"127.0.0.1:%d\" ); " HC " }; } );\n"
+	    "  { name = \"hinherit\"; servers = ( \"127.0.0.1:%d\" ); " HC " }; },\n"
+	    "  { name = \"hmixed\"; servers = ( \"127.0.0.1:%d\" ); " HC " }; } );\n"
 	    "listeners = (\n"
 	    "  { listen = \"127.0.0.1:%d\"; upstream = \"be\"; accept_proxy = \"v2\";\n"
 	    "    trusted = ( \"127.0.0.1\" ); proxy_protocol = \"v2\"; proxy_tlv_pass = true; },\n"
@@ -674,9 +698,11 @@ main(void)
 	    "  { listen = \"127.0.0.1:%d\"; upstream = \"be\"; accept_proxy = \"v2\";\n"
 	    "    trusted = ( \"127.0.0.1\" ); proxy_protocol = \"v2\"; proxy_tlv_pass = true;\n"
 	    "    proxy_tlv = ( { type = 0xE3; value = \"%s\"; } ); },\n"
-	    "  { listen = \"127.0.0.1:%d\"; upstream = \"hinherit\"; proxy_protocol = \"v1\"; } );\n",
-	    h_pidfile(), h_statsfile(), bport, eport, eport, eport, eport, lall, lsome, ladd, lbig,
-	    add, lv1);
+	    "  { listen = \"127.0.0.1:%d\"; upstream = \"hinherit\"; proxy_protocol = \"v1\"; },\n"
+	    "  { listen = \"127.0.0.1:%d\"; upstream = \"hmixed\"; proxy_protocol = \"v1\"; },\n"
+	    "  { listen = \"127.0.0.1:%d\"; upstream = \"hmixed\"; proxy_protocol = \"v2\"; } );\n",
+	    h_pidfile(), h_statsfile(), bport, eport, eport, eport, eport, eport, lall, lsome, ladd,
+	    lbig, add, lv1, lmix1, lmix2);
 #undef HC
 	h_sluiced_start(conf, lall, 2);
 
