@@ -38,8 +38,8 @@ struct check {
 	ev_timer deadline;       /* ends a check that takes longer than the timeout */
 	ev_io io;                /* the check's connection; fd -1 when idle */
 	double started;          /* check_now() when the check began */
-	size_t sent, got; /* bytes of the PROXY header and health.send written, of
-	                   * health.expect matched */
+	size_t sent, got;        /* bytes of the PROXY header and health.send written, of
+	                          * health.expect matched */
 	enum check_phase phase;
 };
 
@@ -131,7 +131,7 @@ check_after_send(struct ev_loop *loop, struct check *c)
 {
 	if (c->u->health.expect == NULL) {
 		check_done(loop, c, STATS_CHECK_OK, 0,
-		    c->u->health.send      ? "connected, request sent"
+		    c->u->health.send         ? "connected, request sent"
 		    : c->u->health.send_proxy ? "connected, PROXY header sent"
 		                              : "connected");
 		return;

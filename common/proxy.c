@@ -655,8 +655,8 @@ proxy_parse_keep(struct proxy_parser *p, const void *data, size_t n, size_t *use
 			else
 				return pp_fail(p, "not a PROXY protocol header");
 		}
-		rc = p->version == PROXY_V1 ? v1_byte(p, d[i], out)
-		                            : v2_byte(p, d[i], out, keep_to);
+		rc =
+		    p->version == PROXY_V1 ? v1_byte(p, d[i], out) : v2_byte(p, d[i], out, keep_to);
 		if (rc == -1)
 			return -1;
 		if (rc == 1) {

@@ -75,11 +75,24 @@ expected_kept(const uint8_t *h, size_t hlen, const uint8_t *set, uint8_t *want)
 	int local = (h[12] & 0xF) == 0, alen;
 
 	switch (h[13]) {
-	case 0x00: alen = 0; break;
-	case 0x11: case 0x12: alen = 12; break;
-	case 0x21: case 0x22: alen = 36; break;
-	case 0x31: case 0x32: alen = 216; break;
-	default: alen = -1; break;
+	case 0x00:
+		alen = 0;
+		break;
+	case 0x11:
+	case 0x12:
+		alen = 12;
+		break;
+	case 0x21:
+	case 0x22:
+		alen = 36;
+		break;
+	case 0x31:
+	case 0x32:
+		alen = 216;
+		break;
+	default:
+		alen = -1;
+		break;
 	}
 	if (alen == -1 || (local && len == 0)) /* skipped unread, or nothing */
 		return 0;

@@ -180,7 +180,9 @@ conn_header(struct echo_conn *c)
 	}
 	if (verbose)
 		printf("echod: PROXY header %s%s\n", rc == 1 ? "accepted" : "refused: ",
-		    rc == 1 ? "" : c->len > 0 ? proxy_parse_error(c->pp) : "connection ended");
+		    rc == 1      ? ""
+		    : c->len > 0 ? proxy_parse_error(c->pp)
+		                 : "connection ended");
 	free(c->pp);
 	c->pp = NULL;
 	if (rc == -1)

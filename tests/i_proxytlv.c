@@ -27,7 +27,7 @@
 #include "tap.h"
 #include "uphelp.h"
 
-#define WAIT 10000 /* ms: generous bound for anything that should be quick */
+#define WAIT 10000   /* ms: generous bound for anything that should be quick */
 #define BIG_ADD 1000 /* bytes of the value the "big" listener adds */
 
 static int backend; /* the test's own upstream listener */
@@ -75,8 +75,8 @@ tlv(uint8_t *out, uint8_t type, const void *value, size_t len)
 static size_t
 front_header(uint8_t *out, const uint8_t *tlvs, size_t tlen, int crc)
 {
-	static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49,
-	    0x54, 0x0A};
+	static const uint8_t sig[12] = {
+	    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 	static const uint8_t addr[12] = {198, 51, 100, 7, 192, 0, 2, 1, 0x10, 0x92, 0x01, 0xBB};
 	size_t len = 12 + tlen + (crc ? 7 : 0);
 	uint32_t sum;
@@ -196,8 +196,8 @@ tlv_list(const struct seen *sn, int n, size_t *val_off)
 
 		if (k == n && val_off != NULL)
 			*val_off = i + 3;
-		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%02X:%zu", o ? " " : "",
-		    sn->header[i], vl);
+		o += (size_t)snprintf(
+		    out + o, sizeof(out) - o, "%s%02X:%zu", o ? " " : "", sn->header[i], vl);
 		i += 3 + vl;
 		k++;
 	}
@@ -281,7 +281,7 @@ test_pass_all(int lall)
 		else
 			send_all(c, h, hl + 5);
 		ok(backend_take(5, &sn) == 0 && src_is_front(&sn) &&
-		       memcmp(sn.payload, "hello", 5) == 0 && sn.plen == 5,
+		        memcmp(sn.payload, "hello", 5) == 0 && sn.plen == 5,
 		    "pass all%s: the server gets the front's client, then its bytes",
 		    slow ? " (header in 7-byte pieces)" : "");
 		is_str(tlv_list(&sn, -1, NULL), "01:2 02:13 05:6 E1:6 04:2 03:4",
@@ -337,7 +337,8 @@ test_pass_some(int lsome)
 	/* A v1 front has no TLVs: ours are still added. */
 	c = h_connect(lsome, WAIT);
 	send_all(c, "PROXY TCP4 198.51.100.7 192.0.2.1 4242 443\r\nz", 45);
-	ok(backend_take(1, &sn) == 0 && src_is_front(&sn), "  a v1 front (accept_proxy any) is served");
+	ok(backend_take(1, &sn) == 0 && src_is_front(&sn),
+	    "  a v1 front (accept_proxy any) is served");
 	is_str(tlv_list(&sn, -1, NULL), "E0:6 02:16", "  with only our TLVs");
 	close(c);
 	seen_close(&sn);
@@ -355,8 +356,8 @@ test_add(int ladd)
 
 	send_all(c, "abc", 3);
 	rc = backend_take(3, &sn);
-	ok(rc == 0 && s->sin_family == AF_INET &&
-	       ntohs(s->sin_port) == cport && memcmp(sn.payload, "abc", 3) == 0,
+	ok(rc == 0 && s->sin_family == AF_INET && ntohs(s->sin_port) == cport &&
+	        memcmp(sn.payload, "abc", 3) == 0,
 	    "no front: the header names the client (port %u)", cport);
 	is_str(tlv_list(&sn, -1, NULL), "E2:3 03:4", "  with the configured TLV and a CRC32c");
 	ok(tlv_value_is(&sn, 0, "\x00\xff\x10", 3), "  the hex value as configured");
@@ -374,7 +375,8 @@ refused(int lport, const uint8_t *h, size_t hl, uint64_t *rej, const char *what)
 	send_all(c, h, hl);
 	ok(c != -1 && h_wait_closed(c, WAIT), "%s: closed", what);
 	close(c);
-	ok(h_wait_stat("refused_proxy_rejected", *rej + 1, WAIT), "  and counted as proxy_rejected");
+	ok(h_wait_stat("refused_proxy_rejected", *rej + 1, WAIT),
+	    "  and counted as proxy_rejected");
 	*rej += 1;
 }
 
@@ -398,7 +400,8 @@ test_big(int lbig)
 	memset(add, 'x', sizeof(add));
 	rc = backend_take(1, &sn);
 	ok(rc == 0 && strcmp(tlv_list(&sn, -1, NULL), "E4:297 E3:1000") == 0 &&
-	       tlv_value_is(&sn, 1, add, sizeof(add)) && sn.plen == 1 && sn.hlen == 16 + 12 + 300 + 3 + BIG_ADD,
+	        tlv_value_is(&sn, 1, add, sizeof(add)) && sn.plen == 1 &&
+	        sn.hlen == 16 + 12 + 300 + 3 + BIG_ADD,
 	    "300 bytes of the front's TLVs and our 1000 make a %zu-byte header", sn.hlen);
 	close(c);
 	seen_close(&sn);
@@ -407,9 +410,10 @@ test_big(int lbig)
 	memset(t, 'p', sizeof(t));
 	tl = tlv(t, 0xE4, t + 3, 1197);
 	hl = front_header(h, t, tl, 0);
-	refused(lbig, h, hl, &rej, "the front's 1200 bytes of TLVs and our 1000 do not fit a v2 header");
-	ok(h_wait_file_contains(h_path("sluiced.log"), "pass the 2048 bytes a v2 header may carry",
-	       WAIT),
+	refused(lbig, h, hl, &rej,
+	    "the front's 1200 bytes of TLVs and our 1000 do not fit a v2 header");
+	ok(h_wait_file_contains(
+	       h_path("sluiced.log"), "pass the 2048 bytes a v2 header may carry", WAIT),
 	    "  the log says why");
 
 	/* 1700 bytes to keep fill the 2560-byte buffer before the header ends. */
@@ -483,7 +487,8 @@ check_conf(const char *pool, const char *listener, char **out)
 	const char *path = h_path("check.conf");
 	char *argv[] = {(char *)h_sluiced(), "-t", "-c", (char *)path, NULL};
 
-	h_write_file(path, "%s%s\nlisteners = (\n  { listen = \"127.0.0.1:9\"; upstream = \"be\";\n%s } );\n",
+	h_write_file(path,
+	    "%s%s\nlisteners = (\n  { listen = \"127.0.0.1:9\"; upstream = \"be\";\n%s } );\n",
 	    cfg_head, pool, listener);
 	return h_run(argv, out, WAIT);
 }
@@ -507,18 +512,20 @@ test_config(void)
 	char *out = NULL, big[1600], line[3400];
 	int st;
 
-	st = check_conf("", "  accept_proxy = \"any\"; trusted = ( \"127.0.0.1\" ); "
-	                    "proxy_protocol = \"v2\";\n"
-	                    "  proxy_tlv_pass = ( \"alpn\", 0xE1, \"crc32c\" );\n"
-	                    "  proxy_tlv = ( { type = 0xE0; value = \"x\"; }, { type = \"crc32c\"; },\n"
-	                    "                { type = \"unique_id\"; hex = \"0a0B\"; } );",
+	st = check_conf("",
+	    "  accept_proxy = \"any\"; trusted = ( \"127.0.0.1\" ); "
+	    "proxy_protocol = \"v2\";\n"
+	    "  proxy_tlv_pass = ( \"alpn\", 0xE1, \"crc32c\" );\n"
+	    "  proxy_tlv = ( { type = 0xE0; value = \"x\"; }, { type = \"crc32c\"; },\n"
+	    "                { type = \"unique_id\"; hex = \"0a0B\"; } );",
 	    &out);
 	ok(st == 0, "sluiced -t accepts a config with TLV settings");
 	if (st != 0)
 		diag("%s", out ? out : "");
 	free(out);
 
-	conf_refused("", "  proxy_protocol = \"v1\"; proxy_tlv = ( { type = 0xE0; value = \"x\"; } );",
+	conf_refused("",
+	    "  proxy_protocol = \"v1\"; proxy_tlv = ( { type = 0xE0; value = \"x\"; } );",
 	    "6: listeners[0].proxy_tlv: applies only with proxy_protocol = \"v2\" (a v1 header "
 	    "carries no TLVs)",
 	    "proxy_tlv with a v1 header, naming FILE:LINE");
@@ -528,7 +535,8 @@ test_config(void)
 	    "7: listeners[0].proxy_tlv_pass: applies only with proxy_protocol = \"v2\"",
 	    "proxy_tlv_pass with a v1 header");
 	conf_refused("", "  proxy_tlv = ( { type = 0xE0; } );",
-	    "6: listeners[0].proxy_tlv: applies only with proxy_protocol = \"v2\" (no header is sent)",
+	    "6: listeners[0].proxy_tlv: applies only with proxy_protocol = \"v2\" (no header is "
+	    "sent)",
 	    "proxy_tlv without proxy_protocol");
 	conf_refused("", "  proxy_protocol = \"v2\"; proxy_tlv_pass = true;",
 	    "6: listeners[0].proxy_tlv_pass: applies only with accept_proxy = \"v2\" or \"any\" "
@@ -540,8 +548,9 @@ test_config(void)
 	    "7: listeners[0].proxy_tlv_pass: applies only with accept_proxy",
 	    "proxy_tlv_pass with accept_proxy v1");
 #define V2 "  proxy_protocol = \"v2\";\n"
-	conf_refused("", V2 "  proxy_tlv = ( { type = 0xE0; value = \"a\"; },\n"
-	                    "    { type = 0xE0; value = \"b\"; } );",
+	conf_refused("",
+	    V2 "  proxy_tlv = ( { type = 0xE0; value = \"a\"; },\n"
+	       "    { type = 0xE0; value = \"b\"; } );",
 	    "8: listeners[0].proxy_tlv[1].type: TLV type 0xE0 is set twice", "a type set twice");
 	conf_refused("", V2 "  proxy_tlv = ( { type = 0; value = \"a\"; } );",
 	    "7: listeners[0].proxy_tlv[0].type: must be between 1 and 255", "type 0");
@@ -567,8 +576,8 @@ test_config(void)
 	    "an authority that is not UTF-8");
 	memset(big, 'u', 129);
 	big[129] = '\0';
-	snprintf(line, sizeof(line), V2 "  proxy_tlv = ( { type = \"unique_id\"; value = \"%s\"; } );",
-	    big);
+	snprintf(line, sizeof(line),
+	    V2 "  proxy_tlv = ( { type = \"unique_id\"; value = \"%s\"; } );", big);
 	conf_refused("", line,
 	    "7: listeners[0].proxy_tlv[0].value: TLV type 0x05 refused: v2 UNIQUE_ID TLV is longer "
 	    "than 128 bytes",
@@ -576,7 +585,8 @@ test_config(void)
 	memset(big, 'v', 1500);
 	big[1500] = '\0';
 	snprintf(line, sizeof(line),
-	    V2 "  proxy_tlv = ( { type = 0xE0; value = \"%s\"; },\n    { type = 0xE1; value = \"%s\"; } );",
+	    V2 "  proxy_tlv = ( { type = 0xE0; value = \"%s\"; },\n    { type = 0xE1; value = "
+	       "\"%s\"; } );",
 	    big, big);
 	conf_refused("", line,
 	    "8: listeners[0].proxy_tlv[1].value: the TLVs add up to more than the 2005 bytes",
@@ -609,8 +619,10 @@ test_config(void)
 		    "listeners = ( { listen = \"127.0.0.1:9\"; upstream = \"be\"; } );\n");
 		st = h_run(argv, &out, WAIT);
 		snprintf(want, sizeof(want),
-		    "%s:3: upstreams[0].health.send_proxy: unknown send_proxy \"v3\" (use v1, v2 or "
-		    "none)", path);
+		    "%s:3: upstreams[0].health.send_proxy: unknown send_proxy \"v3\" (use v1, v2 "
+		    "or "
+		    "none)",
+		    path);
 		ok(st != 0 && out != NULL && strstr(out, want) != NULL,
 		    "sluiced -t refuses health.send_proxy \"v3\"");
 		if (out == NULL || strstr(out, want) == NULL)
@@ -627,19 +639,18 @@ test_health(int eport)
 {
 	ok(up_wait_health("hv2", eport, STATS_HEALTH_UP, WAIT),
 	    "health.send_proxy v2: a server requiring PROXY is UP");
-	ok(up_wait_health("hv1", eport, STATS_HEALTH_UP, WAIT),
-	    "health.send_proxy v1: UP as well");
+	ok(up_wait_health("hv1", eport, STATS_HEALTH_UP, WAIT), "health.send_proxy v1: UP as well");
 	ok(up_wait_health("hinherit", eport, STATS_HEALTH_UP, WAIT),
 	    "send_proxy left out, the group's listener sending v1: checks send v1, UP");
 	ok(up_wait_health("hnone", eport, STATS_HEALTH_DOWN, WAIT),
 	    "health.send_proxy none: the same server is DOWN");
 	ok(up_wait_health("hmixed", eport, STATS_HEALTH_DOWN, WAIT),
 	    "send_proxy left out, the group's listeners sending v1 and v2: no header, DOWN");
-	ok(h_wait_file_contains(h_path("sluiced.log"),
-	       "is DOWN: closed before the expected reply", WAIT),
+	ok(h_wait_file_contains(
+	       h_path("sluiced.log"), "is DOWN: closed before the expected reply", WAIT),
 	    "  the log says the server closed the check");
 	ok(h_wait_file_contains(h_path("echod-strict.log"), "PROXY header accepted", WAIT) &&
-	       h_wait_file_contains(h_path("echod-strict.log"), "PROXY header refused", WAIT),
+	        h_wait_file_contains(h_path("echod-strict.log"), "PROXY header refused", WAIT),
 	    "echod -P saw headers accepted and a check without one refused");
 }
 
@@ -670,8 +681,9 @@ main(void)
 	memset(add, 'x', BIG_ADD);
 	add[BIG_ADD] = '\0';
 	backend = h_listen(bport);
-#define HC "health = { interval = \"200ms\"; timeout = \"200ms\"; rise = 1; fall = 1; " \
-	   "send = \"ping\\n\"; expect = \"ping\\n\";"
+#define HC                                                                           \
+	"health = { interval = \"200ms\"; timeout = \"200ms\"; rise = 1; fall = 1; " \
+	"send = \"ping\\n\"; expect = \"ping\\n\";"
 	h_write_file(conf,
 	    "workers = 2;\n"
 	    "pid_file = \"%s\";\n"
@@ -680,9 +692,12 @@ main(void)
 	    "pool = { buffer_size = 2560; };\n"
 	    "timeouts = { proxy_header = \"2s\"; };\n"
 	    "upstreams = ( { name = \"be\"; servers = ( \"127.0.0.1:%d\" ); },\n"
-	    "  { name = \"hv2\"; servers = ( \"127.0.0.1:%d\" ); " HC " send_proxy = \"v2\"; }; },\n"
-	    "  { name = \"hv1\"; servers = ( \"127.0.0.1:%d\" ); " HC " send_proxy = \"v1\"; }; },\n"
-	    "  { name = \"hnone\"; servers = ( \"127.0.0.1:%d\" ); " HC " send_proxy = \"none\"; }; },\n"
+	    "  { name = \"hv2\"; servers = ( \"127.0.0.1:%d\" ); " HC
+	    " send_proxy = \"v2\"; }; },\n"
+	    "  { name = \"hv1\"; servers = ( \"127.0.0.1:%d\" ); " HC
+	    " send_proxy = \"v1\"; }; },\n"
+	    "  { name = \"hnone\"; servers = ( \"127.0.0.1:%d\" ); " HC
+	    " send_proxy = \"none\"; }; },\n"
 	    "  { name = \"hinherit\"; servers = ( \"127.0.0.1:%d\" ); " HC " }; },\n"
 	    "  { name = \"hmixed\"; servers = ( \"127.0.0.1:%d\" ); " HC " }; } );\n"
 	    "listeners = (\n"

@@ -559,8 +559,8 @@ session_send_proxy(struct worker *w, struct session *s)
 			return -1;
 		}
 		if (l->tlv_add_len > 0 || l->tlv_crc)
-			n = proxy_build_v2((struct sockaddr *)&src, (struct sockaddr *)&dst, NULL, 0,
-			    l->tlv_add, l->tlv_add_len, l->tlv_crc, hdr, sizeof(hdr));
+			n = proxy_build_v2((struct sockaddr *)&src, (struct sockaddr *)&dst, NULL,
+			    0, l->tlv_add, l->tlv_add_len, l->tlv_crc, hdr, sizeof(hdr));
 		else
 			n = proxy_build((int)l->proxy_send, (struct sockaddr *)&src,
 			    (struct sockaddr *)&dst, hdr, sizeof(hdr));
@@ -704,8 +704,8 @@ header_with_tlvs(struct worker *w, const struct conf_listener *l, char *buf,
     const char *src, size_t rest)
 {
 	char *park = buf + w->buffer_size - rest;
-	int crc = l->tlv_crc || (l->tlv_pass != NULL && info->crc &&
-	                            PROXY_TLV_IN(l->tlv_pass, PROXY_TLV_CRC32C));
+	int crc = l->tlv_crc ||
+	          (l->tlv_pass != NULL && info->crc && PROXY_TLV_IN(l->tlv_pass, PROXY_TLV_CRC32C));
 	int hl;
 
 	memmove(park, src, rest);
@@ -739,7 +739,8 @@ session_header(struct worker *w, struct session *s)
 		if (getpeername(s->client.fd, (struct sockaddr *)&peer, &plen) == -1)
 			memset(&peer, 0, sizeof(peer));
 		log_info("PROXY header from %s on %s refused: its TLVs to pass on fill the buffer",
-		    addr_format((struct sockaddr *)&peer, peer_text, sizeof(peer_text)), l->address);
+		    addr_format((struct sockaddr *)&peer, peer_text, sizeof(peer_text)),
+		    l->address);
 		errno = EMSGSIZE;
 		relay_close(w, s, CLOSE_PROXY_REJECTED);
 		return;
@@ -791,8 +792,9 @@ session_header(struct worker *w, struct session *s)
 		if (l->tlv_pass != NULL || l->tlv_add_len > 0 || l->tlv_crc) {
 			rc = header_with_tlvs(w, l, buf, client, dst, &info, area + k + used, rest);
 			if (rc == -1) {
-				log_info("client %s on %s refused: its PROXY header's TLVs and ours "
-				         "pass the %d bytes a v2 header may carry",
+				log_info(
+				    "client %s on %s refused: its PROXY header's TLVs and ours "
+				    "pass the %d bytes a v2 header may carry",
 				    addr_format(client, peer_text, sizeof(peer_text)), l->address,
 				    PROXY_V2_LEN_MAX);
 				relay_close(w, s, CLOSE_PROXY_REJECTED);
