@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* checker.c — the health-check process: active health checks of every server of
  * every upstream group that has a health group (a TCP connect, optionally a
- * string sent and a reply prefix expected), a server going DOWN after `fall`
+ * string sent and a reply prefix expected; a PROXY header first for servers
+ * that require one), a server going DOWN after `fall`
  * failed checks in a row and UP after `rise` good ones, each change logged and
  * published in the stats segment's health area, of which it is the only
  * writer. Forked by the master like a worker, one per generation; it never
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "net.h"
 #include "proctitle.h"
+#include "proxy.h"
 #include "stats.h"
 
 enum check_phase { CHECK_IDLE, CHECK_CONNECTING, CHECK_SENDING, CHECK_RECEIVING };
@@ -36,7 +38,8 @@ struct check {
 	ev_timer deadline;       /* ends a check that takes longer than the timeout */
 	ev_io io;                /* the check's connection; fd -1 when idle */
 	double started;          /* check_now() when the check began */
-	size_t sent, got; /* bytes of health.send written, of health.expect matched */
+	size_t sent, got;        /* bytes of the PROXY header and health.send written, of
+	                          * health.expect matched */
 	enum check_phase phase;
 };
 
@@ -128,7 +131,9 @@ check_after_send(struct ev_loop *loop, struct check *c)
 {
 	if (c->u->health.expect == NULL) {
 		check_done(loop, c, STATS_CHECK_OK, 0,
-		    c->u->health.send ? "connected, request sent" : "connected");
+		    c->u->health.send         ? "connected, request sent"
+		    : c->u->health.send_proxy ? "connected, PROXY header sent"
+		                              : "connected");
 		return;
 	}
 	c->phase = CHECK_RECEIVING;
@@ -137,22 +142,49 @@ check_after_send(struct ev_loop *loop, struct check *c)
 	ev_io_start(loop, &c->io);
 }
 
+/*
+ * The PROXY header a check sends first (health.send_proxy), into buf: the
+ * v2 LOCAL command or v1 "PROXY UNKNOWN", which the spec defines for
+ * connections the proxy makes itself, health checks named: the server
+ * keeps the connection's own endpoints. Naming the checker's addresses
+ * instead would make the check pass for a client it is not. Returns its
+ * length, 0 when the group sends none.
+ */
+static size_t
+check_proxy_header(const struct check *c, char *buf)
+{
+	int n;
+
+	if (!c->u->health.send_proxy)
+		return 0;
+	n = proxy_build((int)c->u->health.send_proxy, NULL, NULL, buf, PROXY_HEADER_MAX);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* The header, then health.send, as one stream: c->sent counts both. */
 static void
 check_send(struct ev_loop *loop, struct check *c)
 {
-	const char *text = c->u->health.send;
-	size_t len = strlen(text);
-	ssize_t n;
+	const char *text = c->u->health.send != NULL ? c->u->health.send : "";
+	char hdr[PROXY_HEADER_MAX];
+	size_t hl = check_proxy_header(c, hdr), len = hl + strlen(text);
 
-	n = send(c->io.fd, text + c->sent, len - c->sent, MSG_NOSIGNAL);
-	if (n == -1) {
-		if (errno != EAGAIN && errno != EINTR)
-			check_fail_errno(loop, c, "send", errno);
-		return;
+	while (c->sent < len) {
+		ssize_t n;
+
+		if (c->sent < hl)
+			n = send(c->io.fd, hdr + c->sent, hl - c->sent,
+			    MSG_NOSIGNAL | (len > hl ? MSG_MORE : 0));
+		else
+			n = send(c->io.fd, text + (c->sent - hl), len - c->sent, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno != EAGAIN && errno != EINTR)
+				check_fail_errno(loop, c, "send", errno);
+			return;
+		}
+		c->sent += (size_t)n;
 	}
-	c->sent += (size_t)n;
-	if (c->sent == len)
-		check_after_send(loop, c);
+	check_after_send(loop, c);
 }
 
 /* Match the reply against health.expect as it arrives: the first byte that
@@ -195,7 +227,7 @@ check_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 			check_fail_errno(loop, c, "connect", errno);
 			return;
 		}
-		if (c->u->health.send == NULL) {
+		if (c->u->health.send == NULL && !c->u->health.send_proxy) {
 			check_after_send(loop, c);
 			return;
 		}

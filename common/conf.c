@@ -56,6 +56,8 @@
 #define CONF_SOCKBUF_MAX (512 * 1024 * 1024)
 /* Rules of one listener's sni list: tried one by one per connection. */
 #define CONF_SNI_RULES_MAX 1024
+/* Buffer room past a header with configured TLVs, for reading a client. */
+#define CONF_TLV_READ_MIN 256
 /* Timeouts are stored as unsigned milliseconds: about 49.7 days. */
 #define CONF_DURATION_MAX_MS UINT32_MAX
 
@@ -93,11 +95,12 @@ static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "
 static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
     "source", "transparent", NULL};
 static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "fall", "send",
-    "expect", NULL};
+    "expect", "send_proxy", NULL};
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
     "proxy_protocol", "accept_proxy", "trusted", "allow", "deny", "max_connections_per_source",
     "rate_limit", "v6only", "fastopen", "defer_accept", "rcvbuf", "sndbuf", "keepalive", "sni",
-    NULL};
+    "proxy_tlv_pass", "proxy_tlv", NULL};
+static const char *const conf_tlv_keys[] = {"type", "value", "hex", NULL};
 static const char *const conf_keepalive_keys[] = {"idle", "interval", "count", NULL};
 static const char *const conf_sni_keys[] = {"name", "alpn", "upstream", NULL};
 
@@ -1068,7 +1071,18 @@ conf_check_text(struct conf_ctx *c, const config_setting_t *s, char **out)
 	return conf_strdup(c, text, out);
 }
 
-/* health = { interval; timeout; rise; fall; send; expect; }: active checks. */
+/* health.send_proxy before the listeners are read. */
+#define CONF_HEALTH_PROXY_INHERIT 0x80
+
+static const struct conf_name conf_health_proxy_names[] = {
+    {"v1", PROXY_V1},
+    {"v2", PROXY_V2},
+    {"none", 0},
+    {NULL, 0},
+};
+
+/* health = { interval; timeout; rise; fall; send_proxy; send; expect; }:
+ * active checks. */
 static int
 conf_health(struct conf_ctx *c, config_setting_t *g, struct conf_upstream *up)
 {
@@ -1100,6 +1114,15 @@ conf_health(struct conf_ctx *c, config_setting_t *g, struct conf_upstream *up)
 	if ((s = config_setting_get_member(hg, "fall")) != NULL &&
 	    conf_int(c, s, 1, CONF_FAILS_MAX, &h->fall) == -1)
 		return -1;
+	/* Unset: conf_health_proxy decides once the listeners are known. */
+	h->send_proxy = CONF_HEALTH_PROXY_INHERIT;
+	if ((s = config_setting_get_member(hg, "send_proxy")) != NULL) {
+		int v;
+
+		if (conf_choice(c, s, "send_proxy", conf_health_proxy_names, &v) == -1)
+			return -1;
+		h->send_proxy = (unsigned)v;
+	}
 	if ((s = config_setting_get_member(hg, "send")) != NULL &&
 	    conf_check_text(c, s, &h->send) == -1)
 		return -1;
@@ -1270,6 +1293,217 @@ static const struct conf_name conf_proxy_accept[] = {
     {"any", PROXY_ANY},
     {NULL, 0},
 };
+
+/* A TLV type: a number 1..255 or the spec's name of one. */
+static int
+conf_tlv_type(struct conf_ctx *c, const config_setting_t *s, unsigned *out)
+{
+	const char *text;
+	int t;
+
+	if (conf_is_int(s))
+		return conf_int(c, s, 1, 255, out);
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return conf_fail(c, s, NULL, "expected a TLV type: a number 0x01..0xFF or a name");
+	text = config_setting_get_string(s);
+	if ((t = proxy_tlv_type(text)) == -1)
+		return conf_fail(c, s, NULL,
+		    "unknown TLV type \"%s\" (use alpn, authority, crc32c, noop, unique_id, ssl, "
+		    "netns or a number 0x01..0xFF)", text);
+	*out = (unsigned)t;
+	return 0;
+}
+
+/* proxy_tlv_pass = true | false | ( types ): the TLVs of an accepted front
+ * header passed on in ours. */
+static int
+conf_tlv_pass(struct conf_ctx *c, config_setting_t *s, struct conf_listener *l)
+{
+	unsigned n, t;
+
+	if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+		if (!config_setting_get_bool(s))
+			return 0;
+		if ((l->tlv_pass = malloc(PROXY_TLV_SET_BYTES)) == NULL)
+			return conf_nomem(c);
+		memset(l->tlv_pass, 0xFF, PROXY_TLV_SET_BYTES);
+		return 0;
+	}
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return conf_fail(c, s, NULL,
+		    "expected true, false or a list of TLV types ( \"alpn\", 0xE0, ... )");
+	n = (unsigned)config_setting_length(s);
+	if (n == 0)
+		return conf_fail(c, s, NULL, "an empty list passes nothing: say false");
+	if ((l->tlv_pass = calloc(1, PROXY_TLV_SET_BYTES)) == NULL)
+		return conf_nomem(c);
+	for (unsigned i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(s, i);
+
+		if (conf_tlv_type(c, e, &t) == -1)
+			return -1;
+		if (PROXY_TLV_IN(l->tlv_pass, t))
+			return conf_fail(c, e, NULL, "TLV type 0x%02X is listed twice", t);
+		l->tlv_pass[t >> 3] |= (uint8_t)(1u << (t & 7));
+	}
+	return 0;
+}
+
+/* A hex string ("c0ffee", even length) into out; returns its byte count or
+ * -1. */
+static long
+conf_hex(const char *text, uint8_t *out, size_t room)
+{
+	size_t n = strlen(text);
+
+	if (n % 2 != 0 || n / 2 > room)
+		return -1;
+	for (size_t i = 0; i < n; i += 2) {
+		char pair[3] = {text[i], text[i + 1], '\0'};
+
+		if (!isxdigit((unsigned char)pair[0]) || !isxdigit((unsigned char)pair[1]))
+			return -1;
+		out[i / 2] = (uint8_t)strtoul(pair, NULL, 16);
+	}
+	return (long)(n / 2);
+}
+
+/* proxy_tlv = ( { type = 0xE0; value = "text"; }, { type = "unique_id";
+ * hex = "0a0b"; }, { type = "crc32c"; } ): TLVs added to our header,
+ * encoded once here. Each type at most once; each value judged by the
+ * parser's own rules, so that nothing is sent that sluice would refuse. */
+static int
+conf_tlv_add(struct conf_ctx *c, config_setting_t *list, struct conf_listener *l)
+{
+	static uint8_t buf[PROXY_V2_LEN_MAX];
+	uint8_t seen[PROXY_TLV_SET_BYTES] = {0};
+	size_t len = 0, most = PROXY_V2_LEN_MAX - (PROXY_V2_OVERHEAD - PROXY_V2_FIXED);
+	const char *why;
+	unsigned n;
+
+	if (!config_setting_is_list(list) || config_setting_length(list) == 0)
+		return conf_fail(c, list, NULL,
+		    "expected a list ( { type = 0xE0; value = \"...\"; }, ... ) of TLVs");
+	n = (unsigned)config_setting_length(list);
+	for (unsigned i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, i), *s, *v, *h;
+		unsigned t;
+		long vl = 0;
+
+		if (!config_setting_is_group(e))
+			return conf_fail(c, e, NULL,
+			    "expected a group { type = 0xE0; value = \"...\"; } or { ...; hex = \"...\"; }");
+		if (conf_check_keys(c, e, conf_tlv_keys) == -1)
+			return -1;
+		if ((s = config_setting_get_member(e, "type")) == NULL)
+			return conf_fail(c, e, "type", "a TLV needs a type");
+		if (conf_tlv_type(c, s, &t) == -1)
+			return -1;
+		if (t >= 0x21 && t <= 0x25)
+			return conf_fail(c, s, NULL,
+			    "0x%02X is an SSL sub-type, carried inside an ssl (0x20) TLV", t);
+		if (PROXY_TLV_IN(seen, t))
+			return conf_fail(c, s, NULL, "TLV type 0x%02X is set twice", t);
+		seen[t >> 3] |= (uint8_t)(1u << (t & 7));
+		v = config_setting_get_member(e, "value");
+		h = config_setting_get_member(e, "hex");
+		if (v != NULL && h != NULL)
+			return conf_fail(c, h, NULL, "a TLV has a value or a hex value, not both");
+		if (t == PROXY_TLV_CRC32C) {
+			if (v != NULL || h != NULL)
+				return conf_fail(c, v != NULL ? v : h, NULL,
+				    "the crc32c TLV's value is computed over each header, not set");
+			l->tlv_crc = 1;
+			continue;
+		}
+		if (len + PROXY_TLV_HDR > most)
+			return conf_fail(c, e, NULL,
+			    "the TLVs add up to more than the %zu bytes a v2 header leaves them", most);
+		if (v != NULL) {
+			const char *text;
+
+			if (conf_string(c, v, &text) == -1)
+				return -1;
+			vl = (long)strlen(text);
+			if ((size_t)vl > most - len - PROXY_TLV_HDR)
+				return conf_fail(c, v, NULL,
+				    "the TLVs add up to more than the %zu bytes a v2 header leaves them",
+				    most);
+			memcpy(buf + len + PROXY_TLV_HDR, text, (size_t)vl);
+		} else if (h != NULL) {
+			const char *text;
+
+			if (conf_string(c, h, &text) == -1)
+				return -1;
+			if (strlen(text) / 2 > most - len - PROXY_TLV_HDR)
+				return conf_fail(c, h, NULL,
+				    "the TLVs add up to more than the %zu bytes a v2 header leaves them",
+				    most);
+			vl = conf_hex(text, buf + len + PROXY_TLV_HDR, most - len - PROXY_TLV_HDR);
+			if (vl == -1)
+				return conf_fail(c, h, NULL,
+				    "expected pairs of hex digits (\"c0ffee\")");
+		}
+		buf[len] = (uint8_t)t;
+		buf[len + 1] = (uint8_t)(vl >> 8);
+		buf[len + 2] = (uint8_t)vl;
+		if (proxy_tlv_check(buf + len, PROXY_TLV_HDR + (size_t)vl, &why) == -1)
+			return conf_fail(c, v != NULL ? v : h != NULL ? h : e, NULL,
+			    "TLV type 0x%02X refused: %s", t, why);
+		len += PROXY_TLV_HDR + (size_t)vl;
+	}
+	if (len > 0) {
+		if ((l->tlv_add = malloc(len)) == NULL)
+			return conf_nomem(c);
+		memcpy(l->tlv_add, buf, len);
+		l->tlv_add_len = (unsigned)len;
+	}
+	/* A configured TLV replaces the front's of its type. */
+	if (l->tlv_pass != NULL)
+		for (unsigned b = 0; b < PROXY_TLV_SET_BYTES; b++)
+			l->tlv_pass[b] &= (uint8_t)~seen[b];
+	return 0;
+}
+
+/* The v2 TLV settings of one listener, after proxy_protocol and
+ * accept_proxy: TLVs exist only in v2, and only a front's header has TLVs
+ * to pass on. */
+static int
+conf_listener_tlv(struct conf_ctx *c, config_setting_t *g, const struct conf *conf,
+    struct conf_listener *l)
+{
+	config_setting_t *pass = config_setting_get_member(g, "proxy_tlv_pass");
+	config_setting_t *add = config_setting_get_member(g, "proxy_tlv");
+	config_setting_t *s = pass != NULL ? pass : add;
+
+	if (s == NULL)
+		return 0;
+	if (l->proxy_send != PROXY_V2)
+		return conf_fail(c, s, NULL,
+		    "applies only with proxy_protocol = \"v2\" (%s)",
+		    l->proxy_send == PROXY_V1 ? "a v1 header carries no TLVs"
+		                              : "no header is sent");
+	if (pass != NULL) {
+		if (!(l->proxy_accept & PROXY_V2))
+			return conf_fail(c, pass, NULL,
+			    "applies only with accept_proxy = \"v2\" or \"any\" (%s)",
+			    l->proxy_accept ? "a v1 header carries no TLVs"
+			                    : "there is no front header to pass TLVs from");
+		if (conf_tlv_pass(c, pass, l) == -1)
+			return -1;
+	}
+	if (add != NULL && conf_tlv_add(c, add, l) == -1)
+		return -1;
+	/* The worker reads a front's header after the outgoing header's room
+	 * and needs a useful read beyond it. */
+	if (l->tlv_add_len > 0 &&
+	    conf->buffer_size < PROXY_V2_OVERHEAD + l->tlv_add_len + CONF_TLV_READ_MIN)
+		return conf_fail(c, add, NULL,
+		    "%u bytes of TLVs need pool.buffer_size of at least %u (it is %zu)",
+		    l->tlv_add_len, PROXY_V2_OVERHEAD + l->tlv_add_len + CONF_TLV_READ_MIN,
+		    conf->buffer_size);
+	return 0;
+}
 
 /* PROXY protocol, access lists and limits of one listener. */
 static int
@@ -1514,7 +1748,38 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 		return -1;
 	if (conf_listener_sockopts(c, g, l) == -1)
 		return -1;
-	return conf_listener_edge(c, g, l);
+	if (conf_listener_edge(c, g, l) == -1)
+		return -1;
+	return conf_listener_tlv(c, g, conf, l);
+}
+
+/* health.send_proxy left out: like HAProxy, checks carry the header the
+ * servers get in traffic, when every listener that can send them clients
+ * (by default or by an sni rule) sends the same version; else none. */
+static void
+conf_health_proxy(struct conf *conf)
+{
+	for (unsigned u = 0; u < conf->nupstreams; u++) {
+		struct conf_health *h = &conf->upstreams[u].health;
+		unsigned v = CONF_HEALTH_PROXY_INHERIT;
+
+		if (h->send_proxy != CONF_HEALTH_PROXY_INHERIT)
+			continue;
+		for (unsigned i = 0; i < conf->nlisteners && v != 0; i++) {
+			const struct conf_listener *l = &conf->listeners[i];
+			int uses = (l->nsni == 0 || l->sni_default) && l->upstream == u;
+
+			for (unsigned k = 0; k < l->nsni && !uses; k++)
+				uses = l->sni[k].upstream == u;
+			if (!uses)
+				continue;
+			if (v == CONF_HEALTH_PROXY_INHERIT)
+				v = l->proxy_send;
+			else if (v != l->proxy_send)
+				v = 0;
+		}
+		h->send_proxy = v == CONF_HEALTH_PROXY_INHERIT ? 0 : v;
+	}
 }
 
 /* admin = { listen = "ADDR:PORT"; }: optional; a numeric address that no
@@ -1594,6 +1859,7 @@ conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	for (i = 0; i < n; i++)
 		if (conf_listener(c, config_setting_get_elem(list, i), conf, i) == -1)
 			return -1;
+	conf_health_proxy(conf);
 	return conf_admin(c, root, conf);
 }
 
@@ -1721,6 +1987,8 @@ conf_free(struct conf *conf)
 		free(conf->listeners[i].trusted);
 		free(conf->listeners[i].allow);
 		free(conf->listeners[i].deny);
+		free(conf->listeners[i].tlv_pass);
+		free(conf->listeners[i].tlv_add);
 		for (unsigned k = 0; k < conf->listeners[i].nsni; k++) {
 			free(conf->listeners[i].sni[k].name);
 			free(conf->listeners[i].sni[k].alpn);

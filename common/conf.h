@@ -64,6 +64,8 @@ struct conf_health {
 	unsigned timeout_ms;  /* default 1s, at most interval */
 	unsigned rise;        /* successes in a row that bring a server UP, default 2 */
 	unsigned fall;        /* failures in a row that take it DOWN, default 3 */
+	unsigned send_proxy;  /* health.send_proxy: PROXY_V1 or PROXY_V2, a header
+	                       * (v2 LOCAL, v1 UNKNOWN) sent first; 0: none */
 	char *send;           /* NULL, or sent once connected */
 	char *expect;         /* NULL, or the prefix the reply must start with */
 };
@@ -112,6 +114,14 @@ struct conf_listener {
 	unsigned proxy_send;   /* proxy_protocol: header written to the upstream */
 	unsigned proxy_accept; /* accept_proxy: header every client must send */
 	struct cidr *trusted;  /* who may send it; required with accept_proxy */
+	/* v2 TLVs in the header sent (proxy_protocol = "v2" only). */
+	uint8_t *tlv_pass;     /* proxy_tlv_pass: PROXY_TLV_SET_BYTES, the types
+	                        * passed on from the front's header (less those
+	                        * proxy_tlv sets); NULL: none */
+	uint8_t *tlv_add;      /* proxy_tlv: TLVs sent after the passed ones, encoded */
+	unsigned tlv_add_len;
+	int tlv_crc;           /* proxy_tlv has crc32c: always send a CRC32c TLV
+	                        * (with crc32c in tlv_pass: when the front sent one) */
 	unsigned ntrusted;
 	struct cidr *allow;    /* when nallow > 0, only these sources */
 	unsigned nallow;

@@ -66,6 +66,18 @@ proxy_parser_init(struct proxy_parser *p, int versions)
 	p->crc = 0xFFFFFFFFu;
 }
 
+void
+proxy_parser_keep(struct proxy_parser *p, const uint8_t *set)
+{
+	p->keep = set;
+}
+
+size_t
+proxy_parser_kept(const struct proxy_parser *p)
+{
+	return p->kept;
+}
+
 const char *
 proxy_parse_error(const struct proxy_parser *p)
 {
@@ -294,6 +306,8 @@ v2_decode(struct proxy_parser *p, struct proxy_info *out)
 	out->version = PROXY_V2;
 	if ((p->flags & PPF_CRC) && ~p->crc != p->crc_want)
 		return pp_fail(p, "v2 header checksum (CRC32c TLV) does not match");
+	out->crc = (p->flags & PPF_CRC) != 0;
+	out->tlv_kept = p->kept;
 	if (!(p->flags & PPF_KEEP)) {
 		out->local = 1;
 		return 1;
@@ -463,9 +477,10 @@ v2_ssl_byte(struct proxy_parser *p, uint8_t c)
 
 /* A byte past the address block: the TLV vectors, each checked to fit the
  * length exactly and against the constraints above, and a checksum TLV
- * verified. */
+ * verified. With keep_to, a TLV of a type the caller keeps is decided on at
+ * its type byte (p->keeping), and v2_byte copies its bytes. */
 static int
-v2_tlv_byte(struct proxy_parser *p, uint8_t c, uint8_t *crc_in)
+v2_tlv_byte(struct proxy_parser *p, uint8_t c, uint8_t *crc_in, const uint8_t *keep_to)
 {
 	switch (p->tlv_hdr) {
 	case 0:
@@ -473,6 +488,8 @@ v2_tlv_byte(struct proxy_parser *p, uint8_t c, uint8_t *crc_in)
 			return pp_fail(p, "v2 TLV header runs past the header length");
 		p->tlv_type = c;
 		p->tlv_hdr = 1;
+		p->keeping = keep_to != NULL && p->keep != NULL && c != PP2_TYPE_CRC32C &&
+		             PROXY_TLV_IN(p->keep, c);
 		return 0;
 	case 1:
 		p->tlv_left = (uint16_t)(c << 8);
@@ -531,7 +548,7 @@ v2_tlv_byte(struct proxy_parser *p, uint8_t c, uint8_t *crc_in)
 }
 
 static int
-v2_byte(struct proxy_parser *p, uint8_t c, struct proxy_info *out)
+v2_byte(struct proxy_parser *p, uint8_t c, struct proxy_info *out, uint8_t *keep_to)
 {
 	uint8_t crc_in = c;
 	int alen;
@@ -589,8 +606,11 @@ v2_byte(struct proxy_parser *p, uint8_t c, struct proxy_info *out)
 		} else if (p->pos < PROXY_V2_FIXED + alen) {
 			if (p->flags & PPF_KEEP)
 				p->buf[p->pos] = c;
-		} else if (v2_tlv_byte(p, c, &crc_in) == -1) {
+		} else if (v2_tlv_byte(p, c, &crc_in, keep_to) == -1) {
 			return -1;
+		} else if (p->keeping) {
+			/* kept <= pos - PROXY_V2_FIXED: never past the byte read. */
+			keep_to[p->kept++] = c;
 		}
 	}
 	p->crc = crc32c_byte(p->crc, crc_in);
@@ -605,6 +625,13 @@ v2_byte(struct proxy_parser *p, uint8_t c, struct proxy_info *out)
 int
 proxy_parse(struct proxy_parser *p, const void *data, size_t n, size_t *used,
     struct proxy_info *out)
+{
+	return proxy_parse_keep(p, data, n, used, out, NULL);
+}
+
+int
+proxy_parse_keep(struct proxy_parser *p, const void *data, size_t n, size_t *used,
+    struct proxy_info *out, uint8_t *keep_to)
 {
 	const uint8_t *d = data;
 
@@ -628,7 +655,8 @@ proxy_parse(struct proxy_parser *p, const void *data, size_t n, size_t *used,
 			else
 				return pp_fail(p, "not a PROXY protocol header");
 		}
-		rc = p->version == PROXY_V1 ? v1_byte(p, d[i], out) : v2_byte(p, d[i], out);
+		rc =
+		    p->version == PROXY_V1 ? v1_byte(p, d[i], out) : v2_byte(p, d[i], out, keep_to);
 		if (rc == -1)
 			return -1;
 		if (rc == 1) {
@@ -727,6 +755,115 @@ build_v2(const struct sockaddr *src, const struct sockaddr *dst, uint8_t *out)
 	out[14] = (uint8_t)(len >> 8);
 	out[15] = (uint8_t)len;
 	return (int)(PROXY_V2_FIXED + len);
+}
+
+int
+proxy_build_v2(const struct sockaddr *src, const struct sockaddr *dst, const void *pass,
+    size_t pass_len, const void *add, size_t add_len, int crc, void *buf, size_t buflen)
+{
+	uint8_t head[PROXY_V2_TLV_OFF], *out = buf;
+	size_t hl, total;
+	uint32_t sum = 0xFFFFFFFFu;
+
+	if ((src == NULL) != (dst == NULL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	hl = (size_t)build_v2(src, dst, head);
+	total = hl + pass_len + add_len + (crc ? PP2_TLV_HDR + 4 : 0);
+	if (total - PROXY_V2_FIXED > PROXY_V2_LEN_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (total > buflen) {
+		errno = ENOSPC;
+		return -1;
+	}
+	/* pass first: it may be in buf, past where the fixed part goes. */
+	if (pass_len > 0)
+		memmove(out + hl, pass, pass_len);
+	head[14] = (uint8_t)((total - PROXY_V2_FIXED) >> 8);
+	head[15] = (uint8_t)(total - PROXY_V2_FIXED);
+	memcpy(out, head, hl);
+	if (add_len > 0)
+		memcpy(out + hl + pass_len, add, add_len);
+	if (crc) {
+		uint8_t *t = out + total - (PP2_TLV_HDR + 4);
+
+		t[0] = PP2_TYPE_CRC32C;
+		t[1] = 0;
+		t[2] = 4;
+		memset(t + 3, 0, 4);
+		for (size_t i = 0; i < total; i++)
+			sum = crc32c_byte(sum, out[i]);
+		sum = ~sum;
+		t[3] = (uint8_t)(sum >> 24);
+		t[4] = (uint8_t)(sum >> 16);
+		t[5] = (uint8_t)(sum >> 8);
+		t[6] = (uint8_t)sum;
+	}
+	return (int)total;
+}
+
+int
+proxy_tlv_type(const char *name)
+{
+	static const struct {
+		const char *name;
+		int type;
+	} names[] = {
+	    {"alpn", PP2_TYPE_ALPN},
+	    {"authority", PP2_TYPE_AUTHORITY},
+	    {"crc32c", PP2_TYPE_CRC32C},
+	    {"noop", PP2_TYPE_NOOP},
+	    {"unique_id", PP2_TYPE_UNIQUE_ID},
+	    {"ssl", PP2_TYPE_SSL},
+	    {"netns", PP2_TYPE_NETNS},
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i].name) == 0)
+			return names[i].type;
+	return -1;
+}
+
+int
+proxy_tlv_check(const void *tlvs, size_t len, const char **why)
+{
+	const uint8_t *t = tlvs;
+	struct proxy_parser p;
+	struct proxy_info info;
+	uint8_t head[PROXY_V2_FIXED];
+	size_t used = 0;
+	int rc;
+
+	if (len > PROXY_V2_LEN_MAX) {
+		*why = "more than the 2048 bytes a v2 header may carry";
+		return -1;
+	}
+	/* The parser walks TLVs only: a CRC32c among them would be checked
+	 * against a header that is not the one sent. */
+	for (size_t i = 0; i + PP2_TLV_HDR <= len;) {
+		if (t[i] == PP2_TYPE_CRC32C) {
+			*why = "a CRC32c TLV is computed, not given";
+			return -1;
+		}
+		i += PP2_TLV_HDR + ((size_t)t[i + 1] << 8 | t[i + 2]);
+	}
+	/* A LOCAL header with no addresses: everything after it is TLVs. */
+	memcpy(head, v2_signature, sizeof(v2_signature));
+	head[12] = 0x20 | PP2_CMD_LOCAL;
+	head[13] = 0x00;
+	head[14] = (uint8_t)(len >> 8);
+	head[15] = (uint8_t)len;
+	proxy_parser_init(&p, PROXY_V2);
+	rc = proxy_parse(&p, head, sizeof(head), &used, &info);
+	if (rc == 0 && len > 0)
+		rc = proxy_parse(&p, tlvs, len, &used, &info);
+	if (rc == 1 && (len == 0 || used == len))
+		return 0;
+	*why = rc == -1 ? proxy_parse_error(&p) : "the last TLV is incomplete";
+	return -1;
 }
 
 int

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* echod.c — the echo backend for tests and benchmarks: `echod [-v] -l
+/* echod.c — the echo backend for tests and benchmarks: `echod [-v] [-P] -l
  * ADDR:PORT` (or a bare port on 127.0.0.1) sends back every byte each
- * connection sends, with back-pressure and half-close. One epoll loop in one
+ * connection sends, with back-pressure and half-close. With -P it is a
+ * server that requires the PROXY protocol: each connection must begin with a
+ * valid v1 or v2 header (not echoed) or is closed. One epoll loop in one
  * process; it never blocks on a peer and never holds more than one 64 KB
  * buffer per connection, and only while an echo is pending. */
 #ifndef _GNU_SOURCE
@@ -23,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy.h"
+
 #define ECHO_BUF 65536
 #define ECHO_EVENTS 256
 #define ECHO_PAUSE_MS 100 /* accepting pauses this long on EMFILE */
@@ -35,20 +39,21 @@ struct echo_conn {
 	int wr_shut;     /* we sent ours */
 	char *buf;       /* only while bytes are pending */
 	size_t off, len;
+	struct proxy_parser *pp; /* -P: until the header is complete */
 };
 
 /* Tags for epoll data that are not connections. */
 static char tag_listen, tag_signal;
 
 static struct echo_conn *conns;
-static int ep, lfd, verbose;
+static int ep, lfd, verbose, require_proxy;
 static unsigned long long naccepted;
 static int nconns;
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: echod [-v] -l [HOST:]PORT | echod [-v] PORT\n");
+	fprintf(stderr, "usage: echod [-v] [-P] -l [HOST:]PORT | echod [-v] [-P] PORT\n");
 	exit(2);
 }
 
@@ -105,6 +110,7 @@ conn_close(struct echo_conn *c)
 		c->next->pprev = c->pprev;
 	close(c->fd);
 	free(c->buf);
+	free(c->pp);
 	free(c);
 	nconns--;
 }
@@ -159,6 +165,33 @@ conn_write(struct echo_conn *c)
 	return c->rd_eof && c->wr_shut ? -1 : 0;
 }
 
+/* -P: the bytes just read go to the header parser first; what follows a
+ * complete header is echoed. Returns -1 to close the connection. */
+static int
+conn_header(struct echo_conn *c)
+{
+	struct proxy_info info;
+	size_t used = 0;
+	int rc = c->len > 0 ? proxy_parse(c->pp, c->buf, c->len, &used, &info) : -1;
+
+	if (rc == 0) {
+		c->len = 0;
+		return 0;
+	}
+	if (verbose)
+		printf("echod: PROXY header %s%s\n", rc == 1 ? "accepted" : "refused: ",
+		    rc == 1      ? ""
+		    : c->len > 0 ? proxy_parse_error(c->pp)
+		                 : "connection ended");
+	free(c->pp);
+	c->pp = NULL;
+	if (rc == -1)
+		return -1;
+	c->off = used;
+	c->len -= used;
+	return 0;
+}
+
 static int
 conn_read(struct echo_conn *c)
 {
@@ -177,6 +210,8 @@ conn_read(struct echo_conn *c)
 		c->rd_eof = 1;
 	c->off = 0;
 	c->len = (size_t)n;
+	if (c->pp != NULL && conn_header(c) == -1)
+		return -1;
 	return conn_write(c);
 }
 
@@ -235,6 +270,14 @@ accept_all(void)
 			return 1;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (require_proxy) {
+			if ((c->pp = malloc(sizeof(*c->pp))) == NULL) {
+				close(fd);
+				free(c);
+				return 1;
+			}
+			proxy_parser_init(c->pp, PROXY_ANY);
+		}
 		c->fd = fd;
 		c->events = EPOLLIN;
 		ev.events = EPOLLIN;
@@ -269,9 +312,11 @@ main(int argc, char **argv)
 	long long paused_until = 0;
 	int opt, sfd, one = 1;
 
-	while ((opt = getopt(argc, argv, "vl:")) != -1) {
+	while ((opt = getopt(argc, argv, "vPl:")) != -1) {
 		if (opt == 'v')
 			verbose = 1;
+		else if (opt == 'P')
+			require_proxy = 1;
 		else if (opt == 'l')
 			addr = optarg;
 		else

@@ -439,7 +439,7 @@ test_conf(void)
 	bad("upstreams = ({ name = \"app\"; servers = (\"127.0.0.1:9000\");\n"
 	    "  health = { port = 80; }; });\n" LS,
 	    ":2: upstreams[0].health.port: unknown setting \"port\" (expected interval, timeout, "
-	    "rise, fall, send or expect)",
+	    "rise, fall, send, expect or send_proxy)",
 	    "unknown health setting");
 	bad("upstreams = ({ name = \"app\"; servers = (\"127.0.0.1:9000\");\n"
 	    "  health = { rise = 0; }; });\n" LS,

@@ -272,7 +272,8 @@ static const struct bad_case bad_cases[] = {
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
         "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source, "
-        "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf, keepalive or sni)",
+        "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf, keepalive, sni, "
+        "proxy_tlv_pass or proxy_tlv)",
         "unknown listener setting"},
     /* workers */
     {"workers = 0;\n" UP LS, ":1: workers: must be \"auto\" or between 1 and 128", "workers 0"},

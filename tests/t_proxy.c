@@ -2,7 +2,10 @@
 /* t_proxy.c — unit test for common/proxy.c: the specification's example
  * headers and a list of malformed ones, each fed whole, split in two at every
  * point, and one byte at a time; headers built by proxy_build parse back to
- * the same addresses. Runs alone, no network. */
+ * the same addresses; v2 TLVs kept from a header in place, read after read,
+ * and headers built with passed, added and CRC32c TLVs (the checksum
+ * recomputed here independently); configured TLVs judged. Runs alone, no
+ * network. */
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -748,6 +751,318 @@ test_build(void)
 	    "one address missing is EINVAL");
 }
 
+/* --- TLVs kept from a front's header and sent on --------------------------- */
+
+static size_t
+tlv(uint8_t *out, uint8_t type, const void *value, size_t len)
+{
+	out[0] = type;
+	out[1] = (uint8_t)(len >> 8);
+	out[2] = (uint8_t)len;
+	memcpy(out + 3, value, len);
+	return 3 + len;
+}
+
+static void
+set_add(uint8_t *set, unsigned type)
+{
+	set[type >> 3] |= (uint8_t)(1u << (type & 7));
+}
+
+/*
+ * Feed a header and the payload after it in pieces of `piece` bytes the way
+ * a worker does: each read lands right after the TLVs kept so far, and the
+ * parser gathers kept TLVs in place at the start of the area. Returns the
+ * parse result; on 1 the kept TLVs are in kept (info->tlv_kept bytes), and
+ * the payload the last piece brought after the header must be intact right
+ * after it (else 98).
+ */
+static int
+keep_feed(const uint8_t *bytes, size_t len, size_t hlen, const uint8_t *set, size_t piece,
+    uint8_t *kept, struct proxy_info *info)
+{
+	static uint8_t area[MAXH + 64];
+	struct proxy_parser p;
+	size_t off = 0;
+
+	memset(area, 0xAA, sizeof(area));
+	proxy_parser_init(&p, PROXY_V2);
+	proxy_parser_keep(&p, set);
+	while (off < len) {
+		size_t n = piece < len - off ? piece : len - off, k = proxy_parser_kept(&p), used = 0;
+		int rc;
+
+		memcpy(area + k, bytes + off, n);
+		rc = proxy_parse_keep(&p, area + k, n, &used, info, area);
+		if (rc == -1)
+			return -1;
+		if (rc == 1) {
+			if (off + used != hlen || info->tlv_kept != proxy_parser_kept(&p))
+				return 97;
+			if (memcmp(area + k + used, bytes + hlen, n - used) != 0)
+				return 98;
+			memcpy(kept, area, info->tlv_kept);
+			return 1;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+static void
+test_tlv_keep(void)
+{
+	static const uint8_t ssl[] = {0x01, 0, 0, 0, 0, 0x21, 0x00, 0x07, 'T', 'L', 'S', 'v', '1',
+	    '.', '3'};
+	uint8_t body[600], hdr[MAXH], want_all[600], want_some[600], kept[MAXH], set[32], all[32];
+	size_t b = 0, na = 0, ns = 0, hl, total;
+	const size_t pieces[] = {1, 2, 3, 7, 16, 29, 64, 100000};
+	struct proxy_info info;
+	uint32_t sum;
+	int bad_some = 0, bad_all = 0;
+
+	memcpy(body, ip4_block, sizeof(ip4_block));
+	b = sizeof(ip4_block);
+	/* Each TLV goes into the body, and into what "all" and "some" keep. */
+#define ADD(keep_some, type, val, vlen)                                            \
+	do {                                                                       \
+		size_t t_ = tlv(body + b, type, val, vlen);                        \
+		memcpy(want_all + na, body + b, t_);                               \
+		na += t_;                                                          \
+		if (keep_some) {                                                   \
+			memcpy(want_some + ns, body + b, t_);                      \
+			ns += t_;                                                  \
+		}                                                                  \
+		b += t_;                                                           \
+	} while (0)
+	ADD(1, 0x01, "h2", 2);
+	ADD(0, 0x02, "example.com", 11);
+	ADD(0, 0x04, "\0\0\0", 3);
+	ADD(1, 0x05, "id-0001", 7);
+	ADD(0, 0x20, ssl, sizeof(ssl));
+	ADD(0, 0x30, "blue", 4);
+	ADD(1, 0xE1, "custom", 6);
+	ADD(1, 0x01, "", 0); /* empty, and a type seen twice: both kept */
+#undef ADD
+	/* A CRC32c last, over the whole header with its field zeroed. */
+	b += tlv(body + b, PROXY_TLV_CRC32C, "\0\0\0\0", 4);
+	hl = v2(hdr, 0x21, 0x11, body, b);
+	sum = crc32c(hdr, hl);
+	hdr[hl - 4] = (uint8_t)(sum >> 24);
+	hdr[hl - 3] = (uint8_t)(sum >> 16);
+	hdr[hl - 2] = (uint8_t)(sum >> 8);
+	hdr[hl - 1] = (uint8_t)sum;
+	memcpy(hdr + hl, PAYLOAD, sizeof(PAYLOAD) - 1);
+	total = hl + sizeof(PAYLOAD) - 1;
+
+	memset(set, 0, sizeof(set));
+	set_add(set, 0x01);
+	set_add(set, 0x05);
+	set_add(set, 0xE1);
+	set_add(set, PROXY_TLV_CRC32C); /* never kept: its value is per header */
+	memset(all, 0xFF, sizeof(all));
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		memset(&info, 0, sizeof(info));
+		if (keep_feed(hdr, total, hl, set, pieces[i], kept, &info) != 1 ||
+		    info.tlv_kept != ns || memcmp(kept, want_some, ns) != 0 || !info.crc ||
+		    info.local || info.src.ss_family != AF_INET) {
+			diag("some, pieces of %zu: kept %zu of %zu", pieces[i], info.tlv_kept, ns);
+			bad_some++;
+		}
+		memset(&info, 0, sizeof(info));
+		if (keep_feed(hdr, total, hl, all, pieces[i], kept, &info) != 1 ||
+		    info.tlv_kept != na || memcmp(kept, want_all, na) != 0 || !info.crc) {
+			diag("all, pieces of %zu: kept %zu of %zu", pieces[i], info.tlv_kept, na);
+			bad_all++;
+		}
+	}
+	ok(!bad_some, "a subset of TLV types is kept whole and in order, CRC32c never, "
+	              "the payload intact, whatever the reads (%zu bytes)", ns);
+	ok(!bad_all, "every TLV but the CRC32c is kept with an all-types set (%zu bytes)", na);
+
+	/* Without a set, or through proxy_parse, nothing is kept or counted. */
+	{
+		struct proxy_parser p;
+		size_t used = 0;
+
+		proxy_parser_init(&p, PROXY_V2);
+		ok(proxy_parse_keep(&p, hdr, total, &used, &info, kept) == 1 && info.tlv_kept == 0 &&
+		       info.crc == 1 && used == hl,
+		    "no set: nothing kept, the checksum still reported");
+		proxy_parser_init(&p, PROXY_V2);
+		proxy_parser_keep(&p, all);
+		ok(proxy_parse(&p, hdr, total, &used, &info) == 1 && info.tlv_kept == 0,
+		    "proxy_parse copies nothing even with a set");
+	}
+	/* A malformed TLV after kept ones still fails the header. */
+	{
+		uint8_t badh[MAXH];
+		size_t bl;
+
+		memcpy(body + sizeof(ip4_block), "\x01\x00\x02h2\x02\x00\x02\xC0\xAF", 10);
+		bl = v2(badh, 0x21, 0x11, body, sizeof(ip4_block) + 10);
+		ok(keep_feed(badh, bl, bl, all, 5, kept, &info) == -1,
+		    "a bad AUTHORITY after a kept ALPN fails the header");
+	}
+}
+
+/* Check a built header the way a receiver must: parse it (our parser
+ * verifies a CRC32c) and recompute the checksum here independently. */
+static int
+crc_ok(const uint8_t *h, size_t len)
+{
+	uint8_t copy[MAXH];
+	size_t i = PROXY_V2_FIXED + (h[13] == 0x11 ? 12 : h[13] == 0x21 ? 36 : 0);
+	uint32_t got;
+
+	memcpy(copy, h, len);
+	while (i + 3 <= len) {
+		size_t vl = (size_t)copy[i + 1] << 8 | copy[i + 2];
+
+		if (copy[i] == PROXY_TLV_CRC32C && vl == 4) {
+			got = (uint32_t)copy[i + 3] << 24 | (uint32_t)copy[i + 4] << 16 |
+			      (uint32_t)copy[i + 5] << 8 | copy[i + 6];
+			memset(copy + i + 3, 0, 4);
+			return crc32c(copy, len) == got;
+		}
+		i += 3 + vl;
+	}
+	return 0;
+}
+
+static void
+test_build_v2(void)
+{
+	struct sockaddr_in a4, b4;
+	struct sockaddr_in6 a6;
+	static uint8_t buf[MAXH + 100];
+	uint8_t pass[64], add[32], tmp[MAXH];
+	size_t pl = 0, al = 0;
+	struct proxy_parser p;
+	struct proxy_info info;
+	size_t used;
+	int n;
+
+	memset(&a4, 0, sizeof(a4));
+	a4.sin_family = AF_INET;
+	inet_pton(AF_INET, "203.0.113.9", &a4.sin_addr);
+	a4.sin_port = htons(40000);
+	b4 = a4;
+	inet_pton(AF_INET, "127.0.0.1", &b4.sin_addr);
+	b4.sin_port = htons(8080);
+	memset(&a6, 0, sizeof(a6));
+	a6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::7", &a6.sin6_addr);
+	a6.sin6_port = htons(1234);
+	pl += tlv(pass + pl, 0x01, "h2", 2);
+	pl += tlv(pass + pl, 0x02, "example.com", 11);
+	al += tlv(add + al, 0xE0, "cfg", 3);
+
+	/* pass already in the buffer past PROXY_V2_TLV_OFF, as a worker has it. */
+	memcpy(buf + 176, pass, pl);
+	n = proxy_build_v2((struct sockaddr *)&a4, (struct sockaddr *)&b4, buf + 176, pl, add, al, 1,
+	    buf, sizeof(buf));
+	ok(n == 16 + 12 + (int)pl + (int)al + 7 && memcmp(buf + 28, pass, pl) == 0 &&
+	       memcmp(buf + 28 + pl, add, al) == 0 && buf[n - 7] == PROXY_TLV_CRC32C,
+	    "v2 TCP4 with passed, added and CRC32c TLVs in that order (%d bytes)", n);
+	ok(n > 0 && buf[14] == (uint8_t)((n - 16) >> 8) && buf[15] == (uint8_t)(n - 16),
+	    "its length field counts the TLVs");
+	ok(n > 0 && crc_ok(buf, (size_t)n), "its CRC32c is the spec's, computed independently");
+	proxy_parser_init(&p, PROXY_V2);
+	ok(n > 0 && proxy_parse(&p, buf, (size_t)n, &used, &info) == 1 && used == (size_t)n &&
+	       info.crc && info.src.ss_family == AF_INET &&
+	       ((struct sockaddr_in *)&info.src)->sin_port == htons(40000),
+	    "it parses back, checksum verified, same addresses");
+
+	/* The pass bytes overlapping where they go (IPv6: offset 52). */
+	memcpy(buf + PROXY_V2_TLV_OFF, pass, pl);
+	n = proxy_build_v2((struct sockaddr *)&a6, (struct sockaddr *)&a6, buf + PROXY_V2_TLV_OFF,
+	    pl, NULL, 0, 0, buf, sizeof(buf));
+	proxy_parser_init(&p, PROXY_V2);
+	ok(n == 52 + (int)pl && memcmp(buf + 52, pass, pl) == 0 &&
+	       proxy_parse(&p, buf, (size_t)n, &used, &info) == 1 && !info.crc,
+	    "v2 TCP6 with passed TLVs already in place, no checksum");
+
+	n = proxy_build_v2(NULL, NULL, NULL, 0, add, al, 1, tmp, sizeof(tmp));
+	proxy_parser_init(&p, PROXY_V2);
+	ok(n == 16 + (int)al + 7 && crc_ok(tmp, (size_t)n) &&
+	       proxy_parse(&p, tmp, (size_t)n, &used, &info) == 1 && info.local && info.crc,
+	    "v2 LOCAL with an added TLV and a checksum");
+	n = proxy_build_v2((struct sockaddr *)&a4, (struct sockaddr *)&b4, NULL, 0, NULL, 0, 0, tmp,
+	    sizeof(tmp));
+	{
+		uint8_t plain[PROXY_HEADER_MAX];
+		int m = proxy_build(PROXY_V2, (struct sockaddr *)&a4, (struct sockaddr *)&b4, plain,
+		    sizeof(plain));
+
+		ok(n == m && memcmp(tmp, plain, (size_t)m) == 0,
+		    "without TLVs it writes what proxy_build writes");
+	}
+
+	/* Bounds: the length field, then the buffer. */
+	{
+		static uint8_t big[PROXY_V2_LEN_MAX];
+		size_t fill = PROXY_V2_LEN_MAX - 12 - 7; /* TCP4 and a checksum: exactly full */
+
+		memset(big, 0, sizeof(big));
+		big[0] = 0x04; /* one NOOP over the whole area */
+		big[1] = (uint8_t)((fill - 3) >> 8);
+		big[2] = (uint8_t)(fill - 3);
+		n = proxy_build_v2((struct sockaddr *)&a4, (struct sockaddr *)&b4, big, fill, NULL,
+		    0, 1, buf, sizeof(buf));
+		proxy_parser_init(&p, PROXY_V2);
+		ok(n == PROXY_V2_MAX && proxy_parse(&p, buf, (size_t)n, &used, &info) == 1,
+		    "a header of exactly PROXY_V2_LEN_MAX is built and parses");
+		errno = 0;
+		ok(proxy_build_v2((struct sockaddr *)&a4, (struct sockaddr *)&b4, big, fill, "x", 1,
+		       1, buf, sizeof(buf)) == -1 && errno == EMSGSIZE,
+		    "one byte more is EMSGSIZE");
+		errno = 0;
+		ok(proxy_build_v2((struct sockaddr *)&a4, (struct sockaddr *)&b4, NULL, 0, add, al,
+		       1, tmp, 16 + 12 + al + 6) == -1 && errno == ENOSPC,
+		    "a buffer one byte short is ENOSPC");
+		errno = 0;
+		ok(proxy_build_v2((struct sockaddr *)&a4, NULL, NULL, 0, NULL, 0, 0, tmp,
+		       sizeof(tmp)) == -1 && errno == EINVAL,
+		    "one address missing is EINVAL");
+	}
+}
+
+static void
+refused(const void *tlvs, size_t len, const char *word, const char *what)
+{
+	const char *why = NULL;
+	int rc = proxy_tlv_check(tlvs, len, &why);
+
+	ok(rc == -1 && why != NULL && strstr(why, word) != NULL, "%s (%s)", what, why ? why : "-");
+}
+
+static void
+test_tlv_config(void)
+{
+	static const uint8_t ssl[] = {0x20, 0x00, 0x0F, 0x01, 0, 0, 0, 0, 0x21, 0x00, 0x07, 'T',
+	    'L', 'S', 'v', '1', '.', '3'};
+	static uint8_t big[PROXY_V2_LEN_MAX + 1];
+	const char *why = NULL;
+
+	ok(proxy_tlv_type("alpn") == 0x01 && proxy_tlv_type("authority") == 0x02 &&
+	       proxy_tlv_type("crc32c") == 0x03 && proxy_tlv_type("noop") == 0x04 &&
+	       proxy_tlv_type("unique_id") == 0x05 && proxy_tlv_type("ssl") == 0x20 &&
+	       proxy_tlv_type("netns") == 0x30,
+	    "TLV types by the spec's names");
+	ok(proxy_tlv_type("ALPN") == -1 && proxy_tlv_type("aws") == -1 && proxy_tlv_type("") == -1,
+	    "other names are not types");
+	ok(proxy_tlv_check("\xE0\x00\x03" "abc\x01\x00\x02h2", 11, &why) == 0,
+	    "configured TLVs that tile exactly are accepted");
+	ok(proxy_tlv_check(ssl, sizeof(ssl), &why) == 0, "an SSL TLV with sub-TLVs is accepted");
+	ok(proxy_tlv_check("", 0, &why) == 0, "no TLVs at all is fine");
+	refused("\x02\x00\x02\xC0\xAF", 5, "UTF-8", "an AUTHORITY that is not UTF-8 is refused");
+	refused("\xE0\x00\x05" "ab", 5, "past", "a TLV whose value runs past the end is refused");
+	refused("\xE0\x00", 2, "runs past", "a cut TLV header is refused");
+	refused("\x03\x00\x04\0\0\0\0", 7, "CRC32c", "a configured CRC32c is refused");
+	refused(big, sizeof(big), "2048", "more than PROXY_V2_LEN_MAX bytes is refused");
+}
+
 int
 main(void)
 {
@@ -759,6 +1074,9 @@ main(void)
 	test_v2();
 	test_v2_tlv();
 	test_build();
+	test_tlv_keep();
+	test_build_v2();
+	test_tlv_config();
 	done_testing();
 	return tap_exit();
 }

@@ -532,7 +532,9 @@ relay_refuse(struct worker *w, int fd, unsigned li, const struct sockaddr *peer,
 }
 
 /* The outgoing header of a listener that does not read one: from the client's
- * connection as the kernel sees it. For accept_proxy listeners
+ * connection as the kernel sees it, with the listener's v2 TLVs (built here,
+ * on the stack: nothing is kept for it while connecting). For accept_proxy
+ * listeners
  * session_header already put it in front of the pending client bytes, from
  * what the client's header said. Returns -1 once the session is closed. */
 static int
@@ -541,7 +543,7 @@ session_send_proxy(struct worker *w, struct session *s)
 	const struct conf_listener *l = &w->conf->listeners[s->listener];
 	struct sockaddr_storage src, dst;
 	socklen_t sl = sizeof(src), dl = sizeof(dst);
-	char hdr[PROXY_HEADER_MAX];
+	char hdr[PROXY_V2_MAX]; /* on the stack for this call only */
 	const char *p;
 	ssize_t m;
 	int n;
@@ -556,8 +558,12 @@ session_send_proxy(struct worker *w, struct session *s)
 			relay_close(w, s, CLOSE_CLIENT_ERROR);
 			return -1;
 		}
-		n = proxy_build((int)l->proxy_send, (struct sockaddr *)&src, (struct sockaddr *)&dst,
-		    hdr, sizeof(hdr));
+		if (l->tlv_add_len > 0 || l->tlv_crc)
+			n = proxy_build_v2((struct sockaddr *)&src, (struct sockaddr *)&dst, NULL,
+			    0, l->tlv_add, l->tlv_add_len, l->tlv_crc, hdr, sizeof(hdr));
+		else
+			n = proxy_build((int)l->proxy_send, (struct sockaddr *)&src,
+			    (struct sockaddr *)&dst, hdr, sizeof(hdr));
 		p = hdr;
 	}
 	/* A fresh connection's send buffer always takes a header this small
@@ -663,10 +669,52 @@ session_preread(struct worker *w, struct session *s)
 }
 
 /* The parser lives at the start of the buffer the session borrows while its
- * header comes; reads land after it. */
+ * header comes; reads land after it, and after the v2 TLVs the listener
+ * passes on, which the parser gathers there (proxy_parse_keep). */
 #define HEADER_AREA ((sizeof(struct proxy_parser) + 15) & ~(size_t)15)
 _Static_assert(HEADER_AREA >= PROXY_HEADER_MAX, "the outgoing header fits the parser's room");
+_Static_assert(HEADER_AREA >= PROXY_V2_TLV_OFF, "kept TLVs lie where proxy_build_v2 takes them");
 _Static_assert(HEADER_AREA + 256 <= 512, "a 512-byte buffer (the least) still reads 256");
+
+/* How much the next read of a header may take, k bytes of TLVs being kept:
+ * what follows them in the buffer, and no more than leaves room for the
+ * outgoing header and the bytes after the front's. That header is at most
+ * PROXY_V2_OVERHEAD + the kept TLVs (of this read too, each from a byte it
+ * used) + the configured ones, so reading at most size - k - OVERHEAD -
+ * configured keeps it and the rest within the buffer. 0: the kept TLVs
+ * leave no room (conf.c makes sure that k = 0 leaves some). */
+static size_t
+header_room(const struct worker *w, const struct conf_listener *l, size_t k)
+{
+	size_t ours = PROXY_V2_OVERHEAD + l->tlv_add_len;
+	size_t before = ours > HEADER_AREA ? ours : HEADER_AREA;
+
+	return w->buffer_size > before + k ? w->buffer_size - before - k : 0;
+}
+
+/* v2 with TLVs: build the outgoing header at the start of buf from the
+ * front's kept TLVs (at HEADER_AREA), the listener's and a checksum, and
+ * put the rest bytes at *src after it. The rest goes to the end of the
+ * buffer first, out of the header's way (header_room keeps the two apart).
+ * Returns the header's length, or -1 (EMSGSIZE: the TLVs pass the v2
+ * length limit). */
+static int
+header_with_tlvs(struct worker *w, const struct conf_listener *l, char *buf,
+    const struct sockaddr *client, const struct sockaddr *dst, const struct proxy_info *info,
+    const char *src, size_t rest)
+{
+	char *park = buf + w->buffer_size - rest;
+	int crc = l->tlv_crc ||
+	          (l->tlv_pass != NULL && info->crc && PROXY_TLV_IN(l->tlv_pass, PROXY_TLV_CRC32C));
+	int hl;
+
+	memmove(park, src, rest);
+	hl = proxy_build_v2(client, dst, buf + HEADER_AREA, info->tlv_kept, l->tlv_add,
+	    l->tlv_add_len, crc, buf, w->buffer_size - rest);
+	if (hl > 0)
+		memmove(buf + hl, park, rest);
+	return hl;
+}
 
 /* An accept_proxy client's bytes, until its header is complete: then judge
  * the address it names, put the outgoing header (if any) and the bytes after
@@ -682,16 +730,27 @@ session_header(struct worker *w, struct session *s)
 	socklen_t plen = sizeof(peer), llen = sizeof(local);
 	const struct sockaddr *client, *dst;
 	struct proxy_info info;
-	size_t used = 0, rest, hl = 0;
+	size_t used = 0, rest, hl = 0, k = proxy_parser_kept(p), room = header_room(w, l, k);
 	const char *why;
 	ssize_t n;
 	int rc, refuse, err;
 
-	n = read(s->client.fd, area, w->buffer_size - HEADER_AREA);
+	if (room == 0) {
+		if (getpeername(s->client.fd, (struct sockaddr *)&peer, &plen) == -1)
+			memset(&peer, 0, sizeof(peer));
+		log_info("PROXY header from %s on %s refused: its TLVs to pass on fill the buffer",
+		    addr_format((struct sockaddr *)&peer, peer_text, sizeof(peer_text)),
+		    l->address);
+		errno = EMSGSIZE;
+		relay_close(w, s, CLOSE_PROXY_REJECTED);
+		return;
+	}
+	/* After the TLVs kept so far: the parser gathers new ones behind them. */
+	n = read(s->client.fd, area + k, room);
 	err = errno;
 	if (n == -1 && (err == EAGAIN || err == EINTR))
 		return;
-	rc = n > 0 ? proxy_parse(p, area, (size_t)n, &used, &info) : -1;
+	rc = n > 0 ? proxy_parse_keep(p, area + k, (size_t)n, &used, &info, (uint8_t *)area) : -1;
 	if (rc == 0)
 		return;
 	/* The front's own address: for logs, and the client of a LOCAL header. */
@@ -729,6 +788,22 @@ session_header(struct worker *w, struct session *s)
 		} else {
 			dst = (struct sockaddr *)&info.dst;
 		}
+		rest = (size_t)n - used;
+		if (l->tlv_pass != NULL || l->tlv_add_len > 0 || l->tlv_crc) {
+			rc = header_with_tlvs(w, l, buf, client, dst, &info, area + k + used, rest);
+			if (rc == -1) {
+				log_info(
+				    "client %s on %s refused: its PROXY header's TLVs and ours "
+				    "pass the %d bytes a v2 header may carry",
+				    addr_format(client, peer_text, sizeof(peer_text)), l->address,
+				    PROXY_V2_LEN_MAX);
+				relay_close(w, s, CLOSE_PROXY_REJECTED);
+				return;
+			}
+			s->c2s.off = (uint32_t)rc;
+			s->c2s.len = (uint32_t)((size_t)rc + rest);
+			goto moved;
+		}
 		/* The parser's state is spent; its room takes the new header
 		 * (PROXY_HEADER_MAX <= HEADER_AREA), which session_send_proxy
 		 * writes first once connected. */
@@ -737,13 +812,14 @@ session_header(struct worker *w, struct session *s)
 	}
 	rest = (size_t)n - used;
 	if (hl + rest > 0) {
-		memmove(buf + hl, area + used, rest);
+		memmove(buf + hl, area + k + used, rest);
 		s->c2s.off = (uint32_t)hl;
 		s->c2s.len = (uint32_t)(hl + rest);
 	} else if (l->nsni == 0) {
 		s->c2s.buf = NULL;
 		relay_buffer_put(w, buf);
 	}
+moved:
 	if (l->nsni > 0) {
 		/* The ClientHello follows the PROXY header: read it into the
 		 * same buffer (kept even when empty), after the outgoing header
@@ -813,6 +889,8 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 			return;
 		}
 		proxy_parser_init((struct proxy_parser *)(void *)s->c2s.buf, (int)l->proxy_accept);
+		if (l->tlv_pass != NULL)
+			proxy_parser_keep((struct proxy_parser *)(void *)s->c2s.buf, l->tlv_pass);
 		s->state = SESSION_HEADER;
 		room_enter(w, s, ROOM_HEADER);
 		io_want(w->loop, &s->client, EV_READ);
