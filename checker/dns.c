@@ -268,6 +268,7 @@ dns_finish(struct ev_loop *loop, struct dns_name *n)
 		dns_query_close(loop, q);
 		if (!q->done) {
 			good = 0;
+			q->done = 1; /* given up: the next round may start */
 			snprintf(why, sizeof(why), "no answer to %s within %u ms",
 			    dns_type_name(q->qtype), d->timeout_ms);
 		} else if (q->status == RESOLVE_OK) {
