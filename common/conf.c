@@ -1678,12 +1678,12 @@ static int
 conf_nameserver(struct conf_ctx *c, config_setting_t *e, struct sockaddr_storage *ss)
 {
 	const char *text;
-	char why[1200], with[128];
+	char with[128];
 	socklen_t len;
 
 	if (conf_string(c, e, &text) == -1)
 		return -1;
-	if (addr_parse(text, ADDR_NUMERIC, ss, &len, why, sizeof(why)) == 0)
+	if (addr_parse(text, ADDR_NUMERIC, ss, &len, NULL, 0) == 0)
 		return 0;
 	/* Without a port: "10.0.0.1" or "::1". */
 	snprintf(with, sizeof(with), strchr(text, ':') != NULL ? "[%s]:53" : "%s:53", text);
@@ -1691,8 +1691,8 @@ conf_nameserver(struct conf_ctx *c, config_setting_t *e, struct sockaddr_storage
 	    addr_parse(with, ADDR_NUMERIC, ss, &len, NULL, 0) == 0)
 		return 0;
 	return conf_fail(c, e, NULL,
-	    "invalid nameserver \"%s\": %s (a numeric address, with a port or without)",
-	    text, why);
+	    "invalid nameserver \"%s\" (a numeric address, with a port or without, such "
+	    "as \"10.0.0.53\" or \"[::1]:5353\")", text);
 }
 
 /* dns = { nameservers; timeout; min_ttl; max_ttl; retry; family;
