@@ -7,10 +7,11 @@
  * client while a session already on it goes on byte for byte (drain);
  * SERVFAIL, an empty answer, a truncated one and silence keep the last good
  * set, each logged once; TTLs are clamped to min_ttl..max_ttl; sluicestat
- * (table, JSON, Prometheus) shows the addresses; a reload keeps the set
- * without asking anew; every query the nameserver saw came from the checker
- * (workers never resolve); init_addr "libc" serves before the first answer;
- * and sluiced -t refuses bad dns settings with FILE:LINE. Every wait polls
+ * (table, JSON, Prometheus, the admin endpoint) shows the addresses; a
+ * reload keeps the set without asking anew; every query the nameserver saw
+ * came from the checker (workers never resolve); init_addr "libc" serves
+ * before the first answer; health checks probe each slot's address; and
+ * sluiced -t refuses bad dns settings with FILE:LINE. Every wait polls
  * against a deadline; processes are killed by pid. */
 #include <dirent.h>
 #include <signal.h>
@@ -30,7 +31,7 @@
 #define WORKERS 2
 #define NB 3 /* backends: 127.0.0.2, .3, .4 */
 
-static int bport, lport, dport;
+static int bport, lport, dport, aport;
 static char zone[512], dnslog[512];
 static pid_t master;
 
@@ -284,8 +285,9 @@ write_conf(const char *name, const char *dns_extra)
 	    "retry = \"200ms\"; timeout = \"1s\"; init_addr = \"none\"; %s };\n"
 	    "upstreams = ( { name = \"app\"; retries = 0; max_fails = 0;\n"
 	    "  servers = ( { address = \"app.test:%d\"; resolve = true; max_addresses = 3; } ); } );\n"
-	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n",
-	    dport, dns_extra, bport, lport);
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n"
+	    "admin = { listen = \"127.0.0.1:%d\"; };\n",
+	    dport, dns_extra, bport, lport, aport);
 }
 
 static void
@@ -404,6 +406,13 @@ test_show(const char *conf)
 	        strstr(out, ",address=\"\"} 0"),
 	    "Prometheus: sluice_server_resolved 1 with the address, 0 without");
 	free(out);
+	{
+		const char *body = NULL;
+		int status = h_http_get(aport, "/metrics", &body);
+
+		ok(status == 200 && body && strstr(body, want) && strstr(body, want2),
+		    "the admin endpoint's /metrics has them too (status %d)", status);
+	}
 }
 
 /* Every question the nameserver saw came from a port the checker logged
@@ -539,6 +548,63 @@ test_libc(void)
 	up_stop(m);
 }
 
+/* Health checks of a resolved name's slots probe each slot's address: the
+ * slot whose backend is gone goes DOWN and no client is sent there. */
+static void
+test_health(pid_t gone)
+{
+	int lp = h_free_port(), served, per[NB];
+	const char *conf;
+	pid_t m;
+	uint64_t deadline;
+	int down = 0, up = 0;
+
+	zone_set("ok", 3, 1);
+	conf = up_conf("health.conf", WORKERS,
+	    "dns = { nameservers = \"127.0.0.1:%d\"; family = \"ipv4\"; init_addr = \"none\"; "
+	    "min_ttl = 1; max_ttl = 2; };\n"
+	    "upstreams = ( { name = \"hc\"; retries = 0; max_fails = 0;\n"
+	    "  health = { interval = \"200ms\"; timeout = \"200ms\"; rise = 1; fall = 1; };\n"
+	    "  servers = ( { address = \"app.test:%d\"; resolve = true; max_addresses = 2; } ); } );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"hc\"; } );\n",
+	    dport, bport, lp);
+	h_kill(gone); /* 127.0.0.3's backend */
+	m = h_sluiced_start(conf, lp, WORKERS);
+	deadline = h_now_ms() + WAIT_MS;
+	while (h_now_ms() < deadline && !(down == 1 && up == 1)) {
+		struct stats_seg seg;
+		struct stats_snapshot *sn;
+		char err[256];
+
+		down = up = 0;
+		if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == 0) {
+			if ((sn = stats_snapshot_create(&seg)) != NULL) {
+				for (unsigned r = 0; r < sn->nservers; r++) {
+					const struct stats_server_view *v = &sn->servers[r];
+
+					if (strcmp(v->entry.upstream, "hc") != 0 ||
+					    v->resolved.state != STATS_ADDR_PRESENT)
+						continue;
+					down += v->resolved.addr[3] == 3 &&
+					        v->health.state == STATS_HEALTH_DOWN;
+					up += v->resolved.addr[3] == 2 &&
+					      v->health.state == STATS_HEALTH_UP;
+				}
+				stats_snapshot_destroy(sn);
+			}
+			stats_detach(&seg);
+		}
+		if (!(down == 1 && up == 1))
+			h_nap(50);
+	}
+	ok(down == 1 && up == 1,
+	    "the slot at 127.0.0.3 (backend gone) is checked DOWN, the one at 127.0.0.2 UP");
+	lport = lp;
+	served = clients(10, per);
+	ok(served == 10 && per[0] == 10, "every client goes to 127.0.0.2 (%d served)", served);
+	up_stop(m);
+}
+
 /* sluiced -t on a config with the dns or server text given. */
 static void
 refused(const char *dns, const char *server, const char *want, const char *what)
@@ -591,17 +657,19 @@ int
 main(void)
 {
 	const char *conf;
+	pid_t backends[NB];
 
-	plan(47);
+	plan(50);
 	if (access("/usr/bin/python3", X_OK) != 0 && system("python3 -c '' 2>/dev/null") != 0) {
-		skip(47, "python3 is needed for tests/fakedns.py");
+		skip(50, "python3 is needed for tests/fakedns.py");
 		return 0;
 	}
 	bport = h_free_port();
 	lport = h_free_port();
 	fakedns_start();
+	aport = h_free_port();
 	for (int i = 0; i < NB; i++)
-		backend_start(i);
+		backends[i] = backend_start(i);
 
 	test_follow();
 	/* Were these answers applied, only 127.0.0.3 (or nothing) would stay. */
@@ -616,6 +684,7 @@ main(void)
 	test_only_checker();
 	test_reload();
 	test_libc();
+	test_health(backends[1]);
 	test_refused();
 	return 0;
 }
