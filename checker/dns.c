@@ -40,6 +40,7 @@ struct dns_query {
 	uint16_t id, qtype;
 	int done;
 	enum resolve_status status;
+	int err;    /* the errno that ended it without an answer, else 0 */
 	uint32_t ttl;
 };
 
@@ -271,6 +272,10 @@ dns_finish(struct ev_loop *loop, struct dns_name *n)
 			q->done = 1; /* given up: the next round may start */
 			snprintf(why, sizeof(why), "no answer to %s within %u ms",
 			    dns_type_name(q->qtype), d->timeout_ms);
+		} else if (q->err != 0) {
+			good = 0;
+			snprintf(why, sizeof(why), "%s question: %s", dns_type_name(q->qtype),
+			    strerror(q->err));
 		} else if (q->status == RESOLVE_OK) {
 			if (q->ttl < ttl)
 				ttl = q->ttl;
@@ -345,8 +350,7 @@ dns_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		/* ECONNREFUSED: nothing listens there (an ICMP port unreachable). */
-		log_debug("dns: %s: %s query: %s", n->slot[0].host, dns_type_name(q->qtype),
-		    strerror(errno));
+		q->err = errno;
 		st = RESOLVE_SERVFAIL;
 	} else {
 		st = resolve_parse(packet, (size_t)len, q->id, n->slot[0].host, q->qtype, got,
@@ -389,6 +393,7 @@ dns_ask(struct ev_loop *loop, struct dns_name *n, struct dns_query *q, uint16_t 
 	q->qtype = qtype;
 	q->done = 0;
 	q->status = RESOLVE_SERVFAIL;
+	q->err = 0;
 	q->ttl = 0;
 	q->id = dns_random16();
 	qlen = resolve_query(packet, sizeof(packet), q->id, n->slot[0].host, qtype);
@@ -399,8 +404,9 @@ dns_ask(struct ev_loop *loop, struct dns_name *n, struct dns_query *q, uint16_t 
 	if (qlen == -1 || fd == -1 ||
 	    connect(fd, (const struct sockaddr *)ns, dns_sockaddr_len(ns)) == -1 ||
 	    send(fd, packet, (size_t)qlen, 0) != qlen) {
-		log_warn("dns: %s: cannot ask %s", n->slot[0].host,
-		    addr_format((const struct sockaddr *)ns, nsbuf, sizeof(nsbuf)));
+		q->err = qlen == -1 ? EINVAL : errno;
+		log_debug("dns: %s: cannot ask %s: %s", n->slot[0].host,
+		    addr_format((const struct sockaddr *)ns, nsbuf, sizeof(nsbuf)), strerror(q->err));
 		if (fd != -1)
 			close(fd);
 		q->done = 1;

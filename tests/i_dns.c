@@ -551,7 +551,7 @@ test_libc(void)
 /* Health checks of a resolved name's slots probe each slot's address: the
  * slot whose backend is gone goes DOWN and no client is sent there. */
 static void
-test_health(pid_t gone)
+test_health(pid_t gone, pid_t dns)
 {
 	int lp = h_free_port(), served, per[NB];
 	const char *conf;
@@ -562,7 +562,7 @@ test_health(pid_t gone)
 	zone_set("ok", 3, 1);
 	conf = up_conf("health.conf", WORKERS,
 	    "dns = { nameservers = \"127.0.0.1:%d\"; family = \"ipv4\"; init_addr = \"none\"; "
-	    "min_ttl = 1; max_ttl = 2; };\n"
+	    "min_ttl = 1; max_ttl = 2; retry = \"200ms\"; timeout = \"1s\"; };\n"
 	    "upstreams = ( { name = \"hc\"; retries = 0; max_fails = 0;\n"
 	    "  health = { interval = \"200ms\"; timeout = \"200ms\"; rise = 1; fall = 1; };\n"
 	    "  servers = ( { address = \"app.test:%d\"; resolve = true; max_addresses = 2; } ); } );\n"
@@ -602,6 +602,20 @@ test_health(pid_t gone)
 	lport = lp;
 	served = clients(10, per);
 	ok(served == 10 && per[0] == 10, "every client goes to 127.0.0.2 (%d served)", served);
+
+	/* The nameserver gone: its port refuses (ICMP), the set stays. */
+	{
+		int asked = log_count("checker: debug: dns: asking"), refusals;
+
+		h_kill(dns);
+		deadline = h_now_ms() + WAIT_MS;
+		while (h_now_ms() < deadline && log_count("checker: debug: dns: asking") < asked + 6)
+			h_nap(20);
+		refusals = log_count("A question: Connection refused");
+		ok(log_count("checker: debug: dns: asking") >= asked + 6 && refusals == 1 &&
+		        slots_mask(NULL, NULL) == 3,
+		    "a nameserver that is gone keeps the set, logged once (%d lines)", refusals);
+	}
 	up_stop(m);
 }
 
@@ -657,16 +671,16 @@ int
 main(void)
 {
 	const char *conf;
-	pid_t backends[NB];
+	pid_t backends[NB], dns;
 
-	plan(50);
+	plan(51);
 	if (access("/usr/bin/python3", X_OK) != 0 && system("python3 -c '' 2>/dev/null") != 0) {
-		skip(50, "python3 is needed for tests/fakedns.py");
+		skip(51, "python3 is needed for tests/fakedns.py");
 		return 0;
 	}
 	bport = h_free_port();
 	lport = h_free_port();
-	fakedns_start();
+	dns = fakedns_start();
 	aport = h_free_port();
 	for (int i = 0; i < NB; i++)
 		backends[i] = backend_start(i);
@@ -684,7 +698,7 @@ main(void)
 	test_only_checker();
 	test_reload();
 	test_libc();
-	test_health(backends[1]);
+	test_health(backends[1], dns);
 	test_refused();
 	return 0;
 }
