@@ -5,8 +5,10 @@
  * that require one), a server going DOWN after `fall`
  * failed checks in a row and UP after `rise` good ones, each change logged and
  * published in the stats segment's health area, of which it is the only
- * writer. Forked by the master like a worker, one per generation; it never
- * touches client traffic, never writes a worker's slot, and never blocks. */
+ * writer; and live DNS for servers with resolve = true (dns.c), published in
+ * the resolved area, which it alone writes too. Forked by the master like a
+ * worker, one per generation; it never touches client traffic, never writes
+ * a worker's slot, and never blocks. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <ev.h>
 
 #include "conf.h"
+#include "dns.h"
 #include "heritage.h"
 #include "log.h"
 #include "net.h"
@@ -263,6 +266,9 @@ static void
 check_start_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct check *c = t->data;
+	struct sockaddr_storage resolved;
+	const struct sockaddr *to;
+	socklen_t tolen;
 	int fd;
 
 	/* timeout <= interval, so a check is over before the next is due; a
@@ -272,7 +278,21 @@ check_start_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	child_follow_log_level(seg);
 	c->sent = c->got = 0;
 	c->started = check_now();
-	fd = net_connect((const struct sockaddr *)&c->srv->addr, c->srv->addrlen);
+	to = (const struct sockaddr *)&c->srv->addr;
+	tolen = c->srv->addrlen;
+	if (c->srv->host != NULL) {
+		/* A slot of a resolved name: checked at its address of now;
+		 * one without an address is not checked (workers skip it). */
+		uint32_t st = stats_resolved_try(seg, c->row, &resolved, &tolen);
+
+		if (st == STATS_ADDR_PRESENT)
+			to = (const struct sockaddr *)&resolved;
+		else if (st != STATS_ADDR_NONE || c->srv->addrlen == 0)
+			return;
+		else
+			tolen = c->srv->addrlen;
+	}
+	fd = net_connect(to, tolen);
 	if (fd == -1) {
 		check_fail_errno(loop, c, "connect", errno);
 		return;
@@ -333,6 +353,7 @@ void
 checker_main(const struct heritage *h)
 {
 	struct ev_loop *loop = EV_DEFAULT;
+	int names;
 
 	log_set_role("checker");
 	proctitle_set("sluiced-checker", "sluiced: checker");
@@ -342,11 +363,17 @@ checker_main(const struct heritage *h)
 		log_err("cannot set up %u health checks", nchecks);
 		exit(heritage_exit_status(errno));
 	}
+	if ((names = dns_start(loop, h)) == -1) {
+		log_err("cannot set up the resolution of server names");
+		exit(heritage_exit_status(errno));
+	}
 	helper_enter(loop, h);
-	log_debug("checking %u servers, generation %u", nchecks, h->generation);
+	log_debug("checking %u servers, resolving %d names, generation %u", nchecks, names,
+	    h->generation);
 
 	ev_run(loop, 0);
 
+	dns_stop(loop);
 	for (unsigned i = 0; i < nchecks; i++)
 		if (checks[i].io.fd != -1)
 			close(checks[i].io.fd);

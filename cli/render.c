@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "prom.h"
 #include "render.h"
 #include "stats.h"
@@ -548,7 +549,20 @@ emit_servers(const struct render_ctx *ctx, int live, render_line_fn *out, void *
 		    ctx->prev && r < ctx->prev->nservers ? &ctx->prev->servers[r] : NULL;
 
 		table_set(&t, r + 1, S_UPSTREAM, "%s", s->entry.upstream);
-		table_set(&t, r + 1, S_ADDR, "%s", s->entry.address);
+		if (stats_entry_resolved(&s->entry)) {
+			char a[ADDR_STRLEN];
+
+			/* A slot of a resolved name: where it points now. */
+			if (s->resolved.state == STATS_ADDR_PRESENT)
+				table_set(&t, r + 1, S_ADDR, "%s = %s", s->entry.address,
+				    stats_resolved_format(&s->resolved, a, sizeof(a)));
+			else
+				table_set(&t, r + 1, S_ADDR, "%s (%s)", s->entry.address,
+				    s->resolved.state == STATS_ADDR_NONE ? "not resolved yet"
+				                                         : "no address");
+		} else {
+			table_set(&t, r + 1, S_ADDR, "%s", s->entry.address);
+		}
 		table_set(&t, r + 1, S_WEIGHT, "%" PRIu32 "%s", s->entry.weight,
 		    s->entry.backup ? " backup" : "");
 		table_set(&t, r + 1, S_STATUS, "%s", entry_status(sn, s->entry.generation));
@@ -683,6 +697,17 @@ render_json(const struct render_ctx *ctx, FILE *fp)
 		    s->entry.weight, s->entry.backup ? "true" : "false", s->entry.generation,
 		    s->entry.first_generation, s->entry.generation == sn->generation ? "true" : "false");
 		json_health(fp, &s->health);
+		if (stats_entry_resolved(&s->entry)) {
+			char a[ADDR_STRLEN];
+
+			fprintf(fp, ",\n     \"resolved\": {\"state\": \"%s\", \"address\": ",
+			    stats_addr_name(s->resolved.state));
+			json_string(fp, stats_resolved_format(&s->resolved, a, sizeof(a)));
+			fprintf(fp, ", \"ttl_s\": %" PRIu32 ", \"changes\": %" PRIu32
+			    ", \"since_ms\": %" PRIu64 ", \"answer_ms\": %" PRIu64 "}",
+			    s->resolved.ttl_s, s->resolved.changes, s->resolved.since_ms,
+			    s->resolved.answer_ms);
+		}
 		fputs(",\n     \"counters\": ", fp);
 		json_counters(fp, "     ", &s->c, stats_server_fields, stats_server_nfields);
 		fputs("}", fp);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -70,6 +71,7 @@ struct conf_ctx {
 	size_t errlen;
 	const char *dir; /* where @include looks */
 	int peek;        /* conf_peek: no name lookups (DNS, users, groups) */
+	const struct conf_dns *dns; /* the file's dns group, read before upstreams */
 };
 
 struct conf_name {
@@ -79,7 +81,7 @@ struct conf_name {
 
 static const char *const conf_top_keys[] = {"workers", "accept_workers", "pid_file", "stats_file", "user",
     "group", "chroot", "log", "pool", "limits", "timeouts", "upstreams", "listeners", "control",
-    "admin", NULL};
+    "admin", "dns", NULL};
 static const char *const conf_control_keys[] = {"socket", "mode", "group", "state_file", NULL};
 static const char *const conf_admin_keys[] = {"listen", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level",
@@ -93,7 +95,9 @@ static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "pr
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
     "max_fails", "fail_timeout", "health", "keepalive", "mark", "source", "transparent", NULL};
 static const char *const conf_server_keys[] = {"address", "weight", "max_connections", "backup",
-    "source", "transparent", NULL};
+    "source", "transparent", "resolve", "max_addresses", NULL};
+static const char *const conf_dns_keys[] = {"nameservers", "timeout", "min_ttl", "max_ttl",
+    "retry", "family", "init_addr", NULL};
 static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "fall", "send",
     "expect", "send_proxy", NULL};
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
@@ -1012,6 +1016,182 @@ conf_source_family(struct conf_ctx *c, config_setting_t *g, const struct conf_so
 	return 0;
 }
 
+static void
+conf_server_free(struct conf_server *srv)
+{
+	free(srv->address);
+	free(srv->host);
+	free(srv->source.addr);
+}
+
+/* resolve and max_addresses of server group e: host_slots is the number of
+ * slots (0: a fixed address). */
+static int
+conf_server_resolve(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
+{
+	config_setting_t *r = config_setting_get_member(e, "resolve"), *m;
+	int on = 0;
+
+	m = config_setting_get_member(e, "max_addresses");
+	if (r != NULL && conf_bool(c, r, &on) == -1)
+		return -1;
+	if (!on) {
+		if (m != NULL)
+			return conf_fail(c, m, NULL, "goes only with resolve = true");
+		return 0;
+	}
+	if (c->dns == NULL || !c->dns->enabled)
+		return conf_fail(c, r, NULL,
+		    "needs a dns group (dns = { nameservers = ( \"ADDR\" ); };)");
+	srv->host_slots = 4;
+	if (m != NULL && conf_int(c, m, 1, CONF_DNS_ADDRESSES_MAX, &srv->host_slots) == -1)
+		return -1;
+	return 0;
+}
+
+/* A host name as DNS asks it: labels of 1 to 63 of A-Z a-z 0-9 - _,
+ * 253 characters at most, not all digits and dots (that is an address). */
+static int
+conf_host_valid(const char *h, size_t len)
+{
+	size_t label = 0;
+	int alpha = 0;
+
+	if (len > 0 && h[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)h[i];
+
+		if (ch == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(ch) && ch != '-' && ch != '_')
+			return 0;
+		if (!isdigit(ch))
+			alpha = 1;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && alpha;
+}
+
+/* The first addresses of a resolved name, from libc (dns.init_addr
+ * "libc"): up to slots distinct ones into srv[0..slots), each with port.
+ * A name libc cannot resolve leaves them all empty: the checker's first
+ * answer fills them. */
+static void
+conf_host_libc(const struct conf_dns *dns, const char *host, uint16_t port,
+    struct conf_server *srv, unsigned slots)
+{
+	struct addrinfo hints, *res, *ai;
+	unsigned k = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = dns->family;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return;
+	for (ai = res; ai != NULL && k < slots; ai = ai->ai_next) {
+		unsigned j;
+
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof(srv[k].addr))
+			continue;
+		for (j = 0; j < k; j++)
+			if (addr_equal((const struct sockaddr *)&srv[j].addr, ai->ai_addr))
+				break;
+		if (j < k)
+			continue;
+		memcpy(&srv[k].addr, ai->ai_addr, ai->ai_addrlen);
+		srv[k].addrlen = ai->ai_addrlen;
+		if (ai->ai_family == AF_INET)
+			((struct sockaddr_in *)&srv[k].addr)->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&srv[k].addr)->sin6_port = htons(port);
+		/* Compared with the port in: a second address differs. */
+		for (j = 0; j < k; j++)
+			if (addr_equal((const struct sockaddr *)&srv[j].addr,
+			        (const struct sockaddr *)&srv[k].addr))
+				break;
+		if (j == k)
+			k++;
+		else
+			srv[k].addrlen = 0;
+	}
+	freeaddrinfo(res);
+}
+
+/* The address of a server with resolve = true: "name:port", kept as text;
+ * its slots are made by conf_server_slots. */
+static int
+conf_server_host(struct conf_ctx *c, config_setting_t *a, const char *text,
+    struct conf_server *srv)
+{
+	const char *colon = strrchr(text, ':');
+	unsigned long port;
+	char *end;
+
+	if (colon == NULL || colon[1] == '\0')
+		return conf_fail(c, a, NULL, "invalid address \"%s\": missing port", text);
+	if (!conf_host_valid(text, (size_t)(colon - text)))
+		return conf_fail(c, a, NULL,
+		    "invalid address \"%s\": resolve = true needs a host name (labels of "
+		    "A-Z a-z 0-9 - _) and a port, such as \"app.example:8080\"", text);
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || errno != 0 || port == 0 || port > 65535 || colon[1] == '-' ||
+	    colon[1] == '+')
+		return conf_fail(c, a, NULL,
+		    "invalid address \"%s\": port is out of range 1..65535", text);
+	if (strlen(text) > CONF_DNS_ADDRESS_MAX)
+		return conf_fail(c, a, NULL, "invalid address \"%s\": longer than %d bytes", text,
+		    CONF_DNS_ADDRESS_MAX);
+	srv->port = (uint16_t)port;
+	if (conf_strdup(c, text, &srv->address) == -1)
+		return -1;
+	srv->host = strndup(text, (size_t)(colon - text));
+	if (srv->host == NULL)
+		return conf_nomem(c);
+	return 0;
+}
+
+/* Server *tmp of a resolved name becomes its host_slots entries at
+ * servers[at..): the same settings, each its own copy, named
+ * "name:port#k" (k from 1), with libc's first addresses when asked for. */
+static int
+conf_server_slots(struct conf_ctx *c, struct conf_server *tmp, struct conf_server *servers,
+    unsigned at)
+{
+	char name[CONF_DNS_ADDRESS_MAX + 8];
+
+	for (unsigned k = 0; k < tmp->host_slots; k++) {
+		struct conf_server *s = &servers[at + k];
+
+		*s = *tmp;
+		s->host_slot = k;
+		s->address = s->host = NULL;
+		s->source.addr = NULL;
+		snprintf(name, sizeof(name), "%s#%u", tmp->address, k + 1);
+		if ((s->address = strdup(name)) == NULL || (s->host = strdup(tmp->host)) == NULL)
+			return conf_nomem(c);
+		if (tmp->source.n > 0) {
+			s->source.addr = calloc(tmp->source.n, sizeof(*s->source.addr));
+			if (s->source.addr == NULL)
+				return conf_nomem(c);
+			memcpy(s->source.addr, tmp->source.addr,
+			    tmp->source.n * sizeof(*s->source.addr));
+		}
+	}
+	if (!c->peek && c->dns->init_libc)
+		conf_host_libc(c->dns, tmp->host, tmp->port, servers + at, tmp->host_slots);
+	return 0;
+}
+
 /* One element of servers: a bare "host:port" string or a group. */
 static int
 conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
@@ -1038,12 +1218,16 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 			return -1;
 		if (conf_source(c, e, &srv->source) == -1)
 			return -1;
+		if (conf_server_resolve(c, e, srv) == -1)
+			return -1;
 	} else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 		return conf_fail(
 		    c, e, NULL, "expected \"host:port\" or a group { address = \"host:port\"; }");
 	}
 	if (conf_string(c, a, &text) == -1)
 		return -1;
+	if (srv->host_slots > 0)
+		return conf_server_host(c, a, text, srv);
 	/* Names are resolved once, here: a worker must never block on DNS.
 	 * conf_peek's readers need no address, and must not wait for DNS. */
 	if (c->peek)
@@ -1195,14 +1379,42 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	up->servers = calloc(n, sizeof(*up->servers));
 	if (up->servers == NULL)
 		return conf_nomem(c);
-	up->nservers = n;
 	for (i = 0; i < n; i++) {
-		if (conf_server(c, config_setting_get_elem(list, i), &up->servers[i]) == -1)
-			return -1;
-		if (up->servers[i].source.n == 0 && !up->servers[i].source.transparent &&
-		    conf_source_family(c, g, &up->source, &up->servers[i]) == -1)
-			return -1;
-		total += up->servers[i].weight;
+		struct conf_server tmp = { 0 };
+		unsigned at = up->nservers;
+		int rc = conf_server(c, config_setting_get_elem(list, i), &tmp);
+
+		if (tmp.host_slots > 1) {
+			/* A resolved name takes max_addresses entries. */
+			struct conf_server *more = realloc(up->servers,
+			    (at + tmp.host_slots + (n - i - 1)) * sizeof(*more));
+
+			if (more == NULL) {
+				conf_server_free(&tmp);
+				return conf_nomem(c);
+			}
+			up->servers = more;
+			memset(more + at, 0, (tmp.host_slots + (n - i - 1)) * sizeof(*more));
+		}
+		if (rc == 0 && tmp.host_slots > 0) {
+			rc = conf_server_slots(c, &tmp, up->servers, at);
+			/* Even on failure every slot's copies are owned by the list. */
+			up->nservers += tmp.host_slots;
+			conf_server_free(&tmp);
+			if (rc == -1)
+				return -1;
+		} else {
+			up->servers[at] = tmp;
+			up->nservers++;
+			if (rc == -1)
+				return -1;
+		}
+		for (unsigned k = at; k < up->nservers; k++) {
+			if (up->servers[k].source.n == 0 && !up->servers[k].source.transparent &&
+			    conf_source_family(c, g, &up->source, &up->servers[k]) == -1)
+				return -1;
+			total += up->servers[k].weight;
+		}
 	}
 	if (total > CONF_UPSTREAM_WEIGHT_MAX)
 		return conf_fail(c, list, NULL,
@@ -1782,6 +1994,111 @@ conf_health_proxy(struct conf *conf)
 	}
 }
 
+static const struct conf_name conf_dns_families[] = {
+    {"any", AF_UNSPEC},
+    {"ipv4", AF_INET},
+    {"ipv6", AF_INET6},
+    {NULL, 0},
+};
+
+static const struct conf_name conf_dns_inits[] = {
+    {"libc", 1},
+    {"none", 0},
+    {NULL, 0},
+};
+
+/* One nameserver: a numeric address, with a port or without (53). */
+static int
+conf_nameserver(struct conf_ctx *c, config_setting_t *e, struct sockaddr_storage *ss)
+{
+	const char *text;
+	char with[128];
+	socklen_t len;
+
+	if (conf_string(c, e, &text) == -1)
+		return -1;
+	if (addr_parse(text, ADDR_NUMERIC, ss, &len, NULL, 0) == 0)
+		return 0;
+	/* Without a port: "10.0.0.1" or "::1". */
+	snprintf(with, sizeof(with), strchr(text, ':') != NULL ? "[%s]:53" : "%s:53", text);
+	if (strlen(text) < 100 && text[0] != '[' &&
+	    addr_parse(with, ADDR_NUMERIC, ss, &len, NULL, 0) == 0)
+		return 0;
+	return conf_fail(c, e, NULL,
+	    "invalid nameserver \"%s\" (a numeric address, with a port or without, such "
+	    "as \"10.0.0.53\" or \"[::1]:5353\")", text);
+}
+
+/* dns = { nameservers; timeout; min_ttl; max_ttl; retry; family;
+ * init_addr; }: optional, required by servers with resolve = true. */
+static int
+conf_dns(struct conf_ctx *c, config_setting_t *root, struct conf_dns *d)
+{
+	config_setting_t *g, *s, *mn;
+	unsigned n;
+	int v;
+
+	d->timeout_ms = 2000;
+	d->min_ttl_ms = 1000;
+	d->max_ttl_ms = 300 * 1000;
+	d->retry_ms = 5000;
+	d->family = AF_UNSPEC;
+	d->init_libc = 1;
+	if (conf_group(c, root, "dns", conf_dns_keys, &g) == -1)
+		return -1;
+	if (g == NULL)
+		return 0;
+	d->enabled = 1;
+	if ((s = config_setting_get_member(g, "nameservers")) == NULL)
+		return conf_fail(c, g, "nameservers", "dns needs nameservers = ( \"ADDR[:PORT]\" )");
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		n = 1;
+	else if (config_setting_is_list(s) || config_setting_is_array(s))
+		n = (unsigned)config_setting_length(s);
+	else
+		return conf_fail(c, s, NULL, "expected an address or a list ( \"127.0.0.1:53\", ... )");
+	if (n == 0)
+		return conf_fail(c, s, NULL, "at least one nameserver is required");
+	if (n > CONF_DNS_NAMESERVERS_MAX)
+		return conf_fail(c, s, NULL, "at most %d nameservers", CONF_DNS_NAMESERVERS_MAX);
+	if ((d->ns = calloc(n, sizeof(*d->ns))) == NULL)
+		return conf_nomem(c);
+	d->nns = n;
+	for (unsigned i = 0; i < n; i++)
+		if (conf_nameserver(c,
+		        config_setting_type(s) == CONFIG_TYPE_STRING ? s
+		                                                    : config_setting_get_elem(s, i),
+		        &d->ns[i]) == -1)
+			return -1;
+	if ((s = config_setting_get_member(g, "timeout")) != NULL &&
+	    conf_timeout(c, s, &d->timeout_ms) == -1)
+		return -1;
+	if ((mn = config_setting_get_member(g, "min_ttl")) != NULL &&
+	    conf_timeout(c, mn, &d->min_ttl_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "max_ttl")) != NULL &&
+	    conf_timeout(c, s, &d->max_ttl_ms) == -1)
+		return -1;
+	if (d->min_ttl_ms > d->max_ttl_ms)
+		return conf_fail(c, s != NULL ? s : mn, NULL,
+		    "dns.min_ttl (%u ms) must not be longer than dns.max_ttl (%u ms)", d->min_ttl_ms,
+		    d->max_ttl_ms);
+	if ((s = config_setting_get_member(g, "retry")) != NULL &&
+	    conf_timeout(c, s, &d->retry_ms) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "family")) != NULL) {
+		if (conf_choice(c, s, "family", conf_dns_families, &v) == -1)
+			return -1;
+		d->family = v;
+	}
+	if ((s = config_setting_get_member(g, "init_addr")) != NULL) {
+		if (conf_choice(c, s, "init_addr", conf_dns_inits, &v) == -1)
+			return -1;
+		d->init_libc = v;
+	}
+	return 0;
+}
+
 /* admin = { listen = "ADDR:PORT"; }: optional; a numeric address that no
  * listener has (its socket would be the listener's). */
 static int
@@ -1837,6 +2154,10 @@ conf_build(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	    conf_control(c, root, conf) == -1)
 		return -1;
 
+	/* dns before upstreams: a server with resolve = true needs it. */
+	if (conf_dns(c, root, &conf->dns) == -1)
+		return -1;
+	c->dns = &conf->dns;
 	/* Upstreams before listeners: a listener names one. */
 	if (conf_list(c, root, "upstreams", "upstream", &list) == -1)
 		return -1;
@@ -1906,7 +2227,7 @@ conf_peek(const char *path, char *err, size_t errlen)
 static struct conf *
 conf_read(const char *path, int peek, char *err, size_t errlen)
 {
-	struct conf_ctx c = {path, err, errlen, NULL, peek};
+	struct conf_ctx c = {path, err, errlen, NULL, peek, NULL};
 	struct conf *conf;
 	config_t cfg;
 	char dir[PATH_MAX], efile[PATH_MAX + 256];
@@ -1972,16 +2293,15 @@ conf_free(struct conf *conf)
 	if (conf == NULL)
 		return;
 	for (i = 0; i < conf->nupstreams; i++) {
-		for (j = 0; j < conf->upstreams[i].nservers; j++) {
-			free(conf->upstreams[i].servers[j].address);
-			free(conf->upstreams[i].servers[j].source.addr);
-		}
+		for (j = 0; j < conf->upstreams[i].nservers; j++)
+			conf_server_free(&conf->upstreams[i].servers[j]);
 		free(conf->upstreams[i].source.addr);
 		free(conf->upstreams[i].servers);
 		free(conf->upstreams[i].health.send);
 		free(conf->upstreams[i].health.expect);
 	}
 	free(conf->upstreams);
+	free(conf->dns.ns);
 	for (i = 0; i < conf->nlisteners; i++) {
 		free(conf->listeners[i].address);
 		free(conf->listeners[i].trusted);

@@ -48,6 +48,38 @@ struct conf_server {
 	unsigned max_connections; /* across all workers; 0 (default) = no limit */
 	int backup;               /* 1: used only when no other server can be */
 	struct conf_source source; /* the server's own; else its upstream's */
+	/* resolve = true: this entry is slot host_slot of the host_slots
+	 * (max_addresses) that the name `host` became, consecutive in its
+	 * upstream's list. The checker resolves the name (dns) and publishes
+	 * each slot's address in the stats segment; workers read it there.
+	 * addr/addrlen hold libc's answer at load (dns.init_addr "libc"), or
+	 * addrlen is 0. host is NULL for an address fixed at load. */
+	char *host;
+	unsigned host_slot, host_slots;
+	uint16_t port; /* host byte order */
+};
+
+/* The most addresses one resolved name may take (its slots). */
+#define CONF_DNS_ADDRESSES_MAX 64
+/* The longest "name:port" of a resolved server: with "#64" it stays a
+ * unique row name in the stats segment (STATS_ADDR_MAX). */
+#define CONF_DNS_ADDRESS_MAX 120
+#define CONF_DNS_NAMESERVERS_MAX 8
+
+/* dns = { ... }: the resolver of servers with resolve = true, run by the
+ * checker (checker/dns.c). */
+struct conf_dns {
+	int enabled;                  /* 1 when the group is there */
+	struct sockaddr_storage *ns;  /* nameservers (numeric, port default 53) */
+	unsigned nns;                 /* >= 1; tried in turn after a failure */
+	unsigned timeout_ms;          /* one query's wait for its answer, default 2s */
+	unsigned min_ttl_ms;          /* answers are kept at least this, default 1s */
+	unsigned max_ttl_ms;          /* and asked again after at most this, default 5m */
+	unsigned retry_ms;            /* after a failed or empty answer, default 5s */
+	int family;                   /* AF_UNSPEC (A and AAAA, default), AF_INET, AF_INET6 */
+	int init_libc;                /* init_addr "libc" (default): getaddrinfo at load
+	                               * gives the first addresses; "none": no address
+	                               * until the first answer */
 };
 
 enum conf_balance {
@@ -214,6 +246,8 @@ struct conf {
 
 	/* admin = { listen = "ADDR:PORT"; }: the HTTP endpoint for /metrics
 	 * and /healthz, served by the admin process (admin/admin.c). */
+	struct conf_dns dns;
+
 	char *admin_address; /* as written; NULL: no admin endpoint */
 	struct sockaddr_storage admin_addr;
 	socklen_t admin_addrlen;

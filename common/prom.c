@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "addr.h"
 #include "prom.h"
 #include "stats.h"
 
@@ -320,6 +321,19 @@ prom_servers(const struct stats_snapshot *sn, FILE *fp)
 			    fp, &sn->servers[i], "state", stats_admin_name(admin[k]));
 			fprintf(fp, " %d\n", sn->servers[i].admin.state == admin[k]);
 		}
+	prom_family(fp, "sluice_server_resolved", "gauge",
+	    "a slot of a resolved server name (resolve = true): 1 with the address it "
+	    "has now, 0 (address \"\") while it has none");
+	for (i = 0; i < sn->nservers; i++) {
+		const struct stats_server_view *s = &sn->servers[i];
+		char a[ADDR_STRLEN];
+
+		if (!prom_entry_live(sn, s->entry.generation) || !stats_entry_resolved(&s->entry))
+			continue;
+		fputs("sluice_server_resolved", fp);
+		prom_server_labels(fp, s, "address", stats_resolved_format(&s->resolved, a, sizeof(a)));
+		fprintf(fp, " %d\n", s->resolved.state == STATS_ADDR_PRESENT);
+	}
 	prom_family(fp, "sluice_server_weight", "gauge",
 	    "the server's weight in use: the operator's, else the config's");
 	for (i = 0; i < sn->nservers; i++) {

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include "addr.h"
 #include "stats.h"
@@ -80,6 +81,8 @@ _Static_assert(sizeof(struct stats_header) % STATS_LINE == 0,
     "the areas after the header start on their own cache line");
 _Static_assert(sizeof(struct stats_health) == STATS_LINE,
     "one server's health is one cache line");
+_Static_assert(sizeof(struct stats_resolved) == STATS_LINE,
+    "one server's resolved address is one cache line");
 _Static_assert(STATS_LISTENERS <= STATS_ROWS_MAX && STATS_SERVERS <= STATS_ROWS_MAX,
     "row indexes fit 16 bits");
 
@@ -104,6 +107,12 @@ static const char *const stats_check_names[] = {
 	[STATS_CHECK_TIMEOUT] = "timeout",
 	[STATS_CHECK_BAD_REPLY] = "bad_reply",
 	[STATS_CHECK_ERROR] = "error",
+};
+
+static const char *const stats_addr_names[] = {
+	[STATS_ADDR_NONE] = "none",
+	[STATS_ADDR_PRESENT] = "present",
+	[STATS_ADDR_ABSENT] = "absent",
 };
 
 static const char *const stats_admin_names[] = {
@@ -137,6 +146,12 @@ const char *
 stats_check_name(uint32_t result)
 {
 	return NAME_OF(stats_check_names, result);
+}
+
+const char *
+stats_addr_name(uint32_t state)
+{
+	return NAME_OF(stats_addr_names, state);
 }
 
 const char *
@@ -189,7 +204,7 @@ _Static_assert(sizeof(struct stats_slot) == STATS_PAGE,
 
 /* Where each area starts, in bytes from the header. */
 struct stats_layout {
-	uint64_t listeners, servers, admin, health, listener_retired, server_retired, slots;
+	uint64_t listeners, servers, admin, health, resolved, listener_retired, server_retired, slots;
 	uint64_t listener_rows, server_rows, listener_stride, server_stride, size;
 	unsigned nslots, nlisteners, nservers;
 };
@@ -227,7 +242,9 @@ stats_layout(uint64_t nslots, uint64_t nl, uint64_t ns, struct stats_layout *lo)
 	/* Pages of their own: the checker's, then each worker's. */
 	at = stats_page_align(at);
 	lo->health = at;
-	at = stats_page_align(at + ns * sizeof(struct stats_health));
+	at = at + ns * sizeof(struct stats_health);
+	lo->resolved = at;
+	at = stats_page_align(at + ns * sizeof(struct stats_resolved));
 	lo->listener_retired = at;
 	at = stats_align(at + nl * sizeof(struct stats_listener_counters));
 	lo->server_retired = at;
@@ -254,6 +271,7 @@ stats_map(struct stats_seg *seg, void *map, const struct stats_layout *lo, int w
 	seg->servers = (struct stats_server_entry *)(base + lo->servers);
 	seg->admin = (struct stats_server_admin *)(base + lo->admin);
 	seg->health = (struct stats_health *)(base + lo->health);
+	seg->resolved = (struct stats_resolved *)(base + lo->resolved);
 	seg->listener_retired = (struct stats_listener_counters *)(base + lo->listener_retired);
 	seg->server_retired = (struct stats_server_counters *)(base + lo->server_retired);
 	seg->slots = (struct stats_slot *)(base + lo->slots);
@@ -544,7 +562,8 @@ int
 stats_protect_checker(struct stats_seg *seg)
 {
 	size_t from = (size_t)((const char *)seg->health - (const char *)seg->hdr);
-	size_t len = (size_t)stats_page_align(seg->nservers * sizeof(struct stats_health));
+	size_t len = (size_t)stats_page_align(seg->nservers *
+	    (sizeof(struct stats_health) + sizeof(struct stats_resolved)));
 
 	/* Still "writable": stats_health_publish is what it calls. */
 	return stats_protect(seg, &from, &len, 1);
@@ -928,6 +947,7 @@ stats_recycle(struct stats_seg *seg, int servers)
 		stats_fold_row(&seg->hdr->servers_recycled, &seg->server_retired[best],
 		    stats_server_fields, stats_server_nfields, sizeof(struct stats_server_counters));
 		memset(&seg->health[best], 0, sizeof(seg->health[best]));
+		memset(&seg->resolved[best], 0, sizeof(seg->resolved[best]));
 	} else {
 		stats_fold_row(&seg->hdr->listeners_recycled, &seg->listener_retired[best],
 		    stats_listener_fields, stats_listener_nfields,
@@ -989,9 +1009,14 @@ stats_server_row(struct stats_seg *seg, const char *upstream, const struct socka
 	if (!seg->writable || len > sizeof(e->addr) || upstream == NULL)
 		return STATS_NO_ROW;
 	used = seg->servers_used;
+	/* A slot of a resolved name has no address of its own (len 0): its
+	 * identity is its text, "name:port#k". */
 	for (row = 0; row < used; row++)
 		if (strncmp(seg->servers[row].upstream, upstream, STATS_NAME_MAX) == 0 &&
-		    addr_equal((const struct sockaddr *)&seg->servers[row].addr, sa))
+		    (len == 0 ? seg->servers[row].addr.ss_family == AF_UNSPEC && address != NULL &&
+		                    strncmp(seg->servers[row].address, address,
+		                        STATS_ADDR_MAX - 1) == 0
+		              : addr_equal((const struct sockaddr *)&seg->servers[row].addr, sa)))
 			break;
 	fresh = row == used;
 	seq = stats_write_begin(hdr);
@@ -1103,6 +1128,154 @@ stats_health_state(const struct stats_seg *seg, unsigned row)
 	if (row >= seg->nservers)
 		return STATS_HEALTH_UNKNOWN;
 	return __atomic_load_n(&seg->health[row].state, __ATOMIC_RELAXED);
+}
+
+/* Field-by-field relaxed copy of a resolved record; seq left out. */
+static void
+stats_resolved_copy(struct stats_resolved *dst, const struct stats_resolved *src)
+{
+#define COPY(f) __atomic_store_n(&dst->f, __atomic_load_n(&src->f, __ATOMIC_RELAXED), \
+	    __ATOMIC_RELAXED)
+	COPY(state);
+	COPY(family);
+	COPY(port);
+	for (unsigned i = 0; i < sizeof(dst->addr); i++)
+		COPY(addr[i]);
+	COPY(ttl_s);
+	COPY(changes);
+	COPY(since_ms);
+	COPY(answer_ms);
+#undef COPY
+}
+
+void
+stats_resolved_publish(struct stats_seg *seg, unsigned row, const struct stats_resolved *r)
+{
+	struct stats_resolved *dst;
+	uint64_t seq;
+
+	if (!seg->writable || row >= seg->nservers)
+		return;
+	dst = &seg->resolved[row];
+	/* As stats_health_publish: one writer, a seq left odd is skipped. */
+	seq = __atomic_load_n(&dst->seq, __ATOMIC_RELAXED);
+	seq += seq & 1;
+	__atomic_store_n(&dst->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	stats_resolved_copy(dst, r);
+	__atomic_store_n(&dst->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+struct resolved_read {
+	struct stats_resolved *out;
+	const struct stats_resolved *src;
+};
+
+static void
+resolved_read_cb(void *p)
+{
+	const struct resolved_read *r = p;
+
+	stats_resolved_copy(r->out, r->src);
+}
+
+static int
+stats_resolved_read_within(const struct stats_seg *seg, unsigned row,
+    struct stats_resolved *out, uint64_t *give_up)
+{
+	struct resolved_read r = { out, NULL };
+	uint64_t seen;
+	int settled;
+
+	memset(out, 0, sizeof(*out));
+	if (row >= seg->nservers)
+		return 1;
+	r.src = &seg->resolved[row];
+	settled = seq_read(&r.src->seq, resolved_read_cb, &r, &seen, give_up);
+	out->seq = seen;
+	return settled;
+}
+
+int
+stats_resolved_read(const struct stats_seg *seg, unsigned row, struct stats_resolved *out)
+{
+	uint64_t give_up = 0;
+
+	return stats_resolved_read_within(seg, row, out, &give_up);
+}
+
+uint32_t
+stats_resolved_try(const struct stats_seg *seg, unsigned row, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	const struct stats_resolved *src;
+
+	*len = 0;
+	if (row >= seg->nservers)
+		return STATS_ADDR_ABSENT;
+	src = &seg->resolved[row];
+	for (unsigned tries = 0; tries < 4; tries++) {
+		uint64_t before = __atomic_load_n(&src->seq, __ATOMIC_ACQUIRE), after;
+		uint32_t state;
+		uint16_t family, port;
+		uint8_t a[16];
+
+		if (before & 1)
+			continue;
+		state = __atomic_load_n(&src->state, __ATOMIC_RELAXED);
+		family = __atomic_load_n(&src->family, __ATOMIC_RELAXED);
+		port = __atomic_load_n(&src->port, __ATOMIC_RELAXED);
+		for (unsigned i = 0; i < sizeof(a); i++)
+			a[i] = __atomic_load_n(&src->addr[i], __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		after = __atomic_load_n(&src->seq, __ATOMIC_RELAXED);
+		if (after != before)
+			continue;
+		if (state != STATS_ADDR_PRESENT)
+			return state == STATS_ADDR_NONE ? STATS_ADDR_NONE : STATS_ADDR_ABSENT;
+		memset(ss, 0, sizeof(*ss));
+		if (family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+			sin->sin_family = AF_INET;
+			sin->sin_port = port;
+			memcpy(&sin->sin_addr, a, 4);
+			*len = sizeof(*sin);
+		} else if (family == AF_INET6) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = port;
+			memcpy(&sin6->sin6_addr, a, 16);
+			*len = sizeof(*sin6);
+		} else {
+			return STATS_ADDR_ABSENT;
+		}
+		return STATS_ADDR_PRESENT;
+	}
+	return STATS_ADDR_ABSENT;
+}
+
+int
+stats_entry_resolved(const struct stats_server_entry *e)
+{
+	return e->addr.ss_family == AF_UNSPEC;
+}
+
+char *
+stats_resolved_format(const struct stats_resolved *r, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct stats_seg one = { 0 };
+
+	buf[0] = '\0';
+	/* Through the workers' reader, on a private copy. */
+	one.resolved = (struct stats_resolved *)r;
+	one.nservers = 1;
+	if (stats_resolved_try(&one, 0, &ss, &sl) == STATS_ADDR_PRESENT)
+		addr_format((const struct sockaddr *)&ss, buf, len);
+	return buf;
 }
 
 void
@@ -1225,6 +1398,7 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 		v->entry.address[sizeof(v->entry.address) - 1] = '\0';
 		v->entry.upstream[sizeof(v->entry.upstream) - 1] = '\0';
 		stats_health_read_within(seg, r, &v->health, &ctx->give_up);
+		stats_resolved_read_within(seg, r, &v->resolved, &ctx->give_up);
 		v->admin = stats_admin_get(seg, r);
 		stats_add_words(&v->c, &seg->server_retired[r], sizeof(v->c));
 		for (i = 0; i < sn->nworkers; i++)

@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 10
+#define STATS_VERSION 11 /* 10: bulk pools, accepting; 11: the resolved addresses area (live DNS) */
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -348,6 +348,35 @@ struct stats_health {
 	uint64_t checks_failed;  /* of which failed */
 } __attribute__((aligned(64)));
 
+/* A resolved entry's address (enum stats_addr_state). */
+enum stats_addr_state {
+	STATS_ADDR_NONE = 0, /* never resolved: the config's address (libc at load), if any */
+	STATS_ADDR_PRESENT,  /* the address below, from the last good answer */
+	STATS_ADDR_ABSENT    /* no address now: takes no new connection (drains) */
+};
+/* "none", "present", "absent", or "?". */
+const char *stats_addr_name(uint32_t state);
+
+/*
+ * The address of one server entry that is a slot of a resolved name (a
+ * server with resolve = true; same index as its row). WRITTEN BY THE CHECKER
+ * ONLY, through stats_resolved_publish, after each answer that changes it;
+ * workers read it on every pick (stats_resolved_try) and never resolve.
+ * Entries of fixed addresses stay zero (NONE). A reload keeps the record
+ * with the row: the new generation starts from the last good set.
+ */
+struct stats_resolved {
+	uint64_t seq;        /* odd while the checker writes the rest */
+	uint32_t state;      /* enum stats_addr_state */
+	uint16_t family;     /* AF_INET or AF_INET6 while PRESENT */
+	uint16_t port;       /* network byte order */
+	uint8_t addr[16];    /* 4 bytes for AF_INET */
+	uint32_t ttl_s;      /* the answer's TTL, clamped to dns.min_ttl..max_ttl */
+	uint32_t changes;    /* times it took another address or state */
+	uint64_t since_ms;   /* CLOCK_REALTIME when it took this address or state */
+	uint64_t answer_ms;  /* CLOCK_REALTIME of the last good answer for its name */
+} __attribute__((aligned(64)));
+
 /* At offset 0 of the segment. Written by the master only (read-only to every
  * child). Readers take the counts and sizes once, at attach (struct
  * stats_seg), and the entries in use only up to those counts. */
@@ -388,10 +417,11 @@ struct stats_header {
 
 /*
  * A mapping of the segment. Areas after the header, in this order: listener
- * directory, server directory, server admin states, server health, retired
+ * directory, server directory, server admin states, server health, resolved
+ * addresses, retired
  * listener rows, retired server rows, worker slots, then per slot its nlisteners listener rows, then
  * per slot its nservers server rows. Areas start on a cache line; the health
- * area, each slot, and each slot's block of listener rows and of server rows
+ * and resolved areas (together), each slot, and each slot's block of listener rows and of server rows
  * start and end on a STATS_PAGE boundary, so that each can be the only
  * writable part of its writer's mapping.
  *
@@ -407,6 +437,7 @@ struct stats_seg {
 	struct stats_server_entry *servers;
 	struct stats_server_admin *admin;               /* parallel to servers */
 	struct stats_health *health;                    /* parallel to servers */
+	struct stats_resolved *resolved;                /* parallel to servers */
 	struct stats_listener_counters *listener_retired; /* parallel to listeners */
 	struct stats_server_counters *server_retired;     /* parallel to servers */
 	char *listener_rows; /* per slot: stride listener_stride bytes */
@@ -446,7 +477,7 @@ void stats_detach(struct stats_seg *);
 /* A child of the master, right after fork, on its copy of the master's
  * mapping: make every page read-only except, for the worker of slot `slot`,
  * its slot and its listener and server rows (stats_protect_worker), or for
- * the health checker the health area (stats_protect_checker). The hot path
+ * the health checker the health and resolved areas (stats_protect_checker). The hot path
  * stays plain stores; a stray write elsewhere faults. The worker's seg is no
  * longer writable for the master's functions (fold, rows). Returns 0, or -1
  * with errno: EINVAL (slot out of range, not a created mapping), EOPNOTSUPP
@@ -524,6 +555,32 @@ int stats_health_read(const struct stats_seg *, unsigned row, struct stats_healt
 /* Workers: the state alone (enum stats_health_state), one load, no retry. */
 uint32_t stats_health_state(const struct stats_seg *, unsigned row);
 
+/* The checker: publish r (its seq ignored) as the address of server row
+ * `row`; readers never see half of it. Out-of-range rows are ignored. */
+void stats_resolved_publish(struct stats_seg *, unsigned row, const struct stats_resolved *r);
+
+/* Readers and the checker: a consistent copy of row's record (zeroed when
+ * out of range), with the patience of stats_health_read. Returns 1, or 0
+ * when it could not be read whole. */
+int stats_resolved_read(const struct stats_seg *, unsigned row, struct stats_resolved *out);
+
+/* Workers: row's address into *ss and *len (port included) when its state
+ * is PRESENT. A few tries and no system call: a record being rewritten
+ * just then counts as absent for this pick. Returns the state (enum
+ * stats_addr_state) read, or STATS_ADDR_ABSENT when it could not be read
+ * whole; *len is 0 unless PRESENT. */
+struct sockaddr_storage;
+uint32_t stats_resolved_try(const struct stats_seg *, unsigned row, struct sockaddr_storage *ss,
+    socklen_t *len);
+
+/* Readers: 1 when server entry e is a slot of a resolved name (its
+ * address is the checker's, in stats_resolved), else 0. */
+int stats_entry_resolved(const struct stats_server_entry *e);
+
+/* Readers: r's address as "a.b.c.d:port" or "[v6]:port" into buf (at
+ * least ADDR_STRLEN bytes), or "" when r is not PRESENT. Returns buf. */
+char *stats_resolved_format(const struct stats_resolved *r, char *buf, size_t len);
+
 /* Master: set row's admin state and weight (STATS_WEIGHT_CONFIG: the
  * config's). Out-of-range rows are ignored. */
 void stats_admin_set(struct stats_seg *, unsigned row, uint32_t state, uint32_t weight);
@@ -551,6 +608,7 @@ struct stats_server_view {
 	unsigned row;
 	struct stats_server_entry entry;
 	struct stats_health health;
+	struct stats_resolved resolved; /* zero for a fixed address */
 	struct stats_server_admin admin;
 	struct stats_server_counters c; /* retired + live slots */
 };

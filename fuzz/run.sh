@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
 # fuzz/run.sh — build the libFuzzer targets for the PROXY protocol parser
-# (fuzz/fuzz_proxy.c + common/proxy.c) and the TLS ClientHello reader
-# (fuzz/fuzz_tls.c + common/tls_hello.c) with Debian's clang and run one.
+# (fuzz/fuzz_proxy.c + common/proxy.c), the TLS ClientHello reader
+# (fuzz/fuzz_tls.c + common/tls_hello.c) and the DNS answer reader
+# (fuzz/fuzz_dns.c + checker/resolve.c) with Debian's clang and run one.
 # Needs: clang and libclang-rt-14-dev (Debian 12), which ship libFuzzer.
 #
 #   fuzz/run.sh [SECONDS] [OUTDIR] [TARGET]   default: 600 s, ./fuzz-out, proxy
 #
-# TARGET is proxy or tls. OUTDIR keeps the binary, the corpus (grown across runs) and any crash
+# TARGET is proxy, tls or dns. OUTDIR keeps the binary, the corpus (grown across runs) and any crash
 # reproducer (crash-*). Exits non-zero when the fuzzer finds a crash.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,23 @@ target=${3:-proxy}
 cc=${CLANG:-clang}
 
 command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+if [ "$target" = dns ]; then
+	out=$out/dns
+	mkdir -p "$out/corpus" "$out/seeds"
+	"$cc" -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-I"$src/checker" "$src/fuzz/fuzz_dns.c" "$src/checker/resolve.c" -o "$out/fuzz_dns"
+	# Seeds: byte 0 picks the question (0x78: app.example A, 16 addresses;
+	# 0x79: www.example A; 0x7c: app.example AAAA), bytes 1-2 the id, then
+	# the answer: two compressed A records; a CNAME to an A record; AAAA.
+	q='\003app\007example\000'
+	printf "\170\000\011\000\011\201\200\000\001\000\002\000\000\000\000${q}\000\001\000\001\300\014\000\001\000\001\000\000\000\074\000\004\012\000\000\001\300\014\000\001\000\001\000\000\000\036\000\004\012\000\000\002" >"$out/seeds/a2"
+	printf "\171\000\011\000\011\201\200\000\001\000\002\000\000\000\000\003www\007example\000\000\001\000\001\300\014\000\005\000\001\000\000\000\005\000\007\004edge\300\020\004edge\300\020\000\001\000\001\000\000\000\005\000\004\012\000\000\003" >"$out/seeds/cname"
+	printf "\174\000\011\000\011\201\200\000\001\000\001\000\000\000\000${q}\000\034\000\001\300\014\000\034\000\001\000\000\000\074\000\020\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\001" >"$out/seeds/aaaa"
+	printf "\170\000\011\000\011\201\203\000\001\000\000\000\000\000\000${q}\000\001\000\001" >"$out/seeds/nxdomain"
+	echo "fuzz: running $out/fuzz_dns for $secs s"
+	exec "$out/fuzz_dns" -max_total_time="$secs" -max_len=2048 -print_final_stats=1 \
+		-artifact_prefix="$out/" "$out/corpus" "$out/seeds"
+fi
 if [ "$target" = tls ]; then
 	out=$out/tls
 	mkdir -p "$out/corpus" "$out/seeds"

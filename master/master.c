@@ -603,14 +603,21 @@ helper_tick(struct helper *h, double now)
 	}
 }
 
-/* Start, or on reload replace, the checker for the current config. */
+/* Start, or on reload replace, the checker for the current config: it runs
+ * the health checks and resolves the servers with resolve = true. */
 static void
 checker_replace(void)
 {
+	const struct conf *c = m.cur.conf;
+
 	m.checker.wanted = 0;
-	for (unsigned i = 0; i < m.cur.conf->nupstreams; i++)
-		if (m.cur.conf->upstreams[i].health.enabled)
+	for (unsigned i = 0; i < c->nupstreams; i++) {
+		if (c->upstreams[i].health.enabled)
 			m.checker.wanted = 1;
+		for (unsigned j = 0; j < c->upstreams[i].nservers; j++)
+			if (c->upstreams[i].servers[j].host != NULL)
+				m.checker.wanted = 1;
+	}
 	helper_replace(&m.checker);
 }
 
@@ -899,9 +906,11 @@ assign_stats_rows(struct gen *g)
 		for (unsigned i = 0; i < up->nservers; i++, k++) {
 			const struct conf_server *sv = &up->servers[i];
 
+			/* A slot of a resolved name is known by its text: its
+			 * address is the checker's to change. */
 			sr[k] = (uint16_t)stats_server_row(m.stats, up->name,
-			    (const struct sockaddr *)&sv->addr, sv->addrlen, sv->address,
-			    sv->weight, sv->backup, g->generation);
+			    (const struct sockaddr *)&sv->addr, sv->host != NULL ? 0 : sv->addrlen,
+			    sv->address, sv->weight, sv->backup, g->generation);
 			if (sr[k] == STATS_NO_ROW)
 				log_warnx("statistics: no row left for server %s of %s (%u in use "
 				          "at most, counting those of draining generations); it "

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* i_segprotect.c — integration test: in a running sluiced every worker can
  * write only its own slot and its own listener and server rows of the stats
- * segment, and the health checker only the health area; every other page of
+ * segment, and the health checker only the health and resolved areas; every other page of
  * the mapping (header, directory, retired rows, other slots) is read-only to
  * them, while the master keeps all of it writable. Judged page by page from
  * /proc/PID/maps, the protection the kernel enforces, against the layout a
@@ -150,7 +150,8 @@ main(void)
 	}
 	ok(checker != 0, "found the checker");
 	r[0].from = (size_t)((char *)seg.health - (char *)seg.hdr);
-	r[0].to = r[0].from + seg.nservers * sizeof(struct stats_health);
+	/* The health area and, right after it, the resolved addresses. */
+	r[0].to = (size_t)((char *)(seg.resolved + seg.nservers) - (char *)seg.hdr);
 	if (checker != 0)
 		check("checker", checker, file, seg.size, r, 1, 0);
 	check("master", master, file, seg.size, r, 0, 1);

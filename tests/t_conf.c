@@ -243,8 +243,9 @@ static const struct bad_case bad_cases[] = {
         "setting given twice"},
     /* unknown settings at every level */
     {"wrkers = 2;\n" UP LS,
-        ":1: wrkers: unknown setting \"wrkers\" (expected workers, accept_workers, pid_file, stats_file, user, "
-        "group, chroot, log, pool, limits, timeouts, upstreams, listeners, control or admin)",
+        ":1: wrkers: unknown setting \"wrkers\" (expected workers, accept_workers, pid_file, "
+        "stats_file, user, group, chroot, log, pool, limits, timeouts, upstreams, listeners, "
+        "control, admin or dns)",
         "unknown top-level setting"},
     {"timeouts = {\n  connect = \"1s\";\n  idel = \"5s\";\n};\n" UP LS,
         ":3: timeouts.idel: unknown setting \"idel\" (expected connect, idle, drain, "
@@ -267,7 +268,7 @@ static const struct bad_case bad_cases[] = {
     {"upstreams = ({ name = \"app\"; servers = (\n  \"127.0.0.1:9000\",\n"
      "  { address = \"127.0.0.1:9001\"; spare = true; } ); });\n" LS,
         ":3: upstreams[0].servers[1].spare: unknown setting \"spare\" (expected address, "
-        "weight, max_connections, backup, source or transparent)",
+        "weight, max_connections, backup, source, transparent, resolve or max_addresses)",
         "unknown server setting"},
     {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  proxy = true; });\n",
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "

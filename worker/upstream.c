@@ -5,8 +5,10 @@
  * (balance.c), skipping servers that are down (the checker's verdict, or this
  * worker's passive marks after failures) or full, and falling back to backup
  * servers; the connect carries the group's socket options and source address
- * (or the client's, transparent). Never blocks (names were resolved by the
- * master at load) and never allocates per connection. */
+ * (or the client's, transparent). Never blocks and never resolves: names
+ * were resolved by the master at load, or, for servers with resolve = true,
+ * by the checker, which publishes each slot's address in the segment
+ * (stats_resolved). Never allocates per connection. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,36 @@ server_publish(struct worker *w, struct up_group *g, unsigned i)
 	STATS_ROW_SET(w->sstats[k], marked_down, g->s[i].marked ? 1 : 0);
 }
 
+/* Where server i of g is now: its fixed address, or for a slot of a
+ * resolved name the checker's last word (the address libc gave at load
+ * until the first answer). Returns 0 with *sa and *len, or -1 when the
+ * slot has no address (it takes no new connection; sessions on it drain). */
+static int
+server_address(const struct worker *w, const struct up_group *g, unsigned i,
+    struct sockaddr_storage *tmp, const struct sockaddr **sa, socklen_t *len)
+{
+	const struct conf_server *srv = &g->u->servers[i];
+	uint32_t state;
+
+	if (srv->host == NULL) {
+		*sa = (const struct sockaddr *)&srv->addr;
+		*len = srv->addrlen;
+		return 0;
+	}
+	state = stats_resolved_try(w->h->stats, g->rows != NULL ? g->rows[i] : STATS_NO_ROW, tmp,
+	    len);
+	if (state == STATS_ADDR_PRESENT) {
+		*sa = (const struct sockaddr *)tmp;
+		return 0;
+	}
+	if (state == STATS_ADDR_NONE && srv->addrlen > 0) {
+		*sa = (const struct sockaddr *)&srv->addr;
+		*len = srv->addrlen;
+		return 0;
+	}
+	return -1;
+}
+
 /* --- choice --------------------------------------------------------------- */
 
 static struct up_group *
@@ -152,6 +184,14 @@ group_usable(struct worker *w, struct up_group *g)
 		const struct conf_server *srv = &u->servers[i];
 		int ok = server_admitted(w, g, i) && g->s[i].down_until <= now &&
 		    !server_checked_down(w, g, i);
+
+		if (ok && srv->host != NULL) {
+			struct sockaddr_storage ss;
+			const struct sockaddr *sa;
+			socklen_t len;
+
+			ok = server_address(w, g, i, &ss, &sa, &len) == 0;
+		}
 
 		if (ok && (need_load || srv->max_connections != 0)) {
 			g->load[i] = server_load(w, g, i);
@@ -309,9 +349,17 @@ upstream_connect(struct worker *w, unsigned ui, unsigned server, const struct so
 	const struct conf_server *srv = &g->u->servers[server];
 	const struct conf_source *src = source_of(g, srv);
 	struct up_prep p = {g->u, NULL, src->transparent};
+	struct sockaddr_storage resolved;
+	const struct sockaddr *to;
 	struct sockaddr_in v4;
+	socklen_t tolen;
 	int fd;
 
+	/* A slot whose address vanished since the pick: ours, not the server's. */
+	if (server_address(w, g, server, &resolved, &to, &tolen) == -1) {
+		errno = EADDRNOTAVAIL;
+		return -1;
+	}
 	if (src->n > 0) {
 		p.src = (const struct sockaddr *)&src->addr[g->s[server].src_next++ % src->n];
 	} else if (src->transparent) {
@@ -322,14 +370,14 @@ upstream_connect(struct worker *w, unsigned ui, unsigned server, const struct so
 			return -1;
 		}
 		/* A dual-stack listener's IPv4 client, to an IPv4 server. */
-		if (client->sa_family == AF_INET6 && srv->addr.ss_family == AF_INET &&
+		if (client->sa_family == AF_INET6 && to->sa_family == AF_INET &&
 		    IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr)) {
 			memset(&v4, 0, sizeof(v4));
 			v4.sin_family = AF_INET;
 			memcpy(&v4.sin_addr, &c6->sin6_addr.s6_addr[12], 4);
 			client = (const struct sockaddr *)&v4;
 		}
-		if (client->sa_family != srv->addr.ss_family) {
+		if (client->sa_family != to->sa_family) {
 			log_warnx("upstream %s: a client of another address family cannot be "
 			          "sent transparently to %s",
 			    g->u->name, srv->address);
@@ -338,7 +386,7 @@ upstream_connect(struct worker *w, unsigned ui, unsigned server, const struct so
 		}
 		p.src = client;
 	}
-	fd = net_connect_prep((const struct sockaddr *)&srv->addr, srv->addrlen,
+	fd = net_connect_prep(to, tolen,
 	    p.src != NULL || g->u->mark || g->u->keepalive.enabled ? upstream_prep : NULL, &p);
 
 	if (fd != -1) {
