@@ -513,6 +513,19 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 
 /* --- the edge: admission and the PROXY protocol --------------------------- */
 
+/* proxy_build for a connection's two ends. Ends without IP addresses (a
+ * UNIX listener's client) go as none: "PROXY UNKNOWN" in v1, LOCAL in v2,
+ * so the server keeps its own view of the connection. */
+static int
+proxy_build_ends(int version, const struct sockaddr *src, const struct sockaddr *dst, void *buf,
+    size_t len)
+{
+	if ((src->sa_family != AF_INET && src->sa_family != AF_INET6) ||
+	    (dst->sa_family != AF_INET && dst->sa_family != AF_INET6))
+		src = dst = NULL;
+	return proxy_build(version, src, dst, buf, len);
+}
+
 /* A client refused before it had a session (rate, lists, untrusted front,
  * no session memory): counted, logged when connections are, closed. */
 static void
@@ -556,8 +569,8 @@ session_send_proxy(struct worker *w, struct session *s)
 			relay_close(w, s, CLOSE_CLIENT_ERROR);
 			return -1;
 		}
-		n = proxy_build((int)l->proxy_send, (struct sockaddr *)&src, (struct sockaddr *)&dst,
-		    hdr, sizeof(hdr));
+		n = proxy_build_ends((int)l->proxy_send, (struct sockaddr *)&src,
+		    (struct sockaddr *)&dst, hdr, sizeof(hdr));
 		p = hdr;
 	}
 	/* A fresh connection's send buffer always takes a header this small
@@ -698,6 +711,8 @@ session_header(struct worker *w, struct session *s)
 	if ((rc == -1 || info.local) &&
 	    getpeername(s->client.fd, (struct sockaddr *)&peer, &plen) == -1)
 		memset(&peer, 0, sizeof(peer));
+	else if (rc == -1 || info.local)
+		addr_unix_terminate(&peer, plen);
 	if (rc == -1) {
 		addr_format((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
 		log_info("PROXY header from %s on %s refused: %s", peer_text, l->address,
@@ -732,7 +747,7 @@ session_header(struct worker *w, struct session *s)
 		/* The parser's state is spent; its room takes the new header
 		 * (PROXY_HEADER_MAX <= HEADER_AREA), which session_send_proxy
 		 * writes first once connected. */
-		rc = proxy_build((int)l->proxy_send, client, dst, buf, HEADER_AREA);
+		rc = proxy_build_ends((int)l->proxy_send, client, dst, buf, HEADER_AREA);
 		hl = rc > 0 ? (size_t)rc : 0;
 	}
 	rest = (size_t)n - used;
