@@ -645,6 +645,140 @@ test_refusals(void)
 	ok(lstat(h_path("t.sock"), &st) == -1 && errno == ENOENT, "-t created no socket file");
 }
 
+/* Copy file from to path to (by a rename, as a fresh build would be). */
+static void
+copy_file(const char *from, const char *to, mode_t mode)
+{
+	char tmp[PATH_MAX + 8], buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out;
+	ssize_t n;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", to);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (in == -1 || out == -1)
+		bail("copy %s: %s", from, strerror(errno));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			bail("copy %s: %s", from, strerror(errno));
+	if (n < 0 || close(out) != 0 || chmod(tmp, mode) != 0 || rename(tmp, to) != 0)
+		bail("copy %s: %s", from, strerror(errno));
+	close(in);
+}
+
+static pid_t
+wait_new_master(pid_t old, int timeout_ms)
+{
+	uint64_t end = h_now_ms() + (uint64_t)timeout_ms;
+
+	while (h_now_ms() < end) {
+		pid_t now = h_pidfile_pid();
+
+		if (now > 0 && now != old && h_wait_exit(old, 0, NULL) == 0)
+			return now;
+		h_nap(20);
+	}
+	return 0;
+}
+
+/* A hot upgrade takes the UNIX listener over: same socket file, its
+ * connections handed over, the old master leaving the file to the new
+ * one; a new master that fails to start leaves it to the old one. */
+static void
+test_upgrade(void)
+{
+	char bin[PATH_MAX], real[PATH_MAX], conf[PATH_MAX], bad[PATH_MAX], sock[PATH_MAX],
+	    regular[PATH_MAX], lines[2 * PATH_MAX];
+	char *argv[] = {bin, "-f", "-c", conf, NULL};
+	int port = h_free_port(), idle, fd;
+	struct stat before, st;
+	pid_t old, now;
+
+	snprintf(bin, sizeof(bin), "%s", h_path("sluiced"));
+	snprintf(real, sizeof(real), "%s", h_path("sluiced.real"));
+	snprintf(conf, sizeof(conf), "%s", h_path("up.conf"));
+	snprintf(bad, sizeof(bad), "%s", h_path("up-bad.conf"));
+	snprintf(sock, sizeof(sock), "%s", h_path("up.sock"));
+	snprintf(regular, sizeof(regular), "%s", h_path("up-regular"));
+	copy_file(h_sluiced(), bin, 0755);
+	copy_file(h_sluiced(), real, 0755);
+	snprintf(lines, sizeof(lines),
+	    "workers = 1;\npid_file = \"%s\";\nstats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "upstreams = ({ name = \"a\"; servers = (\"127.0.0.1:%d\"); });\n"
+	    "listeners = ({ listen = \"127.0.0.1:%d\"; upstream = \"a\"; },\n"
+	    "  { listen = \"unix:%s\"; upstream = \"a\"; mode = \"0600\"; }",
+	    h_pidfile(), h_statsfile(), tcp_echo, port, sock);
+	h_write_file(conf, "%s);\n", lines);
+	/* The same, and a listener the new master cannot open. */
+	h_write_file(regular, "not a socket\n");
+	h_write_file(bad, "%s,\n  { listen = \"unix:%s\"; upstream = \"a\"; });\n", lines,
+	    regular);
+
+	setenv("SLUICE_TEST_UPGRADE_DEADLINE_MS", "8000", 1);
+	old = h_spawn(argv, h_path("upgrade.log"));
+	unsetenv("SLUICE_TEST_UPGRADE_DEADLINE_MS");
+	if (h_wait_port(port, WAIT) != 0 || unix_wait(sock, WAIT) != 0)
+		bail("the upgrade test's sluiced did not start");
+	{
+		uint64_t end = h_now_ms() + WAIT;
+
+		while (h_now_ms() < end && h_pidfile_pid() != old)
+			h_nap(20);
+	}
+	idle = unix_connect(sock);
+	ok(idle != -1 && h_round_trip(idle, WAIT) == 0, "upgrade: a UNIX client is served");
+	lstat(sock, &before);
+
+	/* The new binary passes -t, then starts on a config it cannot open. */
+	h_write_file(h_path("script.new"),
+	    "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -t ] && exec %s \"$@\"; done\n"
+	    "exec %s -f -c %s\n",
+	    real, real, bad);
+	if (chmod(h_path("script.new"), 0755) != 0 || rename(h_path("script.new"), bin) != 0)
+		bail("install the script: %s", strerror(errno));
+	kill(old, SIGUSR2);
+	ok(h_wait_file_contains(h_path("upgrade.log"), "upgrade failed, this master keeps serving",
+	       20000),
+	    "upgrade: a new master that cannot open its listeners fails");
+	ok(h_wait_file_contains(h_path("upgrade.log"), "exists and is not a socket", WAIT),
+	    "upgrade: (it said why)");
+	ok(lstat(sock, &st) == 0 && st.st_ino == before.st_ino,
+	    "upgrade: the failed master left the old one's socket file");
+	fd = unix_connect(sock);
+	ok(fd != -1 && echo_check(fd, 1000, 3) && h_round_trip(idle, WAIT) == 0,
+	    "upgrade: the old master serves on, new and old connections");
+	close(fd);
+
+	copy_file(real, bin, 0755);
+	kill(old, SIGUSR2);
+	now = wait_new_master(old, 40000);
+	ok(now != 0, "upgrade: a new master (%d) replaced %d", (int)now, (int)old);
+	ok(lstat(sock, &st) == 0 && st.st_ino == before.st_ino && (st.st_mode & 0777) == 0600,
+	    "upgrade: the old master left the socket file, which the new one took over");
+	ok(h_round_trip(idle, WAIT) == 0, "upgrade: the connection made before works");
+	fd = unix_connect(sock);
+	ok(fd != -1 && echo_check(fd, 100000, 4), "upgrade: the new master relays new clients");
+	close(fd);
+	close(idle);
+	/* Not our child, and not h_sluiced() (a copy): by pid, polled. */
+	if (now > 0)
+		kill(now, SIGTERM);
+	{
+		uint64_t end = h_now_ms() + 20000;
+		int gone = 0;
+
+		/* h_wait_exit reaps it should it be our zombie, else polls. */
+		while (now > 0 && !gone && h_now_ms() < end)
+			if (!(gone = h_wait_exit(now, 0, NULL) == 0))
+				h_nap(20);
+		ok(gone, "upgrade: the new master stops on SIGTERM");
+		if (now > 0 && !gone)
+			kill(now, SIGKILL);
+	}
+	ok(lstat(sock, &st) == -1 && errno == ENOENT,
+	    "upgrade: the new master removes the socket file when it stops");
+}
+
 int
 main(void)
 {
@@ -712,6 +846,8 @@ main(void)
 	    "stop: every UNIX listener's socket file is removed");
 	ok(lstat(echo_sock, &st) == 0 && lstat(pp_sock, &st) == 0,
 	    "stop: the servers' socket files (not sluiced's) are left");
+
+	test_upgrade();
 
 	close(pp);
 	close(full);
