@@ -8,8 +8,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* Longest text addr_format writes, with its NUL: "[v6%scope]:65535". */
-#define ADDR_STRLEN 80
+/* Longest text addr_format writes, with its NUL: "unix:" and a 107-byte
+ * path (longer than "[v6%scope]:65535"). */
+#define ADDR_STRLEN 120
 
 enum addr_flags {
 	ADDR_NUMERIC = 1, /* only numeric hosts (listeners); else resolve names */
@@ -34,7 +35,7 @@ int addr_parse(const char *text, int flags, struct sockaddr_storage *ss,
     socklen_t *len, char *err, size_t errlen);
 
 /* Write "a.b.c.d:port", "[v6]:port" or "unix:/path" into buf (at least
- * ADDR_STRLEN bytes; a longer path is cut short). An AF_UNIX address must
+ * ADDR_STRLEN bytes, else cut short). An AF_UNIX address must
  * hold a NUL-terminated sun_path (addr_unix_terminate); an unnamed one
  * (a client's) is written "unix:". Returns buf. */
 char *addr_format(const struct sockaddr *sa, char *buf, size_t buflen);

@@ -273,6 +273,8 @@ test_unix(void)
 	ok(addr_parse(path, ADDR_UNIX, &a, &len, err, sizeof(err)) == 0 &&
 	        strlen(sun->sun_path) == 107,
 	    "a 107-byte path fits");
+	is_str(addr_format((struct sockaddr *)&a, buf, sizeof(buf)), path,
+	    "and formats whole in ADDR_STRLEN");
 	path[5 + 107] = 'a';
 	path[5 + 108] = '\0';
 	is(addr_parse(path, ADDR_UNIX, &a, &len, err, sizeof(err)), -1, "a 108-byte path");
