@@ -270,6 +270,7 @@ write_conf(const char *path, const char *front_mode)
 	    "pid_file = \"%s\";\n"
 	    "stats_file = \"%s\";\n"
 	    "log = { target = \"stderr\"; level = \"debug\"; connections = true; };\n"
+	    "control = { socket = \"%s\"; };\n"
 	    "upstreams = (\n"
 	    "  { name = \"tcp\"; servers = ( \"127.0.0.1:%d\" ); },\n"
 	    "  { name = \"unix\"; servers = ( \"unix:%s\" );\n"
@@ -290,7 +291,7 @@ write_conf(const char *path, const char *front_mode)
 	    "    proxy_protocol = \"v1\"; allow = ( \"192.0.2.0/24\" ); },\n"
 	    "  { listen = \"127.0.0.1:%d\"; upstream = \"full\"; }\n"
 	    ");\n",
-	    h_pidfile(), h_statsfile(), tcp_echo, echo_sock, pp_sock, full_sock, p_tcp2unix, front,
+	    h_pidfile(), h_statsfile(), h_path("ctl"), tcp_echo, echo_sock, pp_sock, full_sock, p_tcp2unix, front,
 	    front_mode, getgrgid(getpwnam("nobody")->pw_gid)->gr_name, u2u, p_v1, p_v2, pv1, pv2,
 	    acc, p_full);
 }
@@ -500,6 +501,34 @@ test_logs(const char *conf)
 	rc = h_run(argp, &out, WAIT);
 	ok(rc == 0 && out != NULL && strstr(out, want) != NULL, "sluicestat --prometheus too");
 	free(out);
+	out = NULL;
+
+	/* sluicectl's session list names a UNIX client "unix:". */
+	{
+		char *argc[] = {getenv("SLUICECTL"), "-S", (char *)h_path("ctl"), "show", "sessions",
+		    NULL};
+		char *argcj[] = {getenv("SLUICECTL"), "-S", (char *)h_path("ctl"), "--json", "show",
+		    "sessions", NULL};
+		int fd = unix_connect(front);
+
+		if (argc[0] == NULL)
+			bail("SLUICECTL is not set");
+		ok(fd != -1 && h_round_trip(fd, WAIT) == 0, "a UNIX client is open");
+		rc = h_run(argc, &out, WAIT);
+		snprintf(want, sizeof(want), "unix:%s", front);
+		ok(rc == 0 && out != NULL && strstr(out, " unix: ") != NULL &&
+		        strstr(out, want) != NULL,
+		    "sluicectl show sessions lists it as unix: on its listener");
+		if (rc != 0 || out == NULL || strstr(out, " unix: ") == NULL)
+			diag("%s", out != NULL ? out : "(no output)");
+		free(out);
+		out = NULL;
+		rc = h_run(argcj, &out, WAIT);
+		ok(rc == 0 && out != NULL && strstr(out, "\"client\":\"unix:\"") != NULL,
+		    "and --json too");
+		free(out);
+		close(fd);
+	}
 }
 
 /* A reload keeps the socket (same inode), its open connections and its
@@ -645,6 +674,79 @@ test_refusals(void)
 	ok(lstat(h_path("t.sock"), &st) == -1 && errno == ENOENT, "-t created no socket file");
 }
 
+/* Send a PROXY header on a new connection to path, then echo a byte:
+ * 1 when the client is served, 0 when it is closed. *fd keeps it open. */
+static int
+proxied(const char *path, const void *hdr, size_t len, int *fd)
+{
+	*fd = unix_connect(path);
+	if (*fd == -1 || write(*fd, hdr, len) != (ssize_t)len)
+		bail("PROXY header to %s: %s", path, strerror(errno));
+	return h_round_trip(*fd, WAIT) == 0;
+}
+
+/* max_connections_per_source on a UNIX listener counts the addresses PROXY
+ * headers name (one worker: the count is per worker); LOCAL names none,
+ * and is not counted. */
+static void
+test_per_source(void)
+{
+	const char a[] = "PROXY TCP4 192.0.2.9 192.0.2.1 5555 80\r\n";
+	const char b[] = "PROXY TCP4 192.0.2.10 192.0.2.1 5555 80\r\n";
+	char conf[PATH_MAX], sock[PATH_MAX];
+	uint8_t local[16];
+	int port = h_free_port(), fd[6];
+	uint64_t refused;
+	pid_t pid;
+	int status;
+
+	snprintf(conf, sizeof(conf), "%s", h_path("ps.conf"));
+	snprintf(sock, sizeof(sock), "%s", h_path("ps.sock"));
+	h_write_file(conf,
+	    "workers = 1;\npid_file = \"%s\";\nstats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "upstreams = ({ name = \"a\"; servers = (\"127.0.0.1:%d\"); });\n"
+	    "listeners = ({ listen = \"127.0.0.1:%d\"; upstream = \"a\"; },\n"
+	    "  { listen = \"unix:%s\"; upstream = \"a\"; accept_proxy = \"any\";\n"
+	    "    max_connections_per_source = 1; });\n",
+	    h_pidfile(), h_statsfile(), tcp_echo, port, sock);
+	pid = h_sluiced_start(conf, port, 1);
+	if (unix_wait(sock, WAIT) == -1)
+		bail("%s does not accept", sock);
+	if (proxy_build(PROXY_V2, NULL, NULL, local, sizeof(local)) != 16)
+		bail("proxy_build LOCAL");
+	ok(proxied(sock, a, sizeof(a) - 1, &fd[0]), "per source: a first client of 192.0.2.9");
+	refused = h_stat("refused_per_source_limit");
+	ok(!proxied(sock, a, sizeof(a) - 1, &fd[1]) &&
+	        h_wait_stat("refused_per_source_limit", refused + 1, WAIT),
+	    "per source: a second client the header names 192.0.2.9 is refused");
+	ok(proxied(sock, b, sizeof(b) - 1, &fd[2]), "per source: 192.0.2.10 is another source");
+	ok(proxied(sock, local, sizeof(local), &fd[3]) &&
+	        proxied(sock, local, sizeof(local), &fd[4]),
+	    "per source: LOCAL headers name no source and are not counted");
+	close(fd[0]);
+	close(fd[1]);
+	{
+		uint64_t end = h_now_ms() + WAIT;
+		int served = 0;
+
+		/* The close reaches the worker in its own time. */
+		while (!served && h_now_ms() < end) {
+			served = proxied(sock, a, sizeof(a) - 1, &fd[5]);
+			close(fd[5]);
+			if (!served)
+				h_nap(50);
+		}
+		ok(served, "per source: once the first closed, 192.0.2.9 is served again");
+	}
+	for (int i = 2; i < 5; i++)
+		close(fd[i]);
+	kill(pid, SIGTERM);
+	ok(h_wait_exit(pid, 20000, &status) == 0 && WIFEXITED(status) &&
+	        WEXITSTATUS(status) == 0 && access(sock, F_OK) == -1,
+	    "per source: sluiced stops and removes its socket file");
+}
+
 /* Copy file from to path to (by a rename, as a fresh build would be). */
 static void
 copy_file(const char *from, const char *to, mode_t mode)
@@ -782,9 +884,9 @@ test_upgrade(void)
 int
 main(void)
 {
+	static char conf[PATH_MAX]; /* h_path's buffers are reused */
 	int pp, full;
 	pid_t master, tcp_echod;
-	const char *conf;
 	struct stat st;
 	int status;
 
@@ -821,7 +923,7 @@ main(void)
 			bail("stale socket: %s", strerror(errno));
 		close(fd);
 	}
-	conf = h_path("unix.conf");
+	snprintf(conf, sizeof(conf), "%s", h_path("unix.conf"));
 	write_conf(conf, "0640");
 	master = h_sluiced_start(conf, p_tcp2unix, 2);
 	if (unix_wait(front, WAIT) == -1 || unix_wait(u2u, WAIT) == -1)
@@ -847,6 +949,7 @@ main(void)
 	ok(lstat(echo_sock, &st) == 0 && lstat(pp_sock, &st) == 0,
 	    "stop: the servers' socket files (not sluiced's) are left");
 
+	test_per_source();
 	test_upgrade();
 
 	close(pp);
