@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* addr.c — "host:port" text to socket addresses and back. Runs in the master
+/* addr.c — "host:port" and "unix:/path" text to socket addresses and back. Runs in the master
  * (config, listeners), the workers (formatting for logs) and the CLI. Pure:
  * never logs, never exits; only addr_parse of a host name may block (DNS), so
  * it must never be called with such a name from a worker. */
@@ -8,7 +8,9 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "addr.h"
 
@@ -93,6 +95,34 @@ addr_lookup(const char *host, int family, int aiflags, struct sockaddr_storage *
 	return 0;
 }
 
+/* "unix:/path": absolute, so that it means the same after the master's
+ * chdir("/"), and short enough for sun_path. */
+static int
+addr_parse_unix(const char *path, struct sockaddr_storage *ss, socklen_t *len, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+	size_t n = strlen(path);
+
+	if (n == 0)
+		return addr_fail(err, errlen, "missing path after \"unix:\"");
+	if (path[0] != '/')
+		return addr_fail(
+		    err, errlen, "a UNIX socket path must be absolute (\"unix:/run/app.sock\")");
+	if (n > ADDR_UNIX_PATH_MAX)
+		return addr_fail(err, errlen, "a UNIX socket path has at most %d bytes (this one %zu)",
+		    ADDR_UNIX_PATH_MAX, n);
+	if (path[n - 1] == '/')
+		return addr_fail(err, errlen, "a UNIX socket path must name a file, not a directory");
+	_Static_assert(sizeof(struct sockaddr_un) <= sizeof(struct sockaddr_storage),
+	    "sockaddr_storage holds a sockaddr_un");
+	memset(ss, 0, sizeof(*ss));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n + 1);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
 int
 addr_parse(const char *text, int flags, struct sockaddr_storage *ss, socklen_t *len, char *err,
     size_t errlen)
@@ -106,6 +136,11 @@ addr_parse(const char *text, int flags, struct sockaddr_storage *ss, socklen_t *
 
 	if (text == NULL || *text == '\0')
 		return addr_fail(err, errlen, "empty address");
+	if (strncmp(text, ADDR_UNIX_PREFIX, sizeof(ADDR_UNIX_PREFIX) - 1) == 0) {
+		if (!(flags & ADDR_UNIX))
+			return addr_fail(err, errlen, "a UNIX socket is not allowed here");
+		return addr_parse_unix(text + sizeof(ADDR_UNIX_PREFIX) - 1, ss, len, err, errlen);
+	}
 
 	if (text[0] == '[') {
 		hstart = text + 1;
@@ -203,6 +238,13 @@ addr_format(const struct sockaddr *sa, char *buf, size_t buflen)
 		salen = sizeof(struct sockaddr_in6);
 		port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 		break;
+	case AF_UNIX: {
+		const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
+
+		snprintf(buf, buflen, ADDR_UNIX_PREFIX "%.*s", (int)sizeof(sun->sun_path),
+		    sun->sun_path);
+		return buf;
+	}
 	default:
 		snprintf(buf, buflen, "(family %d)", sa->sa_family);
 		return buf;
@@ -237,7 +279,28 @@ addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 		/* fe80::1%eth0 and fe80::1%eth1 are different hosts. */
 		return a6->sin6_port == b6->sin6_port && a6->sin6_scope_id == b6->sin6_scope_id &&
 		       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+	case AF_UNIX:
+		/* Unnamed sockets have no identity to share. */
+		return ((const struct sockaddr_un *)a)->sun_path[0] != '\0' &&
+		       strncmp(((const struct sockaddr_un *)a)->sun_path,
+		           ((const struct sockaddr_un *)b)->sun_path,
+		           sizeof(((const struct sockaddr_un *)a)->sun_path)) == 0;
 	default:
 		return 0;
 	}
+}
+
+void
+addr_unix_terminate(struct sockaddr_storage *ss, socklen_t len)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+	size_t off = offsetof(struct sockaddr_un, sun_path), n;
+
+	if (ss->ss_family != AF_UNIX)
+		return;
+	/* len may exceed what was passed in (a truncated address). */
+	n = len > off ? (size_t)len - off : 0;
+	if (n >= sizeof(sun->sun_path))
+		n = sizeof(sun->sun_path) - 1;
+	sun->sun_path[n] = '\0';
 }

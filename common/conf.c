@@ -103,7 +103,7 @@ static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "f
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
     "proxy_protocol", "accept_proxy", "trusted", "allow", "deny", "max_connections_per_source",
     "rate_limit", "v6only", "fastopen", "defer_accept", "rcvbuf", "sndbuf", "keepalive", "sni",
-    "proxy_tlv_pass", "proxy_tlv", NULL};
+    "proxy_tlv_pass", "proxy_tlv", "mode", "owner", "group", NULL};
 static const char *const conf_tlv_keys[] = {"type", "value", "hex", NULL};
 static const char *const conf_keepalive_keys[] = {"idle", "interval", "count", NULL};
 static const char *const conf_sni_keys[] = {"name", "alpn", "upstream", NULL};
@@ -819,8 +819,8 @@ static int
 conf_user(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
 	config_setting_t *s;
-	const struct passwd *pw;
-	const struct group *gr;
+	const struct passwd *pw = NULL;
+	const struct group *gr = NULL;
 	const char *text;
 
 	/* conf_peek: names kept, not looked up (NSS may mean LDAP). */
@@ -864,7 +864,7 @@ static int
 conf_control(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
 	config_setting_t *g, *s;
-	const struct group *gr;
+	const struct group *gr = NULL;
 	const char *text;
 	char *end;
 	unsigned long mode;
@@ -1192,6 +1192,33 @@ conf_server_slots(struct conf_ctx *c, struct conf_server *tmp, struct conf_serve
 	return 0;
 }
 
+/* A UNIX server (e its setting) takes none of the group's TCP options:
+ * its socket has no source address and no TCP keepalive to set. */
+static int
+conf_server_unix(struct conf_ctx *c, config_setting_t *g, config_setting_t *e,
+    const struct conf_upstream *up, const struct conf_server *srv)
+{
+	const char *opt = NULL;
+	config_setting_t *s = e;
+
+	if (srv->addr.ss_family != AF_UNIX)
+		return 0;
+	if (config_setting_is_group(e) && (srv->source.n > 0 || srv->source.transparent)) {
+		opt = srv->source.n > 0 ? "source" : "transparent";
+		s = config_setting_get_member(e, opt);
+	} else if (up->source.n > 0 || up->source.transparent) {
+		opt = up->source.n > 0 ? "source" : "transparent";
+		s = config_setting_get_member(g, opt);
+	} else if (up->keepalive.enabled) {
+		opt = "keepalive";
+		s = config_setting_get_member(g, opt);
+	}
+	if (opt == NULL)
+		return 0;
+	return conf_fail(c, s, NULL, "applies only to TCP servers, and server %s is a UNIX socket",
+	    srv->address);
+}
+
 /* One element of servers: a bare "host:port" string or a group. */
 static int
 conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
@@ -1232,10 +1259,12 @@ conf_server(struct conf_ctx *c, config_setting_t *e, struct conf_server *srv)
 	 * conf_peek's readers need no address, and must not wait for DNS. */
 	if (c->peek)
 		return conf_strdup(c, text, &srv->address);
-	if (addr_parse(text, 0, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
+	if (addr_parse(text, ADDR_UNIX, &srv->addr, &srv->addrlen, why, sizeof(why)) == -1)
 		return conf_fail(c, a, NULL, "invalid address \"%s\": %s", text, why);
 	if (conf_strdup(c, text, &srv->address) == -1)
 		return -1;
+	if (srv->addr.ss_family == AF_UNIX)
+		return 0; /* conf_server_unix, once the group's options are known */
 	return conf_source_family(c, e, &srv->source, srv);
 }
 
@@ -1406,7 +1435,8 @@ conf_upstream(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 		} else {
 			up->servers[at] = tmp;
 			up->nservers++;
-			if (rc == -1)
+			if (rc == -1 || conf_server_unix(c, g, config_setting_get_elem(list, i), up,
+			                    &up->servers[at]) == -1)
 				return -1;
 		}
 		for (unsigned k = at; k < up->nservers; k++) {
@@ -1434,6 +1464,8 @@ conf_listeners_clash(const struct conf_listener *a, const struct conf_listener *
 	*same = addr_equal((const struct sockaddr *)&a->addr, (const struct sockaddr *)&b->addr);
 	if (*same)
 		return 1;
+	if (a->addr.ss_family == AF_UNIX || b->addr.ss_family == AF_UNIX)
+		return 0;
 	if (a->addr.ss_family != b->addr.ss_family) {
 		/* IPv6 listeners are V6ONLY unless told otherwise. */
 		const struct conf_listener *v6 = a->addr.ss_family == AF_INET6 ? a : b;
@@ -1717,6 +1749,86 @@ conf_listener_tlv(struct conf_ctx *c, config_setting_t *g, const struct conf *co
 	return 0;
 }
 
+/* The edge of a UNIX listener. Its peers have no IP address: the socket
+ * file's mode and owner say who may connect, so accept_proxy needs no
+ * trusted list (and takes none), and allow, deny and per-source limits
+ * judge the address a PROXY header names, so they need accept_proxy. */
+static int
+conf_listener_unix_edge(struct conf_ctx *c, config_setting_t *g, const struct conf_listener *l)
+{
+	static const char *const need_proxy[] = {"allow", "deny", "max_connections_per_source"};
+
+	if (l->ntrusted > 0)
+		return conf_fail(c, config_setting_get_member(g, "trusted"), NULL,
+		    "does not apply to a UNIX listener (the socket's mode and owner say who may "
+		    "connect, and send a PROXY header)");
+	for (unsigned i = 0; i < 3 && !l->proxy_accept; i++)
+		if (config_setting_get_member(g, need_proxy[i]) != NULL)
+			return conf_fail(c, config_setting_get_member(g, need_proxy[i]), NULL,
+			    "on a UNIX listener applies only with accept_proxy (a UNIX client "
+			    "has no IP address; the PROXY header names one)");
+	return 0;
+}
+
+/* mode, owner and group of a UNIX listener's socket file, and the TCP
+ * options it cannot take. Names are looked up now, like user and group,
+ * so that -t catches a typo. */
+static int
+conf_listener_unix(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
+{
+	static const char *const unix_only[] = {"mode", "owner", "group"};
+	static const char *const tcp_only[] = {"fastopen", "defer_accept", "keepalive"};
+	config_setting_t *s;
+	const struct passwd *pw = NULL;
+	const struct group *gr = NULL;
+	const char *text;
+	unsigned long mode;
+	char *end;
+
+	l->unix_mode = -1;
+	l->unix_uid = (uid_t)-1;
+	l->unix_gid = (gid_t)-1;
+	for (unsigned i = 0; i < 3; i++) {
+		const char *name = l->addr.ss_family == AF_UNIX ? tcp_only[i] : unix_only[i];
+
+		if ((s = config_setting_get_member(g, name)) != NULL)
+			return conf_fail(c, s, NULL, "applies only to a %s listen address",
+			    l->addr.ss_family == AF_UNIX ? "TCP" : "UNIX (\"unix:/path\")");
+	}
+	if (l->addr.ss_family != AF_UNIX)
+		return 0;
+	if ((s = config_setting_get_member(g, "mode")) != NULL) {
+		if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			return conf_fail(c, s, NULL,
+			    "must be octal permission bits as a string, such as \"0660\"");
+		text = config_setting_get_string(s);
+		errno = 0;
+		mode = strtoul(text, &end, 8);
+		if (*text == '\0' || *end != '\0' || errno != 0 || mode > 0777 || *text == '-' ||
+		    *text == '+' || *text == ' ')
+			return conf_fail(c, s, NULL,
+			    "must be octal permission bits as a string, such as \"0660\"");
+		l->unix_mode = (int)mode;
+	}
+	if ((s = config_setting_get_member(g, "owner")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		if (!c->peek && (*text == '\0' || (pw = getpwnam(text)) == NULL))
+			return conf_fail(c, s, NULL, "unknown user \"%s\"", text);
+		if (!c->peek)
+			l->unix_uid = pw->pw_uid;
+	}
+	if ((s = config_setting_get_member(g, "group")) != NULL) {
+		if (conf_string(c, s, &text) == -1)
+			return -1;
+		if (!c->peek && (*text == '\0' || (gr = getgrnam(text)) == NULL))
+			return conf_fail(c, s, NULL, "unknown group \"%s\"", text);
+		if (!c->peek)
+			l->unix_gid = gr->gr_gid;
+	}
+	return 0;
+}
+
 /* PROXY protocol, access lists and limits of one listener. */
 static int
 conf_listener_edge(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
@@ -1738,15 +1850,19 @@ conf_listener_edge(struct conf_ctx *c, config_setting_t *g, struct conf_listener
 	    conf_cidrs(c, g, "allow", &l->allow, &l->nallow) == -1 ||
 	    conf_cidrs(c, g, "deny", &l->deny, &l->ndeny) == -1)
 		return -1;
-	/* Trusting every client to name its own address would let anyone
-	 * spoof one: the trusted fronts must be listed, even if as ::/0. */
-	if (l->proxy_accept && l->ntrusted == 0)
+	if (l->addr.ss_family == AF_UNIX) {
+		if (conf_listener_unix_edge(c, g, l) == -1)
+			return -1;
+	} else if (l->proxy_accept && l->ntrusted == 0) {
+		/* Trusting every client to name its own address would let anyone
+		 * spoof one: the trusted fronts must be listed, even if as ::/0. */
 		return conf_fail(c, g, "trusted",
 		    "accept_proxy needs the networks allowed to send the header, e.g. "
 		    "trusted = ( \"10.0.0.0/8\" )");
-	if (!l->proxy_accept && l->ntrusted > 0)
+	} else if (!l->proxy_accept && l->ntrusted > 0) {
 		return conf_fail(c, config_setting_get_member(g, "trusted"), NULL,
 		    "trusted applies only with accept_proxy");
+	}
 	if ((s = config_setting_get_member(g, "max_connections_per_source")) != NULL &&
 	    conf_int(c, s, 0, CONF_MAX_CONNECTIONS, &l->max_per_source) == -1)
 		return -1;
@@ -1918,11 +2034,14 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 		return conf_fail(c, g, "listen", "a listener needs an address");
 	if (conf_string(c, s, &text) == -1)
 		return -1;
-	if (addr_parse(
-	        text, ADDR_NUMERIC | ADDR_WILDCARD, &l->addr, &l->addrlen, why, sizeof(why)) == -1)
+	if (addr_parse(text, ADDR_NUMERIC | ADDR_WILDCARD | ADDR_UNIX, &l->addr, &l->addrlen, why,
+	        sizeof(why)) == -1)
 		return conf_fail(c, s, NULL, "invalid address \"%s\": %s", text, why);
-	if (conf_listener_v6only(c, g, l) == -1)
+	if (conf_listener_v6only(c, g, l) == -1 || conf_listener_unix(c, g, l) == -1)
 		return -1;
+	if (l->addr.ss_family == AF_UNIX && conf->control_socket != NULL &&
+	    strcmp(text + sizeof(ADDR_UNIX_PREFIX) - 1, conf->control_socket) == 0)
+		return conf_fail(c, s, NULL, "%s is also control.socket", text);
 	for (i = 0; i < idx; i++) {
 		if (!conf_listeners_clash(l, &conf->listeners[i], &same))
 			continue;

@@ -41,7 +41,8 @@ struct conf_source {
 };
 
 struct conf_server {
-	char *address; /* as written in the file, for logs */
+	char *address; /* as written in the file, for logs; "unix:/path" for an
+	                * AF_UNIX server */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	unsigned weight;          /* 1..256, default 1 */
@@ -135,7 +136,7 @@ struct conf_sni_rule {
 };
 
 struct conf_listener {
-	char *address; /* as written, e.g. "127.0.0.1:8080" */
+	char *address; /* as written, e.g. "127.0.0.1:8080" or "unix:/run/x.sock" */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	unsigned backlog;  /* 1..65535, default 511 */
@@ -175,6 +176,12 @@ struct conf_listener {
 	struct conf_sni_rule *sni;
 	unsigned nsni;
 	int sni_default; /* 1: upstream takes the hellos no rule takes */
+	/* A UNIX listener ("unix:/path"): what the master sets on its socket
+	 * file after bind (master/listen.c). mode -1: 0666 less the master's
+	 * umask; uid, gid -1: left as created (also under conf_peek). */
+	int unix_mode;
+	uid_t unix_uid;
+	gid_t unix_gid;
 };
 
 struct conf {

@@ -3,7 +3,8 @@
  * a hot binary upgrade: the listeners, the admin endpoint. Each address the
  * new config keeps is taken over (by its bound address), so not one
  * connection is refused across the upgrade; the rest are closed once the
- * new master has opened what it needs. Runs in the master at start only. */
+ * new master has opened what it needs. A UNIX listener is found by its
+ * path. Runs in the master at start only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -49,8 +50,11 @@ inherit_take(const struct sockaddr *addr)
 		socklen_t len = sizeof(ss);
 		int fd = fds[i];
 
-		if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
-		    !addr_equal((const struct sockaddr *)&ss, addr))
+		memset(&ss, 0, sizeof(ss));
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+			continue;
+		addr_unix_terminate(&ss, len);
+		if (!addr_equal((const struct sockaddr *)&ss, addr))
 			continue;
 		fds[i] = fds[--nfds];
 		return fd;

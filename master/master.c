@@ -1886,6 +1886,7 @@ upgrade_took_over(const int *fds, unsigned nfds)
 	notify_send("MAINPID=%d\nREADY=1\nSTATUS=upgraded: new master pid %d", (int)m.up.pid,
 	    (int)m.up.pid);
 	m.upgraded = 1;
+	listen_keep_files();
 	m.up.phase = UPGRADE_NONE;
 	{
 		char text[96];
@@ -1983,6 +1984,7 @@ upgrade_say_ready(void)
 			fds[n++] = m.children[i].hand_fd;
 	if (master_pidfile_write(m.cur.conf->pid_file) == -1)
 		log_warn("cannot write pid file %s", m.cur.conf->pid_file);
+	listen_own_inherited();
 	if (handoff_send_fds(m.from_fd, HANDOFF_UPGRADE_READY, n, fds, n) == -1)
 		log_warn("upgrade: cannot tell the old master we run");
 	else

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* echod.c — the echo backend for tests and benchmarks: `echod [-v] [-P] -l
- * ADDR:PORT` (or a bare port on 127.0.0.1) sends back every byte each
- * connection sends, with back-pressure and half-close. With -P it is a
- * server that requires the PROXY protocol: each connection must begin with a
- * valid v1 or v2 header (not echoed) or is closed. One epoll loop in one
+ * ADDR:PORT` (or a bare port on 127.0.0.1, or unix:/path for a UNIX socket,
+ * which must not exist yet) sends back every byte each connection sends,
+ * with back-pressure and half-close. With -P it is a server that requires the
+ * PROXY protocol: each connection must begin with a valid v1 or v2 header
+ * (not echoed) or is closed. One epoll loop in one
  * process; it never blocks on a peer and never holds more than one 64 KB
  * buffer per connection, and only while an echo is pending. */
 #ifndef _GNU_SOURCE
@@ -22,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +55,7 @@ static int nconns;
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: echod [-v] [-P] -l [HOST:]PORT | echod [-v] [-P] PORT\n");
+	fprintf(stderr, "usage: echod [-v] [-P] -l [HOST:]PORT|unix:/PATH | echod [-v] [-P] PORT\n");
 	exit(2);
 }
 
@@ -70,6 +72,16 @@ parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 	size_t hl;
 
 	memset(ss, 0, sizeof(*ss));
+	if (strncmp(text, "unix:/", 6) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+
+		if (strlen(text + 5) >= sizeof(sun->sun_path))
+			return -1;
+		sun->sun_family = AF_UNIX;
+		strcpy(sun->sun_path, text + 5);
+		*len = sizeof(*sun);
+		return 0;
+	}
 	p = colon ? colon + 1 : text;
 	port = strtol(p, &end, 10);
 	if (*p == '\0' || *end != '\0' || port < 1 || port > 65535)

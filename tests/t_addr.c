@@ -7,8 +7,10 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "addr.h"
 #include "tap.h"
@@ -217,9 +219,82 @@ test_equal(void)
 	memset(&un, 0, sizeof(un));
 	un.ss_family = AF_UNIX;
 	is(addr_equal((struct sockaddr *)&un, (struct sockaddr *)&un), 0,
+	    "unnamed UNIX sockets are never equal");
+	is_str(addr_format((struct sockaddr *)&un, buf, sizeof(buf)), "unix:",
+	    "an unnamed UNIX socket formats as \"unix:\"");
+	un.ss_family = AF_APPLETALK;
+	is(addr_equal((struct sockaddr *)&un, (struct sockaddr *)&un), 0,
 	    "unsupported families are never equal");
-	is_str(addr_format((struct sockaddr *)&un, buf, sizeof(buf)), "(family 1)",
+	snprintf(err, sizeof(err), "(family %d)", AF_APPLETALK);
+	is_str(addr_format((struct sockaddr *)&un, buf, sizeof(buf)), err,
 	    "an unsupported family formats as a placeholder");
+}
+
+static void
+test_unix(void)
+{
+	struct sockaddr_storage a, b;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&a;
+	socklen_t len, len2;
+	char err[256], buf[ADDR_STRLEN], path[200];
+
+	ok(addr_parse("unix:/run/app.sock", ADDR_UNIX, &a, &len, err, sizeof(err)) == 0,
+	    "unix:/run/app.sock parses with ADDR_UNIX");
+	is(a.ss_family, AF_UNIX, "as AF_UNIX");
+	is_str(sun->sun_path, "/run/app.sock", "with its path");
+	is(len, offsetof(struct sockaddr_un, sun_path) + sizeof("/run/app.sock"),
+	    "its length covers the path and its NUL");
+	is_str(addr_format((struct sockaddr *)&a, buf, sizeof(buf)), "unix:/run/app.sock",
+	    "and formats back");
+	ok(addr_parse(buf, ADDR_UNIX | ADDR_NUMERIC | ADDR_WILDCARD, &b, &len2, err, sizeof(err)) ==
+	            0 &&
+	        len2 == len && addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b),
+	    "round-trips, and equals itself");
+	addr_parse("unix:/run/other.sock", ADDR_UNIX, &b, &len2, err, sizeof(err));
+	is(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b), 0, "another path differs");
+
+	is(addr_parse("unix:/run/app.sock", ADDR_NUMERIC | ADDR_WILDCARD, &a, &len, err,
+	       sizeof(err)),
+	    -1, "without ADDR_UNIX it is refused");
+	is_str(err, "a UNIX socket is not allowed here", "saying so");
+	is(addr_parse("unix:", ADDR_UNIX, &a, &len, err, sizeof(err)), -1, "unix: alone");
+	is_str(err, "missing path after \"unix:\"", "needs a path");
+	is(addr_parse("unix:run/app.sock", ADDR_UNIX, &a, &len, err, sizeof(err)), -1,
+	    "a relative path");
+	is_str(err, "a UNIX socket path must be absolute (\"unix:/run/app.sock\")",
+	    "is refused");
+	is(addr_parse("unix:/run/", ADDR_UNIX, &a, &len, err, sizeof(err)), -1, "a directory");
+	is_str(err, "a UNIX socket path must name a file, not a directory", "is refused");
+
+	/* 107 bytes fit sun_path with the NUL; 108 do not. */
+	memset(path, 'a', sizeof(path));
+	memcpy(path, "unix:/", 6);
+	path[5 + 107] = '\0';
+	ok(addr_parse(path, ADDR_UNIX, &a, &len, err, sizeof(err)) == 0 &&
+	        strlen(sun->sun_path) == 107,
+	    "a 107-byte path fits");
+	is_str(addr_format((struct sockaddr *)&a, buf, sizeof(buf)), path,
+	    "and formats whole in ADDR_STRLEN");
+	path[5 + 107] = 'a';
+	path[5 + 108] = '\0';
+	is(addr_parse(path, ADDR_UNIX, &a, &len, err, sizeof(err)), -1, "a 108-byte path");
+	is_str(err, "a UNIX socket path has at most 107 bytes (this one 108)", "is too long");
+
+	/* What the kernel returns: only len bytes are written. */
+	memset(&a, 'x', sizeof(a));
+	a.ss_family = AF_UNIX;
+	addr_unix_terminate(&a, (socklen_t)offsetof(struct sockaddr_un, sun_path));
+	is_str(addr_format((struct sockaddr *)&a, buf, sizeof(buf)), "unix:",
+	    "an unnamed peer is terminated");
+	memset(&a, 'x', sizeof(a));
+	a.ss_family = AF_UNIX;
+	memcpy(sun->sun_path, "/p", 2);
+	addr_unix_terminate(&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 2));
+	is_str(sun->sun_path, "/p", "a path without its NUL is terminated");
+	memset(&a, 'x', sizeof(a));
+	a.ss_family = AF_UNIX;
+	addr_unix_terminate(&a, (socklen_t)sizeof(a) + 50);
+	is(strlen(sun->sun_path), sizeof(sun->sun_path) - 1, "an overlong length stays inside");
 }
 
 int
@@ -229,6 +304,7 @@ main(void)
 	test_bad();
 	test_names();
 	test_equal();
+	test_unix();
 	done_testing();
 	return tap_exit();
 }

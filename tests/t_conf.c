@@ -274,8 +274,68 @@ static const struct bad_case bad_cases[] = {
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
         "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source, "
         "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf, keepalive, sni, "
-        "proxy_tlv_pass or proxy_tlv)",
+        "proxy_tlv_pass, proxy_tlv, mode, owner or group)",
         "unknown listener setting"},
+    /* UNIX listeners and servers */
+#define UL(extra) UP "listeners = ({ listen = \"unix:/run/x.sock\"; upstream = \"app\";\n" extra " });\n"
+    {UL("mode = \"0999\";"), ":3: listeners[0].mode: must be octal permission bits as a string, "
+        "such as \"0660\"", "unix mode not octal"},
+    {UL("mode = 660;"), ":3: listeners[0].mode: must be octal permission bits as a string, "
+        "such as \"0660\"", "unix mode as an int"},
+    {UL("mode = \"01777\";"), ":3: listeners[0].mode: must be octal permission bits as a string, "
+        "such as \"0660\"", "unix mode with sticky bits"},
+    {UL("owner = \"no-such-user-x\";"), ":3: listeners[0].owner: unknown user \"no-such-user-x\"",
+        "unix owner unknown"},
+    {UL("group = \"no-such-group-x\";"),
+        ":3: listeners[0].group: unknown group \"no-such-group-x\"", "unix group unknown"},
+    {UL("fastopen = 16;"), ":3: listeners[0].fastopen: applies only to a TCP listen address",
+        "fastopen on a unix listener"},
+    {UL("keepalive = { idle = 5; };"),
+        ":3: listeners[0].keepalive: applies only to a TCP listen address",
+        "keepalive on a unix listener"},
+    {UL("allow = (\"10.0.0.0/8\");"), ":3: listeners[0].allow: on a UNIX listener applies only "
+        "with accept_proxy (a UNIX client has no IP address; the PROXY header names one)",
+        "allow on a unix listener without accept_proxy"},
+    {UL("accept_proxy = \"v1\"; trusted = (\"10.0.0.0/8\");"),
+        ":3: listeners[0].trusted: does not apply to a UNIX listener (the socket's mode and "
+        "owner say who may connect, and send a PROXY header)",
+        "trusted on a unix listener"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\"; mode = \"0600\"; });\n",
+        ":2: listeners[0].mode: applies only to a UNIX (\"unix:/path\") listen address",
+        "mode on a TCP listener"},
+    {UP "listeners = ({ listen = \"unix:run/x.sock\"; upstream = \"app\"; });\n",
+        ":2: listeners[0].listen: invalid address \"unix:run/x.sock\": a UNIX socket path must "
+        "be absolute (\"unix:/run/app.sock\")", "relative unix path"},
+    {UP "listeners = ({ listen = \"unix:/a/" "0123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789" "01234567890123456789012345678\"; "
+        "upstream = \"app\"; });\n",
+        ":2: listeners[0].listen: invalid address \"unix:/a/0123456789012345678901234567890"
+        "123456789012345678901234567890123456789012345678901234567890123456789012345678\": "
+        "a UNIX socket path has at most 107 bytes (this one 112)", "unix path too long"},
+    {UP "listeners = ({ listen = \"unix:/run/x.sock\"; upstream = \"app\"; },\n"
+        "  { listen = \"unix:/run/x.sock\"; upstream = \"app\"; });\n",
+        ":3: listeners[1].listen: duplicate listener address unix:/run/x.sock (also listeners[0])",
+        "duplicate unix listener"},
+    {"control = { socket = \"/run/x.sock\"; };\n" UP
+        "listeners = ({ listen = \"unix:/run/x.sock\"; upstream = \"app\"; });\n",
+        ":3: listeners[0].listen: unix:/run/x.sock is also control.socket",
+        "unix listener on the control socket"},
+    {"upstreams = ({ name = \"app\"; source = \"127.0.0.1\";\n"
+        "  servers = (\"unix:/run/app.sock\"); });\n" LS,
+        ":1: upstreams[0].source: applies only to TCP servers, and server unix:/run/app.sock is "
+        "a UNIX socket", "source with a unix server"},
+    {"upstreams = ({ name = \"app\"; keepalive = { idle = 5; };\n"
+        "  servers = (\"unix:/run/app.sock\"); });\n" LS,
+        ":1: upstreams[0].keepalive: applies only to TCP servers, and server unix:/run/app.sock "
+        "is a UNIX socket", "keepalive with a unix server"},
+    {"upstreams = ({ name = \"app\";\n  servers = ({ address = \"unix:/run/app.sock\"; "
+        "transparent = true; }); });\n" LS,
+        ":2: upstreams[0].servers[0].transparent: applies only to TCP servers, and server "
+        "unix:/run/app.sock is a UNIX socket", "transparent on a unix server"},
+    {UP "admin = { listen = \"unix:/run/admin.sock\"; };\n" LS,
+        ":2: admin.listen: invalid address \"unix:/run/admin.sock\": a UNIX socket is not "
+        "allowed here", "unix admin endpoint"},
+#undef UL
     /* workers */
     {"workers = 0;\n" UP LS, ":1: workers: must be \"auto\" or between 1 and 128", "workers 0"},
     {"\nworkers = 129;\n" UP LS, ":2: workers: must be \"auto\" or between 1 and 128",
@@ -639,6 +699,47 @@ test_edge(void)
 	conf_free(c);
 }
 
+/* UNIX listeners and servers: their settings, and what TCP ones default to. */
+static void
+test_unix(void)
+{
+	char err[1024];
+	struct conf *c;
+
+	c = load_text("upstreams = ({ name = \"app\"; servers = (\"unix:/run/app.sock\",\n"
+		      "  { address = \"unix:/run/b.sock\"; weight = 2; }); });\n"
+		      "listeners = (\n"
+		      "  { listen = \"unix:/run/x.sock\"; upstream = \"app\"; mode = \"0660\";\n"
+		      "    owner = \"root\"; group = \"root\"; accept_proxy = \"v2\";\n"
+		      "    allow = ( \"10.0.0.0/8\" ); max_connections_per_source = 3;\n"
+		      "    rate_limit = 50; backlog = 64; rcvbuf = \"64K\"; },\n"
+		      "  { listen = \"unix:/run/y.sock\"; upstream = \"app\"; proxy_protocol = \"v1\"; },\n"
+		      "  { listen = \"127.0.0.1:8080\"; upstream = \"app\"; } );\n",
+	    err, sizeof(err));
+	if (!ok(c != NULL, "a config with UNIX listeners and servers loads")) {
+		diag("  error: %s", err);
+		return;
+	}
+	ok(c->upstreams[0].servers[0].addr.ss_family == AF_UNIX &&
+	       strcmp(c->upstreams[0].servers[1].address, "unix:/run/b.sock") == 0 &&
+	       c->upstreams[0].servers[1].weight == 2,
+	    "UNIX servers are read, bare or as a group");
+	ok(c->listeners[0].addr.ss_family == AF_UNIX && c->listeners[0].unix_mode == 0660 &&
+	       c->listeners[0].unix_uid == 0 && c->listeners[0].unix_gid == 0,
+	    "a UNIX listener's mode, owner and group are read and looked up");
+	ok(c->listeners[0].proxy_accept == 2 && c->listeners[0].ntrusted == 0 &&
+	       c->listeners[0].nallow == 1 && c->listeners[0].max_per_source == 3 &&
+	       c->listeners[0].rate_limit == 50 && c->listeners[0].backlog == 64 &&
+	       c->listeners[0].rcvbuf == 65536,
+	    "accept_proxy without trusted, allow, per-source and rate limits, backlog, rcvbuf");
+	ok(c->listeners[1].unix_mode == -1 && c->listeners[1].unix_uid == (uid_t)-1 &&
+	       c->listeners[1].unix_gid == (gid_t)-1 && c->listeners[1].proxy_send == 1,
+	    "mode, owner and group default to unset");
+	ok(c->listeners[2].unix_mode == -1 && c->listeners[2].unix_uid == (uid_t)-1,
+	    "and are unset on a TCP listener");
+	conf_free(c);
+}
+
 static void
 test_control(void)
 {
@@ -895,6 +996,7 @@ main(void)
 	test_bad();
 	test_bulk();
 	test_edge();
+	test_unix();
 	test_control();
 	test_admin();
 	test_files();

@@ -345,7 +345,9 @@ connlog_client_ip(const struct sockaddr *client, char *buf, size_t len)
 	                    ? (const void *)&((const struct sockaddr_in *)client)->sin_addr
 	                    : (const void *)&((const struct sockaddr_in6 *)client)->sin6_addr;
 
-	if (inet_ntop(client->sa_family, a, buf, (socklen_t)len) == NULL)
+	/* A UNIX client has no address to write. */
+	if (client->sa_family == AF_UNIX ||
+	    inet_ntop(client->sa_family, a, buf, (socklen_t)len) == NULL)
 		snprintf(buf, len, "-");
 }
 
@@ -358,8 +360,10 @@ connlog_write(struct worker *w, unsigned li, unsigned ui, const char *sni,
 	const struct conf *c = w->conf;
 	char ca[ADDR_STRLEN] = "-", ip[ADDR_STRLEN] = "-", start[48], line[CONNLOG_LINE];
 	const char *sv, *laddr, *up;
-	int have_client = client != NULL &&
-	                  (client->sa_family == AF_INET || client->sa_family == AF_INET6);
+	/* A UNIX client is written "unix:" ($client_ip "-"). */
+	int have_client = client != NULL && (client->sa_family == AF_INET ||
+	                                        client->sa_family == AF_INET6 ||
+	                                        client->sa_family == AF_UNIX);
 	struct timespec ts;
 	struct tm tm;
 	uint64_t now_ms, start_ms;

@@ -306,8 +306,9 @@ edge_admit(struct worker *w, unsigned li, const struct sockaddr *peer, const cha
 		return STATS_REFUSE_RATE_LIMITED;
 	}
 	if (l->proxy_accept) {
-		/* The client's own address is judged once its header names it. */
-		if (!cidr_match_any(l->trusted, l->ntrusted, peer)) {
+		/* The client's own address is judged once its header names it.
+		 * A UNIX listener's socket file says who may send one. */
+		if (peer->sa_family != AF_UNIX && !cidr_match_any(l->trusted, l->ntrusted, peer)) {
 			*why = "untrusted";
 			return STATS_REFUSE_PROXY_REJECTED;
 		}

@@ -513,6 +513,26 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 
 /* --- the edge: admission and the PROXY protocol --------------------------- */
 
+/* A connection's two ends as a PROXY header names them. Ends without IP
+ * addresses (a UNIX listener's client) go as none: "PROXY UNKNOWN" in v1,
+ * LOCAL in v2, so the server keeps its own view of the connection. */
+static int
+ends_inet(const struct sockaddr *src, const struct sockaddr *dst)
+{
+	return src != NULL && dst != NULL &&
+	       (src->sa_family == AF_INET || src->sa_family == AF_INET6) &&
+	       (dst->sa_family == AF_INET || dst->sa_family == AF_INET6);
+}
+
+static int
+proxy_build_ends(int version, const struct sockaddr *src, const struct sockaddr *dst, void *buf,
+    size_t len)
+{
+	if (!ends_inet(src, dst))
+		src = dst = NULL;
+	return proxy_build(version, src, dst, buf, len);
+}
+
 /* A client refused before it had a session (rate, lists, untrusted front,
  * no session memory): counted, logged when connections are, closed. */
 static void
@@ -558,11 +578,14 @@ session_send_proxy(struct worker *w, struct session *s)
 			relay_close(w, s, CLOSE_CLIENT_ERROR);
 			return -1;
 		}
-		if (l->tlv_add_len > 0 || l->tlv_crc)
-			n = proxy_build_v2((struct sockaddr *)&src, (struct sockaddr *)&dst, NULL,
-			    0, l->tlv_add, l->tlv_add_len, l->tlv_crc, hdr, sizeof(hdr));
-		else
-			n = proxy_build((int)l->proxy_send, (struct sockaddr *)&src,
+		if (l->tlv_add_len > 0 || l->tlv_crc) {
+			int ip = ends_inet((struct sockaddr *)&src, (struct sockaddr *)&dst);
+
+			n = proxy_build_v2(ip ? (struct sockaddr *)&src : NULL,
+			    ip ? (struct sockaddr *)&dst : NULL, NULL, 0, l->tlv_add, l->tlv_add_len,
+			    l->tlv_crc, hdr, sizeof(hdr));
+		} else
+			n = proxy_build_ends((int)l->proxy_send, (struct sockaddr *)&src,
 			    (struct sockaddr *)&dst, hdr, sizeof(hdr));
 		p = hdr;
 	}
@@ -709,6 +732,8 @@ header_with_tlvs(struct worker *w, const struct conf_listener *l, char *buf,
 	int hl;
 
 	memmove(park, src, rest);
+	if (!ends_inet(client, dst))
+		client = dst = NULL; /* a UNIX listener's LOCAL client: LOCAL on */
 	hl = proxy_build_v2(client, dst, buf + HEADER_AREA, info->tlv_kept, l->tlv_add,
 	    l->tlv_add_len, crc, buf, w->buffer_size - rest);
 	if (hl > 0)
@@ -757,6 +782,8 @@ session_header(struct worker *w, struct session *s)
 	if ((rc == -1 || info.local) &&
 	    getpeername(s->client.fd, (struct sockaddr *)&peer, &plen) == -1)
 		memset(&peer, 0, sizeof(peer));
+	else if (rc == -1 || info.local)
+		addr_unix_terminate(&peer, plen);
 	if (rc == -1) {
 		addr_format((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
 		log_info("PROXY header from %s on %s refused: %s", peer_text, l->address,
@@ -807,7 +834,7 @@ session_header(struct worker *w, struct session *s)
 		/* The parser's state is spent; its room takes the new header
 		 * (PROXY_HEADER_MAX <= HEADER_AREA), which session_send_proxy
 		 * writes first once connected. */
-		rc = proxy_build((int)l->proxy_send, client, dst, buf, HEADER_AREA);
+		rc = proxy_build_ends((int)l->proxy_send, client, dst, buf, HEADER_AREA);
 		hl = rc > 0 ? (size_t)rc : 0;
 	}
 	rest = (size_t)n - used;

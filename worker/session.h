@@ -109,7 +109,7 @@ struct session {
 struct session_tail {
 	uint8_t addr[16];   /* IPv4 as the last 4 bytes */
 	uint16_t port;      /* network order */
-	uint8_t family;     /* AF_INET, AF_INET6 or 0 */
+	uint8_t family;     /* AF_INET, AF_INET6, AF_UNIX (no address) or 0 */
 	uint8_t pad;
 	uint32_t start_ms;  /* log: w->now in ms, mod 2^32 (49 days) */
 	uint64_t bytes_in;  /* log: client to server */
@@ -177,6 +177,8 @@ session_tail_set_client(struct session_tail *t, const struct sockaddr *sa)
 		memcpy(t->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
 		t->port = ((const struct sockaddr_in6 *)sa)->sin6_port;
 		t->family = AF_INET6;
+	} else if (sa->sa_family == AF_UNIX) {
+		t->family = AF_UNIX; /* no address: logged and listed as "unix:" */
 	}
 }
 
@@ -196,6 +198,8 @@ session_tail_client(const struct session_tail *t, struct sockaddr_storage *ss)
 		sin6->sin6_family = AF_INET6;
 		memcpy(&sin6->sin6_addr, t->addr, 16);
 		sin6->sin6_port = t->port;
+	} else if (t->family == AF_UNIX) {
+		ss->ss_family = AF_UNIX; /* unnamed: sun_path "" */
 	}
 }
 

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "command.h"
 #include "conf.h"
 #include "connlog.h"
@@ -375,6 +376,7 @@ accept_some(struct worker *w, unsigned li, unsigned max)
 				return 0;
 			}
 		}
+		addr_unix_terminate(&peer, plen);
 		relay_start(w, fd, li, (struct sockaddr *)&peer);
 		if (w->paused)
 			return -1; /* that client made us pause (descriptors, memory) */
