@@ -35,7 +35,7 @@
 #define WAIT 10000 /* ms: a generous bound for anything that should be quick */
 
 static char echo_sock[PATH_MAX], front[PATH_MAX], u2u[PATH_MAX], pp_sock[PATH_MAX],
-    full_sock[PATH_MAX], pv1[PATH_MAX], pv2[PATH_MAX], acc[PATH_MAX];
+    full_sock[PATH_MAX], pv1[PATH_MAX], pv2[PATH_MAX], pv2t[PATH_MAX], acc[PATH_MAX];
 static int tcp_echo, p_tcp2unix, p_v1, p_v2, p_full;
 static pid_t unix_echo;
 
@@ -287,12 +287,14 @@ write_conf(const char *path, const char *front_mode)
 	    "  { listen = \"127.0.0.1:%d\"; upstream = \"pp\"; proxy_protocol = \"v2\"; },\n"
 	    "  { listen = \"unix:%s\"; upstream = \"pp\"; proxy_protocol = \"v1\"; },\n"
 	    "  { listen = \"unix:%s\"; upstream = \"pp\"; proxy_protocol = \"v2\"; },\n"
+	    "  { listen = \"unix:%s\"; upstream = \"pp\"; proxy_protocol = \"v2\";\n"
+	    "    proxy_tlv = ( { type = 0xE0; value = \"hi\"; } ); },\n"
 	    "  { listen = \"unix:%s\"; upstream = \"pp\"; accept_proxy = \"any\";\n"
 	    "    proxy_protocol = \"v1\"; allow = ( \"192.0.2.0/24\" ); },\n"
 	    "  { listen = \"127.0.0.1:%d\"; upstream = \"full\"; }\n"
 	    ");\n",
 	    h_pidfile(), h_statsfile(), h_path("ctl"), tcp_echo, echo_sock, pp_sock, full_sock, p_tcp2unix, front,
-	    front_mode, getgrgid(getpwnam("nobody")->pw_gid)->gr_name, u2u, p_v1, p_v2, pv1, pv2,
+	    front_mode, getgrgid(getpwnam("nobody")->pw_gid)->gr_name, u2u, p_v1, p_v2, pv1, pv2, pv2t,
 	    acc, p_full);
 }
 
@@ -391,6 +393,18 @@ test_proxy(int lfd)
 	ok(n == 16 && hdr[12] == 0x20 && hdr[13] == 0 && info.local,
 	    "UNIX front, v2: the header is LOCAL with no addresses");
 	ok(n > 0 && memcmp(payload, "gh", 2) == 0, "and the client's bytes follow it");
+	close(fd);
+
+	/* With the listener's own TLVs (the header built another way): still
+	 * LOCAL, and the TLV follows the fixed part. */
+	fd = unix_connect(pv2t);
+	if (fd == -1 || write(fd, "kl", 2) != 2)
+		bail("connect to %s", pv2t);
+	n = pp_take(lfd, PROXY_V2, hdr, &info, payload, 2);
+	ok(n == 21 && hdr[12] == 0x20 && hdr[13] == 0 && info.local && hdr[16] == 0xE0 &&
+	        hdr[17] == 0 && hdr[18] == 2 && memcmp(hdr + 19, "hi", 2) == 0,
+	    "UNIX front, v2 with proxy_tlv: LOCAL, carrying the configured TLV (%d bytes)", n);
+	ok(n > 0 && memcmp(payload, "kl", 2) == 0, "and the client's bytes follow it");
 	close(fd);
 
 	/* A header accepted on a UNIX listener names the real client. */
@@ -900,6 +914,7 @@ main(void)
 	snprintf(full_sock, sizeof(full_sock), "%s", h_path("full.sock"));
 	snprintf(pv1, sizeof(pv1), "%s", h_path("pv1.sock"));
 	snprintf(pv2, sizeof(pv2), "%s", h_path("pv2.sock"));
+	snprintf(pv2t, sizeof(pv2t), "%s", h_path("pv2t.sock"));
 	snprintf(acc, sizeof(acc), "%s", h_path("acc.sock"));
 	tcp_echo = h_free_port();
 	p_tcp2unix = h_free_port();
