@@ -1034,6 +1034,7 @@ relay_export(const struct worker *w, const struct session *s, struct handoff_msg
 			m->family = t->family;
 			memcpy(m->addr, t->addr, sizeof(m->addr));
 			m->port = t->port;
+			m->source_table = edge_table_id(w);
 		}
 	}
 }
@@ -1076,7 +1077,7 @@ relay_detach(struct worker *w, struct session *s)
 		struct sockaddr_storage client;
 
 		session_tail_client(t, &client);
-		edge_release(w, s->listener, (struct sockaddr *)&client);
+		edge_detach(w, s->listener, (struct sockaddr *)&client);
 	}
 	STATS_ROW_SUB(w->lstats[s->listener], active, 1);
 	STATS_ROW_SUB(session_server_stats(w, s), active, 1);
@@ -1215,8 +1216,13 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 			struct sockaddr_storage client;
 
 			session_tail_client(t, &client);
-			edge_adopt(w, li, (struct sockaddr *)&client);
+			edge_adopt(w, li, (struct sockaddr *)&client, m->source_table);
 		}
+	} else if (t != NULL && t->family != 0) {
+		struct sockaddr_storage client;
+
+		session_tail_client(t, &client);
+		edge_forget(w, m->listener_row, (struct sockaddr *)&client, m->source_table);
 	}
 	room_enter(w, s, ROOM_IDLE);
 	session_update(w, s);
