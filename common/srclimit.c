@@ -25,9 +25,9 @@
 /* The first page of the mapping; the words follow on the next. Every field
  * is written with atomics: any worker may change the counters. */
 struct srclimit_hdr {
-	uint64_t seed[2];     /* the hash key: never leaves this mapping */
-	uint32_t nslots;      /* a power of two */
-	uint32_t id;          /* srclimit_id */
+	uint64_t seed[2]; /* the hash key: never leaves this mapping */
+	uint32_t nslots;  /* a power of two */
+	uint32_t id;      /* srclimit_id */
 	uint64_t used;
 	uint64_t full;
 	uint64_t reconciled;
@@ -60,12 +60,22 @@ struct srclimit_ledger {
 /* --- SipHash-2-4, keyed with the table's seed ------------------------------ */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                      \
-	do {                                                                          \
-		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);             \
-		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                \
-		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                \
-		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);             \
+#define SIPROUND                   \
+	do {                       \
+		v0 += v1;          \
+		v1 = ROTL(v1, 13); \
+		v1 ^= v0;          \
+		v0 = ROTL(v0, 32); \
+		v2 += v3;          \
+		v3 = ROTL(v3, 16); \
+		v3 ^= v2;          \
+		v0 += v3;          \
+		v3 = ROTL(v3, 21); \
+		v3 ^= v0;          \
+		v2 += v1;          \
+		v1 = ROTL(v1, 17); \
+		v1 ^= v2;          \
+		v2 = ROTL(v2, 32); \
 	} while (0)
 
 static uint64_t
@@ -147,8 +157,8 @@ srclimit_create(unsigned nslots)
 
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return NULL;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	p = mmap(
+	    NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		free(t);
 		return NULL;
@@ -159,7 +169,8 @@ srclimit_create(unsigned nslots)
 	t->size = size;
 	if (getrandom(t->hdr->seed, sizeof(t->hdr->seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(t->hdr->seed)) {
-		t->hdr->seed[0] = (uint64_t)time(NULL) * UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)getpid();
+		t->hdr->seed[0] =
+		    (uint64_t)time(NULL) * UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)getpid();
 		t->hdr->seed[1] = (uint64_t)clock() ^ (uint64_t)(uintptr_t)p;
 	}
 	t->hdr->nslots = n;
@@ -192,8 +203,8 @@ srclimit_ledger_create(const struct srclimit *t)
 	struct srclimit_ledger *l;
 	void *p;
 
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	p = mmap(
+	    NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	/* The descriptor itself sits in the mapping's first page: the worker
@@ -242,8 +253,8 @@ srclimit_reconcile(struct srclimit *t, struct srclimit_ledger *l)
 				CHECK(COUNT_OF(w) >= c);
 				if (COUNT_OF(w) < c)
 					break;
-			} while (!__atomic_compare_exchange_n(&t->words[i], &w, w - c, 0,
-			    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+			} while (!__atomic_compare_exchange_n(
+			    &t->words[i], &w, w - c, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
 			back += c;
 		}
 	}
@@ -297,8 +308,8 @@ src_find(const struct srclimit *t, uint64_t tag, uint32_t home)
 }
 
 int
-srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16],
-    uint32_t group, unsigned limit, int force)
+srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group,
+    unsigned limit, int force)
 {
 	uint32_t home, i, n = 0;
 	uint64_t tag = src_tag(t, key, group, &home);
@@ -320,8 +331,8 @@ srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16
 		if (TAG_OF(w) == tag) {
 			if ((COUNT_OF(w) >= limit && !force) || COUNT_OF(w) == SRCLIMIT_COUNT_MAX)
 				return 0;
-			if (!__atomic_compare_exchange_n(&t->words[i], &w, w + 1, 0,
-			        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			if (!__atomic_compare_exchange_n(
+			        &t->words[i], &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				continue;
 			break;
 		}
@@ -344,8 +355,7 @@ srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16
 }
 
 int
-srclimit_put(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16],
-    uint32_t group)
+srclimit_put(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group)
 {
 	uint32_t home, i;
 	uint64_t tag = src_tag(t, key, group, &home);
@@ -361,15 +371,15 @@ srclimit_put(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16
 	do {
 		/* Our ledger had one: the table has at least that one. */
 		CHECK(TAG_OF(w) == tag && COUNT_OF(w) > 0);
-	} while (!__atomic_compare_exchange_n(&t->words[i], &w, w - 1, 0, __ATOMIC_ACQ_REL,
-	    __ATOMIC_RELAXED));
+	} while (!__atomic_compare_exchange_n(
+	    &t->words[i], &w, w - 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
 	__atomic_store_n(l->pending, 0, __ATOMIC_RELAXED);
 	return 1;
 }
 
 int
-srclimit_move_out(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16],
-    uint32_t group)
+srclimit_move_out(
+    struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group)
 {
 	uint32_t home, i;
 	uint64_t tag = src_tag(t, key, group, &home);
@@ -381,8 +391,8 @@ srclimit_move_out(struct srclimit *t, struct srclimit_ledger *l, const uint8_t k
 }
 
 int
-srclimit_move_in(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16],
-    uint32_t group)
+srclimit_move_in(
+    struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group)
 {
 	uint32_t home, i;
 	uint64_t tag = src_tag(t, key, group, &home);

@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-#define SRCLIMIT_PROBE 64        /* slots a lookup looks at, at most */
+#define SRCLIMIT_PROBE 64 /* slots a lookup looks at, at most */
 #define SRCLIMIT_MIN_SLOTS 1024
 #define SRCLIMIT_MAX_SLOTS (1u << 24)
 #define SRCLIMIT_COUNT_MAX ((1u << 24) - 1)
@@ -66,23 +66,23 @@ void srclimit_ledger_destroy(struct srclimit_ledger *);
  * whatever the limit, for a session that exists already). Returns 1 when
  * counted, 0 when refused at the limit, -1 when the source has no slot (the
  * table is full where it hashes): nothing counted, the caller decides. */
-int srclimit_get(struct srclimit *, struct srclimit_ledger *, const uint8_t key[16],
-    uint32_t group, unsigned limit, int force);
+int srclimit_get(struct srclimit *, struct srclimit_ledger *, const uint8_t key[16], uint32_t group,
+    unsigned limit, int force);
 
 /* Worker: a connection srclimit_get counted has closed. Returns 1, or 0
  * when this worker holds no count of that source (it was counted
  * elsewhere: the caller's fallback). */
-int srclimit_put(struct srclimit *, struct srclimit_ledger *, const uint8_t key[16],
-    uint32_t group);
+int srclimit_put(
+    struct srclimit *, struct srclimit_ledger *, const uint8_t key[16], uint32_t group);
 
 /* Worker, handing a session to another worker of the same table: its count
  * stays in the table and leaves this worker's ledger (move_out; 1, or 0 when
  * this worker held none). The receiver takes it into its ledger (move_in; 1,
  * or 0 when the source has no count in the table: count it afresh). */
-int srclimit_move_out(struct srclimit *, struct srclimit_ledger *, const uint8_t key[16],
-    uint32_t group);
-int srclimit_move_in(struct srclimit *, struct srclimit_ledger *, const uint8_t key[16],
-    uint32_t group);
+int srclimit_move_out(
+    struct srclimit *, struct srclimit_ledger *, const uint8_t key[16], uint32_t group);
+int srclimit_move_in(
+    struct srclimit *, struct srclimit_ledger *, const uint8_t key[16], uint32_t group);
 
 /* Worker: the count of the source now, all workers together (for tests
  * and logs). */

@@ -260,8 +260,8 @@ main(void)
 		k += got;
 		over = open_many("127.0.0.4", 3, more);
 		close_all(more, over);
-		ok(k == LIMIT && over == 0, "  the cut ones' places come back, and no more (%d, %d over)",
-		    k, over);
+		ok(k == LIMIT && over == 0,
+		    "  the cut ones' places come back, and no more (%d, %d over)", k, over);
 	}
 	{
 		uint64_t end = h_now_ms() + WAIT;
@@ -303,7 +303,8 @@ main(void)
 	ok(h_stat("handed_in") >= 1, "  sessions were handed over");
 	is(keep_live(held, n), LIMIT, "  the source's %d connections still relay", LIMIT);
 	is(open_many("127.0.0.5", 3, more), 0, "  and it still gets no more");
-	ok(h_wait_stat("refused_per_source_limit", refused0 + 3, WAIT), "  (refused as per_source_limit)");
+	ok(h_wait_stat("refused_per_source_limit", refused0 + 3, WAIT),
+	    "  (refused as per_source_limit)");
 	close_all(held, LIMIT);
 	ok(wait_active(0), "  closing them all");
 	ok(exactly_room("127.0.0.5", LIMIT, held), "  lets exactly the limit in again");
@@ -318,7 +319,7 @@ main(void)
 		waitpid(storms[i], NULL, 0);
 	ok(wait_active(0), "a storm of opens and closes from four processes ends");
 	ok(exactly_room("127.0.0.6", LIMIT, held) && (close_all(held, LIMIT), 1) &&
-	       exactly_room("127.0.0.7", LIMIT, more) && (close_all(more, LIMIT), 1),
+	        exactly_room("127.0.0.7", LIMIT, more) && (close_all(more, LIMIT), 1),
 	    "  with every count back at zero");
 
 	/* A full table: sources past its slots are limited per worker. */
@@ -346,7 +347,8 @@ main(void)
 		    "%d distinct sources fill the table: %llu slots used, %llu full", i,
 		    (unsigned long long)HDR(source_slots_used),
 		    (unsigned long long)HDR(source_table_full));
-		ok(relayed, "  and the source that found no slot still relays (limited per worker)");
+		ok(relayed,
+		    "  and the source that found no slot still relays (limited per worker)");
 	}
 	ok(wait_active(0), "  every connection closed");
 	h_kill(pid);

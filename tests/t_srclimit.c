@@ -36,7 +36,7 @@ key_of(unsigned n, uint8_t key[16])
 static void
 worker(struct srclimit *t, struct srclimit_ledger *l, unsigned seed, int hold, long rounds)
 {
-	unsigned held[KEYS] = { 0 };
+	unsigned held[KEYS] = {0};
 	uint8_t key[16];
 
 	srand(seed);
@@ -106,7 +106,7 @@ main(void)
 	    "moving out leaves the count in the table");
 	is(srclimit_put(t, l2, a, 1), 0, "  the sender cannot release it any more");
 	ok(srclimit_move_in(t, l, a, 1) == 1 && srclimit_put(t, l, a, 1) == 1 &&
-	       srclimit_count(t, a, 1) == 0,
+	        srclimit_count(t, a, 1) == 0,
 	    "  the receiver takes it over and releases it");
 	is(srclimit_move_in(t, l, a, 1), 0, "moving in a source with no count is refused");
 	ok(srclimit_get(t, l, a, 1, 1, 0) == 1 && srclimit_put(t, l, a, 1) == 1,
@@ -141,9 +141,11 @@ main(void)
 		    "a full table says so (after %u sources, %llu slots used, %llu full)", n,
 		    (unsigned long long)u.used, (unsigned long long)u.full);
 		key_of(1001, a);
-		ok(srclimit_get(f, fl, a, 1, 1, 0) == 1, "  a source that has its slot still counts");
+		ok(srclimit_get(f, fl, a, 1, 1, 0) == 1,
+		    "  a source that has its slot still counts");
 		key_of(1000 + first_full, a);
-		ok(srclimit_put(f, fl, a, 1) == 0, "  releasing the one without a slot is \"not here\"");
+		ok(srclimit_put(f, fl, a, 1) == 0,
+		    "  releasing the one without a slot is \"not here\"");
 		srclimit_ledger_destroy(fl);
 		srclimit_destroy(f);
 	}
@@ -173,14 +175,16 @@ main(void)
 		srclimit_ledger_destroy(ls[p]);
 		ls[p] = srclimit_ledger_create(t);
 		if ((pids[p] = fork()) == 0)
-			worker(t, ls[p], 70u + (unsigned)p, 1, p == 0 ? 100L * 1000 * 1000 : ROUNDS);
+			worker(
+			    t, ls[p], 70u + (unsigned)p, 1, p == 0 ? 100L * 1000 * 1000 : ROUNDS);
 	}
 	for (int p = 1; p < PROCS; p++)
 		waitpid(pids[p], NULL, 0);
 	usleep(20 * 1000);
 	kill(pids[0], SIGKILL);
 	waitpid(pids[0], &rc, 0);
-	ok(WIFSIGNALED(rc), "one process killed in the middle of its storm, the others exit holding");
+	ok(WIFSIGNALED(rc),
+	    "one process killed in the middle of its storm, the others exit holding");
 	for (int p = 0; p < PROCS; p++) {
 		srclimit_reconcile(t, ls[p]);
 		srclimit_ledger_destroy(ls[p]);
