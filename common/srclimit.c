@@ -42,20 +42,46 @@ struct srclimit {
 };
 
 /*
- * A worker's ledger: its own count per slot, and the slot of the update it
- * is in the middle of. Only the worker writes it; the master reads it after
- * the worker died. The table changes first and the ledger after it when a
- * connection is counted, the ledger first and the table after it when one
- * is released: a worker killed between the two leaves the table one too
- * high (never too low), and `pending` names the slot (srclimit_usage's
- * uncertain counts such deaths).
+ * A worker's ledger: its own count per slot, and a sequence number that is
+ * odd while it changes the table or its ledger (a seqlock's, one writer:
+ * the worker). The master reads ledgers to take a dead worker's counts back
+ * (srclimit_reconcile) and, with the sequence numbers, to find counts the
+ * table holds that no ledger does (srclimit_audit): a worker killed between
+ * its two writes, or a session lost between two workers in a hand-off.
  */
 struct srclimit_ledger {
-	uint64_t *pending; /* slot + 1 of the update under way, 0: none */
-	uint32_t *count;   /* per slot */
+	uint64_t *seq;
+	uint32_t *count; /* per slot */
 	size_t size;
 	uint32_t nslots;
 };
+
+/* The worker's updates: begin makes seq odd before any write of the
+ * update can be seen, end makes it even after the last. */
+static void
+upd_begin(struct srclimit_ledger *l)
+{
+	__atomic_store_n(l->seq, __atomic_load_n(l->seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void
+upd_end(struct srclimit_ledger *l)
+{
+	__atomic_store_n(l->seq, __atomic_load_n(l->seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+
+static uint32_t
+ledger_get(const struct srclimit_ledger *l, uint32_t i)
+{
+	return __atomic_load_n(&l->count[i], __ATOMIC_RELAXED);
+}
+
+static void
+ledger_add(struct srclimit_ledger *l, uint32_t i, int d)
+{
+	__atomic_store_n(&l->count[i], ledger_get(l, i) + (uint32_t)d, __ATOMIC_RELAXED);
+}
 
 /* --- SipHash-2-4, keyed with the table's seed ------------------------------ */
 
@@ -210,7 +236,7 @@ srclimit_ledger_create(const struct srclimit *t)
 	/* The descriptor itself sits in the mapping's first page: the worker
 	 * and the master reach it through the same pointer. */
 	l = p;
-	l->pending = (uint64_t *)(void *)((char *)p + 64);
+	l->seq = (uint64_t *)(void *)((char *)p + 64);
 	l->count = (uint32_t *)(void *)((char *)p + page);
 	l->size = size;
 	l->nslots = t->mask + 1;
@@ -233,7 +259,7 @@ srclimit_reconcile(struct srclimit *t, struct srclimit_ledger *l)
 
 	if (t == NULL || l == NULL)
 		return 0;
-	if (*l->pending != 0)
+	if (__atomic_load_n(l->seq, __ATOMIC_ACQUIRE) & 1)
 		__atomic_add_fetch(&t->hdr->uncertain, 1, __ATOMIC_RELAXED);
 	for (uint32_t base = 0; base < l->nslots; base += (uint32_t)per) {
 		/* A page the worker never touched holds only zeros: do not
@@ -241,7 +267,7 @@ srclimit_reconcile(struct srclimit *t, struct srclimit_ledger *l)
 		if (mincore(&l->count[base], page, &resident) == 0 && !(resident & 1))
 			continue;
 		for (uint32_t i = base; i < base + per && i < l->nslots; i++) {
-			uint32_t c = l->count[i];
+			uint32_t c = ledger_get(l, i);
 			uint64_t w;
 
 			if (c == 0)
@@ -260,6 +286,58 @@ srclimit_reconcile(struct srclimit *t, struct srclimit_ledger *l)
 	}
 	__atomic_add_fetch(&t->hdr->reconciled, back, __ATOMIC_RELAXED);
 	return back;
+}
+
+/* 1 when the page holding p is in memory (a page never touched holds
+ * zeros, and reading it would make the kernel allocate it). */
+static int
+resident(const void *p)
+{
+	unsigned char v;
+	void *page = (void *)((uintptr_t)p & ~(uintptr_t)4095);
+
+	return mincore(page, 4096, &v) != 0 || (v & 1);
+}
+
+uint64_t
+srclimit_audit(struct srclimit *t, struct srclimit_ledger *const *ls, unsigned n)
+{
+	const uint32_t per = 4096 / sizeof(uint64_t);
+	uint64_t s1[SRCLIMIT_AUDIT_MAX], fixed = 0;
+
+	if (t == NULL || n > SRCLIMIT_AUDIT_MAX)
+		return 0;
+	for (uint32_t base = 0; base <= t->mask; base += per) {
+		if (!resident(&t->words[base]))
+			continue;
+		for (uint32_t i = base; i < base + per; i++) {
+			uint64_t w = __atomic_load_n(&t->words[i], __ATOMIC_RELAXED), sum = 0;
+			int busy = 0;
+
+			if (COUNT_OF(w) == 0)
+				continue;
+			/* A seqlock read over every ledger: the figures hold
+			 * together only if no worker was in an update. */
+			for (unsigned j = 0; j < n && !busy; j++)
+				busy = (s1[j] = __atomic_load_n(ls[j]->seq, __ATOMIC_ACQUIRE)) & 1;
+			if (busy)
+				continue;
+			w = __atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE);
+			for (unsigned j = 0; j < n; j++)
+				sum += ledger_get(ls[j], i);
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			for (unsigned j = 0; j < n && !busy; j++)
+				busy = __atomic_load_n(ls[j]->seq, __ATOMIC_RELAXED) != s1[j];
+			if (busy || COUNT_OF(w) <= sum)
+				continue;
+			/* Held by no ledger: nobody will ever release it. */
+			if (__atomic_compare_exchange_n(&t->words[i], &w, w - (COUNT_OF(w) - sum), 0,
+			        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+				fixed += COUNT_OF(w) - sum;
+		}
+	}
+	__atomic_add_fetch(&t->hdr->reconciled, fixed, __ATOMIC_RELAXED);
+	return fixed;
 }
 
 void
@@ -315,6 +393,7 @@ srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16
 	uint64_t tag = src_tag(t, key, group, &home);
 	uint64_t w;
 
+	upd_begin(l);
 	i = home;
 	w = __atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE);
 	while (n < SRCLIMIT_PROBE) {
@@ -329,8 +408,10 @@ srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16
 			break;
 		}
 		if (TAG_OF(w) == tag) {
-			if ((COUNT_OF(w) >= limit && !force) || COUNT_OF(w) == SRCLIMIT_COUNT_MAX)
+			if ((COUNT_OF(w) >= limit && !force) || COUNT_OF(w) == SRCLIMIT_COUNT_MAX) {
+				upd_end(l);
 				return 0;
+			}
 			if (!__atomic_compare_exchange_n(
 			        &t->words[i], &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				continue;
@@ -341,16 +422,14 @@ srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16
 		w = __atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE);
 	}
 	if (n == SRCLIMIT_PROBE) {
+		upd_end(l);
 		__atomic_add_fetch(&t->hdr->full, 1, __ATOMIC_RELAXED);
 		return -1;
 	}
 	check_unique(t, tag, home, i);
 	/* Counted in the table: now in our ledger (see struct srclimit_ledger). */
-	__atomic_store_n(l->pending, (uint64_t)i + 1, __ATOMIC_RELAXED);
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	l->count[i]++;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	__atomic_store_n(l->pending, 0, __ATOMIC_RELAXED);
+	ledger_add(l, i, 1);
+	upd_end(l);
 	return 1;
 }
 
@@ -361,19 +440,19 @@ srclimit_put(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16
 	uint64_t tag = src_tag(t, key, group, &home);
 	uint64_t w;
 
-	if ((i = src_find(t, tag, home)) == UINT32_MAX || l->count[i] == 0)
+	if ((i = src_find(t, tag, home)) == UINT32_MAX || ledger_get(l, i) == 0)
 		return 0;
-	__atomic_store_n(l->pending, (uint64_t)i + 1, __ATOMIC_RELAXED);
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	l->count[i]--;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	upd_begin(l);
+	ledger_add(l, i, -1);
 	w = __atomic_load_n(&t->words[i], __ATOMIC_RELAXED);
 	do {
 		/* Our ledger had one: the table has at least that one. */
 		CHECK(TAG_OF(w) == tag && COUNT_OF(w) > 0);
+		if (COUNT_OF(w) == 0)
+			break; /* never borrow from the tag */
 	} while (!__atomic_compare_exchange_n(
 	    &t->words[i], &w, w - 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
-	__atomic_store_n(l->pending, 0, __ATOMIC_RELAXED);
+	upd_end(l);
 	return 1;
 }
 
@@ -384,9 +463,11 @@ srclimit_move_out(
 	uint32_t home, i;
 	uint64_t tag = src_tag(t, key, group, &home);
 
-	if ((i = src_find(t, tag, home)) == UINT32_MAX || l->count[i] == 0)
+	if ((i = src_find(t, tag, home)) == UINT32_MAX || ledger_get(l, i) == 0)
 		return 0;
-	l->count[i]--;
+	upd_begin(l);
+	ledger_add(l, i, -1);
+	upd_end(l);
 	return 1;
 }
 
@@ -400,7 +481,9 @@ srclimit_move_in(
 	if ((i = src_find(t, tag, home)) == UINT32_MAX ||
 	    COUNT_OF(__atomic_load_n(&t->words[i], __ATOMIC_RELAXED)) == 0)
 		return 0;
-	l->count[i]++;
+	upd_begin(l);
+	ledger_add(l, i, 1);
+	upd_end(l);
 	return 1;
 }
 

@@ -92,6 +92,16 @@ unsigned srclimit_count(const struct srclimit *, const uint8_t key[16], uint32_t
  * from the table. Returns the connections taken back. */
 uint64_t srclimit_reconcile(struct srclimit *, struct srclimit_ledger *);
 
+/* Master, now and then, while no session is on its way between two
+ * workers (a hand-off): counts the table holds that none of the n ledgers
+ * (every worker's, alive or not yet reconciled; n <= SRCLIMIT_AUDIT_MAX)
+ * does are taken back: a worker killed between its two writes of one update,
+ * a session lost in a hand-off. A slot is judged only when no worker was in
+ * an update while it was read. Returns the counts taken back (added to
+ * reconciled). */
+#define SRCLIMIT_AUDIT_MAX 512
+uint64_t srclimit_audit(struct srclimit *, struct srclimit_ledger *const *ls, unsigned n);
+
 void srclimit_usage(const struct srclimit *, struct srclimit_usage *out);
 
 #endif

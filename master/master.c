@@ -134,6 +134,8 @@ static struct {
 	 * its counts are taken back (child_cb). NULL: none. */
 	struct srclimit *srclimit;
 	struct srclimit_ledger *ledgers[STATS_SLOTS];
+	double src_quiet_at; /* mono_now() from which no hand-off can be in flight */
+	double src_audit_at; /* mono_now() of the next audit */
 	/* Helper processes outside the stats slots, each one at most: the
 	 * health checker (checker/checker.c), started when the config has
 	 * health checks, and the admin process (admin/admin.c). */
@@ -1487,6 +1489,42 @@ respawn_due(struct gen *g, double now)
 		}
 }
 
+/* Counts in the per-source table that no worker's ledger holds are taken
+ * back (srclimit_audit) every MASTER_SOURCE_AUDIT seconds, but only once no
+ * session can be on its way between two workers: hand-offs run while an
+ * older generation, a starting one or a hot upgrade exists, and a session
+ * sent by a worker that died may still wait in its receiver's channel for
+ * a moment after. */
+#define MASTER_SOURCE_AUDIT 5.0
+#define MASTER_SOURCE_QUIET 3.0
+
+static void
+source_audit(double now)
+{
+	struct srclimit_ledger *ls[STATS_SLOTS];
+	unsigned n = 0;
+	uint64_t fixed;
+
+	if (m.srclimit == NULL)
+		return;
+	for (unsigned i = 0; i < STATS_SLOTS; i++) {
+		const struct child *c = &m.children[i];
+
+		if (c->pid != 0 && (c->generation != m.cur.generation || c->quitting))
+			m.src_quiet_at = now + MASTER_SOURCE_QUIET;
+		if (m.ledgers[i] != NULL)
+			ls[n++] = m.ledgers[i];
+	}
+	if (m.next.generation != 0 || m.up.phase != UPGRADE_NONE || m.upgraded ||
+	    m.from_fd != -1)
+		m.src_quiet_at = now + MASTER_SOURCE_QUIET;
+	if (now < m.src_quiet_at || now < m.src_audit_at)
+		return;
+	m.src_audit_at = now + MASTER_SOURCE_AUDIT;
+	if ((fixed = srclimit_audit(m.srclimit, ls, n)) > 0)
+		log_info("per-source table: %" PRIu64 " counts no worker held taken back", fixed);
+}
+
 /* The per-source table's figures into the segment's header (ours). */
 static void
 source_publish(void)
@@ -1530,6 +1568,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 	}
 	check_heartbeats(mono_now());
+	source_audit(now);
 	source_publish();
 	upgrade_tick(now);
 	helper_tick(&m.checker, now);

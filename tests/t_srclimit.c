@@ -122,6 +122,21 @@ main(void)
 	srclimit_ledger_destroy(l2);
 	ok(srclimit_put(t, l, b, 1) == 1 && srclimit_put(t, l, a, 2) == 1, "the rest released");
 
+	/* The audit: a count no ledger holds (a session lost in a hand-off). */
+	l2 = srclimit_ledger_create(t);
+	ok(srclimit_get(t, l, b, 1, 5, 0) == 1 && srclimit_get(t, l2, b, 1, 5, 0) == 1 &&
+	       srclimit_move_out(t, l2, b, 1) == 1,
+	    "b counts 2, one of them moved out and never moved in");
+	{
+		struct srclimit_ledger *both[2] = { l, l2 };
+
+		is(srclimit_audit(t, both, 2), 1, "the audit takes back the one no ledger holds");
+		is(srclimit_count(t, b, 1), 1, "  b counts the one the ledger holds");
+		is(srclimit_audit(t, both, 2), 0, "  a second audit finds nothing");
+	}
+	srclimit_ledger_destroy(l2);
+	ok(srclimit_put(t, l, b, 1) == 1 && srclimit_count(t, b, 1) == 0, "  which is released");
+
 	/* A full table: a source with no slot is "not counted here". */
 	{
 		struct srclimit *f = srclimit_create(1);
@@ -156,8 +171,34 @@ main(void)
 		if ((pids[p] = fork()) == 0)
 			worker(t, ls[p], 7u + (unsigned)p, 0, ROUNDS);
 	}
+	{
+		/* Audits while they run: none may take back a count a
+		 * ledger holds or is about to (a worker between its two
+		 * writes). */
+		uint64_t wrong = 0;
+		int audits = 0, done = 0;
+
+		while (done < PROCS) {
+			wrong += srclimit_audit(t, ls, PROCS);
+			audits++;
+			done = 0;
+			for (int p = 0; p < PROCS; p++)
+				if (pids[p] != -1 && waitpid(pids[p], &rc, WNOHANG) == pids[p]) {
+					if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+						diag("worker process %d: status %d", p, rc);
+						bad++;
+					}
+					pids[p] = -1;
+				}
+			for (int p = 0; p < PROCS; p++)
+				done += pids[p] == -1;
+		}
+		ok(wrong == 0, "%d audits during the storm took back nothing (%llu)", audits,
+		    (unsigned long long)wrong);
+	}
 	for (int p = 0; p < PROCS; p++)
-		if (waitpid(pids[p], &rc, 0) != pids[p] || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+		if (pids[p] != -1 &&
+		    (waitpid(pids[p], &rc, 0) != pids[p] || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0)) {
 			diag("worker process %d: status %d", p, rc);
 			bad++;
 		}
@@ -199,6 +240,8 @@ main(void)
 	    "reconciled: every count back at zero (%u left, %llu deaths mid-update)", total,
 	    (unsigned long long)u.uncertain);
 	ok(u.reconciled > 0, "  %llu counts taken back", (unsigned long long)u.reconciled);
+	ok(srclimit_audit(t, &l, 1) == total && (total == 0 || srclimit_audit(t, &l, 1) == 0),
+	    "  and what a death mid-update left, the audit takes back");
 	srclimit_ledger_destroy(l);
 	srclimit_destroy(t);
 	done_testing();
