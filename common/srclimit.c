@@ -331,8 +331,8 @@ srclimit_audit(struct srclimit *t, struct srclimit_ledger *const *ls, unsigned n
 			if (busy || COUNT_OF(w) <= sum)
 				continue;
 			/* Held by no ledger: nobody will ever release it. */
-			if (__atomic_compare_exchange_n(&t->words[i], &w, w - (COUNT_OF(w) - sum), 0,
-			        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			if (__atomic_compare_exchange_n(&t->words[i], &w, w - (COUNT_OF(w) - sum),
+			        0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 				fixed += COUNT_OF(w) - sum;
 		}
 	}
@@ -485,6 +485,16 @@ srclimit_move_in(
 	ledger_add(l, i, 1);
 	upd_end(l);
 	return 1;
+}
+
+int
+srclimit_holds(const struct srclimit *t, const struct srclimit_ledger *l, const uint8_t key[16],
+    uint32_t group)
+{
+	uint32_t home, i;
+	uint64_t tag = src_tag(t, key, group, &home);
+
+	return (i = src_find(t, tag, home)) != UINT32_MAX && ledger_get(l, i) > 0;
 }
 
 unsigned

@@ -84,6 +84,11 @@ int srclimit_move_out(
 int srclimit_move_in(
     struct srclimit *, struct srclimit_ledger *, const uint8_t key[16], uint32_t group);
 
+/* Worker: 1 when this worker's ledger holds a count of the source (a
+ * session it hands over then leaves its count behind), else 0. */
+int srclimit_holds(
+    const struct srclimit *, const struct srclimit_ledger *, const uint8_t key[16], uint32_t group);
+
 /* Worker: the count of the source now, all workers together (for tests
  * and logs). */
 unsigned srclimit_count(const struct srclimit *, const uint8_t key[16], uint32_t group);

@@ -176,6 +176,41 @@ storm(const char *src, int ms)
 	return pid;
 }
 
+/* SIGHUP and wait until generation gen runs `workers` and every older one
+ * has left (its sessions handed over). */
+static int
+reload_to(pid_t pid, uint32_t gen, int workers)
+{
+	uint64_t end = h_now_ms() + 30000;
+	pid_t pids[16];
+
+	kill(pid, SIGHUP);
+	while (h_now_ms() < end) {
+		if (h_stats_generation() == gen && h_stats_running(pids, 16, gen) == workers &&
+		    h_gen_slots(gen - 1, 0) == 0)
+			return 1;
+		h_nap(20);
+	}
+	diag("generation %llu, %d slots of %u left", (unsigned long long)h_stats_generation(),
+	    h_gen_slots(gen - 1, 0), gen - 1);
+	return 0;
+}
+
+static void
+write_conf(const char *conf, int echo, int limit, const char *extra)
+{
+	h_write_file(conf,
+	    "workers = %d;\n"
+	    "pid_file = \"%s\";\n"
+	    "stats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "%s"
+	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\";\n"
+	    "                max_connections_per_source = %d; } );\n",
+	    WORKERS, h_pidfile(), h_statsfile(), extra, echo, port, limit);
+}
+
 int
 main(void)
 {
@@ -185,7 +220,7 @@ main(void)
 	uint64_t refused0, rec0;
 	char extra[256];
 
-	plan(35);
+	plan(40);
 	port = h_free_port();
 	h_echod_start(echo);
 	snprintf(extra, sizeof(extra),
@@ -322,6 +357,24 @@ main(void)
 	        exactly_room("127.0.0.7", LIMIT, more) && (close_all(more, LIMIT), 1),
 	    "  with every count back at zero");
 
+	/* A reload that lifts the limit, and one that sets it again: the
+	 * sessions handed over are counted as they are, never taken from
+	 * another session's count. */
+	write_conf(conf, echo, 0, extra);
+	ok(reload_to(pid, 3, WORKERS), "reload to a config without the limit");
+	n = open_many("127.0.0.9", LIMIT + 2, held);
+	is(n, LIMIT + 2, "  a source opens %d", LIMIT + 2);
+	write_conf(conf, echo, LIMIT, extra);
+	ok(reload_to(pid, 4, WORKERS) && keep_live(held, n) == LIMIT + 2,
+	    "  reload with the limit again: all %d still relay, handed over", LIMIT + 2);
+	close_all(held, 3);
+	ok(wait_active(LIMIT - 1) && exactly_room("127.0.0.9", 1, more),
+	    "  with %d left after closing 3, exactly one more relays", LIMIT - 1);
+	close_all(held + 3, LIMIT - 1);
+	close(more[0]);
+	ok(wait_active(0) && exactly_room("127.0.0.9", LIMIT, held) && (close_all(held, LIMIT), 1),
+	    "  all closed: the whole limit again");
+
 	/* A full table: sources past its slots are limited per worker. */
 	{
 		char src[32];
@@ -381,8 +434,8 @@ main(void)
 	k = keep_live(held, n);
 	ok(n == LIMIT && k < LIMIT, "a reload that loses sessions in the hand-off: %d of %d left",
 	    k, n);
-	ok(h_stat("closed_handoff_lost") >= (uint64_t)(LIMIT - k), "  counted as handoff_lost (%llu)",
-	    (unsigned long long)h_stat("closed_handoff_lost"));
+	ok(h_stat("closed_handoff_lost") >= (uint64_t)(LIMIT - k),
+	    "  counted as handoff_lost (%llu)", (unsigned long long)h_stat("closed_handoff_lost"));
 	{
 		uint64_t end = h_now_ms() + 30000;
 

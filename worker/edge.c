@@ -248,10 +248,16 @@ edge_adopt(struct worker *w, unsigned li, const struct sockaddr *client, uint32_
 {
 	uint8_t key[16];
 
-	if (table != 0 && table == edge_table_id(w) && w->conf->listeners[li].max_per_source > 0 &&
-	    w->edge->src != NULL && cidr_key(client, key) == 0 &&
-	    srclimit_move_in(w->h->srclimit, w->h->srcledger, key, src_group(w, li)))
-		return;
+	if (table != 0 && table == edge_table_id(w) && cidr_key(client, key) == 0) {
+		/* Ours now; a listener that no longer limits sources drops it
+		 * (relay_close will not release it). */
+		if (srclimit_move_in(w->h->srclimit, w->h->srcledger, key, src_group(w, li))) {
+			if (w->conf->listeners[li].max_per_source == 0 || w->edge->src == NULL)
+				(void)srclimit_put(w->h->srclimit, w->h->srcledger, key,
+				    src_group(w, li));
+			return;
+		}
+	}
 	(void)src_get(w, li, client, 1);
 }
 
@@ -314,6 +320,20 @@ uint32_t
 edge_table_id(const struct worker *w)
 {
 	return src_shared(w) ? srclimit_id(w->h->srclimit) : 0;
+}
+
+uint32_t
+edge_handoff_table(const struct worker *w, unsigned li, const struct sockaddr *client)
+{
+	uint8_t key[16];
+
+	/* Only a count we hold travels: a session of a listener without a
+	 * limit (or counted per worker) has none in the table to take over. */
+	if (!src_shared(w) || w->conf->listeners[li].max_per_source == 0 || w->edge->src == NULL ||
+	    cidr_key(client, key) == -1 ||
+	    !srclimit_holds(w->h->srclimit, w->h->srcledger, key, src_group(w, li)))
+		return 0;
+	return srclimit_id(w->h->srclimit);
 }
 
 void

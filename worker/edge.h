@@ -54,6 +54,11 @@ void edge_forget(struct worker *, unsigned row, const struct sockaddr *client, u
 
 /* The id of the shared per-source table this worker counts in, 0: none. */
 uint32_t edge_table_id(const struct worker *);
+
+/* For the hand-off record of a session of listener li from client: our
+ * table's id when this worker holds a count of that source there (the
+ * count stays for the receiver, edge_detach), else 0. */
+uint32_t edge_handoff_table(const struct worker *, unsigned li, const struct sockaddr *client);
 /* The sni rule of listener li that takes the ClientHello h: of the rules
  * whose alpn (when they name one) the client offers, one naming the host
  * exactly, else the matching wildcard with the longest suffix, else one

@@ -1034,7 +1034,13 @@ relay_export(const struct worker *w, const struct session *s, struct handoff_msg
 			m->family = t->family;
 			memcpy(m->addr, t->addr, sizeof(m->addr));
 			m->port = t->port;
-			m->source_table = edge_table_id(w);
+			if (!session_foreign(w, s)) {
+				struct sockaddr_storage client;
+
+				session_tail_client(t, &client);
+				m->source_table = edge_handoff_table(w, s->listener,
+				    (struct sockaddr *)&client);
+			}
 		}
 	}
 }
@@ -1187,6 +1193,15 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 			t->family = m->family;
 			memcpy(t->addr, m->addr, sizeof(t->addr));
 			t->port = m->port;
+		} else if (!session_foreign(w, s) && !w->conf->listeners[li].proxy_accept) {
+			/* The sender kept no client (its config needed none):
+			 * the socket's peer is the client here, and ours may
+			 * count it against its source. */
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof(peer);
+
+			if (getpeername(cfd, (struct sockaddr *)&peer, &plen) == 0)
+				session_tail_set_client(t, (struct sockaddr *)&peer);
 		}
 		/* 0: the sender kept no start (its config logged nothing). */
 		t->start_ms = m->start_ms != 0 ? m->start_ms : now_ms32(w);
