@@ -42,20 +42,48 @@ echoes(int fd)
 }
 
 /* Open n connections from src at once, then keep those that relay in
- * held[] (the others, refused, are closed). Returns how many relay. */
+ * held[] (the others, refused, are closed). All are judged together within
+ * one deadline: one that neither echoes nor closes by then (sluice holding
+ * it unaccepted, say) is closed and counts as not relayed. Returns how many
+ * relay. */
 static int
 open_many(const char *src, int n, int *held)
 {
-	int fds[MAXFD], kept = 0;
+	struct pollfd pfd[MAXFD];
+	int state[MAXFD], kept = 0, open = n; /* state: 0 open, 1 relays, -1 refused */
+	uint64_t end = h_now_ms() + WAIT;
 
-	for (int i = 0; i < n; i++)
-		if ((fds[i] = h_connect_from(src, port, WAIT)) == -1)
-			bail("connect from %s: %s", src, strerror(errno));
 	for (int i = 0; i < n; i++) {
-		if (echoes(fds[i]))
-			held[kept++] = fds[i];
+		if ((pfd[i].fd = h_connect_from(src, port, WAIT)) == -1)
+			bail("connect from %s: %s", src, strerror(errno));
+		pfd[i].events = POLLIN;
+		state[i] = 0;
+		if (send(pfd[i].fd, "e", 1, MSG_NOSIGNAL) != 1) {
+			state[i] = -1;
+			open--;
+		}
+	}
+	while (open > 0 && h_now_ms() < end) {
+		for (int i = 0; i < n; i++)
+			pfd[i].events = state[i] == 0 ? POLLIN : 0;
+		if (poll(pfd, (nfds_t)n, 50) <= 0)
+			continue;
+		for (int i = 0; i < n; i++) {
+			char c = 0;
+
+			if (state[i] != 0 || pfd[i].revents == 0)
+				continue;
+			state[i] = recv(pfd[i].fd, &c, 1, MSG_DONTWAIT) == 1 && c == 'e' ? 1 : -1;
+			open--;
+		}
+	}
+	if (open > 0)
+		diag("%s: %d of %d connections neither relayed nor were refused", src, open, n);
+	for (int i = 0; i < n; i++) {
+		if (state[i] == 1)
+			held[kept++] = pfd[i].fd;
 		else
-			close(fds[i]);
+			close(pfd[i].fd);
 	}
 	return kept;
 }
