@@ -22,6 +22,7 @@
 /* Names -1 accepts besides the worker fields. */
 static const char *const extra_names[] = {
 	"generation", "workers", "draining", "master_pid", "start_ms", "uptime_s",
+	"source_slots", "source_slots_used", "source_table_full", "source_reconciled",
 };
 #define NEXTRA (sizeof(extra_names) / sizeof(extra_names[0]))
 
@@ -765,6 +766,14 @@ render_one(const struct render_ctx *ctx, const char *name, FILE *fp)
 		fprintf(fp, "%" PRId32 "\n", sn->master_pid);
 	else if (strcmp(name, "start_ms") == 0)
 		fprintf(fp, "%" PRIu64 "\n", sn->start_ms);
+	else if (strcmp(name, "source_slots") == 0)
+		fprintf(fp, "%" PRIu64 "\n", sn->source_slots);
+	else if (strcmp(name, "source_slots_used") == 0)
+		fprintf(fp, "%" PRIu64 "\n", sn->source_slots_used);
+	else if (strcmp(name, "source_table_full") == 0)
+		fprintf(fp, "%" PRIu64 "\n", sn->source_table_full);
+	else if (strcmp(name, "source_reconciled") == 0)
+		fprintf(fp, "%" PRIu64 "\n", sn->source_reconciled);
 	else if (strcmp(name, "uptime_s") == 0)
 		fprintf(fp, "%" PRIu64 "\n",
 		    ctx->now_ms > sn->start_ms ? (ctx->now_ms - sn->start_ms) / 1000 : 0);

@@ -89,7 +89,7 @@ static const char *const conf_log_keys[] = {"target", "file", "facility", "level
 static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice",
     "bulk_buffer_size", NULL};
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
-    NULL};
+    "source_table", NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
     "client_fin", "server_fin", "max_lifetime", "max_lifetime_jitter", "preread", NULL};
 static const char *const conf_upstream_keys[] = {"name", "balance", "servers", "retries",
@@ -747,8 +747,13 @@ conf_limits(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	if (g != NULL && (s = config_setting_get_member(g, "max_connections")) != NULL &&
 	    conf_int(c, s, 1, CONF_MAX_CONNECTIONS, &conf->max_connections) == -1)
 		return -1;
-	if (g != NULL && (s = config_setting_get_member(g, "max_connections_per_worker")) != NULL)
-		return conf_int(c, s, 0, CONF_MAX_CONNECTIONS, &conf->max_connections_per_worker);
+	if (g != NULL && (s = config_setting_get_member(g, "max_connections_per_worker")) != NULL &&
+	    conf_int(c, s, 0, CONF_MAX_CONNECTIONS, &conf->max_connections_per_worker) == -1)
+		return -1;
+	/* Slots of the shared per-source table (common/srclimit.h), 0: from
+	 * max_connections. Read at start only. */
+	if (g != NULL && (s = config_setting_get_member(g, "source_table")) != NULL)
+		return conf_int(c, s, 0, 1 << 24, &conf->source_table);
 	return 0;
 }
 

@@ -160,7 +160,7 @@ struct conf_listener {
 	unsigned nallow;
 	struct cidr *deny;     /* never these sources (deny wins over allow) */
 	unsigned ndeny;
-	unsigned max_per_source; /* max_connections_per_source, per worker; 0 = none */
+	unsigned max_per_source; /* max_connections_per_source, over all workers; 0 = none */
 	unsigned rate_limit;     /* new connections per second, whole daemon; 0 = none */
 
 	/* Options of the listening socket (master/listen.c), which accepted
@@ -225,6 +225,9 @@ struct conf {
 	unsigned max_connections_per_worker; /* limits.max_connections_per_worker;
 	                                      * 0 (default): what a worker's
 	                                      * descriptors can hold */
+	unsigned source_table;   /* limits.source_table: slots of the shared
+	                          * per-source table, 0 (default): four per
+	                          * max_connections; used at start only */
 
 	unsigned connect_timeout_ms; /* timeouts.connect, default 5s */
 	unsigned idle_timeout_ms;    /* timeouts.idle, default 10m */

@@ -70,7 +70,12 @@ struct handoff_msg {
 	uint8_t addr[16];   /* the client (from a PROXY header if one came) */
 	uint16_t port;      /* network order */
 	uint8_t family;     /* AF_INET, AF_INET6 */
-	uint8_t pad[5];
+	uint8_t pad;
+	/* SESSION and RETURN: the srclimit_id of the per-source table the
+	 * session's count stays in while it moves (0: none; it was padding,
+	 * zero from older writers, so no version change: a receiver of
+	 * another table counts the session afresh either way). */
+	uint32_t source_table;
 };
 
 /* Descriptors one message carries at most (a master's list of its workers'

@@ -10,6 +10,8 @@
 
 struct conf;
 struct stats_seg;
+struct srclimit;
+struct srclimit_ledger;
 
 #include <errno.h>
 
@@ -66,6 +68,11 @@ struct heritage {
 	/* The admin endpoint's listening socket (conf->admin_address), opened
 	 * by the master; -1 in every child but the admin process. */
 	int admin_fd;
+	/* The master's per-source table (common/srclimit.h), shared by every
+	 * worker, and this worker's ledger in it; NULL: none (each worker
+	 * then limits sources on its own). */
+	struct srclimit *srclimit;
+	struct srclimit_ledger *srcledger;
 };
 
 /* In a child, now and then (a worker's heartbeat, the checker's checks):

@@ -170,6 +170,19 @@ prom_node(const struct stats_snapshot *sn, int master_running, FILE *fp)
 	    "when the last reload ended (0: none yet)");
 	fprintf(
 	    fp, "sluice_last_reload_timestamp_seconds %.3f\n", (double)sn->last_reload_ms / 1000);
+	prom_family(fp, "sluice_source_table_slots", "gauge",
+	    "slots of the shared per-source table (limits.source_table)");
+	fprintf(fp, "sluice_source_table_slots %" PRIu64 "\n", sn->source_slots);
+	prom_family(fp, "sluice_source_table_slots_used", "gauge",
+	    "slots of the per-source table a source claimed (they stay claimed)");
+	fprintf(fp, "sluice_source_table_slots_used %" PRIu64 "\n", sn->source_slots_used);
+	prom_family(fp, "sluice_source_table_full_total", "counter",
+	    "connections whose source found no slot in the per-source table "
+	    "(limited per worker instead)");
+	fprintf(fp, "sluice_source_table_full_total %" PRIu64 "\n", sn->source_table_full);
+	prom_family(fp, "sluice_source_reconciled_total", "counter",
+	    "per-source counts taken back from workers that died");
+	fprintf(fp, "sluice_source_reconciled_total %" PRIu64 "\n", sn->source_reconciled);
 	prom_family(fp, "sluice_last_reload_success", "gauge",
 	    "1 when the last reload succeeded (or there was none), 0 when it failed");
 	fprintf(fp, "sluice_last_reload_success %d\n",

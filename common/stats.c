@@ -1325,6 +1325,10 @@ stats_snapshot_read(const struct stats_seg *seg, void *arg)
 	sn->reloads_failed = __atomic_load_n(&hdr->reloads_failed, __ATOMIC_RELAXED);
 	sn->last_reload_ms = __atomic_load_n(&hdr->last_reload_ms, __ATOMIC_RELAXED);
 	sn->last_reload_ok = __atomic_load_n(&hdr->last_reload_ok, __ATOMIC_RELAXED);
+	sn->source_slots = __atomic_load_n(&hdr->source_slots, __ATOMIC_RELAXED);
+	sn->source_slots_used = __atomic_load_n(&hdr->source_slots_used, __ATOMIC_RELAXED);
+	sn->source_table_full = __atomic_load_n(&hdr->source_table_full, __ATOMIC_RELAXED);
+	sn->source_reconciled = __atomic_load_n(&hdr->source_reconciled, __ATOMIC_RELAXED);
 	/* Indexes from the file: bounded by the storage sized at attach. */
 	nl = __atomic_load_n(&hdr->listeners_used, __ATOMIC_ACQUIRE);
 	ns = __atomic_load_n(&hdr->servers_used, __ATOMIC_ACQUIRE);

@@ -14,7 +14,8 @@
 #include <sys/types.h>
 
 #define STATS_MAGIC 0x31454349554c53ULL /* "SLUICE1" little-endian */
-#define STATS_VERSION 11 /* 10: bulk pools, accepting; 11: the resolved addresses area (live DNS) */
+#define STATS_VERSION 12 /* 10: bulk pools, accepting; 11: the resolved addresses area
+                            * (live DNS); 12: the per-source table's figures */
 /* The unit of write protection: each region one child writes (a worker's
  * slot, its listener rows, its server rows; the checker's health area)
  * starts and ends on a multiple of this, which must be a multiple of the
@@ -407,6 +408,14 @@ struct stats_header {
 	uint64_t last_reload_ms;   /* CLOCK_REALTIME of the last reload's outcome, 0: none */
 	uint32_t last_reload_ok;   /* 1 when that outcome was success */
 	uint32_t pad;
+	/* The shared per-source table (common/srclimit.h), copied by the
+	 * master every tick: its slots, those a source claimed, the
+	 * connections counted per worker because their source found no slot,
+	 * and the counts taken back from workers that died. */
+	uint64_t source_slots;
+	uint64_t source_slots_used;
+	uint64_t source_table_full;
+	uint64_t source_reconciled;
 	/* Lifetime totals of listener and server rows recycled for other
 	 * identities (stats_recycle_below): with these, the rows' sums never
 	 * go backwards. */
@@ -622,6 +631,7 @@ struct stats_snapshot {
 	uint32_t node_state, last_reload_ok;
 	uint64_t drain_started_ms, drain_grace_ms;
 	uint64_t reloads_ok, reloads_failed, last_reload_ms;
+	uint64_t source_slots, source_slots_used, source_table_full, source_reconciled;
 	unsigned running, draining;
 	struct stats_counters retired, total;
 	struct stats_listener_counters listeners_recycled;

@@ -5,6 +5,7 @@
  * running config when the new one is bad, and stops fast or gracefully.
  * Runs in the master only; never touches client traffic. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "control.h"
 #include "handoff.h"
 #include "heritage.h"
+#include "srclimit.h"
 #include "inherit.h"
 #include "listen.h"
 #include "log.h"
@@ -127,6 +129,13 @@ static struct {
 	double last_tick;     /* mono_now() of the last tick */
 	unsigned nchildren;
 	struct child children[STATS_SLOTS]; /* indexed by stats slot */
+	/* The per-source table every worker counts in, and each worker's
+	 * ledger in it (by stats slot), kept past the worker's death until
+	 * its counts are taken back (child_cb). NULL: none. */
+	struct srclimit *srclimit;
+	struct srclimit_ledger *ledgers[STATS_SLOTS];
+	double src_quiet_at; /* mono_now() from which no hand-off can be in flight */
+	double src_audit_at; /* mono_now() of the next audit */
 	/* Helper processes outside the stats slots, each one at most: the
 	 * health checker (checker/checker.c), started when the config has
 	 * health checks, and the admin process (admin/admin.c). */
@@ -318,6 +327,10 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	close_listeners_of(&m.cur, g);
 	close_listeners_of(&m.next, g);
 	admin_child_close(slot);
+	/* The other workers' ledgers are theirs and the master's. */
+	for (unsigned i = 0; i < STATS_SLOTS; i++)
+		if (i != slot && m.ledgers[i] != NULL)
+			srclimit_ledger_destroy(m.ledgers[i]);
 	/* Before any child code runs: from here on this process can write only
 	 * its own part of the statistics segment (its slot and rows, or the
 	 * checker's health area), whatever a bug in it tries. */
@@ -362,6 +375,8 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	h.command_fd = command_fd;
 	h.handoff_fd = handoff_fd;
 	h.admin_fd = slot == MASTER_ADMIN_SLOT ? m.admin_fd : -1;
+	h.srclimit = slot < STATS_SLOTS && m.ledgers[slot] != NULL ? m.srclimit : NULL;
+	h.srcledger = slot < STATS_SLOTS ? m.ledgers[slot] : NULL;
 	if (slot == MASTER_ADMIN_SLOT)
 		admin_main(&h);
 	if (slot == STATS_SLOTS)
@@ -424,6 +439,10 @@ spawn(struct gen *g, unsigned index)
 		hsv[0] = hsv[1] = -1;
 	}
 
+	/* Without its ledger a worker limits sources on its own. */
+	if (m.srclimit != NULL && (m.ledgers[slot] = srclimit_ledger_create(m.srclimit)) == NULL)
+		log_warn("per-source ledger for worker %u", index);
+
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
@@ -440,6 +459,8 @@ spawn(struct gen *g, unsigned index)
 		if (hsv[0] != -1)
 			close(hsv[0]);
 		control_worker_failed(slot, cfd);
+		srclimit_ledger_destroy(m.ledgers[slot]);
+		m.ledgers[slot] = NULL;
 		__atomic_store_n(&ss->state, STATS_SLOT_FREE, __ATOMIC_RELEASE);
 		schedule_respawn(g, index, 1);
 		return;
@@ -751,6 +772,18 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 		    c->generation);
 	}
 	stats_fold(m.stats, slot);
+	if (m.ledgers[slot] != NULL) {
+		/* Its connections died with it (or moved to a newer
+		 * generation, which took their counts over): what its ledger
+		 * still holds counts nobody's connection. */
+		uint64_t back = srclimit_reconcile(m.srclimit, m.ledgers[slot]);
+
+		if (back > 0)
+			log_info("worker %u (pid %d): %" PRIu64 " per-source counts taken back",
+			    c->index, (int)c->pid, back);
+		srclimit_ledger_destroy(m.ledgers[slot]);
+		m.ledgers[slot] = NULL;
+	}
 	control_worker_gone(slot);
 	if (c->hand_fd != -1) {
 		close(c->hand_fd);
@@ -1465,6 +1498,56 @@ respawn_due(struct gen *g, double now)
 		}
 }
 
+/* Counts in the per-source table that no worker's ledger holds are taken
+ * back (srclimit_audit) every MASTER_SOURCE_AUDIT seconds, but only once no
+ * session can be on its way between two workers: hand-offs run while an
+ * older generation, a starting one or a hot upgrade exists, and a session
+ * sent by a worker that died may still wait in its receiver's channel for
+ * a moment after. */
+#define MASTER_SOURCE_AUDIT 5.0
+#define MASTER_SOURCE_QUIET 3.0
+
+static void
+source_audit(double now)
+{
+	struct srclimit_ledger *ls[STATS_SLOTS];
+	unsigned n = 0;
+	uint64_t fixed;
+
+	if (m.srclimit == NULL)
+		return;
+	for (unsigned i = 0; i < STATS_SLOTS; i++) {
+		const struct child *c = &m.children[i];
+
+		if (c->pid != 0 && (c->generation != m.cur.generation || c->quitting))
+			m.src_quiet_at = now + MASTER_SOURCE_QUIET;
+		if (m.ledgers[i] != NULL)
+			ls[n++] = m.ledgers[i];
+	}
+	if (m.next.generation != 0 || m.up.phase != UPGRADE_NONE || m.upgraded ||
+	    m.from_fd != -1)
+		m.src_quiet_at = now + MASTER_SOURCE_QUIET;
+	if (now < m.src_quiet_at || now < m.src_audit_at)
+		return;
+	m.src_audit_at = now + MASTER_SOURCE_AUDIT;
+	if ((fixed = srclimit_audit(m.srclimit, ls, n)) > 0)
+		log_info("per-source table: %" PRIu64 " counts no worker held taken back", fixed);
+}
+
+/* The per-source table's figures into the segment's header (ours). */
+static void
+source_publish(void)
+{
+	struct stats_header *hdr = m.stats->hdr;
+	struct srclimit_usage u;
+
+	srclimit_usage(m.srclimit, &u);
+	__atomic_store_n(&hdr->source_slots, u.slots, __ATOMIC_RELAXED);
+	__atomic_store_n(&hdr->source_slots_used, u.used, __ATOMIC_RELAXED);
+	__atomic_store_n(&hdr->source_table_full, u.full, __ATOMIC_RELAXED);
+	__atomic_store_n(&hdr->source_reconciled, u.reconciled, __ATOMIC_RELAXED);
+}
+
 static void
 tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1494,6 +1577,8 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 	}
 	check_heartbeats(mono_now());
+	source_audit(now);
+	source_publish();
 	upgrade_tick(now);
 	helper_tick(&m.checker, now);
 	helper_tick(&m.admin, now);
@@ -2126,6 +2211,19 @@ master_run(struct master_start *st)
 	ev_init(&m.drain_w, drain_cb);
 	control_start(m.loop, m.stats);
 
+	/* Before the first fork: every worker inherits the same table. A
+	 * reload keeps it (its size is read at start only); a hot upgrade's
+	 * new master makes its own, and sessions handed over to it are
+	 * counted there afresh. */
+	{
+		const struct conf *c = m.cur.conf;
+
+		m.srclimit = srclimit_create(c->source_table ? c->source_table
+		                                             : srclimit_auto_slots(c->max_connections));
+		if (m.srclimit == NULL)
+			log_warn("per-source table: limits per worker only");
+		source_publish();
+	}
 	for (unsigned i = 0; i < m.cur.conf->workers; i++)
 		spawn(&m.cur, i);
 	checker_replace();

@@ -199,6 +199,7 @@ test_minimal(void)
 	is(c->accept_workers, cpus, "accept_workers defaults to the online CPUs");
 	is(c->max_connections_per_worker, 0, "default per-worker limit: from descriptors");
 	is(c->max_connections, 10000, "default limits.max_connections");
+	is(c->source_table, 0, "default limits.source_table: from max_connections");
 	is(c->connect_timeout_ms, 5000, "default timeouts.connect");
 	is(c->idle_timeout_ms, 600000, "default timeouts.idle");
 	is(c->drain_timeout_ms, 30000, "default timeouts.drain");
@@ -259,7 +260,7 @@ static const struct bad_case bad_cases[] = {
         ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory, splice or bulk_buffer_size)",
         "unknown pool setting"},
     {"limits = { max_conns = 4; };\n" UP LS,
-        ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections or max_connections_per_worker)",
+        ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections, max_connections_per_worker or source_table)",
         "unknown limits setting"},
     {"upstreams = ({ name = \"app\";\n  servers = (\"127.0.0.1:9000\");\n  check = true; });\n" LS,
         ":3: upstreams[0].check: unknown setting \"check\" (expected name, balance, servers, "
@@ -391,6 +392,9 @@ static const struct bad_case bad_cases[] = {
     {"limits = { max_connections_per_worker = -1; };\n" UP LS,
         ":1: limits.max_connections_per_worker: must be between 0 and 10000000",
         "negative per-worker limit"},
+    {"limits = { source_table = 20000000; };\n" UP LS,
+        ":1: limits.source_table: must be between 0 and 16777216",
+        "per-source table too large"},
     {"pool = { max_memory = \"64K\"; };\n" UP LS,
         ":1: pool.max_memory: must be at least 64 * buffer_size (262144 bytes)",
         "max_memory below 64 buffers"},

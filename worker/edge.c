@@ -2,9 +2,10 @@
 /* edge.c — what a worker decides about a client before any upstream work:
  * the per-listener rate limit (a token bucket per worker), allow and deny
  * lists, the trusted list of accept_proxy listeners, the per-source
- * connection limit and the sni rule a ClientHello routes by. Runs in every worker's
- * loop. Never allocates after edge_init, never blocks, never logs a refusal
- * itself (the caller logs where it decides). */
+ * connection limit (counted over all workers in the master's shared table,
+ * common/srclimit.h, else per worker) and the sni rule a ClientHello routes
+ * by. Runs in every worker's loop. Never allocates after edge_init, never
+ * blocks, never logs a refusal itself (the caller logs where it decides). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,9 @@
 #include "conf.h"
 #include "edge.h"
 #include "log.h"
+#include "heritage.h"
 #include "session.h"
+#include "srclimit.h"
 #include "stats.h"
 #include "tls_hello.h"
 #include "worker.h"
@@ -31,7 +34,10 @@ struct edge_bucket {
 };
 
 /*
- * One source's connections on one listener. The table is open addressing
+ * One source's connections on one listener, counted by this worker alone:
+ * the fallback for a source the shared table has no slot for (it is full
+ * where the source hashes) and for a worker without the table. The table is
+ * open addressing
  * with linear probing, sized once at start to a power of two at least twice
  * the worker's share of limits.max_connections: an entry exists only while
  * the source holds a counted connection here, so the table is never more than
@@ -150,6 +156,23 @@ rate_take(struct worker *w, unsigned li)
 
 /* --- per source ------------------------------------------------------------ */
 
+/* The limit group of listener li in the shared table: its stats row, the
+ * same in every generation for the same address, so that a reload keeps
+ * counting into the same entries. */
+static uint32_t
+src_group(const struct worker *w, unsigned li)
+{
+	unsigned row = w->h->listener_rows != NULL ? w->h->listener_rows[li] : STATS_NO_ROW;
+
+	return row != STATS_NO_ROW ? row : 0x10000u + li;
+}
+
+static int
+src_shared(const struct worker *w)
+{
+	return w->h->srclimit != NULL && w->h->srcledger != NULL;
+}
+
 static uint32_t
 src_hash(const struct edge *e, const uint8_t key[16], unsigned li)
 {
@@ -193,6 +216,15 @@ src_get(struct worker *w, unsigned li, const struct sockaddr *client, int force)
 
 	if (limit == 0 || e->src == NULL || cidr_key(client, key) == -1)
 		return 0;
+	if (src_shared(w)) {
+		int rc = srclimit_get(w->h->srclimit, w->h->srcledger, key, src_group(w, li),
+		    limit, force);
+
+		if (rc != -1)
+			return rc == 1 ? 0 : -1;
+		/* No slot for this source in the shared table: count it here,
+		 * against the limit per worker (counted as source_table_full). */
+	}
 	i = src_find(e, key, li);
 	if (i == UINT32_MAX)
 		return -1;
@@ -212,21 +244,30 @@ src_get(struct worker *w, unsigned li, const struct sockaddr *client, int force)
 }
 
 void
-edge_adopt(struct worker *w, unsigned li, const struct sockaddr *client)
+edge_adopt(struct worker *w, unsigned li, const struct sockaddr *client, uint32_t table)
 {
+	uint8_t key[16];
+
+	if (table != 0 && table == edge_table_id(w) && cidr_key(client, key) == 0) {
+		/* Ours now; a listener that no longer limits sources drops it
+		 * (relay_close will not release it). */
+		if (srclimit_move_in(w->h->srclimit, w->h->srcledger, key, src_group(w, li))) {
+			if (w->conf->listeners[li].max_per_source == 0 || w->edge->src == NULL)
+				(void)srclimit_put(w->h->srclimit, w->h->srcledger, key,
+				    src_group(w, li));
+			return;
+		}
+	}
 	(void)src_get(w, li, client, 1);
 }
 
-void
-edge_release(struct worker *w, unsigned li, const struct sockaddr *client)
+/* Release the source's count in this worker's own table. */
+static void
+src_put_local(struct worker *w, unsigned li, const uint8_t key[16])
 {
 	struct edge *e = w->edge;
-	uint8_t key[16];
 	uint32_t i, j;
 
-	if (w->conf->listeners[li].max_per_source == 0 || e->src == NULL ||
-	    cidr_key(client, key) == -1)
-		return;
 	i = src_find(e, key, li);
 	if (i == UINT32_MAX || e->src[i].count == 0)
 		return;
@@ -245,6 +286,71 @@ edge_release(struct worker *w, unsigned li, const struct sockaddr *client)
 	}
 	e->src[i].count = 0;
 	e->used--;
+}
+
+void
+edge_release(struct worker *w, unsigned li, const struct sockaddr *client)
+{
+	uint8_t key[16];
+
+	if (w->conf->listeners[li].max_per_source == 0 || w->edge->src == NULL ||
+	    cidr_key(client, key) == -1)
+		return;
+	if (src_shared(w) && srclimit_put(w->h->srclimit, w->h->srcledger, key, src_group(w, li)))
+		return;
+	src_put_local(w, li, key);
+}
+
+void
+edge_forget(struct worker *w, unsigned row, const struct sockaddr *client, uint32_t table)
+{
+	uint8_t key[16];
+
+	/* A session of a listener this config lacks is never released here
+	 * (relay_close skips the edge for it): the count its sender left in
+	 * the table goes now, as it would have had the listener stayed and
+	 * the session closed; no connection can come on that listener. */
+	if (table == 0 || table != edge_table_id(w) || cidr_key(client, key) == -1)
+		return;
+	if (srclimit_move_in(w->h->srclimit, w->h->srcledger, key, row))
+		(void)srclimit_put(w->h->srclimit, w->h->srcledger, key, row);
+}
+
+uint32_t
+edge_table_id(const struct worker *w)
+{
+	return src_shared(w) ? srclimit_id(w->h->srclimit) : 0;
+}
+
+uint32_t
+edge_handoff_table(const struct worker *w, unsigned li, const struct sockaddr *client)
+{
+	uint8_t key[16];
+
+	/* Only a count we hold travels: a session of a listener without a
+	 * limit (or counted per worker) has none in the table to take over. */
+	if (!src_shared(w) || w->conf->listeners[li].max_per_source == 0 || w->edge->src == NULL ||
+	    cidr_key(client, key) == -1 ||
+	    !srclimit_holds(w->h->srclimit, w->h->srcledger, key, src_group(w, li)))
+		return 0;
+	return srclimit_id(w->h->srclimit);
+}
+
+void
+edge_detach(struct worker *w, unsigned li, const struct sockaddr *client)
+{
+	uint8_t key[16];
+
+	if (w->conf->listeners[li].max_per_source == 0 || w->edge->src == NULL ||
+	    cidr_key(client, key) == -1)
+		return;
+	/* The count stays in the shared table while the session moves, so
+	 * that no new connection takes its place meanwhile: the receiver
+	 * takes it over (edge_adopt with our table's id). */
+	if (src_shared(w) &&
+	    srclimit_move_out(w->h->srclimit, w->h->srcledger, key, src_group(w, li)))
+		return;
+	src_put_local(w, li, key);
 }
 
 /* --- admission -------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #define SLUICE_EDGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct conf;
 struct sockaddr;
@@ -36,8 +37,28 @@ int edge_admit_client(struct worker *, unsigned li, const struct sockaddr *clien
     const char **why);
 
 /* Count a session taken over from an older generation against its source
- * (client) on li, whatever the limit: it is established already. */
-void edge_adopt(struct worker *, unsigned li, const struct sockaddr *client);
+ * (client) on li, whatever the limit: it is established already. table:
+ * the sender's edge_table_id; when it is ours, the count the sender left in
+ * the shared table becomes ours (nothing is added), else it is counted
+ * afresh. */
+void edge_adopt(struct worker *, unsigned li, const struct sockaddr *client, uint32_t table);
+
+/* A session counted by edge_admit_client leaves this worker for another
+ * (hand-off): its count leaves our books; in the shared table it stays,
+ * for the receiver to take over (edge_adopt). */
+void edge_detach(struct worker *, unsigned li, const struct sockaddr *client);
+
+/* A session taken over whose listener (stats row `row`) this config lacks:
+ * drop the count its sender left in our shared table (table: its id). */
+void edge_forget(struct worker *, unsigned row, const struct sockaddr *client, uint32_t table);
+
+/* The id of the shared per-source table this worker counts in, 0: none. */
+uint32_t edge_table_id(const struct worker *);
+
+/* For the hand-off record of a session of listener li from client: our
+ * table's id when this worker holds a count of that source there (the
+ * count stays for the receiver, edge_detach), else 0. */
+uint32_t edge_handoff_table(const struct worker *, unsigned li, const struct sockaddr *client);
 /* The sni rule of listener li that takes the ClientHello h: of the rules
  * whose alpn (when they name one) the client offers, one naming the host
  * exactly, else the matching wildcard with the longest suffix, else one

@@ -1139,6 +1139,13 @@ relay_export(const struct worker *w, const struct session *s, struct handoff_msg
 			m->family = t->family;
 			memcpy(m->addr, t->addr, sizeof(m->addr));
 			m->port = t->port;
+			if (!session_foreign(w, s)) {
+				struct sockaddr_storage client;
+
+				session_tail_client(t, &client);
+				m->source_table = edge_handoff_table(w, s->listener,
+				    (struct sockaddr *)&client);
+			}
 		}
 	}
 }
@@ -1181,7 +1188,7 @@ relay_detach(struct worker *w, struct session *s)
 		struct sockaddr_storage client;
 
 		session_tail_client(t, &client);
-		edge_release(w, s->listener, (struct sockaddr *)&client);
+		edge_detach(w, s->listener, (struct sockaddr *)&client);
 	}
 	STATS_ROW_SUB(w->lstats[s->listener], active, 1);
 	STATS_ROW_SUB(session_server_stats(w, s), active, 1);
@@ -1291,6 +1298,15 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 			t->family = m->family;
 			memcpy(t->addr, m->addr, sizeof(t->addr));
 			t->port = m->port;
+		} else if (!session_foreign(w, s) && !w->conf->listeners[li].proxy_accept) {
+			/* The sender kept no client (its config needed none):
+			 * the socket's peer is the client here, and ours may
+			 * count it against its source. */
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof(peer);
+
+			if (getpeername(cfd, (struct sockaddr *)&peer, &plen) == 0)
+				session_tail_set_client(t, (struct sockaddr *)&peer);
 		}
 		/* 0: the sender kept no start (its config logged nothing). */
 		t->start_ms = m->start_ms != 0 ? m->start_ms : now_ms32(w);
@@ -1320,8 +1336,13 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 			struct sockaddr_storage client;
 
 			session_tail_client(t, &client);
-			edge_adopt(w, li, (struct sockaddr *)&client);
+			edge_adopt(w, li, (struct sockaddr *)&client, m->source_table);
 		}
+	} else if (t != NULL && t->family != 0) {
+		struct sockaddr_storage client;
+
+		session_tail_client(t, &client);
+		edge_forget(w, m->listener_row, (struct sockaddr *)&client, m->source_table);
 	}
 	room_enter(w, s, ROOM_IDLE);
 	session_update(w, s);
