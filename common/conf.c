@@ -681,7 +681,7 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 
 	conf->buffer_size = 4096;
 	conf->max_memory = (size_t)256 * 1024 * 1024;
-	conf->bulk_buffer_size = 64 * 1024;
+	conf->bulk_buffer_size = 32 * 1024;
 	conf->splice = 1;
 	if (conf_group(c, root, "pool", conf_pool_keys, &g) == -1)
 		return -1;

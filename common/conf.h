@@ -22,7 +22,7 @@ struct logfmt;
 #define CONF_BUFFERS_PER_CHUNK 16
 /* Bulk buffers (pool.bulk_buffer_size) come in chunks of this many, and have
  * a quarter of pool.max_memory when it holds CONF_BULK_MIN_CHUNKS such chunks
- * (so at least 16M with the default 64K): a small budget is all small
+ * (so at least 8M with the default 32K): a small budget is all small
  * buffers, which is what back-pressure counts on. */
 #define CONF_BULK_PER_CHUNK 4
 #define CONF_BULK_MIN_CHUNKS 64
@@ -214,7 +214,7 @@ struct conf {
 
 	size_t buffer_size;      /* pool.buffer_size, 512..1M, default 4096 */
 	size_t max_memory;       /* pool.max_memory per worker, default 256M */
-	size_t bulk_buffer_size; /* pool.bulk_buffer_size, default 64K; 0: none */
+	size_t bulk_buffer_size; /* pool.bulk_buffer_size, default 32K; 0: none */
 	size_t bulk_memory;      /* of max_memory, the bulk buffers' share: a
 	                          * quarter, or 0 (no bulk buffers) when that
 	                          * is under CONF_BULK_MIN_CHUNKS chunks; the

@@ -194,7 +194,7 @@ test_minimal(void)
 	is(c->buffer_size, 4096, "default pool.buffer_size");
 	is(c->max_memory, 256 * 1024 * 1024, "default pool.max_memory");
 	is(c->splice, 1, "default pool.splice is on");
-	is(c->bulk_buffer_size, 64 * 1024, "default pool.bulk_buffer_size");
+	is(c->bulk_buffer_size, 32 * 1024, "default pool.bulk_buffer_size");
 	is(c->bulk_memory, 64 * 1024 * 1024, "bulk buffers have a quarter of max_memory");
 	is(c->accept_workers, cpus, "accept_workers defaults to the online CPUs");
 	is(c->max_connections_per_worker, 0, "default per-worker limit: from descriptors");
@@ -627,8 +627,8 @@ test_bulk(void)
 		size_t bulk, share;
 		const char *name;
 	} cases[] = {
-		{"pool = { max_memory = \"64M\"; };\n", 65536, 16u << 20, "64M: 16M of bulk buffers"},
-		{"pool = { max_memory = \"63M\"; };\n", 65536, 0, "63M: too little for 256 bulk buffers"},
+		{"pool = { max_memory = \"32M\"; };\n", 32768, 8u << 20, "32M: 8M of bulk buffers"},
+		{"pool = { max_memory = \"31M\"; };\n", 32768, 0, "31M: too little for 256 bulk buffers"},
 		{"pool = { bulk_buffer_size = 0; };\n", 0, 0, "bulk_buffer_size 0: none"},
 		{"pool = { buffer_size = \"64K\"; };\n", 0, 0, "buffer_size 64K: the default is none"},
 		{"pool = { bulk_buffer_size = \"1M\"; };\n", 1u << 20, 0,

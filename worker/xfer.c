@@ -200,8 +200,8 @@ half_splice_flush(struct worker *w, struct session *s, int c2s)
 
 /* --- the buffer path ------------------------------------------------------
  * A read goes into a small buffer (pool.buffer_size) until one fills it; the
- * session then reads into a bulk buffer (pool.bulk_buffer_size, 64K) while
- * they fill, and back into small ones when a read comes up short: 16 times
+ * session then reads into a bulk buffer (pool.bulk_buffer_size, 32K) while
+ * they fill, and back into small ones when a read comes up short: 8 times
  * fewer read/send pairs per byte of bulk, and a stalled peer of a chatty
  * connection still pins only a small buffer. Either kind is held only while
  * bytes wait in it. When one pool is spent the other is tried, so a session
