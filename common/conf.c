@@ -862,6 +862,41 @@ conf_user(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 	return 0;
 }
 
+/* Permission bits, written as an octal string ("0660"): the only form,
+ * since libconfig reads an integer 0660 as decimal 660. */
+static int
+conf_mode(struct conf_ctx *c, config_setting_t *s, unsigned long *out)
+{
+	const char *text;
+	char *end;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		text = config_setting_get_string(s);
+		errno = 0;
+		*out = strtoul(text, &end, 8);
+		if (*text >= '0' && *text <= '7' && *end == '\0' && errno == 0 && *out <= 0777)
+			return 0;
+	}
+	return conf_fail(c, s, NULL, "must be octal permission bits as a string, such as \"0660\"");
+}
+
+/* A group name in *text, looked up now so that -t catches a typo: *gid is
+ * set unless the config is only peeked at. */
+static int
+conf_gid(struct conf_ctx *c, config_setting_t *s, const char **text, gid_t *gid)
+{
+	const struct group *gr;
+
+	if (conf_string(c, s, text) == -1)
+		return -1;
+	if (c->peek)
+		return 0;
+	if (**text == '\0' || (gr = getgrnam(*text)) == NULL)
+		return conf_fail(c, s, NULL, "unknown group \"%s\"", *text);
+	*gid = gr->gr_gid;
+	return 0;
+}
+
 /* control = { socket; mode; group; state_file; }: the master's control
  * socket. The group is looked up now, like user and group, so that -t
  * catches a typo. */
@@ -869,9 +904,7 @@ static int
 conf_control(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 {
 	config_setting_t *g, *s;
-	const struct group *gr = NULL;
 	const char *text;
-	char *end;
 	unsigned long mode;
 	size_t n;
 
@@ -888,13 +921,8 @@ conf_control(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		return conf_fail(c, s, NULL, "a UNIX socket path has at most 107 bytes");
 	conf->control_mode = 0660;
 	if ((s = config_setting_get_member(g, "mode")) != NULL) {
-		if (conf_string(c, s, &text) == -1)
+		if (conf_mode(c, s, &mode) == -1)
 			return -1;
-		errno = 0;
-		mode = strtoul(text, &end, 8);
-		if (*text == '\0' || *end != '\0' || errno != 0 || mode > 0777 || *text == '-')
-			return conf_fail(c, s, NULL,
-			    "must be octal permission bits as a string, such as \"0660\"");
 		if ((mode & 0600) != 0600)
 			return conf_fail(c, s, NULL,
 			    "must let the owner read and write (0600 at least): the master "
@@ -902,13 +930,8 @@ conf_control(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		conf->control_mode = (unsigned)mode;
 	}
 	if ((s = config_setting_get_member(g, "group")) != NULL) {
-		if (conf_string(c, s, &text) == -1)
-			return -1;
-		if (!c->peek && (*text == '\0' || (gr = getgrnam(text)) == NULL))
-			return conf_fail(c, s, NULL, "unknown group \"%s\"", text);
-		if (!c->peek)
-			conf->control_gid = gr->gr_gid;
-		if (conf_strdup(c, text, &conf->control_group) == -1)
+		if (conf_gid(c, s, &text, &conf->control_gid) == -1 ||
+		    conf_strdup(c, text, &conf->control_group) == -1)
 			return -1;
 	}
 	if ((s = config_setting_get_member(g, "state_file")) != NULL)
@@ -1785,10 +1808,8 @@ conf_listener_unix(struct conf_ctx *c, config_setting_t *g, struct conf_listener
 	static const char *const tcp_only[] = {"fastopen", "defer_accept", "keepalive"};
 	config_setting_t *s;
 	const struct passwd *pw = NULL;
-	const struct group *gr = NULL;
 	const char *text;
 	unsigned long mode;
-	char *end;
 
 	l->unix_mode = -1;
 	l->unix_uid = (uid_t)-1;
@@ -1803,16 +1824,8 @@ conf_listener_unix(struct conf_ctx *c, config_setting_t *g, struct conf_listener
 	if (l->addr.ss_family != AF_UNIX)
 		return 0;
 	if ((s = config_setting_get_member(g, "mode")) != NULL) {
-		if (config_setting_type(s) != CONFIG_TYPE_STRING)
-			return conf_fail(c, s, NULL,
-			    "must be octal permission bits as a string, such as \"0660\"");
-		text = config_setting_get_string(s);
-		errno = 0;
-		mode = strtoul(text, &end, 8);
-		if (*text == '\0' || *end != '\0' || errno != 0 || mode > 0777 || *text == '-' ||
-		    *text == '+' || *text == ' ')
-			return conf_fail(c, s, NULL,
-			    "must be octal permission bits as a string, such as \"0660\"");
+		if (conf_mode(c, s, &mode) == -1)
+			return -1;
 		l->unix_mode = (int)mode;
 	}
 	if ((s = config_setting_get_member(g, "owner")) != NULL) {
@@ -1823,14 +1836,9 @@ conf_listener_unix(struct conf_ctx *c, config_setting_t *g, struct conf_listener
 		if (!c->peek)
 			l->unix_uid = pw->pw_uid;
 	}
-	if ((s = config_setting_get_member(g, "group")) != NULL) {
-		if (conf_string(c, s, &text) == -1)
-			return -1;
-		if (!c->peek && (*text == '\0' || (gr = getgrnam(text)) == NULL))
-			return conf_fail(c, s, NULL, "unknown group \"%s\"", text);
-		if (!c->peek)
-			l->unix_gid = gr->gr_gid;
-	}
+	if ((s = config_setting_get_member(g, "group")) != NULL &&
+	    conf_gid(c, s, &text, &l->unix_gid) == -1)
+		return -1;
 	return 0;
 }
 
