@@ -37,7 +37,6 @@
 #define WORKER_ACCEPT_PAUSE 0.5 /* seconds to stop accepting on EMFILE/ENFILE */
 #define WORKER_GLOBAL_RECHECK 0.1 /* seconds between checks of the global limit */
 #define WORKER_FAIR_TURN 0.01     /* seconds a worker over its fair share sits out */
-#define WORKER_FAIR_TURNS 10      /* ... at most this many turns in a row */
 #define WORKER_DRAIN_ACCEPTS 1024 /* queued clients a draining worker takes at most */
 #define WORKER_SESSION_CHUNK (64 * 1024)
 
@@ -278,14 +277,6 @@ duty_look(struct worker *w, const struct accept_view *v)
  * workers come back to accept sooner than others. A worker holding clearly
  * more than its fair share sits out a turn, leaving the listeners' queues to
  * the others for a moment. */
-/* Above 1.1 times the mean of the workers accepting, plus 2 so that light
- * loads never bother. */
-static int
-over_share(const struct worker *w, const struct accept_view *v)
-{
-	return v->n > 1 && (uint64_t)w->active * v->n * 10 > (uint64_t)v->load * 11 + 20ull * v->n;
-}
-
 static void
 accept_review(struct worker *w)
 {
@@ -300,9 +291,9 @@ accept_review(struct worker *w)
 		return;
 	}
 	worker_pause(w, WORKER_PAUSE_DUTY, 0);
-	if (over_share(w, &v)) {
+	/* Above 1.1 times the mean, plus 2 so light loads never bother. */
+	if (v.n > 1 && (uint64_t)w->active * v.n * 10 > (uint64_t)v.load * 11 + 20ull * v.n) {
 		worker_pause(w, WORKER_PAUSE_FAIR, 1);
-		w->fair_turns = 0;
 		ev_timer_start(w->loop, &w->fair_timer);
 	}
 }
@@ -323,25 +314,10 @@ duty_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	duty_look(w, &v);
 }
 
-/* A turn ends when the others have caught up, or after WORKER_FAIR_TURNS
- * turns at most: on a busy machine the others may not run for a while (on
- * 2 CPUs shared with the clients, one turn let a burst of 100 end 71/29),
- * and a worker that does not accept at all must not stop the rest for long. */
 static void
 fair_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct worker *w = ev_userdata(loop);
-	struct accept_view v;
-
-	if (++w->fair_turns < WORKER_FAIR_TURNS && !w->draining) {
-		accept_view(w, &v);
-		if (v.mine && over_share(w, &v)) {
-			ev_timer_set(t, WORKER_FAIR_TURN, 0.);
-			ev_timer_start(loop, t);
-			return;
-		}
-	}
-	worker_pause(w, WORKER_PAUSE_FAIR, 0);
+	worker_pause(ev_userdata(loop), WORKER_PAUSE_FAIR, 0);
 }
 
 static int
@@ -427,11 +403,6 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			max += v.load / v.n - w->active;
 			if (max > WORKER_ACCEPTS_MAX)
 				max = WORKER_ACCEPTS_MAX;
-		} else if (v.n > 1) {
-			/* At or above the mean: one, then to the back of the
-			 * queue, so that a burst alternates between workers
-			 * (4 at a time put all 4 streams of a burst in one). */
-			max = 1;
 		}
 	}
 	for (int i = 0; i < n; i++) {

@@ -63,7 +63,6 @@ struct worker {
 	unsigned duty_full;  /* connections at which a worker counts as full
 	                      * and hands its turn to accept on (7/8 of max) */
 	ev_timer duty_timer; /* an idle worker looks again whether it is its turn */
-	unsigned fair_turns; /* fairness turns sat out in a row */
 
 	/* Listeners are watched through a private epoll set (accept_epfd) in
 	 * which each is registered EPOLLEXCLUSIVE and re-registered after every
