@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 
 #include "harness.h"
+#include "proxy.h"
 #include "stats.h"
 
 /*
@@ -1639,6 +1640,36 @@ h_read_n(int fd, void *buf, size_t want, int timeout_ms)
 		got += (size_t)n;
 	}
 	return (ssize_t)got;
+}
+
+int
+h_read_proxy(int fd, int versions, uint8_t *hdr, size_t max, struct proxy_info *info,
+    int timeout_ms)
+{
+	uint64_t deadline = h_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	struct proxy_parser p;
+	size_t n = 0;
+
+	proxy_parser_init(&p, versions);
+	for (;;) {
+		size_t used;
+		uint8_t c;
+		int rc;
+
+		if (n >= max || h_now_ms() >= deadline ||
+		    h_read_n(fd, &c, 1, (int)(deadline - h_now_ms())) != 1) {
+			h_diag("PROXY header incomplete after %zu bytes", n);
+			return -1;
+		}
+		hdr[n++] = c;
+		rc = proxy_parse(&p, &c, 1, &used, info);
+		if (rc == 1)
+			return (int)n;
+		if (rc == -1) {
+			h_diag("bad PROXY header: %s", proxy_parse_error(&p));
+			return -1;
+		}
+	}
 }
 
 int

@@ -184,6 +184,16 @@ int h_accept(int lfd, int timeout_ms);
  * on EOF or timeout), or -1 on an error before any byte. */
 ssize_t h_read_n(int fd, void *buf, size_t want, int timeout_ms);
 
+/* Read a PROXY header of `versions` (proxy.h's PROXY_V1/PROXY_V2 bits) from
+ * fd a byte at a time, so that it must end exactly where the parser says and
+ * nothing after it is read: raw bytes into hdr (at most max), what it names
+ * into *info (a struct proxy_info). Returns the header's length, or -1 (diag
+ * says why) for a bad header, one longer than max, or one not complete within
+ * timeout_ms. */
+struct proxy_info;
+int h_read_proxy(int fd, int versions, uint8_t *hdr, size_t max, struct proxy_info *info,
+    int timeout_ms);
+
 /* 1 when fd reads EOF or a reset within timeout_ms, 0 when a byte arrives
  * first or time runs out. */
 int h_wait_closed(int fd, int timeout_ms);

@@ -43,9 +43,6 @@ struct seen {
 static int
 backend_take(int versions, size_t want, struct seen *sn)
 {
-	struct proxy_parser p;
-	uint64_t deadline = h_now_ms() + WAIT;
-
 	memset(sn, 0, sizeof(*sn));
 	sn->fd = h_accept(backend, WAIT);
 	if (sn->fd == -1) {
@@ -53,27 +50,12 @@ backend_take(int versions, size_t want, struct seen *sn)
 		return -1;
 	}
 	if (versions) {
-		proxy_parser_init(&p, versions);
-		for (;;) {
-			uint8_t c;
-			size_t used;
-			int rc;
+		int n = h_read_proxy(sn->fd, versions, sn->header, sizeof(sn->header), &sn->info,
+		    WAIT);
 
-			/* A byte at a time: the header must end exactly where
-			 * the parser says, and nothing of the payload is read. */
-			if (h_now_ms() >= deadline || h_read_n(sn->fd, &c, 1, WAIT) != 1) {
-				diag("backend: header incomplete after %zu bytes", sn->hlen);
-				return -1;
-			}
-			sn->header[sn->hlen++] = c;
-			rc = proxy_parse(&p, &c, 1, &used, &sn->info);
-			if (rc == 1)
-				break;
-			if (rc == -1) {
-				diag("backend: bad header from sluice: %s", proxy_parse_error(&p));
-				return -1;
-			}
-		}
+		if (n == -1)
+			return -1;
+		sn->hlen = (size_t)n;
 	}
 	if (want > 0) {
 		ssize_t n = h_read_n(sn->fd, sn->payload, want, WAIT);

@@ -24,6 +24,7 @@
 
 #include "harness.h"
 #include "proxy.h"
+#include "crc32c.h"
 #include "tap.h"
 #include "uphelp.h"
 
@@ -31,32 +32,6 @@
 #define BIG_ADD 1000 /* bytes of the value the "big" listener adds */
 
 static int backend; /* the test's own upstream listener */
-
-/* --- CRC32c, written apart from sluice's (a table, not bit by bit) --------- */
-
-static uint32_t crc_table[256];
-
-static void
-crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t
-crc32c(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xFFFFFFFFu;
-
-	while (n--)
-		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return ~c;
-}
 
 /* --- building a front's header ---------------------------------------------- */
 
@@ -135,8 +110,7 @@ struct seen {
 static int
 backend_take(size_t want, struct seen *sn)
 {
-	struct proxy_parser p;
-	uint64_t deadline = h_now_ms() + WAIT;
+	int hl;
 
 	memset(sn, 0, sizeof(*sn));
 	sn->fd = h_accept(backend, WAIT);
@@ -144,26 +118,10 @@ backend_take(size_t want, struct seen *sn)
 		diag("backend: no connection from sluice: %s", strerror(errno));
 		return -1;
 	}
-	proxy_parser_init(&p, PROXY_V2);
-	for (;;) {
-		uint8_t c;
-		size_t used;
-		int rc;
-
-		if (h_now_ms() >= deadline || sn->hlen == sizeof(sn->header) ||
-		    h_read_n(sn->fd, &c, 1, WAIT) != 1) {
-			diag("backend: header incomplete after %zu bytes", sn->hlen);
-			return -1;
-		}
-		sn->header[sn->hlen++] = c;
-		rc = proxy_parse(&p, &c, 1, &used, &sn->info);
-		if (rc == 1)
-			break;
-		if (rc == -1) {
-			diag("backend: bad header from sluice: %s", proxy_parse_error(&p));
-			return -1;
-		}
-	}
+	hl = h_read_proxy(sn->fd, PROXY_V2, sn->header, sizeof(sn->header), &sn->info, WAIT);
+	if (hl == -1)
+		return -1;
+	sn->hlen = (size_t)hl;
 	if (want > 0) {
 		ssize_t n = h_read_n(sn->fd, sn->payload, want, WAIT);
 

@@ -226,33 +226,14 @@ wait_health(const char *group, const char *path, uint32_t state)
 static int
 pp_take(int lfd, int versions, uint8_t *hdr, struct proxy_info *info, char *payload, size_t want)
 {
-	struct proxy_parser p;
-	size_t n = 0;
-	int fd = h_accept(lfd, WAIT), rc = -1;
+	int fd = h_accept(lfd, WAIT), rc;
 
 	if (fd == -1) {
 		diag("no connection on the PROXY server: %s", strerror(errno));
 		return -1;
 	}
-	proxy_parser_init(&p, versions);
-	for (;;) {
-		size_t used;
-		uint8_t c;
-
-		if (n >= PROXY_HEADER_MAX || h_read_n(fd, &c, 1, WAIT) != 1) {
-			diag("incomplete header after %zu bytes", n);
-			goto out;
-		}
-		hdr[n++] = c;
-		rc = proxy_parse(&p, &c, 1, &used, info);
-		if (rc == 1)
-			break;
-		if (rc == -1) {
-			diag("bad header: %s", proxy_parse_error(&p));
-			goto out;
-		}
-	}
-	rc = (int)n;
+	if ((rc = h_read_proxy(fd, versions, hdr, PROXY_HEADER_MAX, info, WAIT)) == -1)
+		goto out;
 	if (want > 0 && h_read_n(fd, payload, want, WAIT) != (ssize_t)want) {
 		diag("payload missing after the header");
 		rc = -1;

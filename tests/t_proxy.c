@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proxy.h"
+#include "crc32c.h"
 #include "tap.h"
 
 #define PAYLOAD "GET / HTTP/1.1\r\nHost: example\r\n\r\n"
@@ -27,32 +28,6 @@ struct good {
 	int local;
 	const char *src, *dst; /* "addr port" when not local */
 };
-
-/* CRC32c with a table, written apart from the parser's bitwise one so that
- * the two check each other. */
-static uint32_t crc_table[256];
-
-static void
-crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t
-crc32c(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xFFFFFFFFu;
-
-	while (n--)
-		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return ~c;
-}
 
 /* A v2 header: fixed part, then body (addresses and TLVs) of blen bytes. */
 static size_t
