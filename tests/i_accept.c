@@ -76,6 +76,24 @@ show(const char *when)
 	diag("%s: slot:active/accepted(*accepting)%s", when, line);
 }
 
+/* The pid of a running worker that accepts now, or 0. */
+static pid_t
+accepting_pid(void)
+{
+	struct stats_seg seg;
+	char err[256];
+	pid_t pid = 0;
+
+	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+		return 0;
+	for (uint32_t i = 0; i < seg.nslots && pid == 0; i++)
+		if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) == STATS_SLOT_RUNNING &&
+		    STATS_GET(&seg.slots[i], accepting) == 1)
+			pid = seg.slots[i].pid;
+	stats_detach(&seg);
+	return pid;
+}
+
 static int
 wait_accepting(uint64_t want, int ms)
 {
@@ -165,18 +183,8 @@ test_turns(void)
 	/* A worker killed while it is one of those accepting: its turn
 	 * passes on (or to its replacement) and clients keep being served. */
 	if (h_stats_running(pids, WORKERS, 0) == WORKERS) {
-		struct stats_seg seg;
-		char err[256];
-		pid_t victim = 0;
+		pid_t victim = accepting_pid();
 
-		if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == 0) {
-			for (uint32_t i = 0; i < seg.nslots && victim == 0; i++)
-				if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) ==
-				        STATS_SLOT_RUNNING &&
-				    STATS_GET(&seg.slots[i], accepting) == 1)
-					victim = seg.slots[i].pid;
-			stats_detach(&seg);
-		}
 		ok(victim > 0 && kill(victim, SIGKILL) == 0, "killed accepting worker %d",
 		    (int)victim);
 		close_conns(20, nfds);
@@ -198,10 +206,8 @@ static void
 test_blocked(void)
 {
 	int lport = h_free_port(), eport = h_free_port();
-	pid_t echod = h_echod_start(eport), master, victim = 0;
+	pid_t echod = h_echod_start(eport), master, victim;
 	struct rlimit rl, low;
-	struct stats_seg seg;
-	char err[256];
 	const char *conf;
 
 	/* Workers of our own uid, so that we may lower a limit of theirs. */
@@ -209,13 +215,7 @@ test_blocked(void)
 	master = h_sluiced_start(conf, lport, 3);
 	nfds = 0;
 	ok(wait_accepting(1, 10000), "1 of 3 workers takes new connections");
-	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == 0) {
-		for (uint32_t i = 0; i < seg.nslots && victim == 0; i++)
-			if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) == STATS_SLOT_RUNNING &&
-			    STATS_GET(&seg.slots[i], accepting) == 1)
-				victim = seg.slots[i].pid;
-		stats_detach(&seg);
-	}
+	victim = accepting_pid();
 	if (victim == 0 || prlimit(victim, RLIMIT_NOFILE, NULL, &rl) != 0)
 		bail("no accepting worker to starve (%d: %s)", (int)victim, strerror(errno));
 	low = rl;
