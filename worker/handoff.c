@@ -485,7 +485,7 @@ static int
 send_one(struct worker *w, struct chan *c, struct session *s)
 {
 	struct handoff_msg m;
-	int fds[2] = { s->client.fd, s->server.fd }, rc;
+	int fds[2] = { s->cfd, s->sfd }, rc;
 
 	relay_export(w, s, &m);
 	if (ho.corrupt_every > 0 && ++ho.sent % (unsigned)ho.corrupt_every == 0)

@@ -27,6 +27,7 @@
 #include "proxy.h"
 #include "relay.h"
 #include "session.h"
+#include "sio.h"
 #include "stats.h"
 #include "tls_hello.h"
 #include "upstream.h"
@@ -228,7 +229,7 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 		STATS_ADD(w->slot, timeouts, 1);
 		if (s->tries > 0)
 			STATS_ROW_ADD(session_server_stats(w, s), timeouts, 1);
-		if (s->where == ROOM_CONNECT && s->server.fd != -1)
+		if (s->where == ROOM_CONNECT && s->sfd != -1)
 			upstream_failed(w, session_upstream(w, s), s->server_idx, "connect timeout");
 		relay_close(w, s, CLOSE_CONNECT_TIMEOUT);
 		return;
@@ -249,18 +250,7 @@ room_due(struct wheel *wh, struct wlink *l, double now)
 	}
 }
 
-/* --- watchers ------------------------------------------------------------ */
-
-static void
-io_want(struct ev_loop *loop, ev_io *io, int events)
-{
-	if ((io->events & (EV_READ | EV_WRITE)) == events && (events == 0 || ev_is_active(io)))
-		return;
-	ev_io_stop(loop, io);
-	ev_io_modify(io, events);
-	if (events != 0)
-		ev_io_start(loop, io);
-}
+/* --- what each side waits for (sio.c watches) ---------------------------- */
 
 /* One side sent FIN: with timeouts.client_fin (the client's) or server_fin
  * (the server's) set, the other side has that long, counted from now and
@@ -307,8 +297,8 @@ session_update(struct worker *w, struct session *s)
 		se |= EV_READ;
 	if (s->c2s.len != 0)
 		se |= EV_WRITE;
-	io_want(w->loop, &s->client, ce);
-	io_want(w->loop, &s->server, se);
+	sio_want(w, s, SIO_CLIENT, ce);
+	sio_want(w, s, SIO_SERVER, se);
 }
 
 /* --- buffers and transfers ---------------------------------------------- */
@@ -374,11 +364,8 @@ session_xfer(struct worker *w, struct session *s, enum xfer_result r)
 }
 
 static void
-client_cb(struct ev_loop *loop, ev_io *io, int revents)
+client_io(struct worker *w, struct session *s, int revents)
 {
-	struct worker *w = ev_userdata(loop);
-	struct session *s = io->data;
-
 	if (s->state == SESSION_HEADER) {
 		session_header(w, s);
 		return;
@@ -399,23 +386,20 @@ static int session_connect(struct worker *, struct session *, const struct socka
 static int session_send_proxy(struct worker *, struct session *);
 
 static void
-server_cb(struct ev_loop *loop, ev_io *io, int revents)
+server_io(struct worker *w, struct session *s, int revents)
 {
-	struct worker *w = ev_userdata(loop);
-	struct session *s = io->data;
-
 	if (s->state == SESSION_CONNECTING) {
 		unsigned ui = session_upstream(w, s);
 
-		if (net_connect_result(io->fd) == -1) {
+		if (net_connect_result(s->sfd) == -1) {
 			log_info("connect to %s failed: %s", upstream_name(w, ui, s->server_idx),
 			    strerror(errno));
 			STATS_ADD(w->slot, connect_failures, 1);
 			STATS_ROW_ADD(session_server_stats(w, s), connect_failures, 1);
 			upstream_failed(w, ui, s->server_idx, strerror(errno));
-			ev_io_stop(loop, io);
-			close(io->fd);
-			io->fd = -1;
+			sio_forget(w, s, SIO_SERVER);
+			close(s->sfd);
+			s->sfd = -1;
 			upstream_release(w, ui, s->server_idx);
 			if (s->tries >= upstream_tries(w, ui))
 				relay_close(w, s, CLOSE_CONNECT_FAILED);
@@ -442,6 +426,15 @@ server_cb(struct ev_loop *loop, ev_io *io, int revents)
 	    s->s2c.len == 0 && session_xfer(w, s, xfer_move(w, s, 0)) == -1)
 		return;
 	session_update(w, s);
+}
+
+void
+relay_io(struct worker *w, struct session *s, int side, unsigned revents)
+{
+	if (side == SIO_CLIENT)
+		client_io(w, s, (int)revents);
+	else
+		server_io(w, s, (int)revents);
 }
 
 static const struct sockaddr *session_client(struct worker *, struct session *,
@@ -492,9 +485,20 @@ session_connect(struct worker *w, struct session *s, const struct sockaddr *clie
 		s->server_idx = (uint16_t)srv;
 		STATS_ROW_ADD(session_server_stats(w, s), connects, 1);
 		if (fd != -1) {
-			ev_io_set(&s->server, fd, EV_WRITE);
-			ev_io_start(w->loop, &s->server);
-			return 0;
+			s->sfd = fd;
+			if (sio_add(w, s, SIO_SERVER) == 0) {
+				sio_want(w, s, SIO_SERVER, EV_WRITE);
+				return 0;
+			}
+			/* The kernel's watch limit or memory: ours, like a
+			 * descriptor shortage, but there is nothing to wait
+			 * for; this client is refused. */
+			log_warn("connect to %s: cannot watch the socket",
+			    upstream_name(w, ui, (unsigned)srv));
+			close(fd);
+			s->sfd = -1;
+			upstream_release(w, ui, (unsigned)srv);
+			break;
 		}
 		STATS_ADD(w->slot, connect_failures, 1);
 		STATS_ROW_ADD(session_server_stats(w, s), connect_failures, 1);
@@ -573,8 +577,8 @@ session_send_proxy(struct worker *w, struct session *s)
 		p = s->c2s.buf;
 		n = (int)s->c2s.off;
 	} else {
-		if (getpeername(s->client.fd, (struct sockaddr *)&src, &sl) == -1 ||
-		    getsockname(s->client.fd, (struct sockaddr *)&dst, &dl) == -1) {
+		if (getpeername(s->cfd, (struct sockaddr *)&src, &sl) == -1 ||
+		    getsockname(s->cfd, (struct sockaddr *)&dst, &dl) == -1) {
 			relay_close(w, s, CLOSE_CLIENT_ERROR);
 			return -1;
 		}
@@ -591,7 +595,7 @@ session_send_proxy(struct worker *w, struct session *s)
 	}
 	/* A fresh connection's send buffer always takes a header this small
 	 * (the spec relies on it too): a short write means the peer is gone. */
-	m = n > 0 ? send(s->server.fd, p, (size_t)n, MSG_NOSIGNAL) : -1;
+	m = n > 0 ? send(s->sfd, p, (size_t)n, MSG_NOSIGNAL) : -1;
 	if (m != n) {
 		if (m >= 0)
 			errno = EPIPE;
@@ -634,7 +638,7 @@ session_preread_check(struct worker *w, struct session *s)
 	rc = tls_hello_parse(s->c2s.buf + s->c2s.off, s->c2s.len - s->c2s.off,
 	    w->buffer_size - s->c2s.off, &hello, &why);
 	if (rc == 0) {
-		io_want(w->loop, &s->client, EV_READ);
+		sio_want(w, s, SIO_CLIENT, EV_READ);
 		return 0;
 	}
 	session_tail_client(t, &ss);
@@ -657,7 +661,7 @@ session_preread_check(struct worker *w, struct session *s)
 	log_debug("client %s on %s: server name \"%s\" goes to %s (%s)", ca, l->address,
 	    hello.name_len ? hello.name : "(none)", w->conf->upstreams[t->upstream].name,
 	    rule >= 0 ? "sni rule" : "default");
-	io_want(w->loop, &s->client, 0);
+	sio_want(w, s, SIO_CLIENT, 0);
 	s->state = SESSION_CONNECTING;
 	s->active = w->now;
 	room_move(w, s, ROOM_CONNECT);
@@ -672,7 +676,10 @@ session_preread(struct worker *w, struct session *s)
 	ssize_t n;
 
 	/* Never full here: a hello that would fill the buffer was refused. */
-	n = read(s->client.fd, s->c2s.buf + s->c2s.len, w->buffer_size - s->c2s.len);
+	n = read(s->cfd, s->c2s.buf + s->c2s.len, w->buffer_size - s->c2s.len);
+	if (n == 0 || (n == -1 && errno == EAGAIN) ||
+	    (n > 0 && (size_t)n < w->buffer_size - s->c2s.len))
+		sio_dry(s, SIO_CLIENT, SIO_R);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -761,7 +768,7 @@ session_header(struct worker *w, struct session *s)
 	int rc, refuse, err;
 
 	if (room == 0) {
-		if (getpeername(s->client.fd, (struct sockaddr *)&peer, &plen) == -1)
+		if (getpeername(s->cfd, (struct sockaddr *)&peer, &plen) == -1)
 			memset(&peer, 0, sizeof(peer));
 		log_info("PROXY header from %s on %s refused: its TLVs to pass on fill the buffer",
 		    addr_format((struct sockaddr *)&peer, peer_text, sizeof(peer_text)),
@@ -771,8 +778,10 @@ session_header(struct worker *w, struct session *s)
 		return;
 	}
 	/* After the TLVs kept so far: the parser gathers new ones behind them. */
-	n = read(s->client.fd, area + k, room);
+	n = read(s->cfd, area + k, room);
 	err = errno;
+	if (n == 0 || (n == -1 && err == EAGAIN) || (n > 0 && (size_t)n < room))
+		sio_dry(s, SIO_CLIENT, SIO_R);
 	if (n == -1 && (err == EAGAIN || err == EINTR))
 		return;
 	rc = n > 0 ? proxy_parse_keep(p, area + k, (size_t)n, &used, &info, (uint8_t *)area) : -1;
@@ -780,7 +789,7 @@ session_header(struct worker *w, struct session *s)
 		return;
 	/* The front's own address: for logs, and the client of a LOCAL header. */
 	if ((rc == -1 || info.local) &&
-	    getpeername(s->client.fd, (struct sockaddr *)&peer, &plen) == -1)
+	    getpeername(s->cfd, (struct sockaddr *)&peer, &plen) == -1)
 		memset(&peer, 0, sizeof(peer));
 	else if (rc == -1 || info.local)
 		addr_unix_terminate(&peer, plen);
@@ -809,7 +818,7 @@ session_header(struct worker *w, struct session *s)
 		session_tail_set_client(t, client);
 	if (l->proxy_send) {
 		if (info.local) {
-			if (getsockname(s->client.fd, (struct sockaddr *)&local, &llen) == -1)
+			if (getsockname(s->cfd, (struct sockaddr *)&local, &llen) == -1)
 				memset(&local, 0, sizeof(local));
 			dst = (struct sockaddr *)&local;
 		} else {
@@ -857,7 +866,7 @@ moved:
 		session_preread_check(w, s);
 		return;
 	}
-	io_want(w->loop, &s->client, 0);
+	sio_want(w, s, SIO_CLIENT, 0);
 	s->state = SESSION_CONNECTING;
 	s->active = w->now;
 	room_move(w, s, ROOM_CONNECT);
@@ -887,10 +896,16 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 		return;
 	}
 	memset(s, 0, sizeof(*s));
-	ev_io_init(&s->client, client_cb, fd, 0);
-	s->client.data = s;
-	ev_io_init(&s->server, server_cb, -1, 0);
-	s->server.data = s;
+	s->cfd = fd;
+	s->sfd = -1;
+	if (sio_add(w, s, SIO_CLIENT) == -1) {
+		log_warn("cannot watch a client socket");
+		pool_put(w->sessions, s);
+		if (!l->proxy_accept)
+			edge_release(w, li, peer);
+		relay_refuse(w, fd, li, peer, STATS_REFUSE_NO_MEMORY, "no_memory");
+		return;
+	}
 	s->listener = (uint16_t)li;
 	s->state = SESSION_CONNECTING;
 	s->active = w->now;
@@ -920,7 +935,7 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 			proxy_parser_keep((struct proxy_parser *)(void *)s->c2s.buf, l->tlv_pass);
 		s->state = SESSION_HEADER;
 		room_enter(w, s, ROOM_HEADER);
-		io_want(w->loop, &s->client, EV_READ);
+		sio_want(w, s, SIO_CLIENT, EV_READ);
 		rooms_check(w);
 		return;
 	}
@@ -933,7 +948,7 @@ relay_start(struct worker *w, int fd, unsigned li, const struct sockaddr *peer)
 			return;
 		}
 		room_enter(w, s, ROOM_PREREAD);
-		io_want(w->loop, &s->client, EV_READ);
+		sio_want(w, s, SIO_CLIENT, EV_READ);
 		rooms_check(w);
 		return;
 	}
@@ -976,11 +991,10 @@ relay_close(struct worker *w, struct session *s, enum close_reason why)
 	STATS_ROW_SUB(w->lstats[s->listener], active, 1);
 	if (s->state == SESSION_RELAYING)
 		STATS_ROW_SUB(session_server_stats(w, s), active, 1);
-	ev_io_stop(w->loop, &s->client);
-	ev_io_stop(w->loop, &s->server);
-	close(s->client.fd);
-	if (s->server.fd != -1) {
-		close(s->server.fd);
+	sio_forget(w, s, SIO_ALL);
+	close(s->cfd);
+	if (s->sfd != -1) {
+		close(s->sfd);
 		if (!session_foreign(w, s))
 			upstream_release(w, session_upstream(w, s), s->server_idx);
 	}
@@ -1017,7 +1031,7 @@ session_client(struct worker *w, struct session *s, struct sockaddr_storage *ss)
 		session_tail_client(t, ss);
 		return (struct sockaddr *)ss;
 	}
-	if (getpeername(s->client.fd, (struct sockaddr *)ss, &len) == -1)
+	if (getpeername(s->cfd, (struct sockaddr *)ss, &len) == -1)
 		return NULL;
 	return (struct sockaddr *)ss;
 }
@@ -1150,34 +1164,6 @@ relay_export(const struct worker *w, const struct session *s, struct handoff_msg
 	}
 }
 
-/* Take fd out of libev's epoll set, which libev does not name (no
- * ev_backend_fd): the set is the one epoll descriptor of ours that holds
- * fd, found once by asking each descriptor number to drop fd (EBADF: not
- * open, EINVAL: not an epoll, ENOENT: not in it) and remembered until
- * libev rebuilds its set elsewhere. */
-static void
-epoll_forget(struct worker *w, int fd)
-{
-	static int epfd = -1;
-	struct rlimit rl;
-	int top;
-
-	if (ev_backend(w->loop) != EVBACKEND_EPOLL)
-		return;
-	if (epfd != -1 && epfd != fd) {
-		if (epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) == 0 || errno == ENOENT)
-			return;
-	}
-	top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1u << 20 ? (int)rl.rlim_cur
-	                                                                  : 1 << 20;
-	for (int cand = 0; cand < top; cand++)
-		if (cand != fd && epoll_ctl(cand, EPOLL_CTL_DEL, fd, NULL) == 0) {
-			epfd = cand;
-			return;
-		}
-	/* Not registered anywhere: nothing to forget. */
-}
-
 void
 relay_detach(struct worker *w, struct session *s)
 {
@@ -1192,17 +1178,12 @@ relay_detach(struct worker *w, struct session *s)
 	}
 	STATS_ROW_SUB(w->lstats[s->listener], active, 1);
 	STATS_ROW_SUB(session_server_stats(w, s), active, 1);
-	ev_io_stop(w->loop, &s->client);
-	ev_io_stop(w->loop, &s->server);
 	/* The receiver holds its own descriptors for both sockets now, so
-	 * closing ours leaves the sockets in our epoll set (an entry lives as
-	 * long as the socket, not the descriptor): libev never removes an fd
-	 * itself, and stray events for a closed one would make it rebuild the
-	 * whole set. Take them out first. */
-	epoll_forget(w, s->client.fd);
-	epoll_forget(w, s->server.fd);
-	close(s->client.fd);
-	close(s->server.fd);
+	 * closing ours would leave the sockets in our epoll set (an entry
+	 * lives as long as the socket, not the descriptor). */
+	sio_detach(w, s);
+	close(s->cfd);
+	close(s->sfd);
 	if (!session_foreign(w, s))
 		upstream_release(w, session_upstream(w, s), s->server_idx);
 	room_leave(w, s);
@@ -1279,10 +1260,17 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 		srv = m->server_row;
 	}
 	memset(s, 0, sizeof(*s));
-	ev_io_init(&s->client, client_cb, cfd, 0);
-	s->client.data = s;
-	ev_io_init(&s->server, server_cb, sfd, 0);
-	s->server.data = s;
+	s->cfd = cfd;
+	s->sfd = sfd;
+	if (sio_add(w, s, SIO_CLIENT) == -1 || sio_add(w, s, SIO_SERVER) == -1) {
+		int err = errno;
+
+		/* The descriptors stay the caller's: take them out again. */
+		sio_detach(w, s);
+		pool_put(w->sessions, s);
+		errno = err;
+		return -1;
+	}
 	s->listener = (uint16_t)li;
 	s->server_idx = (uint16_t)srv;
 	s->state = SESSION_RELAYING;
@@ -1350,7 +1338,7 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 	return 0;
 }
 
-void
+int
 relay_init(struct worker *w)
 {
 	const struct conf *c = w->conf;
@@ -1374,4 +1362,5 @@ relay_init(struct worker *w)
 			ms = c->max_lifetime_ms;
 		wheel_init(&w->rooms[r], w->loop, ms, &w->now, room_due, w);
 	}
+	return sio_init(w);
 }

@@ -8,14 +8,19 @@
 #include <stddef.h>
 
 struct sockaddr;
+struct session;
 struct worker;
 
-/* sizeof(struct session), the user-space cost of an idle connection besides
- * libev's per-fd entries. */
+/* sizeof(struct session), the user-space cost of an idle connection. */
 size_t relay_session_size(void);
 
-/* Prepare the wheels and pools' consumers. Call once before accepting. */
-void relay_init(struct worker *);
+/* Prepare the wheels and the sockets' epoll set (sio.c). Call once before
+ * accepting. Returns 0, or -1 with errno. */
+int relay_init(struct worker *);
+
+/* sio.c's call: side (SIO_CLIENT, SIO_SERVER) of s is ready for revents
+ * (SIO_R, SIO_W) that the session waits for. */
+void relay_io(struct worker *, struct session *, int side, unsigned revents);
 
 /* Take ownership of an accepted client fd from listener li, whose peer
  * address accept gave, and start its session: admission (edge.c), the PROXY
@@ -30,7 +35,6 @@ void relay_retry_waiting(struct worker *);
 /* An operator's shutdown: close (as CLOSE_SHUTDOWN) every session for which
  * match returns 1; returns how many. match may be called several times for
  * one session and must not close anything itself. */
-struct session;
 int relay_shut_where(struct worker *, int (*match)(struct worker *, struct session *, void *),
     void *arg);
 

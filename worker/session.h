@@ -3,7 +3,8 @@
  * core (relay.c), the byte mover (xfer.c) and the connection log
  * (connlog.c): types and tiny accessors only, no behaviour. Runs in a
  * worker. The size of struct session is the memory figure sluice is about:
- * an idle connection costs it and libev's entries for two descriptors. */
+ * an idle connection costs it and nothing else in user space (its sockets
+ * are watched by sio.c's epoll set, not by libev). */
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H
 
@@ -86,13 +87,14 @@ struct half {
 };
 
 struct session {
-	ev_io client; /* data = this session */
-	ev_io server;
 	struct wlink link; /* in w->rooms[where] (relay.c's room_* only) */
 	double active;     /* w->now when bytes last moved (or the phase began) */
 	struct half c2s, s2c;
+	int cfd, sfd;      /* the client's socket; the server's, -1 before a connect */
 	uint16_t listener, server_idx;
 	uint8_t state, flags, where, tries;
+	uint8_t io;        /* per side, what it waits for and is ready for (sio.h) */
+	uint8_t iox;       /* in sio.c's run queue; a side's end seen (sio.h) */
 };
 
 #define SESSION_OF(l) ((struct session *)(void *)((char *)(l) - offsetof(struct session, link)))

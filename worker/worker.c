@@ -570,7 +570,7 @@ worker_listener_row(const struct worker *w, const struct session *s)
 unsigned
 worker_server_row(const struct worker *w, const struct session *s)
 {
-	if (s->server.fd == -1)
+	if (s->sfd == -1)
 		return STATS_NO_ROW;
 	if (session_foreign(w, s))
 		return s->server_idx;
@@ -778,7 +778,10 @@ worker_main(const struct heritage *h)
 		log_err("cannot set up the access limits");
 		exit(heritage_exit_status(errno));
 	}
-	relay_init(w);
+	if (relay_init(w) == -1) {
+		log_err("cannot set up the sessions' epoll set");
+		exit(heritage_exit_status(errno));
+	}
 	connlog_init(w);
 	global_scan_range(w);
 	ev_io_init(&w->accept_w, accept_cb, w->accept_epfd, EV_READ);

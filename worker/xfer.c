@@ -13,11 +13,16 @@
 #include "log.h"
 #include "pool.h"
 #include "session.h"
+#include "sio.h"
 #include "stats.h"
 #include "worker.h"
 #include "xfer.h"
 
 #define XFER_READS_PER_EVENT 4
+
+/* The direction's source and destination sides (sio.h). */
+#define SRC(c2s) ((c2s) ? SIO_CLIENT : SIO_SERVER)
+#define DST(c2s) ((c2s) ? SIO_SERVER : SIO_CLIENT)
 
 /* The error of the direction's source or destination, as a report. */
 static enum xfer_result
@@ -49,7 +54,7 @@ mark_eof(struct session *s, int c2s)
 static enum xfer_result
 half_shut(struct session *s, int c2s)
 {
-	int dst = c2s ? s->server.fd : s->client.fd;
+	int dst = c2s ? s->sfd : s->cfd;
 
 	s->flags |= c2s ? F_C2S_SHUT : F_S2C_SHUT;
 	if (s->flags & (c2s ? F_S2C_SHUT : F_C2S_SHUT))
@@ -124,8 +129,8 @@ pipe_put(struct worker *w, int p[2], int empty)
 static enum xfer_result
 half_splice(struct worker *w, struct session *s, int c2s)
 {
-	int src = c2s ? s->client.fd : s->server.fd;
-	int dst = c2s ? s->server.fd : s->client.fd;
+	int src = c2s ? s->cfd : s->sfd;
+	int dst = c2s ? s->sfd : s->cfd;
 	struct half *h = c2s ? &s->c2s : &s->s2c;
 
 	for (int i = 0; i < XFER_READS_PER_EVENT; i++) {
@@ -141,9 +146,14 @@ half_splice(struct worker *w, struct session *s, int c2s)
 		if (n <= 0) {
 			pipe_put(w, h->pipe, 1);
 			if (n == 0) {
+				sio_dry(s, SRC(c2s), SIO_R);
 				mark_eof(s, c2s);
 				return half_shut(s, c2s);
 			}
+			/* A short splice proves nothing (the pipe may be what
+			 * was short): only EAGAIN says the socket is dry. */
+			if (errno == EAGAIN)
+				sio_dry(s, SRC(c2s), SIO_R);
 			if (errno == EAGAIN || errno == EINTR)
 				return XFER_OK;
 			return src_error(c2s);
@@ -159,6 +169,8 @@ half_splice(struct worker *w, struct session *s, int c2s)
 				errno = err;
 				return dst_error(c2s);
 			}
+			if (errno == EAGAIN)
+				sio_dry(s, DST(c2s), SIO_W);
 			m = 0;
 		}
 		count_bytes(w, s, c2s, (size_t)m);
@@ -177,12 +189,14 @@ half_splice(struct worker *w, struct session *s, int c2s)
 static enum xfer_result
 half_splice_flush(struct worker *w, struct session *s, int c2s)
 {
-	int dst = c2s ? s->server.fd : s->client.fd;
+	int dst = c2s ? s->sfd : s->cfd;
 	struct half *h = c2s ? &s->c2s : &s->s2c;
 	ssize_t m;
 
 	m = splice(h->pipe[0], NULL, dst, NULL, h->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (m == -1) {
+		if (errno == EAGAIN)
+			sio_dry(s, DST(c2s), SIO_W);
 		if (errno == EAGAIN || errno == EINTR)
 			return XFER_OK;
 		return dst_error(c2s);
@@ -237,8 +251,8 @@ buffer_get(struct worker *w, struct session *s, size_t *cap)
 static enum xfer_result
 half_pump(struct worker *w, struct session *s, int c2s)
 {
-	int src = c2s ? s->client.fd : s->server.fd;
-	int dst = c2s ? s->server.fd : s->client.fd;
+	int src = c2s ? s->cfd : s->sfd;
+	int dst = c2s ? s->sfd : s->cfd;
 	struct half *h = c2s ? &s->c2s : &s->s2c;
 
 	for (int i = 0; i < XFER_READS_PER_EVENT; i++) {
@@ -249,6 +263,11 @@ half_pump(struct worker *w, struct session *s, int c2s)
 		if (buf == NULL)
 			return XFER_STARVED;
 		n = read(src, buf, cap);
+		/* A short read took all there was: a stream socket's read
+		 * gathers every queued byte up to cap, and bytes that come
+		 * after it bring an edge of their own. */
+		if (n == 0 || (n == -1 && errno == EAGAIN) || (n > 0 && (size_t)n < cap))
+			sio_dry(s, SRC(c2s), SIO_R);
 		if (n <= 0) {
 			int err = errno;
 
@@ -273,7 +292,13 @@ half_pump(struct worker *w, struct session *s, int c2s)
 				errno = err;
 				return dst_error(c2s);
 			}
+			if (errno == EAGAIN)
+				sio_dry(s, DST(c2s), SIO_W);
 			m = 0;
+		} else if (m < n) {
+			/* A short send filled the socket's buffer (and asked the
+			 * kernel for an edge when it has room again). */
+			sio_dry(s, DST(c2s), SIO_W);
 		}
 		count_bytes(w, s, c2s, (size_t)m);
 		if (m < n) {
@@ -303,17 +328,21 @@ half_pump(struct worker *w, struct session *s, int c2s)
 static enum xfer_result
 half_flush(struct worker *w, struct session *s, int c2s)
 {
-	int dst = c2s ? s->server.fd : s->client.fd;
+	int dst = c2s ? s->sfd : s->cfd;
 	struct half *h = c2s ? &s->c2s : &s->s2c;
 	ssize_t m;
 	char *buf;
 
 	m = send(dst, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
 	if (m == -1) {
+		if (errno == EAGAIN)
+			sio_dry(s, DST(c2s), SIO_W);
 		if (errno == EAGAIN || errno == EINTR)
 			return XFER_OK;
 		return dst_error(c2s);
 	}
+	if ((uint32_t)m < h->len - h->off)
+		sio_dry(s, DST(c2s), SIO_W);
 	s->active = w->now;
 	count_bytes(w, s, c2s, (size_t)m);
 	h->off += (uint32_t)m;
