@@ -90,6 +90,7 @@ enqueue(struct worker *w, struct session *s)
 		sio.qh = 0;
 		sio.qcap = cap;
 	}
+	CHECK(sio.qn < sio.qcap);
 	sio.q[(sio.qh + sio.qn) % sio.qcap] = s;
 	sio.qn++;
 	s->iox |= SIO_QUEUED;
@@ -106,6 +107,10 @@ run_side(struct worker *w, struct session *s, int side)
 
 	if (r == 0)
 		return 0;
+	/* Invariants: only an open socket is ready, a session runs only
+	 * outside another's run, and a queued one is marked so. */
+	CHECK((side == SIO_CLIENT ? s->cfd : s->sfd) >= 0);
+	CHECK(sio.cur == NULL);
 	sio.cur = s;
 	relay_io(w, s, side, r);
 	if (sio.cur != s)
