@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* relay.c — the session core: one relayed connection from accept to its
  * single teardown, relay_close. Admission and the PROXY header, the upstream
- * connect and its retries, the rooms a session waits in (timeouts), and the
- * watchers; xfer.c moves the bytes and reports, connlog.c writes the log
- * line. Runs in a worker's loop. Never allocates outside the pools, never
- * blocks, never exits the process: a worker outlives any one connection. */
+ * connect and its retries, the rooms a session waits in (timeouts), and what
+ * each side waits for (sio.c watches the sockets); xfer.c moves the bytes
+ * and reports, connlog.c writes the log line. Runs in a worker's loop.
+ * Never allocates outside the pools, never blocks, never exits the process:
+ * a worker outlives any one connection. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
