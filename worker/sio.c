@@ -16,7 +16,8 @@
  * and run from the queue (reads per run stay bounded by xfer.c, so a bulk
  * session takes turns with the others). Events of a batch that belong to a
  * session or socket closed earlier in the same batch are dropped. Never
- * allocates after sio_init, never blocks. */
+ * blocks; allocates only in sio_init (the queue has room for every session
+ * the pool can hold). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +78,9 @@ enqueue(struct worker *w, struct session *s)
 	if (s->iox & SIO_QUEUED)
 		return;
 	if (sio.qn == sio.qcap) {
-		/* Sized for every session the pool can hold at init: growing
-		 * is for hand-offs past that, and cannot fail quietly. */
+		/* Not reached while sio_init's size holds every session the
+		 * pool can give; should that change, grow rather than lose a
+		 * session's turn. */
 		unsigned cap = sio.qcap * 2;
 		struct session **q = malloc(cap * sizeof(*q));
 
@@ -196,8 +198,9 @@ sio_init(struct worker *w)
 	sio.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (sio.epfd == -1)
 		return -1;
-	/* Every session the pool can hold, and the hand-offs' margin. */
-	sio.qcap = w->max_active + 64;
+	/* Every session the pool can hold: worker.c budgets max_active
+	 * objects and two chunks (64K each) more. */
+	sio.qcap = w->max_active + 2 * (64 * 1024) / (unsigned)sizeof(struct session) + 1;
 	sio.q = malloc(sio.qcap * sizeof(*sio.q));
 	if (sio.q == NULL) {
 		int err = errno;
