@@ -1827,6 +1827,10 @@ upgrade_fail(const char *fmt, ...)
 		if (master_pidfile_write(m.cur.conf->pid_file) == -1)
 			log_warn("cannot write pid file %s", m.cur.conf->pid_file);
 	}
+	/* The new master may have steered our reuseport listeners' clients
+	 * to its own workers' sockets: back to ours. */
+	if (m.cur.fds != NULL)
+		listen_commit(m.cur.conf, m.cur.fds);
 	upgrade_reset();
 	control_upgrade_done(0, why);
 }

@@ -681,6 +681,31 @@ main(void)
 	ok(gen != 0, "reload to 3 workers of at most 3 connections each");
 	limit_step();
 
+	/* reuseport cannot change on a kept listener: the reload is refused
+	 * and the running one serves on. */
+	write_conf(3, 0);
+	{
+		char *text = h_read_file(conf_path), *at;
+
+		if (text == NULL || (at = strstr(text, "reuseport = true")) == NULL)
+			bail("cannot read back %s", conf_path);
+		h_write_file(conf_path, "%.*sreuseport = false%s", (int)(at - text), text,
+		    at + strlen("reuseport = true"));
+		free(text);
+	}
+	kill(master, SIGHUP);
+	ok(h_wait_file_contains(h_path("sluiced.log"),
+	       "reuseport cannot change on a listener kept across a reload", 20000),
+	    "a reload turning reuseport off on the listener is refused, with the reason");
+	{
+		int fd = h_connect(port, 5000);
+
+		ok(fd != -1 && h_round_trip(fd, 5000) == 0 && h_stats_generation() == gen,
+		    "generation %u serves on", gen);
+		if (fd != -1)
+			close(fd);
+	}
+
 	/* Hot upgrade under load: the new master takes every socket. */
 	n = listening(before, MAXS);
 	write_conf(3, 0);
