@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@
 #define MAXQ 64      /* clients held at once by one step */
 
 static int port, echo_port;
-static const char *conf_path;
+static char conf_path[PATH_MAX], log_path[PATH_MAX]; /* h_path's rotate */
 
 /* The config: workers, and a per-worker limit (0: none). */
 static void
@@ -309,27 +310,37 @@ held_echoes(int timeout_ms)
 }
 
 /* Connect clients until the sockets worker pid holds (stopped) have at
- * least want waiting. Returns how many clients are held, or -1. */
+ * least want waiting. Quick about it: the master replaces a worker whose
+ * heartbeat stands still for 5 s. Returns how many clients are held, or -1. */
 static int
 queue_on(pid_t pid, unsigned want)
 {
 	uint64_t end = h_now_ms() + 20000;
-	struct lsock ls[MAXS];
+	struct lsock ls[MAXS], mine[MAXS];
+	int nmine = 0, n = listening(ls, MAXS), w;
 
+	for (int i = 0; i < n; i++)
+		if (holds(pid, &ls[i], 1, &w) == 1)
+			mine[nmine++] = ls[i];
 	while (h_now_ms() < end && nheld < MAXQ) {
-		int n = listening(ls, MAXS), w;
 		unsigned q = 0;
 
+		n = listening(ls, MAXS);
 		for (int i = 0; i < n; i++)
-			if (holds(pid, &ls[i], 1, &w) == 1)
-				q += ls[i].queue;
+			for (int k = 0; k < nmine; k++)
+				if (ls[i].inode == mine[k].inode)
+					q += ls[i].queue;
 		if (q >= want)
 			return nheld;
-		if (hold_one() == -1)
-			break;
+		for (int k = 0; k < 4; k++)
+			if (hold_one() == -1)
+				break;
 	}
 	diag("worker %d: fewer than %u clients queued after %d connections", (int)pid, want,
 	    nheld);
+	for (int i = 0; i < n; i++)
+		diag("socket %lu: %u queued%s", ls[i].inode, ls[i].queue,
+		    holds(pid, &ls[i], 1, &w) == 1 ? " (the stopped worker's)" : "");
 	return -1;
 }
 
@@ -544,6 +555,63 @@ reload_to(pid_t master, uint32_t gen, int workers, int per_worker)
 	return wait_generation(gen, workers);
 }
 
+/* A reload to more workers that fails (its workers refuse to start, from
+ * the fault injector) closes the sockets it added, and clients steered
+ * all along lose nothing; once the cause is gone the reload goes through. */
+static void
+failed_grow(void)
+{
+	const char *log = log_path;
+	struct lsock ls[MAXS];
+	unsigned long good, bad;
+	uint64_t end;
+	uint32_t gen;
+	pid_t master;
+	int n = 0, rc, failed;
+
+	/* Workers (nobody, when we are root) read the injector's file. */
+	if (chmod(h_dir(), 0711) == -1)
+		bail("chmod %s: %s", h_dir(), strerror(errno));
+	port = h_free_port();
+	write_conf(2, 0);
+	h_preload("faultshim.so");
+	setenv("FAULTSHIM_DEPTH", "1", 1);
+	setenv("FAULTSHIM_EPOLL_FILE", h_path("epoll.errno"), 1);
+	master = h_sluiced_start(conf_path, port, 2);
+	h_preload(NULL);
+	unsetenv("FAULTSHIM_DEPTH");
+	unsetenv("FAULTSHIM_EPOLL_FILE");
+	gen = wait_generation(0, 2);
+	ok(gen != 0 && own_sockets(master, 2, 2), "a new sluiced: 2 workers, 2 sockets");
+	loaders_start();
+	load_for(20);
+	h_write_file(h_path("epoll.errno"), "%d\n", EINVAL);
+	write_conf(4, 0);
+	failed = h_count_lines(log, "reload failed, keeping the running configuration");
+	kill(master, SIGHUP);
+	for (end = h_now_ms() + 20000; h_now_ms() < end &&
+	     h_count_lines(log, "reload failed, keeping the running configuration") == failed;)
+		h_nap(20);
+	ok(h_count_lines(log, "reload failed, keeping the running configuration") == failed + 1 &&
+	       h_file_contains(log, "cannot run with this configuration"),
+	    "a reload to 4 workers whose workers cannot start fails");
+	for (end = h_now_ms() + 20000; h_now_ms() < end && (n = listening(ls, MAXS)) != 2;)
+		h_nap(20);
+	ok(n == 2 && own_sockets(master, 2, 2), "the 2 sockets it added are closed (%d left)", n);
+	load_for(20);
+	unlink(h_path("epoll.errno"));
+	kill(master, SIGHUP);
+	gen = wait_generation(gen, 4);
+	ok(gen != 0 && own_sockets(master, 4, 4), "the cause gone, a reload to 4 workers: 4 "
+	                                           "sockets, one each");
+	load_for(20);
+	rc = loaders_stop(&good, &bad);
+	ok(rc == 0 && bad == 0 && good > 0,
+	    "%d client processes through the failed and the good reload: %lu echoed, %lu failed",
+	    LOADERS, good, bad);
+	h_stop_sluiced(master, SIGTERM, 10000);
+}
+
 int
 main(void)
 {
@@ -560,7 +628,8 @@ main(void)
 	echo_port = h_free_port();
 	port = h_free_port();
 	(void)h_echod_start(echo_port);
-	conf_path = h_path("rp.conf");
+	snprintf(conf_path, sizeof(conf_path), "%s", h_path("rp.conf"));
+	snprintf(log_path, sizeof(log_path), "%s", h_path("sluiced.log"));
 	write_conf(3, 0);
 	master = h_sluiced_start(conf_path, port, 3);
 	gen = wait_generation(0, 3);
@@ -653,7 +722,7 @@ main(void)
 	{
 		int want = nheld, got = held_echoes(20000);
 
-		ok(got == want, "old worker 2 killed: all %d clients queued on its socket echoed "
+		ok(got == want, "old worker 2 killed: all %d clients (some queued on its socket) echoed "
 		                "by the new worker 0 (%d)", want, got);
 	}
 	gen = wait_generation(gen, 2);
@@ -694,7 +763,7 @@ main(void)
 		free(text);
 	}
 	kill(master, SIGHUP);
-	ok(h_wait_file_contains(h_path("sluiced.log"),
+	ok(h_wait_file_contains(log_path,
 	       "reuseport cannot change on a listener kept across a reload", 20000),
 	    "a reload turning reuseport off on the listener is refused, with the reason");
 	{
@@ -740,6 +809,9 @@ main(void)
 	ok(h_stat("refused") == 0, "nothing refused all along (%llu)",
 	    (unsigned long long)h_stat("refused"));
 	h_stop_sluiced(master, SIGTERM, 10000);
+	ok(!h_alive(master), "the upgraded master stopped");
+
+	failed_grow();
 	done_testing();
 	return tap_exit();
 }
