@@ -225,9 +225,8 @@ unix_path(const struct conf_listener *l)
 static void
 listen_fd_close(const struct conf_listener *l, int fd)
 {
-	struct stat st;
-
 	struct group *g = group_of(fd);
+	struct stat st;
 
 	if (g != NULL) {
 		group_destroy(g);
