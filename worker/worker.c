@@ -695,22 +695,34 @@ worker_drain(struct worker *w)
 	 * the last holder of a listener a reload removed, closing it would
 	 * reset them. Bounded: a flood must not keep a draining worker here. */
 	for (unsigned i = 0; i < w->conf->nlisteners && !w->paused; i++)
-		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP; k++) {
+		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP &&
+		                     !w->conf->listeners[i].reuseport;
+		     k++) {
 			unsigned before = w->active;
 
 			if (accept_some(w, i, WORKER_ACCEPTS_PER_WAKEUP) == -1 ||
 			    w->active == before)
 				break;
 		}
-	for (unsigned i = 0; i < w->h->nextra && !w->paused; i++)
-		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP; k++) {
+	/* Our reuseport sockets likewise, even off duty: nobody else in this
+	 * generation accepts them. */
+	for (unsigned i = 0; i < w->conf->nlisteners + w->h->nextra && w->rp_epfd != -1; i++) {
+		unsigned nl = w->conf->nlisteners;
+
+		if (i < nl && !w->conf->listeners[i].reuseport)
+			continue;
+		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP &&
+		                     (w->paused & ~(WORKER_PAUSE_FAIR | WORKER_PAUSE_DUTY)) == 0;
+		     k++) {
 			unsigned before = w->active;
 
-			if (accept_fd(w, w->h->extra_listeners[i], w->h->extra_fds[i],
+			if (accept_fd(w, i < nl ? i : w->h->extra_listeners[i - nl],
+			        i < nl ? w->listen_fds[i] : w->h->extra_fds[i - nl],
 			        WORKER_ACCEPTS_PER_WAKEUP) == -1 ||
 			    w->active == before)
 				break;
 		}
+	}
 	w->draining = 1;
 	proctitle_set("sluiced-worker", "sluiced: worker %u (generation %u, draining)",
 	    w->h->index, w->h->generation);
