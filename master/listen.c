@@ -679,24 +679,24 @@ int
 listen_child(const struct conf *c, const int *fds, int index, int starting, int **own,
     int **extra, unsigned **extra_li, unsigned *nextra)
 {
-	unsigned n = 0, cap = 0;
+	unsigned n = 0, cap = 0, nl = fds != NULL ? c->nlisteners : 0;
 
 	*own = NULL;
 	*extra = NULL;
 	*extra_li = NULL;
 	*nextra = 0;
-	for (unsigned i = 0; i < c->nlisteners; i++) {
+	for (unsigned i = 0; i < nl; i++) {
 		const struct group *g = group_of(fds[i]);
 
 		if (g != NULL && index >= 0)
 			cap += g->n;
 	}
-	*own = malloc((c->nlisteners + 1) * sizeof(**own));
-	*extra = malloc((cap + 1) * sizeof(**extra));
-	*extra_li = malloc((cap + 1) * sizeof(**extra_li));
-	if (*own == NULL || *extra == NULL || *extra_li == NULL)
+	/* No fds (a drained node): *own stays NULL, as the generation's was. */
+	if ((nl > 0 && (*own = malloc(nl * sizeof(**own))) == NULL) ||
+	    (*extra = malloc((cap + 1) * sizeof(**extra))) == NULL ||
+	    (*extra_li = malloc((cap + 1) * sizeof(**extra_li))) == NULL)
 		return -1;
-	for (unsigned i = 0; i < c->nlisteners; i++) {
+	for (unsigned i = 0; i < nl; i++) {
 		const struct group *g = group_of(fds[i]);
 		/* A running generation's workers do not take the sockets a
 		 * reload under way added: should it fail, they close. */
@@ -720,7 +720,7 @@ listen_child(const struct conf *c, const int *fds, int index, int starting, int 
 		for (unsigned k = 0; k < groups[gi]->n; k++) {
 			int fd = groups[gi]->fd[k], mine = 0;
 
-			for (unsigned i = 0; i < c->nlisteners && !mine; i++)
+			for (unsigned i = 0; i < nl && !mine; i++)
 				mine = (*own)[i] == fd;
 			for (unsigned j = 0; j < n && !mine; j++)
 				mine = (*extra)[j] == fd;
