@@ -5,7 +5,10 @@
  * reloads, worker counts going 3 -> 2 -> 4, a worker stopped with clients
  * queued on its socket and then killed, a shrink with a stopped old worker
  * killed, a worker at its connection limit, and a hot upgrade: no client
- * is refused or left unanswered, while client processes connect all along.
+ * is refused or left unanswered, while client processes connect all along;
+ * a failed reload to more workers closes the sockets it added. Helpers (the
+ * health checker) hold none of the sockets, and a listener without reuseport
+ * beside them serves as before.
  * Through the real sluiced with echod behind; signals only its own pids. */
 #include <errno.h>
 #include <dirent.h>
@@ -29,7 +32,7 @@
 #define LOADERS 3    /* client processes connecting all along */
 #define MAXQ 64      /* clients held at once by one step */
 
-static int port, echo_port;
+static int port, echo_port, shared_port; /* shared_port: a listener without reuseport */
 static char conf_path[PATH_MAX], log_path[PATH_MAX]; /* h_path's rotate */
 
 /* The config: workers, and a per-worker limit (0: none). */
@@ -49,10 +52,12 @@ write_conf(int workers, int per_worker)
 	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
 	    "timeouts = { drain = \"60s\"; };\n"
 	    "%s"
-	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
+	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" );\n"
+	    "                health = { interval = \"1s\"; }; } );\n"
 	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\";\n"
-	    "                reuseport = true; } );\n",
-	    workers, h_pidfile(), h_statsfile(), limits, echo_port, port);
+	    "                reuseport = true; },\n"
+	    "              { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n",
+	    workers, h_pidfile(), h_statsfile(), limits, echo_port, port, shared_port);
 }
 
 /* --- the kernel's view: listening sockets of our port ------------------- */
@@ -499,6 +504,29 @@ own_sockets(pid_t master, int workers, int want_sockets)
 		diag("the master holds %d of %d", holds(master, ls, n, &which), n);
 		good = 0;
 	}
+	/* The health checker (and any other helper) holds none. */
+	{
+		pid_t kids[MAXS * 2];
+		int nk = h_children(master, kids, MAXS * 2), helpers = 0;
+
+		for (int i = 0; i < nk; i++) {
+			int worker = 0;
+
+			for (int w = 0; w < workers; w++)
+				worker |= kids[i] == pids[w];
+			if (worker)
+				continue;
+			helpers++;
+			if (holds(kids[i], ls, n, &which) != 0) {
+				diag("helper pid %d holds a reuseport socket", (int)kids[i]);
+				good = 0;
+			}
+		}
+		if (helpers == 0) {
+			diag("no health checker among the master's %d children", nk);
+			good = 0;
+		}
+	}
 	for (int w = 0; w < workers; w++) {
 		int k = holds(pids[w], ls, n, &which);
 
@@ -573,6 +601,7 @@ failed_grow(void)
 	if (chmod(h_dir(), 0711) == -1)
 		bail("chmod %s: %s", h_dir(), strerror(errno));
 	port = h_free_port();
+	shared_port = h_free_port();
 	write_conf(2, 0);
 	h_preload("faultshim.so");
 	setenv("FAULTSHIM_DEPTH", "1", 1);
@@ -627,6 +656,7 @@ main(void)
 
 	echo_port = h_free_port();
 	port = h_free_port();
+	shared_port = h_free_port();
 	(void)h_echod_start(echo_port);
 	snprintf(conf_path, sizeof(conf_path), "%s", h_path("rp.conf"));
 	snprintf(log_path, sizeof(log_path), "%s", h_path("sluiced.log"));
@@ -806,6 +836,14 @@ main(void)
 	ok(rc == 0 && bad == 0 && good > 0,
 	    "%d client processes through the upgrade: %lu echoed, %lu failed", LOADERS, good,
 	    bad);
+	{
+		int fd = h_connect(shared_port, 5000);
+
+		ok(fd != -1 && h_round_trip(fd, 5000) == 0,
+		    "the listener without reuseport beside it serves too");
+		if (fd != -1)
+			close(fd);
+	}
 	ok(h_stat("refused") == 0, "nothing refused all along (%llu)",
 	    (unsigned long long)h_stat("refused"));
 	h_stop_sluiced(master, SIGTERM, 10000);
