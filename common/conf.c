@@ -103,7 +103,7 @@ static const char *const conf_health_keys[] = {"interval", "timeout", "rise", "f
 static const char *const conf_listener_keys[] = {"listen", "upstream", "backlog",
     "proxy_protocol", "accept_proxy", "trusted", "allow", "deny", "max_connections_per_source",
     "rate_limit", "v6only", "fastopen", "defer_accept", "rcvbuf", "sndbuf", "keepalive", "sni",
-    "proxy_tlv_pass", "proxy_tlv", "mode", "owner", "group", NULL};
+    "proxy_tlv_pass", "proxy_tlv", "mode", "owner", "group", "reuseport", NULL};
 static const char *const conf_tlv_keys[] = {"type", "value", "hex", NULL};
 static const char *const conf_keepalive_keys[] = {"idle", "interval", "count", NULL};
 static const char *const conf_sni_keys[] = {"name", "alpn", "upstream", NULL};
@@ -1909,6 +1909,26 @@ conf_listener_v6only(struct conf_ctx *c, config_setting_t *g, struct conf_listen
 	return 0;
 }
 
+/* reuseport: one SO_REUSEPORT socket per worker (master/listen.c). TCP
+ * only: Linux has no reuseport group for UNIX sockets (a socket file is
+ * bound by one socket, a second bind gets EADDRINUSE). */
+static int
+conf_listener_reuseport(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
+{
+	config_setting_t *s;
+
+	if ((s = config_setting_get_member(g, "reuseport")) == NULL)
+		return 0;
+	if (conf_bool(c, s, &l->reuseport) == -1)
+		return -1;
+	if (l->reuseport && l->addr.ss_family == AF_UNIX)
+		return conf_fail(c, s, NULL,
+		    "applies only to a TCP listen address (Linux binds a UNIX socket "
+		    "file to one socket only: there is no reuseport group to spread "
+		    "connections over)");
+	return 0;
+}
+
 /* Options of the listening socket, which accepted sockets inherit. */
 static int
 conf_listener_sockopts(struct conf_ctx *c, config_setting_t *g, struct conf_listener *l)
@@ -2050,7 +2070,8 @@ conf_listener(struct conf_ctx *c, config_setting_t *g, struct conf *conf, unsign
 	if (addr_parse(text, ADDR_NUMERIC | ADDR_WILDCARD | ADDR_UNIX, &l->addr, &l->addrlen, why,
 	        sizeof(why)) == -1)
 		return conf_fail(c, s, NULL, "invalid address \"%s\": %s", text, why);
-	if (conf_listener_v6only(c, g, l) == -1 || conf_listener_unix(c, g, l) == -1)
+	if (conf_listener_v6only(c, g, l) == -1 || conf_listener_unix(c, g, l) == -1 ||
+	    conf_listener_reuseport(c, g, l) == -1)
 		return -1;
 	if (l->addr.ss_family == AF_UNIX && conf->control_socket != NULL &&
 	    strcmp(text + sizeof(ADDR_UNIX_PREFIX) - 1, conf->control_socket) == 0)

@@ -170,6 +170,11 @@ struct conf_listener {
 	unsigned defer_accept_s; /* TCP_DEFER_ACCEPT seconds; 0 = off */
 	unsigned rcvbuf, sndbuf; /* SO_RCVBUF, SO_SNDBUF bytes; 0 = the kernel's */
 	struct conf_keepalive keepalive; /* toward clients */
+	/* reuseport = true: one SO_REUSEPORT socket per worker, worker i
+	 * accepting socket i (and the sockets k left over from a larger
+	 * worker count, k mod workers == i), instead of one shared socket;
+	 * TCP only. */
+	int reuseport;
 	/* Routing by the TLS ClientHello (sni = ( ... )); nsni = 0: off.
 	 * Without a default (no `upstream` setting), upstream is the first
 	 * rule's, for bookkeeping only, and a hello no rule takes is refused. */

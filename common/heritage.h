@@ -42,7 +42,15 @@ heritage_exit_status(int err)
 
 struct heritage {
 	const struct conf *conf;  /* the generation's config (master's copy) */
-	const int *listen_fds;    /* parallel to conf->listeners */
+	/* Parallel to conf->listeners: the listening socket, for a reuseport
+	 * listener this worker's own (-1 in a helper). */
+	const int *listen_fds;
+	/* A worker's other reuseport sockets, which it accepts as well (left
+	 * over from a larger worker count, master/listen.c), and the listener
+	 * of each. */
+	const int *extra_fds;
+	const unsigned *extra_listeners;
+	unsigned nextra;
 	/* Mapped shared; in the child only its own slot and rows (the
 	 * checker: the health area) are writable, see stats_protect_worker. */
 	struct stats_seg *stats;

@@ -14,7 +14,7 @@
 #include "addr.h"
 #include "inherit.h"
 
-#define INHERIT_MAX 256
+#define INHERIT_MAX 4096 /* reuseport listeners pass a socket per worker */
 
 static int fds[INHERIT_MAX];
 static unsigned nfds;
@@ -56,7 +56,9 @@ inherit_take(const struct sockaddr *addr)
 		addr_unix_terminate(&ss, len);
 		if (!addr_equal((const struct sockaddr *)&ss, addr))
 			continue;
-		fds[i] = fds[--nfds];
+		/* In order: a reuseport listener's sockets come one by one,
+		 * as they joined the kernel's group (listen.c). */
+		memmove(&fds[i], &fds[i + 1], (--nfds - i) * sizeof(fds[0]));
 		return fd;
 	}
 	return -1;

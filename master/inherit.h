@@ -10,7 +10,8 @@
  * old master passed. Returns 0, or -1 when the list cannot be read. */
 int inherit_init(const char *text);
 
-/* The inherited socket bound to addr (which is then the caller's), or -1. */
+/* The inherited socket bound to addr (which is then the caller's), or -1.
+ * Several bound to addr (a reuseport listener's) come in the order passed. */
 int inherit_take(const struct sockaddr *addr);
 
 /* Close what nobody took (addresses the new config no longer has). */

@@ -4,9 +4,13 @@
  * workers accept inherit: a client connection costs no system call for them.
  * UNIX listeners' socket files are created here (mode, owner) and removed
  * when their socket closes, never a file that is not a socket or one another
- * process listens on. Runs in the master at start and on reload; never
- * touches client traffic. */
+ * process listens on. A reuseport listener is a group of SO_REUSEPORT
+ * sockets, one per worker, kept across reloads and upgrades so that no queue
+ * closes while clients wait in it. Runs in the master at start and on reload
+ * (and listen_child in a child right after fork); never touches client
+ * traffic. */
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 #include "conf.h"
 #include "inherit.h"
 #include "listen.h"
+#include "log.h"
 #include "net.h"
 
 /* The UNIX listeners whose socket file is ours to remove when they close:
@@ -61,6 +66,155 @@ fdset_take(struct fdset *set, int fd)
 	return 0;
 }
 
+/*
+ * Reuseport groups. A reuseport listener's sockets sit in the kernel's group
+ * in the order they called listen(); the steering program attached to the
+ * group returns an index in that order, so sockets are opened in order and
+ * closed only from the end (the kernel moves the last one into a hole).
+ * Socket k is worker k's; a group never shrinks while its listener lives,
+ * since closing a socket resets the clients queued on it: after the worker
+ * count went down, socket k (k >= workers) is steered no new client and
+ * worker k mod workers accepts what is left in it. fd[0] is the one in the
+ * generations' fds arrays, by which the group is found.
+ */
+struct group {
+	int fd[CONF_WORKERS_MAX];
+	unsigned n;       /* sockets open */
+	unsigned settled; /* those a running generation uses: a reload that
+	                   * fails closes the ones past it */
+};
+static struct group **groups;
+static unsigned ngroups;
+
+static struct group *
+group_of(int fd0)
+{
+	for (unsigned i = 0; i < ngroups; i++)
+		if (groups[i]->fd[0] == fd0)
+			return groups[i];
+	return NULL;
+}
+
+static struct group *
+group_create(void)
+{
+	struct group **grown, *g;
+
+	if ((grown = realloc(groups, (ngroups + 1) * sizeof(*grown))) == NULL)
+		return NULL;
+	groups = grown;
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	groups[ngroups++] = g;
+	return g;
+}
+
+/* Close g's sockets from the end down to keep of them. */
+static void
+group_trim(struct group *g, unsigned keep)
+{
+	while (g->n > keep)
+		close(g->fd[--g->n]);
+	if (g->settled > g->n)
+		g->settled = g->n;
+}
+
+static void
+group_destroy(struct group *g)
+{
+	group_trim(g, 0);
+	for (unsigned i = 0; i < ngroups; i++)
+		if (groups[i] == g) {
+			groups[i] = groups[--ngroups];
+			break;
+		}
+	free(g);
+}
+
+/* New clients go to sockets 0..n-1 only, at random: a cBPF program sees no
+ * payload in a SYN, and the flow hash may be 0 (loopback); the random
+ * number is the kernel's own (SKF_AD_RANDOM). Returns 0, or -1 with errno. */
+static int
+group_steer(const struct group *g, unsigned n)
+{
+	struct sock_filter code[] = {
+		{ BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM) },
+		{ BPF_ALU | BPF_MOD | BPF_K, 0, 0, n },
+		{ BPF_RET | BPF_A, 0, 0, 0 },
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	return setsockopt(g->fd[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog));
+}
+
+static int
+is_reuseport(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 && v != 0;
+}
+
+/* A new SO_REUSEPORT listening socket for l, at the port its group's first
+ * socket has (the same as l's unless l's port is 0). Returns the fd, or -1
+ * with errno. */
+static int
+reuseport_open(const struct conf_listener *l, int first)
+{
+	struct sockaddr_storage ss = l->addr;
+	socklen_t len = l->addrlen;
+	int fd, one = 1, v6only = l->v6only, e;
+
+	if (first != -1 && getsockname(first, (struct sockaddr *)&ss, &len) == -1)
+		return -1;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    (ss.ss_family == AF_INET6 &&
+	        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1) ||
+	    bind(fd, (const struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, (int)l->backlog) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	net_nodelay(fd);
+	return fd;
+}
+
+static int listen_apply(int fd, const struct conf_listener *l, int kept, const char **what);
+
+/* Grow g to want sockets, each with l's options. Returns 0, or -1 with
+ * errno (and *what) and g as it was. */
+static int
+group_grow(struct group *g, const struct conf_listener *l, unsigned want, const char **what)
+{
+	unsigned was = g->n;
+
+	while (g->n < want) {
+		int fd;
+
+		*what = NULL;
+		if ((fd = reuseport_open(l, g->n > 0 ? g->fd[0] : -1)) == -1)
+			goto fail;
+		g->fd[g->n++] = fd;
+		if (listen_apply(fd, l, 0, what) == -1)
+			goto fail;
+	}
+	return 0;
+fail: {
+	int e = errno;
+
+	group_trim(g, was);
+	errno = e;
+	return -1;
+}
+}
+
 static const char *
 unix_path(const struct conf_listener *l)
 {
@@ -71,8 +225,13 @@ unix_path(const struct conf_listener *l)
 static void
 listen_fd_close(const struct conf_listener *l, int fd)
 {
+	struct group *g = group_of(fd);
 	struct stat st;
 
+	if (g != NULL) {
+		group_destroy(g);
+		return;
+	}
 	(void)fdset_take(&inherited, fd);
 	if (fdset_take(&owned, fd) && !keep_files && l->addr.ss_family == AF_UNIX &&
 	    lstat(unix_path(l), &st) == 0 && S_ISSOCK(st.st_mode))
@@ -297,6 +456,67 @@ listen_error(const struct conf_listener *l, const char *what, char *err, size_t 
 		snprintf(err, errlen, "cannot listen on %s: %s", l->address, strerror(errno));
 }
 
+/* Pass 0 of a reuseport listener l: its group, kept from the running
+ * config (fd kept), taken over from an upgrade, or new, and grown to
+ * workers sockets. Returns its fd[0], or -1 with errno and *what, or with
+ * the reason in err (*written set). */
+static int
+group_open(const struct conf_listener *l, int kept, unsigned workers, const char **what,
+    int *written, char *err, size_t errlen)
+{
+	struct group *g;
+	int fd;
+
+	if (kept != -1) {
+		g = group_of(kept);
+		if (listen_v6only_kept(kept, l, what) == -1 || group_grow(g, l, workers, what) == -1)
+			return -1;
+		return kept;
+	}
+	if ((g = group_create()) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	/* After a hot upgrade, the old master's sockets for it, in their
+	 * group's order: kept ones, with this config's options. Its steering
+	 * stays until our workers run (listen_commit). */
+	while (g->n < CONF_WORKERS_MAX &&
+	       (fd = inherit_take((const struct sockaddr *)&l->addr)) != -1) {
+		g->fd[g->n++] = fd;
+		if (!is_reuseport(fd)) {
+			snprintf(err, errlen,
+			    "cannot listen on %s: reuseport cannot change in a hot upgrade "
+			    "(restart sluiced)",
+			    l->address);
+			*written = 1;
+			goto fail;
+		}
+		(void)listen(fd, (int)l->backlog);
+		if (listen_apply(fd, l, 1, what) == -1)
+			goto fail;
+	}
+	g->settled = g->n;
+	if (g->n > 0 && listen_v6only_kept(g->fd[0], l, what) == -1)
+		goto fail;
+	if (group_grow(g, l, workers, what) == -1)
+		goto fail;
+	if (g->settled == 0) {
+		/* A new group: all of it is this config's. */
+		*what = "reuseport steering";
+		if (group_steer(g, workers) == -1)
+			goto fail;
+		g->settled = g->n;
+	}
+	return g->fd[0];
+fail: {
+	int e = errno;
+
+	group_destroy(g);
+	errno = e;
+	return -1;
+}
+}
+
 int *
 listen_open(const struct conf *next, const struct conf *prev, const int *prev_fds,
     char *err, size_t errlen)
@@ -316,8 +536,32 @@ listen_open(const struct conf *next, const struct conf *prev, const int *prev_fd
 			const struct conf_listener *l = &next->listeners[i];
 			const char *what = NULL;
 			int kept = find_fd(l, prev, prev_fds) != -1;
+			struct group *g = kept ? group_of(find_fd(l, prev, prev_fds)) : NULL;
 
-			if (pass == 0 && kept) {
+			if (pass == 0 && kept && (g != NULL) != (l->reuseport != 0)) {
+				/* The kept socket holds the port: a socket of the
+				 * other kind could not bind beside it. */
+				snprintf(err, errlen,
+				    "cannot listen on %s: reuseport cannot change on a listener "
+				    "kept across a reload (restart sluiced)",
+				    l->address);
+				written = 1;
+				fds[i] = -1;
+			} else if (pass == 0 && l->reuseport) {
+				fds[i] = group_open(l, find_fd(l, prev, prev_fds), next->workers, &what,
+				    &written, err, errlen);
+				if (fds[i] != -1)
+					continue;
+			} else if (pass == 1 && g != NULL) {
+				for (unsigned k = 0; k < g->n; k++) {
+					(void)listen(g->fd[k], (int)l->backlog);
+					if (listen_apply(g->fd[k], l, 1, &what) == -1)
+						break;
+					what = NULL;
+				}
+				if (what == NULL)
+					continue;
+			} else if (pass == 0 && kept) {
 				fds[i] = find_fd(l, prev, prev_fds);
 				if (listen_v6only_kept(fds[i], l, &what) == 0)
 					continue;
@@ -327,9 +571,17 @@ listen_open(const struct conf *next, const struct conf *prev, const int *prev_fd
 				 * as a kept one, with this config's options. */
 				if (l->addr.ss_family == AF_UNIX)
 					fdset_add(&inherited, fds[i]);
-				(void)listen(fds[i], (int)l->backlog);
-				if (listen_apply(fds[i], l, 1, &what) == 0)
-					continue;
+				if (is_reuseport(fds[i])) {
+					snprintf(err, errlen,
+					    "cannot listen on %s: reuseport cannot change in a hot "
+					    "upgrade (restart sluiced)",
+					    l->address);
+					written = 1;
+				} else {
+					(void)listen(fds[i], (int)l->backlog);
+					if (listen_apply(fds[i], l, 1, &what) == 0)
+						continue;
+				}
 			} else if (pass == 0 && l->addr.ss_family == AF_UNIX) {
 				fds[i] = listen_unix_open(l, err, errlen);
 				written = fds[i] == -1;
@@ -350,10 +602,16 @@ listen_open(const struct conf *next, const struct conf *prev, const int *prev_fd
 			}
 			if (!written)
 				listen_error(l, what, err, errlen);
-			for (unsigned j = 0; j < next->nlisteners; j++)
-				if ((j < i || pass == 1) && fds[j] != -1 &&
-				    find_fd(&next->listeners[j], prev, prev_fds) == -1)
+			for (unsigned j = 0; j < next->nlisteners; j++) {
+				struct group *gj;
+
+				if (!(j < i || pass == 1) || fds[j] == -1)
+					continue;
+				if (find_fd(&next->listeners[j], prev, prev_fds) == -1)
 					listen_fd_close(&next->listeners[j], fds[j]);
+				else if ((gj = group_of(fds[j])) != NULL)
+					group_trim(gj, gj->settled); /* what it grew by */
+			}
 			if (pass == 0 && !kept && fds[i] != -1)
 				listen_fd_close(l, fds[i]);
 			free(fds);
@@ -368,8 +626,106 @@ listen_close(const struct conf *prev, int *prev_fds, const struct conf *next,
 {
 	if (prev_fds == NULL)
 		return;
-	for (unsigned i = 0; i < prev->nlisteners; i++)
+	for (unsigned i = 0; i < prev->nlisteners; i++) {
+		struct group *g;
+
 		if (find_fd(&prev->listeners[i], next, next_fds) == -1)
 			listen_fd_close(&prev->listeners[i], prev_fds[i]);
+		else if ((g = group_of(prev_fds[i])) != NULL)
+			group_trim(g, g->settled); /* a failed reload's sockets */
+	}
 	free(prev_fds);
+}
+
+void
+listen_commit(const struct conf *c, const int *fds)
+{
+	for (unsigned i = 0; i < c->nlisteners; i++) {
+		struct group *g = group_of(fds[i]);
+
+		if (g == NULL)
+			continue;
+		g->settled = g->n;
+		/* Without it, new clients go to every socket of the group, each
+		 * one accepted by someone still: the spread is all we lose. */
+		if (group_steer(g, c->workers) == -1)
+			log_warn("listener %s: cannot steer new clients to its %u workers' "
+			         "sockets", c->listeners[i].address, c->workers);
+	}
+}
+
+unsigned
+listen_all(const struct conf *c, const int *fds, int *out)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; fds != NULL && i < c->nlisteners; i++) {
+		const struct group *g = group_of(fds[i]);
+
+		if (g == NULL) {
+			if (out != NULL)
+				out[n] = fds[i];
+			n++;
+			continue;
+		}
+		for (unsigned k = 0; k < g->n; k++, n++)
+			if (out != NULL)
+				out[n] = g->fd[k];
+	}
+	return n;
+}
+
+int
+listen_child(const struct conf *c, const int *fds, int index, int starting, int **own,
+    int **extra, unsigned **extra_li, unsigned *nextra)
+{
+	unsigned n = 0, cap = 0, nl = fds != NULL ? c->nlisteners : 0;
+
+	*own = NULL;
+	*extra = NULL;
+	*extra_li = NULL;
+	*nextra = 0;
+	for (unsigned i = 0; i < nl; i++) {
+		const struct group *g = group_of(fds[i]);
+
+		if (g != NULL && index >= 0)
+			cap += g->n;
+	}
+	/* No fds (a drained node): *own stays NULL, as the generation's was. */
+	if ((nl > 0 && (*own = malloc(nl * sizeof(**own))) == NULL) ||
+	    (*extra = malloc((cap + 1) * sizeof(**extra))) == NULL ||
+	    (*extra_li = malloc((cap + 1) * sizeof(**extra_li))) == NULL)
+		return -1;
+	for (unsigned i = 0; i < nl; i++) {
+		const struct group *g = group_of(fds[i]);
+		/* A running generation's workers do not take the sockets a
+		 * reload under way added: should it fail, they close. */
+		unsigned upto = g == NULL ? 0 : starting ? g->n : g->settled;
+
+		(*own)[i] = g == NULL ? fds[i] : -1;
+		if (g == NULL || index < 0)
+			continue;
+		if ((unsigned)index < g->n)
+			(*own)[i] = g->fd[index];
+		for (unsigned k = c->workers; k < upto; k++)
+			if (k % c->workers == (unsigned)index) {
+				(*extra)[n] = g->fd[k];
+				(*extra_li)[n++] = i;
+			}
+	}
+	*nextra = n;
+	/* Every other reuseport socket, of any generation, is not ours: held
+	 * here it would outlive the master's close (and its clients). */
+	for (unsigned gi = 0; gi < ngroups; gi++)
+		for (unsigned k = 0; k < groups[gi]->n; k++) {
+			int fd = groups[gi]->fd[k], mine = 0;
+
+			for (unsigned i = 0; i < nl && !mine; i++)
+				mine = (*own)[i] == fd;
+			for (unsigned j = 0; j < n && !mine; j++)
+				mine = (*extra)[j] == fd;
+			if (!mine)
+				close(fd);
+		}
+	return 0;
 }

@@ -261,6 +261,8 @@ close_listeners_of(const struct gen *o, const struct gen *g)
 	for (unsigned i = 0; i < o->conf->nlisteners; i++) {
 		unsigned k;
 
+		if (o->conf->listeners[i].reuseport)
+			continue; /* listen_child's */
 		for (k = 0; k < g->conf->nlisteners && g->fds[k] != o->fds[i]; k++)
 			;
 		if (k == g->conf->nlisteners)
@@ -280,6 +282,8 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 {
 	struct heritage h;
 	char err[PATH_MAX + 256];
+	int *own_fds, *extra_fds;
+	unsigned *extra_li, nextra;
 
 	ev_signal_stop(m.loop, &m.sig_hup);
 	ev_signal_stop(m.loop, &m.sig_term);
@@ -326,6 +330,14 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	 * into a queue nobody serves once its own generation is gone. */
 	close_listeners_of(&m.cur, g);
 	close_listeners_of(&m.next, g);
+	/* A worker keeps its own reuseport sockets only; a socket the master
+	 * closes must not live on in another process. */
+	if (listen_child(g->conf, g->fds, slot < STATS_SLOTS ? (int)index : -1,
+	        g == &m.next || g->deadline != 0, &own_fds, &extra_fds, &extra_li,
+	        &nextra) == -1) {
+		log_errx("worker %u: out of memory", index);
+		_exit(WORKER_EXIT_TEMPFAIL);
+	}
 	admin_child_close(slot);
 	/* The other workers' ledgers are theirs and the master's. */
 	for (unsigned i = 0; i < STATS_SLOTS; i++)
@@ -361,7 +373,10 @@ child_become_worker(const struct gen *g, unsigned slot, unsigned index, int comm
 	}
 
 	h.conf = g->conf;
-	h.listen_fds = g->fds;
+	h.listen_fds = own_fds;
+	h.extra_fds = extra_fds;
+	h.extra_listeners = extra_li;
+	h.nextra = nextra;
 	h.stats = m.stats;
 	h.slot = slot;
 	h.index = index;
@@ -1239,6 +1254,7 @@ reload_commit(void)
 	double now = mono_now();
 	struct priv old_priv = m.cur.priv;
 
+	listen_commit(g->conf, g->fds);
 	listen_close(m.cur.conf, m.cur.fds, g->conf, g->fds);
 	conf_free(m.cur.conf);
 	free(m.cur.listener_rows);
@@ -1348,6 +1364,7 @@ starting_tick(void)
 	if (m.cur.deadline != 0) {
 		if (running_of(&m.cur) >= m.cur.conf->workers) {
 			m.cur.deadline = 0;
+			listen_commit(m.cur.conf, m.cur.fds);
 			log_notice("running: %u workers, generation %u", m.cur.conf->workers,
 			    m.cur.generation);
 			if (m.ready_fd != -1) {
@@ -1393,6 +1410,24 @@ starting_tick(void)
  * latest at its drain deadline). Called on SIGHUP, on every tick and when an
  * old worker exits.
  */
+/* Whether a worker of a failed reload (a generation newer than the current
+ * one, with none starting) lives on while the current config has a reuseport
+ * listener: the sockets that reload added to a group are closed but live in
+ * that worker, holding their places in the kernel's group until it exits, and
+ * a reload adding sockets now would have them steered by the wrong places. */
+static int
+failed_alive(void)
+{
+	int rp = 0;
+
+	for (unsigned i = 0; m.cur.conf != NULL && i < m.cur.conf->nlisteners; i++)
+		rp |= m.cur.conf->listeners[i].reuseport;
+	for (unsigned i = 0; rp && i < STATS_SLOTS; i++)
+		if (m.children[i].pid != 0 && m.children[i].generation > m.cur.generation)
+			return 1;
+	return 0;
+}
+
 static void
 reload_maybe(void)
 {
@@ -1417,6 +1452,11 @@ reload_maybe(void)
 		reload_defer("%u older generations are still draining (at most %u); it runs "
 		             "once one of them has exited",
 		    draining, (unsigned)MASTER_MAX_DRAINING);
+		return;
+	}
+	if (failed_alive()) {
+		reload_defer("workers of a failed reload still hold reuseport sockets; it runs "
+		             "once they have exited");
 		return;
 	}
 	m.reload_pending = 0;
@@ -1787,6 +1827,10 @@ upgrade_fail(const char *fmt, ...)
 		if (master_pidfile_write(m.cur.conf->pid_file) == -1)
 			log_warn("cannot write pid file %s", m.cur.conf->pid_file);
 	}
+	/* The new master may have steered our reuseport listeners' clients
+	 * to its own workers' sockets: back to ours. */
+	if (m.cur.fds != NULL)
+		listen_commit(m.cur.conf, m.cur.fds);
 	upgrade_reset();
 	control_upgrade_done(0, why);
 }
@@ -1795,7 +1839,8 @@ upgrade_fail(const char *fmt, ...)
 static void
 upgrade_exec(void)
 {
-	unsigned n = 0, cap = (m.cur.fds != NULL ? m.cur.conf->nlisteners : 0) + 1;
+	/* A reuseport listener passes every socket of its group. */
+	unsigned n = 0, cap = (m.cur.fds != NULL ? listen_all(m.cur.conf, m.cur.fds, NULL) : 0) + 1;
 	int sv[2], *fds = calloc(cap, sizeof(*fds));
 	char *list = calloc(cap, 12), env[64];
 	pid_t pid;
@@ -1812,8 +1857,8 @@ upgrade_exec(void)
 		upgrade_fail("socketpair: %s", strerror(errno));
 		return;
 	}
-	for (unsigned i = 0; m.cur.fds != NULL && i < m.cur.conf->nlisteners; i++)
-		fds[n++] = m.cur.fds[i];
+	if (m.cur.fds != NULL)
+		n = listen_all(m.cur.conf, m.cur.fds, fds);
 	if (m.admin_fd != -1)
 		fds[n++] = m.admin_fd;
 	for (unsigned i = 0; i < n; i++) {

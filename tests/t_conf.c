@@ -275,8 +275,10 @@ static const struct bad_case bad_cases[] = {
         ":3: listeners[0].proxy: unknown setting \"proxy\" (expected listen, upstream, backlog, "
         "proxy_protocol, accept_proxy, trusted, allow, deny, max_connections_per_source, "
         "rate_limit, v6only, fastopen, defer_accept, rcvbuf, sndbuf, keepalive, sni, "
-        "proxy_tlv_pass, proxy_tlv, mode, owner or group)",
+        "proxy_tlv_pass, proxy_tlv, mode, owner, group or reuseport)",
         "unknown listener setting"},
+    {UP "listeners = ({ listen = \"127.0.0.1:8080\"; upstream = \"app\";\n  reuseport = 1; });\n",
+        ":3: listeners[0].reuseport: expected true or false", "reuseport not a boolean"},
     /* UNIX listeners and servers */
 #define UL(extra) UP "listeners = ({ listen = \"unix:/run/x.sock\"; upstream = \"app\";\n" extra " });\n"
     {UL("mode = \"0999\";"), ":3: listeners[0].mode: must be octal permission bits as a string, "
@@ -291,6 +293,11 @@ static const struct bad_case bad_cases[] = {
         ":3: listeners[0].group: unknown group \"no-such-group-x\"", "unix group unknown"},
     {UL("fastopen = 16;"), ":3: listeners[0].fastopen: applies only to a TCP listen address",
         "fastopen on a unix listener"},
+    {UL("reuseport = true;"),
+        ":3: listeners[0].reuseport: applies only to a TCP listen address (Linux binds a UNIX "
+        "socket file to one socket only: there is no reuseport group to spread connections "
+        "over)",
+        "reuseport on a unix listener"},
     {UL("keepalive = { idle = 5; };"),
         ":3: listeners[0].keepalive: applies only to a TCP listen address",
         "keepalive on a unix listener"},

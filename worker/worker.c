@@ -76,9 +76,29 @@ accept_ctl(struct worker *w, int op, unsigned li)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = li };
 
+	if (w->conf->listeners[li].reuseport)
+		return; /* in rp_epfd, see rp_update */
 	if (epoll_ctl(w->accept_epfd, op, w->listen_fds[li], &ev) == -1 && errno != ENOENT &&
 	    errno != EEXIST)
 		log_warn("epoll_ctl on listener %s", w->conf->listeners[li].address);
+}
+
+/* A worker's reuseport sockets have nobody else to accept them: it stays
+ * on them through the duty and fairness turns, and comes off them only at
+ * its limit, for a shortage, or to drain. Their clients then wait in the
+ * queue (the cost of the mode, sluice.conf(5)). */
+static void
+rp_update(struct worker *w)
+{
+	int on = !w->draining && (w->paused & ~(WORKER_PAUSE_FAIR | WORKER_PAUSE_DUTY)) == 0;
+
+	if (w->rp_epfd == -1 || on == ev_is_active(&w->rp_w))
+		return;
+	if (on)
+		ev_io_start(w->loop, &w->rp_w);
+	else
+		ev_io_stop(w->loop, &w->rp_w);
+	STATS_SET(w->slot, accepting, on || ev_is_active(&w->accept_w));
 }
 
 /* Withdrawing from the listeners' queues matters: a paused worker left in
@@ -86,17 +106,19 @@ accept_ctl(struct worker *w, int op, unsigned li)
 static void
 accept_stop(struct worker *w)
 {
+	rp_update(w);
 	if (!ev_is_active(&w->accept_w))
 		return;
 	ev_io_stop(w->loop, &w->accept_w);
 	for (unsigned i = 0; i < w->conf->nlisteners; i++)
 		accept_ctl(w, EPOLL_CTL_DEL, i);
-	STATS_SET(w->slot, accepting, 0);
+	STATS_SET(w->slot, accepting, w->rp_epfd != -1 && ev_is_active(&w->rp_w));
 }
 
 static void
 accept_start(struct worker *w)
 {
+	rp_update(w);
 	if (w->draining || w->paused || ev_is_active(&w->accept_w))
 		return;
 	for (unsigned i = 0; i < w->conf->nlisteners; i++)
@@ -326,10 +348,10 @@ over_global(struct worker *w)
 	return global_active(w) >= w->conf->max_connections;
 }
 
-/* Accept a few connections from listener li. Returns -1 when accepting was
- * paused. */
+/* Accept a few connections from socket fd of listener li. Returns -1 when
+ * accepting was paused. */
 static int
-accept_some(struct worker *w, unsigned li, unsigned max)
+accept_fd(struct worker *w, unsigned li, int fd_listen, unsigned max)
 {
 	for (unsigned i = 0; i < max; i++) {
 		struct sockaddr_storage peer;
@@ -351,7 +373,7 @@ accept_some(struct worker *w, unsigned li, unsigned max)
 			return -1;
 		}
 		/* The peer comes free with the accept: the edge judges it. */
-		fd = accept4(w->listen_fds[li], (struct sockaddr *)&peer, &plen,
+		fd = accept4(fd_listen, (struct sockaddr *)&peer, &plen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			switch (errno) {
@@ -381,6 +403,57 @@ accept_some(struct worker *w, unsigned li, unsigned max)
 		if (w->paused)
 			return -1; /* that client made us pause (descriptors, memory) */
 	}
+	return 0;
+}
+
+/* Accept a few connections from listener li's socket. */
+static int
+accept_some(struct worker *w, unsigned li, unsigned max)
+{
+	return accept_fd(w, li, w->listen_fds[li], max);
+}
+
+/* Reuseport sockets: ours alone, so no turn to hand on; taking up to
+ * WORKER_ACCEPTS_MAX a wake-up keeps one busy socket from starving the
+ * loop. data.u32 is k: the own socket of listener k, or extra k - nlisteners. */
+static void
+rp_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct worker *w = ev_userdata(loop);
+	struct epoll_event ev[16];
+	int n = epoll_wait(w->rp_epfd, ev, 16, 0);
+
+	for (int i = 0; i < n; i++) {
+		unsigned k = ev[i].data.u32, nl = w->conf->nlisteners;
+		unsigned li = k < nl ? k : w->h->extra_listeners[k - nl];
+		int fd = k < nl ? w->listen_fds[k] : w->h->extra_fds[k - nl];
+
+		if (accept_fd(w, li, fd, WORKER_ACCEPTS_MAX) == -1)
+			return;
+	}
+}
+
+/* The reuseport set, at start. Returns 0, or -1 with errno. */
+static int
+rp_init(struct worker *w)
+{
+	const struct heritage *h = w->h;
+	unsigned nl = w->conf->nlisteners;
+
+	w->rp_epfd = -1;
+	for (unsigned k = 0; k < nl + h->nextra; k++) {
+		int fd = k < nl ? h->listen_fds[k] : h->extra_fds[k - nl];
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = k };
+
+		if (k < nl && !w->conf->listeners[k].reuseport)
+			continue;
+		if (w->rp_epfd == -1 && (w->rp_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+			return -1;
+		if (epoll_ctl(w->rp_epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+			return -1;
+	}
+	if (w->rp_epfd != -1)
+		ev_io_init(&w->rp_w, rp_cb, w->rp_epfd, EV_READ);
 	return 0;
 }
 
@@ -622,13 +695,34 @@ worker_drain(struct worker *w)
 	 * the last holder of a listener a reload removed, closing it would
 	 * reset them. Bounded: a flood must not keep a draining worker here. */
 	for (unsigned i = 0; i < w->conf->nlisteners && !w->paused; i++)
-		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP; k++) {
+		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP &&
+		                     !w->conf->listeners[i].reuseport;
+		     k++) {
 			unsigned before = w->active;
 
 			if (accept_some(w, i, WORKER_ACCEPTS_PER_WAKEUP) == -1 ||
 			    w->active == before)
 				break;
 		}
+	/* Our reuseport sockets likewise, even off duty: nobody else in this
+	 * generation accepts them. */
+	for (unsigned i = 0; i < w->conf->nlisteners + w->h->nextra && w->rp_epfd != -1; i++) {
+		unsigned nl = w->conf->nlisteners;
+
+		if (i < nl && !w->conf->listeners[i].reuseport)
+			continue;
+		for (unsigned k = 0; k < WORKER_DRAIN_ACCEPTS / WORKER_ACCEPTS_PER_WAKEUP &&
+		                     (w->paused & ~(WORKER_PAUSE_FAIR | WORKER_PAUSE_DUTY)) == 0;
+		     k++) {
+			unsigned before = w->active;
+
+			if (accept_fd(w, i < nl ? i : w->h->extra_listeners[i - nl],
+			        i < nl ? w->listen_fds[i] : w->h->extra_fds[i - nl],
+			        WORKER_ACCEPTS_PER_WAKEUP) == -1 ||
+			    w->active == before)
+				break;
+		}
+	}
 	w->draining = 1;
 	proctitle_set("sluiced-worker", "sluiced: worker %u (generation %u, draining)",
 	    w->h->index, w->h->generation);
@@ -637,6 +731,10 @@ worker_drain(struct worker *w)
 	close(w->accept_epfd);
 	for (unsigned i = 0; i < w->conf->nlisteners; i++)
 		close(w->listen_fds[i]);
+	for (unsigned i = 0; i < w->h->nextra; i++)
+		close(w->h->extra_fds[i]);
+	if (w->rp_epfd != -1)
+		close(w->rp_epfd);
 	__atomic_store_n(&w->slot->state, STATS_SLOT_DRAINING, __ATOMIC_RELEASE);
 	log_debug("draining %u connections", w->active);
 	/* After a reload, the sessions move to the new generation as they
@@ -764,6 +862,10 @@ worker_main(const struct heritage *h)
 	w->accept_epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->accept_epfd == -1) {
 		log_err("cannot create the accept set");
+		exit(heritage_exit_status(errno));
+	}
+	if (rp_init(w) == -1) {
+		log_err("cannot create the reuseport accept set");
 		exit(heritage_exit_status(errno));
 	}
 	if (upstream_init(w) == -1) {

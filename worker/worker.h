@@ -70,7 +70,14 @@ struct worker {
 	 * turn, instead of all of them (thundering herd) or always the first. */
 	int accept_epfd;
 	ev_io accept_w;         /* readable accept_epfd */
-	const int *listen_fds;  /* parallel to conf->listeners */
+	const int *listen_fds;  /* parallel to conf->listeners (a reuseport
+	                         * listener: this worker's own socket) */
+	/* Reuseport sockets (own and extra, heritage.h) are this worker's
+	 * queue alone: they sit in a second epoll set (rp_epfd, -1: none),
+	 * registered once, not exclusive, and only a limit or a shortage takes
+	 * the worker off them, never the duty or fairness turns. */
+	int rp_epfd;
+	ev_io rp_w;             /* readable rp_epfd */
 	ev_timer accept_resume; /* re-arms accepting after EMFILE/ENFILE */
 	ev_timer fair_timer;    /* ends a fairness pause */
 
