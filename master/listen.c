@@ -27,6 +27,7 @@
 #include "listen.h"
 #include "log.h"
 #include "net.h"
+#include "steer.h"
 
 /* The UNIX listeners whose socket file is ours to remove when they close:
  * those bound here, and (after listen_own_inherited) those an upgrade
@@ -131,12 +132,16 @@ group_destroy(struct group *g)
 	free(g);
 }
 
-/* New clients go to sockets 0..n-1 only, at random: a cBPF program sees no
- * payload in a SYN, and the flow hash may be 0 (loopback); the random
- * number is the kernel's own (SKF_AD_RANDOM). Returns 0, or -1 with errno. */
+/* New clients go to sockets 0..n-1 only: in turn, by an eBPF program
+ * (steer.c), so that a burst is dealt evenly whoever runs first; where BPF is
+ * not to be had (no privilege, an old kernel), at random by a cBPF program
+ * (a SYN carries no payload and the flow hash may be 0 on loopback; the
+ * random number is the kernel's own, SKF_AD_RANDOM). The first failure to
+ * load is logged once. Returns 0, or -1 with errno. */
 static int
 group_steer(const struct group *g, unsigned n)
 {
+	static int ebpf_failed;
 	struct sock_filter code[] = {
 		{ BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM) },
 		{ BPF_ALU | BPF_MOD | BPF_K, 0, 0, n },
@@ -144,6 +149,23 @@ group_steer(const struct group *g, unsigned n)
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 
+	if (!ebpf_failed) {
+		int pfd = steer_rr_prog(n), rc = -1, err;
+
+		if (pfd != -1) {
+			rc = setsockopt(g->fd[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &pfd,
+			    sizeof(pfd));
+			err = errno;
+			close(pfd);
+			errno = err;
+		}
+		if (rc == 0)
+			return 0;
+		ebpf_failed = 1;
+		log_notice("reuseport: no eBPF program (%s): new clients go to a random "
+		           "worker's socket rather than to each in turn",
+		    strerror(errno));
+	}
 	return setsockopt(g->fd[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog));
 }
 

@@ -544,6 +544,29 @@ own_sockets(pid_t master, int workers, int want_sockets)
 }
 
 /* Accepted per running worker of the current generation, as "a/b/c". */
+/* Each running worker's accepted count, by worker index, into acc[MAXS]. */
+static int
+accepted_by_worker(uint64_t *acc)
+{
+	struct stats_seg seg;
+	char err[256];
+	uint32_t gen;
+
+	memset(acc, 0, MAXS * sizeof(*acc));
+	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+		return -1;
+	gen = seg.hdr->generation;
+	for (uint32_t i = 0; i < seg.nslots; i++) {
+		const struct stats_slot *s = &seg.slots[i];
+
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == STATS_SLOT_RUNNING &&
+		    s->generation == gen && s->index < MAXS)
+			acc[s->index] = STATS_GET(s, accepted);
+	}
+	stats_detach(&seg);
+	return 0;
+}
+
 static int
 every_worker_accepted(int workers, char *line, size_t len)
 {
@@ -649,6 +672,7 @@ main(void)
 	unsigned long good, bad;
 	uint32_t gen;
 	char line[256];
+	uint64_t acc0[MAXS], acc1[MAXS];
 	int n, which = -1, same, rc;
 	pid_t stopped;
 
@@ -668,7 +692,10 @@ main(void)
 
 	/* Spread: 90 clients one after another, no timing: each worker's
 	 * accepted count moves (accept_workers = 1 would give one worker all
-	 * of them on a shared socket). */
+	 * of them on a shared socket); dealt in turn by the eBPF program,
+	 * exactly 30 each. */
+	if (accepted_by_worker(acc0) == -1)
+		bail("cannot read the statistics");
 	for (int i = 0; i < 90; i++) {
 		int fd = h_connect(port, 5000);
 
@@ -678,6 +705,15 @@ main(void)
 	}
 	ok(every_worker_accepted(3, line, sizeof(line)), "90 clients reach every worker (%s)",
 	    line);
+	if (h_file_contains(log_path, "no eBPF program")) {
+		skip(1, "no eBPF here: the fallback spreads at random");
+	} else {
+		int even = accepted_by_worker(acc1) == 0;
+
+		for (int w = 0; w < 3 && even; w++)
+			even = acc1[w] - acc0[w] == 30;
+		ok(even, "in turn: each of 3 workers took exactly 30 of the 90 (%s)", line);
+	}
 
 	/* Reloads under load: the same sockets, and no client lost. */
 	n = listening(before, MAXS);
