@@ -570,25 +570,13 @@ accepted_by_worker(uint64_t *acc)
 static int
 every_worker_accepted(int workers, char *line, size_t len)
 {
-	struct stats_seg seg;
-	char err[256];
-	uint64_t acc[MAXS] = { 0 };
-	uint32_t gen;
+	uint64_t acc[MAXS];
 	size_t used = 0;
 	int all = 1;
 
 	line[0] = '\0';
-	if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+	if (accepted_by_worker(acc) == -1)
 		return 0;
-	gen = seg.hdr->generation;
-	for (uint32_t i = 0; i < seg.nslots; i++) {
-		const struct stats_slot *s = &seg.slots[i];
-
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == STATS_SLOT_RUNNING &&
-		    s->generation == gen && s->index < MAXS)
-			acc[s->index] = STATS_GET(s, accepted);
-	}
-	stats_detach(&seg);
 	for (int w = 0; w < workers; w++) {
 		used += (size_t)snprintf(line + used, len - used, "%s%llu", w ? "/" : "",
 		    (unsigned long long)acc[w]);
