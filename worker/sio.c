@@ -109,8 +109,8 @@ run_side(struct worker *w, struct session *s, int side)
 
 	if (r == 0)
 		return 0;
-	/* Invariants: only an open socket is ready, a session runs only
-	 * outside another's run, and a queued one is marked so. */
+	/* Invariants: only an open socket is ready, and a session runs only
+	 * outside another's run. */
 	CHECK((side == SIO_CLIENT ? s->cfd : s->sfd) >= 0);
 	CHECK(sio.cur == NULL);
 	sio.cur = s;
