@@ -245,10 +245,9 @@ buffer_get(struct worker *w, struct session *s, size_t *cap)
 	return buf;
 }
 
-/* Read from the direction's source; a full buffer (bulk) is written straight
- * on, a short read waits in its buffer for the write after this loop
- * iteration's reads. Bytes the destination cannot take stay in the pooled
- * buffer they were read into; otherwise the buffer goes back at once. */
+/* Read from the direction's source and write straight on. Bytes the
+ * destination cannot take stay in the pooled buffer they were read into;
+ * otherwise the buffer goes back at once. */
 static enum xfer_result
 half_pump(struct worker *w, struct session *s, int c2s)
 {
@@ -284,23 +283,6 @@ half_pump(struct worker *w, struct session *s, int c2s)
 			return src_error(c2s);
 		}
 		s->active = w->now;
-		if ((size_t)n < cap) {
-			/* A short read: all there was, a message rather than
-			 * bulk. It is sent after the other reads of this loop
-			 * iteration, from sio.c's queue (the destination waits
-			 * for writing, and is ready). A send wakes its reader,
-			 * which on a busy machine takes the CPU from the reads
-			 * still to do: sending each message at once left rr p99
-			 * at 2.1 to 4.1 ms from round to round, after the
-			 * reads 1.8 to 2.1 (HAProxy, which does the same, 1.8
-			 * to 2.2). The buffer is held until then. */
-			if ((size_t)n < w->buffer_size)
-				s->flags &= ~F_BULK; /* the bulk went quiet */
-			h->buf = buf;
-			h->off = 0;
-			h->len = (uint32_t)n;
-			return XFER_OK;
-		}
 		m = send(dst, buf, (size_t)n, MSG_NOSIGNAL);
 		if (m == -1) {
 			if (errno != EAGAIN && errno != EINTR) {
@@ -326,6 +308,11 @@ half_pump(struct worker *w, struct session *s, int c2s)
 			return XFER_OK;
 		}
 		relay_buffer_put(w, buf);
+		if ((size_t)n < cap) {
+			if ((size_t)n < w->buffer_size)
+				s->flags &= ~F_BULK; /* the bulk went quiet */
+			return XFER_OK; /* short read: the socket is very likely drained */
+		}
 		if (w->conf->splice) {
 			/* A full buffer: bulk data. Splice from now on. */
 			s->flags |= c2s ? F_C2S_SPLICE : F_S2C_SPLICE;
