@@ -253,16 +253,7 @@ main(void)
 	h_echod_start(echo);
 	snprintf(extra, sizeof(extra),
 	    "limits = { max_connections_per_worker = %d; source_table = 1024; };\n", PER_WORKER);
-	h_write_file(conf,
-	    "workers = %d;\n"
-	    "pid_file = \"%s\";\n"
-	    "stats_file = \"%s\";\n"
-	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
-	    "%s"
-	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
-	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\";\n"
-	    "                max_connections_per_source = %d; } );\n",
-	    WORKERS, h_pidfile(), h_statsfile(), extra, echo, port, LIMIT);
+	write_conf(conf, echo, LIMIT, extra);
 	pid = h_sluiced_start(conf, port, WORKERS);
 	ok(HDR(source_slots) == 1024, "the table has limits.source_table slots (%llu)",
 	    (unsigned long long)HDR(source_slots));
