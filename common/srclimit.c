@@ -5,6 +5,7 @@
  * the master takes back a dead worker's counts from its ledger. Never
  * blocks, never logs, allocates only at create. */
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,8 +20,25 @@
 
 #define COUNT_BITS 24
 #define COUNT_MASK ((UINT64_C(1) << COUNT_BITS) - 1)
-#define TAG_OF(w) ((w) >> COUNT_BITS)
+#define PEND_BIT (UINT64_C(1) << COUNT_BITS)
+#define TAG_SHIFT (COUNT_BITS + 1)
+#define TAG_OF(w) ((w) >> TAG_SHIFT)
 #define COUNT_OF(w) ((unsigned)((w)&COUNT_MASK))
+#define PENDING(w) (((w)&PEND_BIT) != 0)
+/* The tag no source has: a claim taken back leaves it. */
+#define WORD_TOMB ((uint64_t)1 << TAG_SHIFT)
+/* A slot a source may take: never used (0: the end of every probe through
+ * it), or settled at count 0 (a tag whose source left, or WORD_TOMB). */
+#define FREE(w) ((w) == 0 || (COUNT_OF(w) == 0 && !PENDING(w)))
+
+/* How long a worker waits for another's claim of the same source to end
+ * (a few dozen instructions, unless that worker lost its CPU): spins, then
+ * yields; past that the source is "not counted here" for this connection. */
+#define SPINS 256
+#define YIELDS 64
+/* Looks along a probe before the same answer: each retry means another
+ * worker changed a slot of this source's probe. */
+#define TRIES 64
 
 /* The first page of the mapping; the words follow on the next. Every field
  * is written with atomics: any worker may change the counters. */
@@ -28,10 +46,11 @@ struct srclimit_hdr {
 	uint64_t seed[2]; /* the hash key: never leaves this mapping */
 	uint32_t nslots;  /* a power of two */
 	uint32_t id;      /* srclimit_id */
-	uint64_t used;
 	uint64_t full;
 	uint64_t reconciled;
 	uint64_t uncertain;
+	uint32_t owners; /* the last ledger owner number given */
+	uint32_t pad;
 };
 
 struct srclimit {
@@ -48,12 +67,17 @@ struct srclimit {
  * (srclimit_reconcile) and, with the sequence numbers, to find counts the
  * table holds that no ledger does (srclimit_audit): a worker killed between
  * its two writes, or a session lost between two workers in a hand-off.
+ * owner marks the worker's claims in the table, claim says where its claim
+ * in progress is (slot + 1), so that the master can take back the claim of
+ * a worker that died in it.
  */
 struct srclimit_ledger {
 	uint64_t *seq;
 	uint32_t *count; /* per slot */
 	size_t size;
 	uint32_t nslots;
+	uint32_t owner; /* 1..COUNT_MASK */
+	uint32_t claim; /* slot + 1 of a claim in progress, or 0 */
 };
 
 /* The worker's updates: begin makes seq odd before any write of the
@@ -137,8 +161,8 @@ siphash24(const uint64_t k[2], const uint8_t *in, size_t len)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* The source's tag (never 0: 0 is an empty slot) and its home slot, from
- * independent bits of one hash. */
+/* The source's tag (never 0 or 1: 0 is an empty slot, 1 WORD_TOMB's) and
+ * its home slot, from independent bits of one hash. */
 static uint64_t
 src_tag(const struct srclimit *t, const uint8_t key[16], uint32_t group, uint32_t *home)
 {
@@ -149,8 +173,8 @@ src_tag(const struct srclimit *t, const uint8_t key[16], uint32_t group, uint32_
 	memcpy(in + 16, &group, 4);
 	h = siphash24(t->hdr->seed, in, sizeof(in));
 	*home = (uint32_t)h & t->mask;
-	h >>= COUNT_BITS;
-	return h != 0 ? h : 1;
+	h >>= TAG_SHIFT;
+	return h > 1 ? h : h + 2;
 }
 
 /* --- master ----------------------------------------------------------------- */
@@ -240,6 +264,9 @@ srclimit_ledger_create(const struct srclimit *t)
 	l->count = (uint32_t *)(void *)((char *)p + page);
 	l->size = size;
 	l->nslots = t->mask + 1;
+	/* Unique among the ledgers that exist at once: it would take 16M
+	 * workers forked while one lives to meet its own number again. */
+	l->owner = __atomic_add_fetch(&t->hdr->owners, 1, __ATOMIC_RELAXED) % COUNT_MASK + 1;
 	return l;
 }
 
@@ -250,17 +277,36 @@ srclimit_ledger_destroy(struct srclimit_ledger *l)
 		munmap(l, l->size);
 }
 
+/* Take c from the count of slot i (the master's: reconcile, audit), unless
+ * the word is no longer w. Returns 1 when taken. */
+static int
+take_back(struct srclimit *t, uint32_t i, uint64_t w, unsigned c)
+{
+	return __atomic_compare_exchange_n(
+	    &t->words[i], &w, w - c, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
 uint64_t
 srclimit_reconcile(struct srclimit *t, struct srclimit_ledger *l)
 {
 	size_t page = 4096, per = page / sizeof(uint32_t);
 	unsigned char resident;
 	uint64_t back = 0;
+	uint32_t claim;
 
 	if (t == NULL || l == NULL)
 		return 0;
 	if (__atomic_load_n(l->seq, __ATOMIC_ACQUIRE) & 1)
 		__atomic_add_fetch(&t->hdr->uncertain, 1, __ATOMIC_RELAXED);
+	/* A claim it died in: the connection it was for died with it. */
+	if ((claim = __atomic_load_n(&l->claim, __ATOMIC_RELAXED)) != 0 && claim <= l->nslots) {
+		uint64_t w = __atomic_load_n(&t->words[claim - 1], __ATOMIC_ACQUIRE);
+
+		if (PENDING(w) && COUNT_OF(w) == l->owner &&
+		    __atomic_compare_exchange_n(
+		        &t->words[claim - 1], &w, WORD_TOMB, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			back++;
+	}
 	for (uint32_t base = 0; base < l->nslots; base += (uint32_t)per) {
 		/* A page the worker never touched holds only zeros: do not
 		 * make the kernel fill it to read them. */
@@ -272,15 +318,15 @@ srclimit_reconcile(struct srclimit *t, struct srclimit_ledger *l)
 
 			if (c == 0)
 				continue;
-			w = __atomic_load_n(&t->words[i], __ATOMIC_RELAXED);
 			do {
+				w = __atomic_load_n(&t->words[i], __ATOMIC_RELAXED);
 				/* The ledger never holds more than the table:
-				 * each count went into the table first. */
-				CHECK(COUNT_OF(w) >= c);
-				if (COUNT_OF(w) < c)
+				 * each count went into the table first, and a
+				 * slot with a count is nobody's to claim. */
+				CHECK(!PENDING(w) && COUNT_OF(w) >= c);
+				if (PENDING(w) || COUNT_OF(w) < c)
 					break;
-			} while (!__atomic_compare_exchange_n(
-			    &t->words[i], &w, w - c, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+			} while (!take_back(t, i, w, c));
 			back += c;
 		}
 	}
@@ -314,7 +360,9 @@ srclimit_audit(struct srclimit *t, struct srclimit_ledger *const *ls, unsigned n
 			uint64_t w = __atomic_load_n(&t->words[i], __ATOMIC_RELAXED), sum = 0;
 			int busy = 0;
 
-			if (COUNT_OF(w) == 0)
+			/* A claim in progress is its worker's to settle, or
+			 * the master's to take back when that worker died. */
+			if (COUNT_OF(w) == 0 || PENDING(w))
 				continue;
 			/* A seqlock read over every ledger: the figures hold
 			 * together only if no worker was in an update. */
@@ -328,16 +376,47 @@ srclimit_audit(struct srclimit *t, struct srclimit_ledger *const *ls, unsigned n
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 			for (unsigned j = 0; j < n && !busy; j++)
 				busy = __atomic_load_n(ls[j]->seq, __ATOMIC_RELAXED) != s1[j];
-			if (busy || COUNT_OF(w) <= sum)
+			if (busy || PENDING(w) || COUNT_OF(w) <= sum)
 				continue;
 			/* Held by no ledger: nobody will ever release it. */
-			if (__atomic_compare_exchange_n(&t->words[i], &w, w - (COUNT_OF(w) - sum),
-			        0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			if (take_back(t, i, w, COUNT_OF(w) - (unsigned)sum))
 				fixed += COUNT_OF(w) - sum;
 		}
 	}
 	__atomic_add_fetch(&t->hdr->reconciled, fixed, __ATOMIC_RELAXED);
 	return fixed;
+}
+
+/* Counted by looking, not kept on the workers' path: a counter every
+ * worker changed would be one more shared line per connection, and one a
+ * worker killed between its two writes would leave wrong for good. */
+uint64_t
+srclimit_used(const struct srclimit *t)
+{
+	const uint32_t per = 4096 / sizeof(uint64_t);
+	uint32_t pages = (t->mask + 1) / per;
+	unsigned char *vec = malloc(pages);
+	uint64_t used = 0;
+
+	if (t == NULL) {
+		free(vec);
+		return 0;
+	}
+	if (vec != NULL && mincore(t->words, (size_t)pages * 4096, vec) != 0) {
+		free(vec);
+		vec = NULL;
+	}
+	for (uint32_t p = 0; p < pages; p++) {
+		if (vec != NULL && !(vec[p] & 1))
+			continue;
+		for (uint32_t i = p * per; i < (p + 1) * per; i++) {
+			uint64_t w = __atomic_load_n(&t->words[i], __ATOMIC_RELAXED);
+
+			used += COUNT_OF(w) != 0 && !PENDING(w);
+		}
+	}
+	free(vec);
+	return used;
 }
 
 void
@@ -347,7 +426,6 @@ srclimit_usage(const struct srclimit *t, struct srclimit_usage *out)
 	if (t == NULL)
 		return;
 	out->slots = t->mask + 1;
-	out->used = __atomic_load_n(&t->hdr->used, __ATOMIC_RELAXED);
 	out->full = __atomic_load_n(&t->hdr->full, __ATOMIC_RELAXED);
 	out->reconciled = __atomic_load_n(&t->hdr->reconciled, __ATOMIC_RELAXED);
 	out->uncertain = __atomic_load_n(&t->hdr->uncertain, __ATOMIC_RELAXED);
@@ -355,7 +433,83 @@ srclimit_usage(const struct srclimit *t, struct srclimit_usage *out)
 
 /* --- workers ---------------------------------------------------------------- */
 
-/* Debug builds: no other slot of the probe holds tag (the invariant). */
+void (*srclimit_test_pause)(int stage);
+
+uint32_t
+srclimit_home(const struct srclimit *t, const uint8_t key[16], uint32_t group)
+{
+	uint32_t home;
+
+	(void)src_tag(t, key, group, &home);
+	return home;
+}
+
+static void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* Wait, boundedly, for slot i to hold something else than w: a claim in
+ * progress ending. 0 when it did not (its worker stopped, or died and the
+ * master has not reaped it yet). */
+static int
+wait_change(const struct srclimit *t, uint32_t i, uint64_t w)
+{
+	for (unsigned n = 0; n < SPINS + YIELDS; n++) {
+		if (__atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE) != w)
+			return 1;
+		if (n < SPINS)
+			cpu_relax();
+		else
+			sched_yield();
+	}
+	return 0;
+}
+
+/*
+ * Along the source's probe (from home to the first never-used slot, at
+ * most SRCLIMIT_PROBE slots), what a lookup needs: its settled slot, else
+ * a slot where a claim of it is in progress, and the first free slot.
+ */
+struct look {
+	uint32_t settled, pending, free;
+	uint64_t sw, pw, fw; /* what each held */
+};
+
+static void
+look(const struct srclimit *t, uint64_t tag, uint32_t home, struct look *k)
+{
+	k->settled = k->pending = k->free = UINT32_MAX;
+	for (uint32_t n = 0, i = home; n < SRCLIMIT_PROBE; n++, i = (i + 1) & t->mask) {
+		uint64_t w = __atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE);
+
+		if (FREE(w) && k->free == UINT32_MAX) {
+			k->free = i;
+			k->fw = w;
+		}
+		if (w == 0)
+			return;
+		if (TAG_OF(w) != tag)
+			continue;
+		if (!PENDING(w)) {
+			k->settled = i;
+			k->sw = w;
+			return;
+		}
+		if (k->pending == UINT32_MAX) {
+			k->pending = i;
+			k->pw = w;
+		}
+	}
+}
+
+/* Debug builds: no other slot of the probe is the source's settled slot
+ * (the invariant). */
 static void
 check_unique(const struct srclimit *t, uint64_t tag, uint32_t home, uint32_t at)
 {
@@ -366,89 +520,164 @@ check_unique(const struct srclimit *t, uint64_t tag, uint32_t home, uint32_t at)
 
 		if (w == 0)
 			return;
-		CHECK(i == at || TAG_OF(w) != tag);
+		CHECK(i == at || PENDING(w) || TAG_OF(w) != tag);
 	}
 }
 
-/* The slot holding the source's tag, or UINT32_MAX. */
-static uint32_t
-src_find(const struct srclimit *t, uint64_t tag, uint32_t home)
+/*
+ * Claim free slot i (which held w) for the source, to be its slot with a
+ * count of 1: 1 when it is, 0 when this claim lost (the slot was taken, or
+ * another claim of the source wins: look again), -1 when a claim this one
+ * had to wait for did not end.
+ *
+ * Why this keeps one slot per source without a lock: a claim marks the
+ * slot pending first, then looks along the whole probe again for another
+ * slot of the source. Of two claims of one source, at least one sees the
+ * other (each writes before it reads, and the two writes and reads are in
+ * one total order). Seeing a settled slot, or a claim earlier on the probe,
+ * a claim withdraws; seeing a claim later on the probe, it waits for that
+ * one to settle (then withdraws) or withdraw (then looks again). The later
+ * of two claims never waits, so waits end. A slot never goes back to
+ * never-used, so a probe never ends sooner than it did.
+ */
+static int
+claim(struct srclimit *t, struct srclimit_ledger *l, uint64_t tag, uint32_t home, uint32_t i,
+    uint64_t w)
 {
-	for (uint32_t n = 0, i = home; n < SRCLIMIT_PROBE; n++, i = (i + 1) & t->mask) {
-		uint64_t w = __atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE);
+	uint64_t mine = (tag << TAG_SHIFT) | PEND_BIT | l->owner;
+	int rc = 0;
 
-		if (w == 0)
-			break;
-		if (TAG_OF(w) == tag)
-			return i;
+	__atomic_store_n(&l->claim, i + 1, __ATOMIC_RELAXED);
+	if (!__atomic_compare_exchange_n(
+	        &t->words[i], &w, mine, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&l->claim, 0, __ATOMIC_RELAXED);
+		return 0;
 	}
-	return UINT32_MAX;
+	if (srclimit_test_pause != NULL)
+		srclimit_test_pause(1);
+	for (;;) {
+		uint32_t later = UINT32_MAX, n, j;
+		uint64_t lw = 0;
+		int withdraw = 0;
+
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		for (n = 0, j = home; n < SRCLIMIT_PROBE && !withdraw; n++, j = (j + 1) & t->mask) {
+			uint64_t v = __atomic_load_n(&t->words[j], __ATOMIC_SEQ_CST);
+
+			if (v == 0)
+				break;
+			if (j == i || TAG_OF(v) != tag)
+				continue;
+			if (!PENDING(v) || ((j - home) & t->mask) < ((i - home) & t->mask))
+				withdraw = 1;
+			else if (later == UINT32_MAX) {
+				later = j;
+				lw = v;
+			}
+		}
+		if (!withdraw && later == UINT32_MAX) {
+			/* Only this worker writes a pending word it owns. */
+			__atomic_store_n(&t->words[i], (tag << TAG_SHIFT) | 1, __ATOMIC_RELEASE);
+			rc = 1;
+			break;
+		}
+		if (withdraw || !wait_change(t, later, lw)) {
+			__atomic_store_n(&t->words[i], WORD_TOMB, __ATOMIC_RELEASE);
+			rc = withdraw ? 0 : -1;
+			break;
+		}
+	}
+	__atomic_store_n(&l->claim, 0, __ATOMIC_RELAXED);
+	return rc;
 }
 
 int
 srclimit_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group,
     unsigned limit, int force)
 {
-	uint32_t home, i, n = 0;
+	uint32_t home, at = UINT32_MAX;
 	uint64_t tag = src_tag(t, key, group, &home);
-	uint64_t w;
+	int rc = -1;
 
 	upd_begin(l);
-	i = home;
-	w = __atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE);
-	while (n < SRCLIMIT_PROBE) {
-		if (w == 0) {
-			/* Every slot before this one holds another tag, for
-			 * good: this is where the source goes. Losing the race
-			 * for it, look at it again (it may be ours now). */
-			if (!__atomic_compare_exchange_n(&t->words[i], &w, (tag << COUNT_BITS) | 1,
-			        0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				continue;
-			__atomic_add_fetch(&t->hdr->used, 1, __ATOMIC_RELAXED);
-			break;
-		}
-		if (TAG_OF(w) == tag) {
+	for (unsigned tries = 0; tries < TRIES; tries++) {
+		struct look k;
+		uint64_t w;
+
+		look(t, tag, home, &k);
+		if (k.settled != UINT32_MAX) {
+			w = k.sw;
 			if ((COUNT_OF(w) >= limit && !force) || COUNT_OF(w) == SRCLIMIT_COUNT_MAX) {
-				upd_end(l);
-				return 0;
+				rc = 0;
+				break;
 			}
-			if (!__atomic_compare_exchange_n(
-			        &t->words[i], &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			/* A failed swap: the count changed, or the slot went
+			 * to another source after this one's left. */
+			if (!__atomic_compare_exchange_n(&t->words[k.settled], &w, w + 1, 0,
+			        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 				continue;
+			at = k.settled;
+			rc = 1;
 			break;
 		}
-		n++;
-		i = (i + 1) & t->mask;
-		w = __atomic_load_n(&t->words[i], __ATOMIC_ACQUIRE);
+		if (k.pending != UINT32_MAX) {
+			/* Another worker is claiming a slot for the source. */
+			if (!wait_change(t, k.pending, k.pw))
+				break;
+			continue;
+		}
+		if (k.free == UINT32_MAX)
+			break;
+		if (srclimit_test_pause != NULL)
+			srclimit_test_pause(0);
+		if ((rc = claim(t, l, tag, home, k.free, k.fw)) != 0) {
+			at = k.free;
+			break;
+		}
+		rc = -1;
 	}
-	if (n == SRCLIMIT_PROBE) {
-		upd_end(l);
-		__atomic_add_fetch(&t->hdr->full, 1, __ATOMIC_RELAXED);
-		return -1;
+	if (rc == 1) {
+		check_unique(t, tag, home, at);
+		/* Counted in the table: now in our ledger (see struct
+		 * srclimit_ledger). */
+		ledger_add(l, at, 1);
 	}
-	check_unique(t, tag, home, i);
-	/* Counted in the table: now in our ledger (see struct srclimit_ledger). */
-	ledger_add(l, i, 1);
 	upd_end(l);
-	return 1;
+	if (rc == -1)
+		__atomic_add_fetch(&t->hdr->full, 1, __ATOMIC_RELAXED);
+	return rc;
+}
+
+/* The source's settled slot, or UINT32_MAX. */
+static uint32_t
+src_find(const struct srclimit *t, const uint8_t key[16], uint32_t group, uint64_t *tagp)
+{
+	uint32_t home;
+	uint64_t tag = src_tag(t, key, group, &home);
+	struct look k;
+
+	look(t, tag, home, &k);
+	if (tagp != NULL)
+		*tagp = tag;
+	return k.settled;
 }
 
 int
 srclimit_put(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group)
 {
-	uint32_t home, i;
-	uint64_t tag = src_tag(t, key, group, &home);
-	uint64_t w;
+	uint64_t tag, w;
+	uint32_t i;
 
-	if ((i = src_find(t, tag, home)) == UINT32_MAX || ledger_get(l, i) == 0)
+	if ((i = src_find(t, key, group, &tag)) == UINT32_MAX || ledger_get(l, i) == 0)
 		return 0;
 	upd_begin(l);
 	ledger_add(l, i, -1);
 	w = __atomic_load_n(&t->words[i], __ATOMIC_RELAXED);
 	do {
-		/* Our ledger had one: the table has at least that one. */
-		CHECK(TAG_OF(w) == tag && COUNT_OF(w) > 0);
-		if (COUNT_OF(w) == 0)
+		/* Our ledger had one: the table has at least that one, and
+		 * a slot with a count is nobody's to claim. */
+		CHECK(TAG_OF(w) == tag && !PENDING(w) && COUNT_OF(w) > 0);
+		if (COUNT_OF(w) == 0 || PENDING(w))
 			break; /* never borrow from the tag */
 	} while (!__atomic_compare_exchange_n(
 	    &t->words[i], &w, w - 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
@@ -460,10 +689,9 @@ int
 srclimit_move_out(
     struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group)
 {
-	uint32_t home, i;
-	uint64_t tag = src_tag(t, key, group, &home);
+	uint32_t i;
 
-	if ((i = src_find(t, tag, home)) == UINT32_MAX || ledger_get(l, i) == 0)
+	if ((i = src_find(t, key, group, NULL)) == UINT32_MAX || ledger_get(l, i) == 0)
 		return 0;
 	upd_begin(l);
 	ledger_add(l, i, -1);
@@ -475,10 +703,11 @@ int
 srclimit_move_in(
     struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16], uint32_t group)
 {
-	uint32_t home, i;
-	uint64_t tag = src_tag(t, key, group, &home);
+	uint32_t i;
 
-	if ((i = src_find(t, tag, home)) == UINT32_MAX ||
+	/* The count the sender left keeps the slot the source's until this
+	 * takes it over. */
+	if ((i = src_find(t, key, group, NULL)) == UINT32_MAX ||
 	    COUNT_OF(__atomic_load_n(&t->words[i], __ATOMIC_RELAXED)) == 0)
 		return 0;
 	upd_begin(l);
@@ -491,19 +720,17 @@ int
 srclimit_holds(const struct srclimit *t, const struct srclimit_ledger *l, const uint8_t key[16],
     uint32_t group)
 {
-	uint32_t home, i;
-	uint64_t tag = src_tag(t, key, group, &home);
+	uint32_t i;
 
-	return (i = src_find(t, tag, home)) != UINT32_MAX && ledger_get(l, i) > 0;
+	return (i = src_find(t, key, group, NULL)) != UINT32_MAX && ledger_get(l, i) > 0;
 }
 
 unsigned
 srclimit_count(const struct srclimit *t, const uint8_t key[16], uint32_t group)
 {
-	uint32_t home, i;
-	uint64_t tag = src_tag(t, key, group, &home);
+	uint32_t i;
 
-	if ((i = src_find(t, tag, home)) == UINT32_MAX)
+	if ((i = src_find(t, key, group, NULL)) == UINT32_MAX)
 		return 0;
 	return COUNT_OF(__atomic_load_n(&t->words[i], __ATOMIC_RELAXED));
 }

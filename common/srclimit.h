@@ -7,17 +7,19 @@
  * master can take back what a worker that died held. The master creates and
  * reconciles; workers count; nothing here logs or allocates per connection.
  *
- * A word is a source's tag (40 bits of a keyed hash of its address and
- * limit group) and its count (24 bits). A slot, once a tag claimed it, keeps
- * that tag for the life of the table: a count that falls to zero leaves the
- * slot to the same source only. That is what makes claiming safe without a
- * lock: a source has at most one slot (checked in debug builds), because a
- * claimer takes the first empty slot after scanning every slot before it,
- * and those can never turn empty again. The price: slots of sources that
- * left are not reused, so the table holds as many distinct sources as it
- * has slots (limits.source_table) within a probe of SRCLIMIT_PROBE; past
- * that a source is "not counted here" and the caller falls back to its own
- * per-worker count (counted as source_table_full).
+ * A word is a source's tag (39 bits of a keyed hash of its address and
+ * limit group), a pending bit and its count (24 bits). Lookups probe
+ * linearly from the source's home slot, at most SRCLIMIT_PROBE slots, to
+ * the first slot never used. A slot whose count fell to zero is free: its
+ * own source takes it back by counting into it, any other by a claim. A
+ * claim marks the slot pending, then looks along the probe again for
+ * another slot of its source and gives way by a fixed rule (srclimit.c,
+ * claim), which keeps one slot per source without a lock (checked in debug
+ * builds); a slot never goes back to never-used, so probes never shorten.
+ * The table thus holds as many sources at once as it has slots, and fills
+ * only when SRCLIMIT_PROBE slots in a row hold live sources; then a source
+ * is "not counted here" and the caller falls back to its own per-worker
+ * count (counted as source_table_full).
  */
 #ifndef SLUICE_SRCLIMIT_H
 #define SLUICE_SRCLIMIT_H
@@ -35,7 +37,6 @@ struct srclimit_ledger;
 /* What the table shows (srclimit_usage). */
 struct srclimit_usage {
 	uint64_t slots;      /* capacity */
-	uint64_t used;       /* slots a source has claimed (they stay claimed) */
 	uint64_t full;       /* times a source found no slot (counted per worker) */
 	uint64_t reconciled; /* counts taken back from workers that died */
 	uint64_t uncertain;  /* workers that died in the middle of an update */
@@ -65,7 +66,8 @@ void srclimit_ledger_destroy(struct srclimit_ledger *);
  * into IPv6) in limit group `group`, unless it already has `limit` (force:
  * whatever the limit, for a session that exists already). Returns 1 when
  * counted, 0 when refused at the limit, -1 when the source has no slot (the
- * table is full where it hashes): nothing counted, the caller decides. */
+ * table is full where it hashes, or another worker's claim of the source
+ * did not end: that worker stopped): nothing counted, the caller decides. */
 int srclimit_get(struct srclimit *, struct srclimit_ledger *, const uint8_t key[16], uint32_t group,
     unsigned limit, int force);
 
@@ -94,7 +96,8 @@ int srclimit_holds(
 unsigned srclimit_count(const struct srclimit *, const uint8_t key[16], uint32_t group);
 
 /* Master, after reaping the ledger's worker: subtract every count it held
- * from the table. Returns the connections taken back. */
+ * from the table, and withdraw a claim it died in. Returns the connections
+ * taken back. */
 uint64_t srclimit_reconcile(struct srclimit *, struct srclimit_ledger *);
 
 /* Master, now and then, while no session is on its way between two
@@ -108,5 +111,16 @@ uint64_t srclimit_reconcile(struct srclimit *, struct srclimit_ledger *);
 uint64_t srclimit_audit(struct srclimit *, struct srclimit_ledger *const *ls, unsigned n);
 
 void srclimit_usage(const struct srclimit *, struct srclimit_usage *out);
+
+/* The slots that hold a count now, counted by walking the slots in memory:
+ * the master's, now and then (2^20 slots, all in memory, take a few
+ * milliseconds). */
+uint64_t srclimit_used(const struct srclimit *);
+
+/* Tests only: the slot where the source's probe starts, and a function a
+ * worker calls between looking for a free slot and claiming it (stage 0)
+ * and between marking it claimed and looking again (stage 1); NULL. */
+uint32_t srclimit_home(const struct srclimit *, const uint8_t key[16], uint32_t group);
+extern void (*srclimit_test_pause)(int stage);
 
 #endif

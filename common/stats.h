@@ -409,9 +409,9 @@ struct stats_header {
 	uint32_t last_reload_ok;   /* 1 when that outcome was success */
 	uint32_t pad;
 	/* The shared per-source table (common/srclimit.h), copied by the
-	 * master every tick: its slots, those a source claimed, the
-	 * connections counted per worker because their source found no slot,
-	 * and the counts taken back from workers that died. */
+	 * master every tick: its slots, those holding a count (counted once a
+	 * second), the connections counted per worker because their source
+	 * found no slot, and the counts taken back from workers that died. */
 	uint64_t source_slots;
 	uint64_t source_slots_used;
 	uint64_t source_table_full;

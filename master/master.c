@@ -136,6 +136,7 @@ static struct {
 	struct srclimit_ledger *ledgers[STATS_SLOTS];
 	double src_quiet_at; /* mono_now() from which no hand-off can be in flight */
 	double src_audit_at; /* mono_now() of the next audit */
+	double src_walk_at;  /* mono_now() of the next count of the slots in use */
 	/* Helper processes outside the stats slots, each one at most: the
 	 * health checker (checker/checker.c), started when the config has
 	 * health checks, and the admin process (admin/admin.c). */
@@ -1574,16 +1575,23 @@ source_audit(double now)
 		log_info("per-source table: %" PRIu64 " counts no worker held taken back", fixed);
 }
 
-/* The per-source table's figures into the segment's header (ours). */
+/* The per-source table's figures into the segment's header (ours); the
+ * slots in use, a walk of the table, once a second. */
+#define MASTER_SOURCE_WALK 1.0
+
 static void
-source_publish(void)
+source_publish(double now)
 {
 	struct stats_header *hdr = m.stats->hdr;
 	struct srclimit_usage u;
 
 	srclimit_usage(m.srclimit, &u);
 	__atomic_store_n(&hdr->source_slots, u.slots, __ATOMIC_RELAXED);
-	__atomic_store_n(&hdr->source_slots_used, u.used, __ATOMIC_RELAXED);
+	if (now >= m.src_walk_at) {
+		m.src_walk_at = now + MASTER_SOURCE_WALK;
+		__atomic_store_n(
+		    &hdr->source_slots_used, srclimit_used(m.srclimit), __ATOMIC_RELAXED);
+	}
 	__atomic_store_n(&hdr->source_table_full, u.full, __ATOMIC_RELAXED);
 	__atomic_store_n(&hdr->source_reconciled, u.reconciled, __ATOMIC_RELAXED);
 }
@@ -1618,7 +1626,7 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	check_heartbeats(mono_now());
 	source_audit(now);
-	source_publish();
+	source_publish(now);
 	upgrade_tick(now);
 	helper_tick(&m.checker, now);
 	helper_tick(&m.admin, now);
@@ -2267,7 +2275,7 @@ master_run(struct master_start *st)
 		                                             : srclimit_auto_slots(c->max_connections));
 		if (m.srclimit == NULL)
 			log_warn("per-source table: limits per worker only");
-		source_publish();
+		source_publish(mono_now());
 	}
 	for (unsigned i = 0; i < m.cur.conf->workers; i++)
 		spawn(&m.cur, i);
