@@ -2584,11 +2584,12 @@ conf_parse_duration(const char *text, uint64_t *ms)
 }
 
 unsigned
-conf_fd_capacity(const struct conf *c, unsigned long nofile)
+conf_fd_capacity(const struct conf *c, unsigned long nofile, unsigned extra_listen)
 {
-	/* Listeners, the log and stats descriptors, stdio, slack, and the idle
-	 * pipe cache a worker keeps for splicing (two descriptors each). */
-	unsigned long reserve = 32 + c->nlisteners + 2 * 32;
+	/* Listeners (and the extra reuseport sockets a worker took over after
+	 * the workers shrank), the log and stats descriptors, stdio, slack, and
+	 * the idle pipe cache a worker keeps for splicing (two each). */
+	unsigned long reserve = 32 + c->nlisteners + extra_listen + 2 * 32;
 
 	return nofile > reserve ? (unsigned)((nofile - reserve) / 2) : 0;
 }

@@ -271,7 +271,7 @@ struct conf {
 /* Relayed connections one process with nofile descriptors can hold: two per
  * connection, after a reserve for listeners, the log, the stats segment and
  * idle splice pipes. */
-unsigned conf_fd_capacity(const struct conf *, unsigned long nofile);
+unsigned conf_fd_capacity(const struct conf *, unsigned long nofile, unsigned extra_listen);
 
 /* Read and validate path. Returns a new conf owned by the caller (free with
  * conf_free), or NULL with the first problem in err as

@@ -235,7 +235,7 @@ master_check_fd_budget(const struct conf *c)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
 		return 1;
-	per_worker = conf_fd_capacity(c, (unsigned long)rl.rlim_cur);
+	per_worker = conf_fd_capacity(c, (unsigned long)rl.rlim_cur, 0);
 	if (c->max_connections_per_worker != 0 && c->max_connections_per_worker > per_worker)
 		log_warnx("limits.max_connections_per_worker = %u cannot fit: a worker's %lu "
 		          "descriptors (RLIMIT_NOFILE) hold at most %lu relayed connections; "

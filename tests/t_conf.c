@@ -185,6 +185,9 @@ test_minimal(void)
 		cpus = CONF_WORKERS_MAX;
 	is(c->workers, cpus, "workers defaults to the online CPUs");
 	is(c->workers_auto, 1, "workers_auto when missing");
+	ok(conf_fd_capacity(c, 20000, 0) - conf_fd_capacity(c, 20000, 40) == 20,
+	    "40 extra listening sockets (reuseport, after a shrink) cost 20 connections of "
+	    "a worker's descriptor budget");
 	is_str(c->pid_file, "/run/sluice/sluiced.pid", "default pid_file");
 	is_str(c->stats_file, "/run/sluice/stats", "default stats_file");
 	is(c->log_target, LOG_TARGET_SYSLOG, "default log.target");

@@ -768,14 +768,14 @@ reopen_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 /* Without an explicit cap, a worker takes what its descriptors can hold, up
  * to the daemon's limit: accepting into EMFILE would only fail later. */
 static unsigned
-max_active_default(const struct conf *c)
+max_active_default(const struct conf *c, unsigned extra_listen)
 {
 	struct rlimit rl;
 	unsigned cap;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
 		return c->max_connections;
-	cap = conf_fd_capacity(c, (unsigned long)rl.rlim_cur);
+	cap = conf_fd_capacity(c, (unsigned long)rl.rlim_cur, extra_listen);
 	if (cap == 0)
 		cap = 1;
 	return cap < c->max_connections ? cap : c->max_connections;
@@ -801,7 +801,7 @@ worker_main(const struct heritage *h)
 	w->loop = EV_DEFAULT;
 	w->buffer_size = c->buffer_size;
 	w->max_active = c->max_connections_per_worker ? c->max_connections_per_worker
-	                                              : max_active_default(c);
+	                                              : max_active_default(c, h->nextra);
 	ev_set_userdata(w->loop, w);
 	w->now = mono_now();
 	ev_check_init(&w->clock_w, clock_cb);
