@@ -281,7 +281,10 @@ recv_session(struct worker *w, struct chan *c, const struct handoff_msg *m, cons
 	else if (relay_adopt(w, m, fds[0], fds[1], 0) == 0) {
 		c->taken++;
 		return;
-	} else if (errno == ENOMEM) {
+	} else if (errno != EINVAL) {
+		/* No session object, or the kernel would not watch its sockets
+		 * (ENOSPC: epoll's max_user_watches; ENOMEM): the sender keeps
+		 * relaying it and offers it again later. */
 		why = HANDOFF_RET_FULL;
 	} else {
 		/* Rows we cannot count in: not ours to relay. */
@@ -387,11 +390,16 @@ send_answer(struct worker *w, struct chan *c, const struct handoff_msg *m, const
 		}
 		c->inflight--;
 		c->full_until = w->now + HANDOFF_FULL_PAUSE;
+		log_debug("hand-off: a session given back (%s)",
+		    m->count == HANDOFF_RET_DRAINING ? "the new worker is leaving"
+		                                     : "the new worker cannot take it now");
 		/* A receiver that leaves will never take one: no more offers. */
 		if (m->count == HANDOFF_RET_DRAINING)
 			c->ready = 0;
 		if (relay_adopt(w, m, fds[0], fds[1], 1) == -1) {
-			/* Cannot happen: its object was ours a moment ago. */
+			/* Its object was ours a moment ago; only the kernel
+			 * refusing to watch its sockets again (epoll's watch
+			 * limit) leaves us nothing to relay it with. */
 			log_warn("hand-off: a session given back could not be taken again");
 			close_fds(fds, 2);
 			relay_handed(w, 0, 1);
