@@ -55,6 +55,8 @@ struct chan {
 	int ret_fds[2];
 };
 
+#define HOLD_MAX 64
+
 struct handoff {
 	ev_io ctl;       /* the master's socket */
 	ev_timer pump_w; /* the next walk */
@@ -68,6 +70,13 @@ struct handoff {
 	unsigned sent;
 	double stall;      /* test hook: seconds a receiver leaves a new channel unread */
 	ev_timer stall_w;
+	/* Test hook: seconds a sender keeps copies of a sent session's
+	 * descriptors, as a sender the scheduler stopped between its send and
+	 * its close would; HOLD_MAX sessions at most. */
+	double hold;
+	ev_timer hold_w;
+	int held[2 * HOLD_MAX];
+	unsigned nheld;
 	/* Two descriptors held in reserve and let go just before each read
 	 * that may bring descriptors: the kernel drops (closes) what it
 	 * cannot install, which would cut the connections they carry. When
@@ -512,6 +521,15 @@ send_one(struct worker *w, struct chan *c, struct session *s)
 		return -1;
 	}
 	c->inflight++;
+	if (ho.hold > 0 && ho.nheld < HOLD_MAX) {
+		ho.held[2 * ho.nheld] = dup(s->cfd);
+		ho.held[2 * ho.nheld + 1] = dup(s->sfd);
+		ho.nheld++;
+		if (!ev_is_active(&ho.hold_w)) {
+			ev_timer_set(&ho.hold_w, ho.hold, 0.);
+			ev_timer_start(w->loop, &ho.hold_w);
+		}
+	}
 	relay_detach(w, s);
 	return 0;
 }
@@ -673,6 +691,16 @@ stall_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 static void
+hold_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = ev_userdata(loop);
+
+	close_fds(ho.held, (int)(2 * ho.nheld));
+	ho.nheld = 0;
+	worker_session_closed(w); /* a draining worker may leave now */
+}
+
+static void
 ctl_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct worker *w = ev_userdata(loop);
@@ -717,14 +745,18 @@ handoff_init(struct worker *w, int fd)
 	w->handoff = &ho;
 	ho.hello_version = HANDOFF_VERSION;
 	/* Test hooks (tests/i_handoff): greet with another version; damage
-	 * every Nth record sent; leave new channels unread for a while. */
+	 * every Nth record sent; leave new channels unread for a while; keep
+	 * sent sessions' descriptors open for a while. */
 	if ((v = getenv("SLUICE_TEST_HANDOFF_VERSION")) != NULL)
 		ho.hello_version = (uint16_t)atoi(v);
 	if ((v = getenv("SLUICE_TEST_HANDOFF_CORRUPT")) != NULL)
 		ho.corrupt_every = atoi(v);
 	if ((v = getenv("SLUICE_TEST_HANDOFF_STALL_MS")) != NULL)
 		ho.stall = atoi(v) / 1000.0;
+	if ((v = getenv("SLUICE_TEST_HANDOFF_HOLD_MS")) != NULL)
+		ho.hold = atoi(v) / 1000.0;
 	ev_init(&ho.stall_w, stall_cb);
+	ev_init(&ho.hold_w, hold_cb);
 	ev_init(&ho.room_w, room_cb);
 	ev_io_init(&ho.ctl, ctl_cb, fd, EV_READ);
 	ev_io_start(w->loop, &ho.ctl);
@@ -753,6 +785,8 @@ handoff_busy(const struct worker *w)
 {
 	if (w->handoff == NULL)
 		return 0;
+	if (ho.nheld > 0)
+		return 1; /* the test hook's copies */
 	/* A sender may still have sessions on the way in one. */
 	for (unsigned i = 0; i < ho.nchans; i++)
 		if (ho.chans[i]->fd != -1 && ho.chans[i]->role == CHAN_RECV)

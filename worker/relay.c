@@ -1261,6 +1261,9 @@ relay_adopt(struct worker *w, const struct handoff_msg *m, int cfd, int sfd, int
 	memset(s, 0, sizeof(*s));
 	s->cfd = cfd;
 	s->sfd = sfd;
+	/* The sender closes its descriptors after sending: until then a close
+	 * of ours would not take the sockets out of our epoll set. */
+	sio_shared(s);
 	if (sio_add(w, s, SIO_CLIENT) == -1 || sio_add(w, s, SIO_SERVER) == -1) {
 		int err = errno;
 

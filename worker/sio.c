@@ -244,10 +244,24 @@ sio_want(struct worker *w, struct session *s, int side, unsigned want)
 		enqueue(w, s);
 }
 
+/* Take a side's socket out of the set by hand. */
+static void
+unwatch(int fd)
+{
+	if (fd != -1 && epoll_ctl(sio.epfd, EPOLL_CTL_DEL, fd, NULL) == -1 && errno != ENOENT)
+		log_warn("epoll_ctl DEL of a shared session socket");
+}
+
 void
 sio_forget(struct worker *w, struct session *s, int side)
 {
 	(void)w;
+	if (s->iox & SIO_SHARED) {
+		if (side != SIO_SERVER)
+			unwatch(s->cfd);
+		if (side != SIO_CLIENT)
+			unwatch(s->sfd);
+	}
 	for (int k = sio.i + 1; k < sio.n; k++) {
 		uint64_t d = sio.ev[k].data.u64;
 
@@ -273,10 +287,6 @@ sio_forget(struct worker *w, struct session *s, int side)
 void
 sio_detach(struct worker *w, struct session *s)
 {
-	if (epoll_ctl(sio.epfd, EPOLL_CTL_DEL, s->cfd, NULL) == -1 && errno != ENOENT)
-		log_warn("epoll_ctl DEL of a moved client socket");
-	if (s->sfd != -1 && epoll_ctl(sio.epfd, EPOLL_CTL_DEL, s->sfd, NULL) == -1 &&
-	    errno != ENOENT)
-		log_warn("epoll_ctl DEL of a moved server socket");
+	s->iox |= SIO_SHARED;
 	sio_forget(w, s, SIO_ALL);
 }

@@ -45,6 +45,17 @@ void sio_want(struct worker *, struct session *, int side, unsigned want);
  * for reading until a read returns it. */
 #define SIO_QUEUED 0x1
 #define SIO_END(side) (0x2 << (side))
+/* The session's sockets came from another process (a hand-off), which may
+ * still hold them for a moment: an epoll entry lives as long as its socket,
+ * not our descriptor, so closing them takes them out of the set first. */
+#define SIO_SHARED 0x8
+
+/* The session's sockets were handed to us. */
+static inline void
+sio_shared(struct session *s)
+{
+	s->iox |= SIO_SHARED;
+}
 
 static inline void
 sio_dry(struct session *s, int side, unsigned what)
@@ -55,7 +66,8 @@ sio_dry(struct session *s, int side, unsigned what)
 }
 
 /* Before the side's socket closes (side), or the whole session goes
- * (SIO_ALL): no event still on its way reaches it. */
+ * (SIO_ALL): no event still on its way reaches it (and a shared session's
+ * sockets leave the set). */
 #define SIO_ALL 2
 void sio_forget(struct worker *, struct session *, int side);
 
