@@ -248,7 +248,7 @@ main(void)
 	uint64_t refused0, rec0;
 	char extra[256];
 
-	plan(40);
+	plan(41);
 	port = h_free_port();
 	h_echod_start(echo);
 	snprintf(extra, sizeof(extra),
