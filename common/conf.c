@@ -87,7 +87,7 @@ static const char *const conf_admin_keys[] = {"listen", NULL};
 static const char *const conf_log_keys[] = {"target", "file", "facility", "level",
     "connections", "format", "syslog_socket", NULL};
 static const char *const conf_pool_keys[] = {"buffer_size", "max_memory", "splice",
-    "bulk_buffer_size", NULL};
+    "bulk_buffer_size", "batch_writes", NULL};
 static const char *const conf_limits_keys[] = {"max_connections", "max_connections_per_worker",
     "source_table", NULL};
 static const char *const conf_timeouts_keys[] = {"connect", "idle", "drain", "proxy_header",
@@ -690,6 +690,9 @@ conf_pool(struct conf_ctx *c, config_setting_t *root, struct conf *conf)
 		return 0;
 	}
 	if ((s = config_setting_get_member(g, "splice")) != NULL && conf_bool(c, s, &conf->splice) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "batch_writes")) != NULL &&
+	    conf_bool(c, s, &conf->batch_writes) == -1)
 		return -1;
 	if ((s = config_setting_get_member(g, "buffer_size")) != NULL) {
 		if (conf_size(c, s, &v) == -1)

@@ -226,6 +226,8 @@ struct conf {
 	                          * small buffers have the rest */
 	int splice;              /* pool.splice: zero-copy relaying of bulk
 	                          * transfers through pooled pipes; default 1 */
+	int batch_writes;        /* pool.batch_writes: a message read is written
+	                          * after the wake-up's other reads; default 0 */
 	unsigned max_connections; /* limits.max_connections, whole daemon, default 10000 */
 	unsigned max_connections_per_worker; /* limits.max_connections_per_worker;
 	                                      * 0 (default): what a worker's

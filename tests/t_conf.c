@@ -94,7 +94,8 @@ test_full(void)
 	    "stats_file = \"/tmp/sluice-test/stats\";\n"
 	    "log = { target = \"file\"; file = \"/var/log/sluice.log\";\n"
 	    "        facility = \"local3\"; level = \"debug\"; };\n"
-	    "pool = { buffer_size = \"16K\"; max_memory = 1048576; splice = false; };\n"
+	    "pool = { buffer_size = \"16K\"; max_memory = 1048576; splice = false;\n"
+	    "         batch_writes = true; };\n"
 	    "limits = { max_connections = 5000; };\n"
 	    "timeouts = { connect = \"250ms\"; idle = 90; drain = \"2m\"; };\n"
 	    "upstreams = (\n"
@@ -129,6 +130,7 @@ test_full(void)
 	is(c->buffer_size, 16384, "pool.buffer_size from \"16K\"");
 	is(c->max_memory, 1048576, "pool.max_memory from an integer");
 	is(c->splice, 0, "pool.splice = false turns zero-copy off");
+	is(c->batch_writes, 1, "pool.batch_writes = true");
 	is(c->max_connections, 5000, "limits.max_connections");
 	is(c->connect_timeout_ms, 250, "timeouts.connect from \"250ms\"");
 	is(c->idle_timeout_ms, 90000, "timeouts.idle from an integer (seconds)");
@@ -197,6 +199,7 @@ test_minimal(void)
 	is(c->buffer_size, 4096, "default pool.buffer_size");
 	is(c->max_memory, 256 * 1024 * 1024, "default pool.max_memory");
 	is(c->splice, 1, "default pool.splice is on");
+	is(c->batch_writes, 0, "default pool.batch_writes is off");
 	is(c->bulk_buffer_size, 32 * 1024, "default pool.bulk_buffer_size");
 	is(c->bulk_memory, 64 * 1024 * 1024, "bulk buffers have a quarter of max_memory");
 	is(c->accept_workers, cpus, "accept_workers defaults to the online CPUs");
@@ -260,7 +263,7 @@ static const struct bad_case bad_cases[] = {
         "level, connections, format or syslog_socket)",
         "unknown log setting"},
     {"pool = { buffers = 4; };\n" UP LS,
-        ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory, splice or bulk_buffer_size)",
+        ":1: pool.buffers: unknown setting \"buffers\" (expected buffer_size, max_memory, splice, bulk_buffer_size or batch_writes)",
         "unknown pool setting"},
     {"limits = { max_conns = 4; };\n" UP LS,
         ":1: limits.max_conns: unknown setting \"max_conns\" (expected max_connections, max_connections_per_worker or source_table)",
@@ -399,6 +402,9 @@ static const struct bad_case bad_cases[] = {
     {"pool = { splice = \"yes\"; };\n" UP LS,
         ":1: pool.splice: expected true or false",
         "splice not a boolean"},
+    {"pool = {\n  batch_writes = 1;\n};\n" UP LS,
+        ":2: pool.batch_writes: expected true or false",
+        "batch_writes not a boolean"},
     {"limits = { max_connections_per_worker = -1; };\n" UP LS,
         ":1: limits.max_connections_per_worker: must be between 0 and 10000000",
         "negative per-worker limit"},
