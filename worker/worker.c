@@ -356,6 +356,7 @@ accept_fd(struct worker *w, unsigned li, int fd_listen, unsigned max)
 	for (unsigned i = 0; i < max; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
+		unsigned turn;
 		int fd;
 
 		if (w->active >= w->max_active) {
@@ -399,9 +400,14 @@ accept_fd(struct worker *w, unsigned li, int fd_listen, unsigned max)
 			}
 		}
 		addr_unix_terminate(&peer, plen);
+		turn = w->paused & (WORKER_PAUSE_FAIR | WORKER_PAUSE_DUTY);
 		relay_start(w, fd, li, (struct sockaddr *)&peer);
-		if (w->paused)
-			return -1; /* that client made us pause (descriptors, memory) */
+		/* That client made us pause (descriptors, memory). Being off
+		 * duty or in a fairness turn already does not stop us: a
+		 * reuseport socket is accepted whatever the turn, and a
+		 * draining worker empties its queue (it would be reset). */
+		if (w->paused & ~turn)
+			return -1;
 	}
 	return 0;
 }
