@@ -652,6 +652,63 @@ failed_grow(void)
 	h_stop_sluiced(master, SIGTERM, 10000);
 }
 
+/* A reload that drops the reuseport listener while clients wait in its
+ * sockets' queues (both workers stopped, so nobody took them): the master
+ * lets go of its copies, and the old workers, let go in turn, accept those
+ * clients while they drain: every one is served, then the port is free. */
+static void
+removed_listener(void)
+{
+	struct lsock ls[MAXS];
+	pid_t master, pids[MAXS];
+	uint32_t gen, g2;
+	unsigned queued = 0;
+	int n, got;
+
+	port = h_free_port();
+	shared_port = h_free_port();
+	write_conf(2, 0);
+	master = h_sluiced_start(conf_path, port, 2);
+	gen = wait_generation(0, 2);
+	if (gen == 0 || workers_now(pids, MAXS, &gen) != 2)
+		bail("2 workers do not run");
+	kill(pids[0], SIGSTOP);
+	kill(pids[1], SIGSTOP);
+	for (int i = 0; i < 8; i++)
+		(void)hold_one();
+	n = listening(ls, MAXS);
+	for (int i = 0; i < n; i++)
+		queued += ls[i].queue;
+	ok(nheld == 8 && queued == 8, "both workers stopped: 8 clients wait in the queues of %d "
+	                              "sockets (%u)", n, queued);
+	h_write_file(conf_path,
+	    "workers = 2;\n"
+	    "pid_file = \"%s\";\n"
+	    "stats_file = \"%s\";\n"
+	    "log = { target = \"stderr\"; level = \"debug\"; };\n"
+	    "timeouts = { drain = \"60s\"; };\n"
+	    "upstreams = ( { name = \"app\"; servers = ( \"127.0.0.1:%d\" ); } );\n"
+	    "listeners = ( { listen = \"127.0.0.1:%d\"; upstream = \"app\"; } );\n",
+	    h_pidfile(), h_statsfile(), echo_port, shared_port);
+	kill(master, SIGHUP);
+	{
+		uint64_t end = h_now_ms() + 30000;
+		pid_t now[MAXS];
+
+		g2 = gen;
+		while (h_now_ms() < end && (workers_now(now, MAXS, &g2) != 2 || g2 == gen))
+			h_nap(20);
+	}
+	ok(g2 > gen, "a reload without the reuseport listener: the new workers run");
+	kill(pids[0], SIGCONT);
+	kill(pids[1], SIGCONT);
+	got = held_echoes(20000);
+	ok(got == 8, "the old workers, let go, drain: all 8 queued clients are served (%d)", got);
+	ok(wait_generation(g2 - 1, 2) != 0 && listening(ls, MAXS) == 0,
+	    "  the old workers leave and nothing listens on the dropped port");
+	h_stop_sluiced(master, SIGTERM, 10000);
+}
+
 int
 main(void)
 {
@@ -661,7 +718,7 @@ main(void)
 	uint32_t gen;
 	char line[256];
 	uint64_t acc0[MAXS], acc1[MAXS];
-	int held[90];
+	int spread[90];
 	int n, which = -1, same, rc;
 	pid_t stopped;
 
@@ -689,8 +746,8 @@ main(void)
 	if (accepted_by_worker(acc0) == -1)
 		bail("cannot read the statistics");
 	for (int i = 0; i < 90; i++) {
-		held[i] = h_connect(port, 5000);
-		if (held[i] == -1 || h_round_trip(held[i], 5000) != 0)
+		spread[i] = h_connect(port, 5000);
+		if (spread[i] == -1 || h_round_trip(spread[i], 5000) != 0)
 			bail("client %d got no echo", i);
 	}
 	ok(every_worker_accepted(3, line, sizeof(line)), "90 clients reach every worker (%s)",
@@ -705,7 +762,7 @@ main(void)
 		ok(even, "in turn: each of 3 workers took 30 +- 3 of the 90 (%s)", line);
 	}
 	for (int i = 0; i < 90; i++)
-		close(held[i]);
+		close(spread[i]);
 
 	/* Reloads under load: the same sockets, and no client lost. */
 	n = listening(before, MAXS);
@@ -878,6 +935,7 @@ main(void)
 	ok(!h_alive(master), "the upgraded master stopped");
 
 	failed_grow();
+	removed_listener();
 	done_testing();
 	return tap_exit();
 }
