@@ -388,7 +388,7 @@ master_title_has(const char *needle)
 static void
 test_reload_drain(void)
 {
-	char bad[512];
+	char bad[2048];
 	int fd, status;
 	long until;
 
@@ -473,7 +473,9 @@ raw_connect(void)
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	if (strlen(sockpath) >= sizeof(sun.sun_path))
+		bail("socket path too long: %s", sockpath);
+	memcpy(sun.sun_path, sockpath, strlen(sockpath) + 1);
 	if (fd != -1 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		close(fd);
 		return -1;

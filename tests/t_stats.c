@@ -347,24 +347,24 @@ test_directory(void)
 	    r.servers[0].first_generation == 1, "and its entry follows the new weight");
 	is(r.hdr->servers_used, 3, "three server entries");
 	{
-		struct stats_server_admin a = stats_admin_get(&r, 1);
+		struct stats_server_admin adm = stats_admin_get(&r, 1);
 
-		ok(a.state == STATS_ADMIN_READY && a.weight == STATS_WEIGHT_CONFIG,
+		ok(adm.state == STATS_ADMIN_READY && adm.weight == STATS_WEIGHT_CONFIG,
 		    "a new server row starts ready, with the config's weight");
 		stats_admin_set(&w, 1, STATS_ADMIN_DRAIN, 7);
-		a = stats_admin_get(&r, 1);
-		ok(a.state == STATS_ADMIN_DRAIN && a.weight == 7,
+		adm = stats_admin_get(&r, 1);
+		ok(adm.state == STATS_ADMIN_DRAIN && adm.weight == 7,
 		    "the master's admin state and weight reach a reader");
 		stats_admin_set(&r, 1, STATS_ADMIN_MAINT, 1);
-		a = stats_admin_get(&r, 1);
-		ok(a.state == STATS_ADMIN_DRAIN && a.weight == 7,
+		adm = stats_admin_get(&r, 1);
+		ok(adm.state == STATS_ADMIN_DRAIN && adm.weight == 7,
 		    "a read-only mapping cannot set them");
 		is(stats_server_row(&w, "app", SA(s2), "localhost:9001", 3, 1, 2), 1,
 		    "the drained server keeps its row in a later generation");
-		a = stats_admin_get(&r, 1);
-		ok(a.state == STATS_ADMIN_DRAIN && a.weight == 7, "and its admin state with it");
-		a = stats_admin_get(&r, STATS_SERVERS);
-		ok(a.state == STATS_ADMIN_READY && a.weight == STATS_WEIGHT_CONFIG,
+		adm = stats_admin_get(&r, 1);
+		ok(adm.state == STATS_ADMIN_DRAIN && adm.weight == 7, "and its admin state with it");
+		adm = stats_admin_get(&r, STATS_SERVERS);
+		ok(adm.state == STATS_ADMIN_READY && adm.weight == STATS_WEIGHT_CONFIG,
 		    "an out-of-range row reads as ready with the config's weight");
 		ok(stats_admin_parse("maint") == STATS_ADMIN_MAINT &&
 		    stats_admin_parse("ready") == STATS_ADMIN_READY &&
@@ -1342,10 +1342,10 @@ test_attach_errors(void)
 	ok(patch(path_of("version"), offsetof(struct stats_header, version), &u32, 4) == 0,
 	    "patched version");
 	{
-		char want[64];
+		char msg[64];
 
-		snprintf(want, sizeof(want), "layout version %u", STATS_VERSION + 1);
-		attach_fails("version", want, "wrong version");
+		snprintf(msg, sizeof(msg), "layout version %u", STATS_VERSION + 1);
+		attach_fails("version", msg, "wrong version");
 	}
 
 	u32 = sizeof(struct stats_header) + 64;
