@@ -252,6 +252,55 @@ test_all(void)
 	h_kill(echod);
 }
 
+/* Light load: a worker above the mean sits out a turn so that the others
+ * take the next clients; when the other worker cannot (stopped), clients
+ * must still be served at once by the one that can, long before the master
+ * would replace the stopped one (5 s without a heartbeat). */
+static void
+test_light_stopped(void)
+{
+	int lport = h_free_port(), eport = h_free_port();
+	pid_t echod = h_echod_start(eport), master, pids[2], idle = 0;
+	const char *conf;
+	int good = 0;
+
+	conf = h_conf("light.conf", 2, lport, &eport, 1, "accept_workers = 2;\n");
+	master = h_sluiced_start(conf, lport, 2);
+	nfds = 0;
+	is(open_more(lport, 1), 1, "light load: one client held");
+	if (h_stats_running(pids, 2, 0) != 2)
+		bail("2 workers do not run");
+	{
+		struct stats_seg seg;
+		char err[256];
+
+		if (stats_attach(&seg, h_statsfile(), err, sizeof(err)) == -1)
+			bail("stats: %s", err);
+		for (uint32_t i = 0; i < seg.nslots; i++)
+			if (__atomic_load_n(&seg.slots[i].state, __ATOMIC_ACQUIRE) ==
+			        STATS_SLOT_RUNNING &&
+			    STATS_GET(&seg.slots[i], active) == 0)
+				idle = seg.slots[i].pid;
+		stats_detach(&seg);
+	}
+	ok(idle != 0 && kill(idle, SIGSTOP) == 0, "the worker holding none is stopped");
+	for (int i = 0; i < 6 && nfds < MAXC; i++) {
+		int fd = h_connect(lport, 2000);
+
+		good += fd != -1 && h_round_trip(fd, 2000) == 0;
+		fds[nfds++] = fd;
+	}
+	is(good, 6, "6 more clients are served within 2 s each by the worker above the mean");
+	if (idle != 0)
+		kill(idle, SIGCONT);
+	ok(h_stats_running(pids, 2, 0) == 2 && (pids[0] == idle || pids[1] == idle),
+	    "  the stopped worker was not replaced");
+	close_conns(0, nfds);
+	kill(master, SIGTERM);
+	is(h_wait_exit(master, 15000, NULL), 0, "sluiced stopped");
+	h_kill(echod);
+}
+
 /* sluiced -t refuses a bad accept_workers with file and line. */
 static void
 test_refused(void)
@@ -275,6 +324,7 @@ main(void)
 	test_all();
 	test_turns();
 	test_blocked();
+	test_light_stopped();
 	done_testing();
 	return tap_exit();
 }

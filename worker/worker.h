@@ -80,6 +80,7 @@ struct worker {
 	ev_io rp_w;             /* readable rp_epfd */
 	ev_timer accept_resume; /* re-arms accepting after EMFILE/ENFILE */
 	ev_timer fair_timer;    /* ends a fairness pause */
+	int light_turn;         /* sat out a turn at light load: take one next */
 
 	/* Monotonic time in seconds, read once per loop iteration before any
 	 * other callback (worker.c): every deadline and rate runs on it, so a
