@@ -7,12 +7,14 @@
  * counts (kept apart from the table) never pass the limit, and processes
  * killed in the middle, in a count or a claim, whose ledgers the "master"
  * (this test) takes back. */
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "srclimit.h"
@@ -169,8 +171,12 @@ paused_get(struct srclimit *t, struct srclimit_ledger *l, const uint8_t key[16],
 		srclimit_test_pause = pause_here;
 		_exit(srclimit_get(t, l, key, 1, 1, 0) + 1);
 	}
-	if (read(pause_tell[0], &c, 1) != 1)
-		bail("the paused child did not get there");
+	{
+		struct pollfd p = { .fd = pause_tell[0], .events = POLLIN };
+
+		if (poll(&p, 1, 10000) != 1 || read(pause_tell[0], &c, 1) != 1)
+			bail("the paused child did not get there within 10 s");
+	}
 	return pid;
 }
 
@@ -414,8 +420,16 @@ main(void)
 			fls[0] = srclimit_ledger_create(f);
 			if ((pid = fork()) == 0)
 				claimer(f, fls[0], 200000u + 10000u * (unsigned)p, at);
-			while (*at < 200000u + 10000u * (unsigned)p + 50u + (unsigned)p * 37u)
-				;
+			{
+				/* Until the child is that far, within 10 s. */
+				struct timespec t0, t1;
+
+				clock_gettime(CLOCK_MONOTONIC, &t0);
+				do
+					clock_gettime(CLOCK_MONOTONIC, &t1);
+				while (*at < 200000u + 10000u * (unsigned)p + 50u + (unsigned)p * 37u &&
+				       t1.tv_sec - t0.tv_sec < 10);
+			}
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			srclimit_reconcile(f, fls[0]);
